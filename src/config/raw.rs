@@ -1,0 +1,130 @@
+//! The config file as written: a superset of TBXark/mcp-proxy's v2 schema and of
+//! Claude Desktop's `mcpServers` file. Only shape lives here; meaning and checks
+//! live in `validate`. Unknown keys are rejected so that typos surface, but every
+//! key TBXark accepts is accepted (the ones the hub does not act on are warned about).
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct File {
+    pub mcp_proxy: Option<Proxy>,
+    #[serde(default)]
+    pub mcp_servers: IndexMap<String, Server>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Proxy {
+    #[serde(rename = "baseURL")]
+    pub base_url: Option<String>,
+    pub addr: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    /// TBXark serves one transport; the hub always serves both, so this is only checked.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub options: Option<ProxyOptions>,
+}
+
+/// `mcpProxy.options`: TBXark's options (inherited by every server) plus hub-wide settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProxyOptions {
+    #[serde(flatten)]
+    pub common: Options,
+    pub allowed_origins: Option<Vec<String>>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub cors: Option<Cors>,
+    pub max_body_size: Option<Size>,
+    pub sse_keep_alive: Option<String>,
+    pub session_idle_timeout: Option<String>,
+    pub shutdown_timeout: Option<String>,
+}
+
+/// Options TBXark knows, valid at both levels.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Options {
+    pub panic_if_invalid: Option<bool>,
+    pub log_enabled: Option<bool>,
+    pub auth_tokens: Option<Vec<String>>,
+    pub tool_filter: Option<ToolFilter>,
+    pub disabled: Option<bool>,
+    /// Accepted for TBXark compatibility; not acted on.
+    pub metrics: Option<Value>,
+    /// Accepted for TBXark compatibility; not acted on.
+    pub oauth2: Option<Value>,
+}
+
+/// A server's `options` block. A separate type so hub-wide keys are rejected here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerOptions {
+    #[serde(flatten)]
+    pub common: Options,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolFilter {
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub list: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    #[serde(default)]
+    pub origins: Vec<String>,
+}
+
+/// A size: bytes as an integer, or a string such as "4MiB" or "512 KB".
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+/// A duration: "30s"-style text, or an integer of nanoseconds as Go's
+/// `time.Duration` writes it (TBXark's `timeout`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum GoDuration {
+    Nanos(u64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Server {
+    /// TBXark: "stdio" | "sse" | "streamable-http".
+    pub transport_type: Option<String>,
+    /// Claude Desktop / Claude Code: "stdio" | "sse" | "http" | "streamable-http".
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+    pub url: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub timeout: Option<GoDuration>,
+    pub options: Option<ServerOptions>,
+    /// "shared" (default) or "per-client".
+    pub session: Option<String>,
+    /// "lazy" (default) or "eager".
+    pub start: Option<String>,
+    /// Stop a shared child after this long without any client session.
+    pub idle_timeout: Option<String>,
+    /// How long the child may take to answer `initialize` (first `npx -y` downloads).
+    pub init_timeout: Option<String>,
+}

@@ -1,0 +1,88 @@
+//! mcp-hub: entry point. Parses the command line, sets up logging, builds the
+//! runtime and runs the chosen command. Everything else lives in the modules.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod config;
+mod http;
+mod hub;
+mod jsonrpc;
+mod listen;
+mod session;
+mod supervisor;
+mod transport;
+mod upstream;
+
+use anyhow::Context;
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command.unwrap_or(cli::Command::Serve { listen: None }) {
+        cli::Command::Check => match config::load(&cli.config) {
+            Ok(cfg) => {
+                print!("{}", cli::check_report(&cfg));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        cli::Command::Serve { listen } => {
+            init_logging();
+            let result = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")
+                .and_then(|rt| rt.block_on(serve(cli.config, listen)));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("MCP_HUB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn serve(config_path: std::path::PathBuf, listen: Option<String>) -> anyhow::Result<()> {
+    let cfg = config::load(&config_path)?;
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let addr = listen.unwrap_or_else(|| cfg.hub.addr.clone());
+    let listener = listen::bind(&addr).await?;
+    tracing::info!("listening on {} with {} server(s) from {}", listen::describe(&listener), cfg.servers.len(), config_path.display());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let hub = hub::Hub::new(cfg);
+    let drain = hub.settings.shutdown_timeout;
+    let app = http::App::new(hub.clone(), stop_rx);
+    let server = tokio::spawn(http::serve(app, listener, drain));
+
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    let _ = stop_tx.send(true);
+    hub.shutdown(drain).await;
+    let _ = tokio::time::timeout(drain, server).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! `per-client` sessions: one child per client session, messages forwarded
+//! verbatim, the client's own `initialize` included. For stateful servers (a
+//! browser, a REPL) that must not be shared.
+//!
+//! The hub still keeps two promises here: `toolFilter` applies, and every request
+//! in flight is answered with an error when the child dies or does not answer in
+//! time. When the child dies the session ends; the client gets 404 on its next
+//! request and initializes again, which starts a fresh child.
+
+use super::{blocked_call, filter_tool_list, Downstream};
+use crate::config::{ServerConfig, StdioSpec};
+use crate::jsonrpc::{Id, Kind, Message, TIMEOUT_ERROR, UPSTREAM_ERROR};
+use crate::supervisor::{describe_exit, stop_child, Supervisor};
+use crate::upstream::stdio::StdioChild;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+struct InFlight {
+    deadline: Instant,
+    tool_list: bool,
+    method: String,
+}
+
+pub struct Passthrough {
+    cfg: Arc<ServerConfig>,
+    sup: Arc<Supervisor>,
+    tx: mpsc::Sender<Message>,
+    inflight: Mutex<HashMap<Id, InFlight>>,
+    sink: Arc<dyn Downstream>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Passthrough {
+    pub fn open(
+        cfg: Arc<ServerConfig>,
+        spec: &StdioSpec,
+        sup: Arc<Supervisor>,
+        sink: Arc<dyn Downstream>,
+    ) -> Result<Arc<Passthrough>, String> {
+        let child = sup.start_per_client(spec).map_err(|e| format!("server {:?}: {e}", cfg.name))?;
+        tracing::info!(mcp_server = %cfg.name, pid = child.pid.unwrap_or(0), "started per-client child");
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let p = Arc::new(Passthrough {
+            cfg,
+            sup: sup.clone(),
+            tx: child.tx.clone(),
+            inflight: Mutex::new(HashMap::new()),
+            sink,
+            stop: Mutex::new(Some(stop_tx)),
+        });
+        sup.session_opened();
+        tokio::spawn(p.clone().pump(child, stop_rx));
+        Ok(p)
+    }
+
+    fn inflight(&self) -> std::sync::MutexGuard<'_, HashMap<Id, InFlight>> {
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub async fn send(&self, msg: Message) {
+        if let Ok(Kind::Request { id, method }) = msg.kind() {
+            if let Some(err) = blocked_call(self.cfg.tool_filter.as_ref(), &id, &msg) {
+                self.sink.deliver(err);
+                return;
+            }
+            let entry = InFlight {
+                deadline: Instant::now() + self.cfg.request_timeout,
+                tool_list: method == "tools/list",
+                method: method.to_string(),
+            };
+            self.inflight().insert(id.clone(), entry);
+            if self.tx.send(msg).await.is_err() && self.inflight().remove(&id).is_some() {
+                let e = format!("server {:?}: the child has exited", self.cfg.name);
+                self.sink.deliver(Message::error(Some(id), UPSTREAM_ERROR, e));
+            }
+            return;
+        }
+        let _ = self.tx.send(msg).await;
+    }
+
+    /// Ends the session: the child is stopped gracefully.
+    pub fn close(&self) {
+        if let Some(tx) = self.stop.lock().ok().and_then(|mut s| s.take()) {
+            let _ = tx.send(());
+        }
+    }
+
+    fn from_upstream(&self, mut msg: Message) {
+        if let Ok(Kind::Response { id }) = msg.kind() {
+            let Some(entry) = self.inflight().remove(&id) else {
+                return; // answered already (timed out): never answer twice
+            };
+            if entry.tool_list {
+                if let (Some(f), Some(r)) = (&self.cfg.tool_filter, msg.result_mut()) {
+                    filter_tool_list(f, r);
+                }
+            }
+        }
+        self.sink.deliver(msg);
+    }
+
+    fn fail_inflight(&self, why: &str) {
+        let all: Vec<Id> = self.inflight().drain().map(|(id, _)| id).collect();
+        for id in all {
+            self.sink.deliver(Message::error(Some(id), UPSTREAM_ERROR, format!("{why}; the request was lost")));
+        }
+    }
+
+    fn sweep(&self) {
+        let now = Instant::now();
+        let expired: Vec<(Id, String)> = {
+            let mut map = self.inflight();
+            let ids: Vec<Id> = map.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| id.clone()).collect();
+            ids.into_iter().filter_map(|id| map.remove(&id).map(|f| (id, f.method))).collect()
+        };
+        for (id, method) in expired {
+            let secs = self.cfg.request_timeout.as_secs_f64();
+            let e = format!("server {:?} did not answer {method} within {secs}s", self.cfg.name);
+            let params = serde_json::json!({"requestId": id.to_value(), "reason": "timed out in mcp-hub"});
+            let _ = self.tx.try_send(Message::notification("notifications/cancelled", Some(params)));
+            self.sink.deliver(Message::error(Some(id), TIMEOUT_ERROR, e));
+        }
+    }
+
+    async fn pump(self: Arc<Self>, mut child: StdioChild, mut stop: oneshot::Receiver<()>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                m = child.rx.recv() => match m {
+                    Some(m) => self.from_upstream(m),
+                    None => break,
+                },
+                _ = tick.tick() => self.sweep(),
+                _ = &mut stop => {
+                    self.sup.session_closed();
+                    stop_child(&self.cfg.name, child).await;
+                    self.sup.per_client_exited(None);
+                    return;
+                }
+            }
+        }
+        let why = match tokio::time::timeout(Duration::from_millis(500), child.child.wait()).await {
+            Ok(status) => describe_exit(status),
+            Err(_) => "closed its stdout".into(),
+        };
+        let why = match child.last_stderr() {
+            Some(l) => format!("{why} (last stderr: {l})"),
+            None => why,
+        };
+        tracing::warn!(mcp_server = %self.cfg.name, "per-client child {why}; ending its session");
+        self.fail_inflight(&format!("server {:?}: the child {why}", self.cfg.name));
+        self.sink.closed(&why);
+        self.sup.session_closed();
+        stop_child(&self.cfg.name, child).await;
+        self.sup.per_client_exited(Some(why));
+    }
+}

@@ -1,0 +1,635 @@
+//! `shared` sessions: one upstream child serves every client of a server.
+//!
+//! The hub initializes the child once, with its own client info, and answers each
+//! client's `initialize` from the cached result. Requests get hub-owned numeric ids
+//! on the way up and their own ids back on the way down, so twenty clients can use
+//! id 1 at once. The same goes for progress tokens (replaced by the upstream id of
+//! the request that carries them), `notifications/cancelled` in both directions, and
+//! server→client requests (sampling, elicitation, roots), which go to the client
+//! with the most recent request in flight: stdio gives no better hint. Notifications
+//! that belong to no request (list_changed, logging) go to every client.
+//!
+//! One driver task per server owns the child: it starts it when the first client
+//! arrives (or at boot when `start` is `eager`), restarts it after a crash with the
+//! supervisor's backoff, stops it when idle, and fails every request in flight the
+//! moment the child's stdout closes.
+
+use super::{blocked_call, filter_tool_list, Downstream, LATEST_PROTOCOL, PROTOCOL_VERSIONS};
+use crate::config::{ServerConfig, StdioSpec};
+use crate::jsonrpc::{Id, Kind, Message, TIMEOUT_ERROR, UPSTREAM_ERROR};
+use crate::supervisor::{describe_exit, stop_child, State, Supervisor};
+use crate::upstream::stdio::StdioChild;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Notify};
+
+/// Readiness of the upstream as clients see it.
+#[derive(Clone, Debug, PartialEq)]
+enum Ready {
+    Idle,
+    Starting,
+    Up,
+    /// Crashed; restarting after the backoff.
+    Down(String),
+    Failed(String),
+    Stopped,
+}
+
+struct Pending {
+    client: u64,
+    orig: Id,
+    progress: Option<Value>,
+    tool_list: bool,
+    method: String,
+    deadline: Instant,
+}
+
+struct Inner {
+    clients: HashMap<u64, Arc<dyn Downstream>>,
+    next_client: u64,
+    next_id: u64,
+    pending: HashMap<u64, Pending>,
+    by_client: HashMap<(u64, Id), u64>,
+    /// Hub id toward a client → (client, the upstream's own id).
+    server_reqs: HashMap<u64, (u64, Id)>,
+    tx: Option<mpsc::Sender<Message>>,
+    init_result: Option<Value>,
+    last_session_end: Instant,
+}
+
+pub struct Shared {
+    cfg: Arc<ServerConfig>,
+    spec: StdioSpec,
+    sup: Arc<Supervisor>,
+    inner: Mutex<Inner>,
+    wake: Notify,
+    ready: watch::Sender<Ready>,
+    stop: watch::Sender<bool>,
+}
+
+enum Outcome {
+    Crashed(String),
+    Idle,
+    Stopped,
+}
+
+impl Shared {
+    pub fn new(cfg: Arc<ServerConfig>, spec: StdioSpec, sup: Arc<Supervisor>) -> Arc<Shared> {
+        Arc::new(Shared {
+            cfg,
+            spec,
+            sup,
+            inner: Mutex::new(Inner {
+                clients: HashMap::new(),
+                next_client: 1,
+                next_id: 1,
+                pending: HashMap::new(),
+                by_client: HashMap::new(),
+                server_reqs: HashMap::new(),
+                tx: None,
+                init_result: None,
+                last_session_end: Instant::now(),
+            }),
+            wake: Notify::new(),
+            ready: watch::Sender::new(Ready::Idle),
+            stop: watch::Sender::new(false),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn attach(self: &Arc<Self>, sink: Arc<dyn Downstream>) -> Client {
+        let id = {
+            let mut i = self.lock();
+            let id = i.next_client;
+            i.next_client += 1;
+            i.clients.insert(id, sink);
+            id
+        };
+        self.sup.session_opened();
+        self.wake.notify_one();
+        Client { id, shared: self.clone() }
+    }
+
+    /// Starts the driver task. It runs until [`Shared::shutdown`].
+    pub fn spawn_driver(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move { me.run().await })
+    }
+
+    /// Stops the child gracefully and ends the driver; every session gets an error.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    fn wanted(&self) -> bool {
+        self.cfg.eager || !self.lock().clients.is_empty()
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut stop = self.stop.subscribe();
+        loop {
+            while !self.wanted() {
+                if !matches!(*self.ready.borrow(), Ready::Failed(_)) {
+                    self.ready.send_replace(Ready::Idle);
+                }
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = stop.changed() => {}
+                }
+                if *stop.borrow() {
+                    break;
+                }
+            }
+            if *stop.borrow() {
+                self.fail_all("the hub is shutting down");
+                self.ready.send_replace(Ready::Stopped);
+                self.sup.stopped();
+                return;
+            }
+            self.ready.send_replace(Ready::Starting);
+            match self.run_once(&mut stop).await {
+                Outcome::Stopped => {
+                    self.fail_all("the hub is shutting down");
+                    self.ready.send_replace(Ready::Stopped);
+                    self.sup.stopped();
+                    return;
+                }
+                Outcome::Idle => {
+                    tracing::info!(mcp_server = %self.cfg.name, "stopped idle child");
+                    self.sup.stopped();
+                }
+                Outcome::Crashed(err) => {
+                    let msg = format!("server {:?}: {err}", self.cfg.name);
+                    self.fail_all(&msg);
+                    let delay = self.sup.crashed(err.clone());
+                    let failed = self.sup.state() == State::Failed;
+                    tracing::warn!(mcp_server = %self.cfg.name, "{err}; restarting in {}s{}", delay.as_secs(),
+                        if failed { " (crash loop: marked failed)" } else { "" });
+                    self.ready.send_replace(if failed { Ready::Failed(err) } else { Ready::Down(err) });
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn init_params(&self) -> Value {
+        json!({
+            "protocolVersion": LATEST_PROTOCOL,
+            "capabilities": {"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}},
+            "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}
+        })
+    }
+
+    async fn run_once(&self, stop: &mut watch::Receiver<bool>) -> Outcome {
+        let mut child = match self.sup.start_shared(&self.spec) {
+            Ok(c) => c,
+            Err(e) => return Outcome::Crashed(e.to_string()),
+        };
+        tracing::info!(mcp_server = %self.cfg.name, pid = child.pid.unwrap_or(0), "started {}", self.spec.command);
+        let init_id = {
+            let mut i = self.lock();
+            i.next_id += 1;
+            i.next_id - 1
+        };
+        let _ = child.tx.send(Message::request(init_id.into(), "initialize", self.init_params())).await;
+        let deadline = tokio::time::Instant::now() + self.cfg.init_timeout;
+        let result = loop {
+            tokio::select! {
+                m = child.rx.recv() => match m {
+                    None => return self.reap(child, "exited during initialize").await,
+                    Some(m) if m.is_response() && m.id().and_then(|i| i.as_u64()) == Some(init_id) => {
+                        if let Some(err) = m.0.get("error") {
+                            stop_child(&self.cfg.name, child).await;
+                            return Outcome::Crashed(format!("initialize failed: {err}"));
+                        }
+                        break m.result().cloned().unwrap_or(Value::Null);
+                    }
+                    Some(other) => self.from_upstream(other, &child.tx),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    stop_child(&self.cfg.name, child).await;
+                    return Outcome::Crashed(format!("did not answer initialize within {}s", self.cfg.init_timeout.as_secs()));
+                }
+                _ = stop.changed() => {
+                    stop_child(&self.cfg.name, child).await;
+                    return Outcome::Stopped;
+                }
+            }
+        };
+        let _ = child.tx.send(Message::notification("notifications/initialized", None)).await;
+        {
+            let mut i = self.lock();
+            i.init_result = Some(result);
+            i.tx = Some(child.tx.clone());
+        }
+        self.sup.ready();
+        self.ready.send_replace(Ready::Up);
+        tracing::info!(mcp_server = %self.cfg.name, "ready");
+
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                m = child.rx.recv() => match m {
+                    Some(m) => self.from_upstream(m, &child.tx),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    self.sweep_deadlines();
+                    if self.idle_expired() {
+                        self.lock().tx = None;
+                        stop_child(&self.cfg.name, child).await;
+                        return Outcome::Idle;
+                    }
+                }
+                _ = stop.changed() => {
+                    self.lock().tx = None;
+                    stop_child(&self.cfg.name, child).await;
+                    return Outcome::Stopped;
+                }
+            }
+        }
+        self.lock().tx = None;
+        self.reap(child, "closed its stdout").await
+    }
+
+    /// The child's stdout closed: collect its exit status (or stop it) and describe the crash.
+    async fn reap(&self, mut child: StdioChild, what: &str) -> Outcome {
+        let why = match tokio::time::timeout(Duration::from_millis(500), child.child.wait()).await {
+            Ok(status) => describe_exit(status),
+            Err(_) => {
+                let w = format!("{what} but kept running");
+                stop_child(&self.cfg.name, child).await;
+                return Outcome::Crashed(w);
+            }
+        };
+        let last = child.last_stderr();
+        Outcome::Crashed(match last {
+            Some(line) => format!("{why} (last stderr: {line})"),
+            None => why,
+        })
+    }
+
+    fn idle_expired(&self) -> bool {
+        let Some(idle) = self.cfg.idle_timeout else { return false };
+        let i = self.lock();
+        !self.cfg.eager && i.clients.is_empty() && i.last_session_end.elapsed() >= idle
+    }
+
+    /// Waits until the upstream is initialized, starting it if needed.
+    async fn ensure_ready(&self) -> Result<(), String> {
+        if *self.ready.borrow() == Ready::Up {
+            return Ok(());
+        }
+        let mut rx = self.ready.subscribe();
+        let deadline = tokio::time::Instant::now() + self.cfg.init_timeout;
+        loop {
+            match &*rx.borrow_and_update() {
+                Ready::Up => return Ok(()),
+                Ready::Failed(e) => return Err(format!("server {:?} is failing: {e}", self.cfg.name)),
+                Ready::Stopped => return Err(format!("server {:?} is stopped", self.cfg.name)),
+                _ => {}
+            }
+            self.wake.notify_one();
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                let state = rx.borrow().clone();
+                let why = match state {
+                    Ready::Down(e) => format!(": {e}"),
+                    _ => String::new(),
+                };
+                return Err(format!(
+                    "server {:?} did not become ready within {}s{why}",
+                    self.cfg.name,
+                    self.cfg.init_timeout.as_secs()
+                ));
+            }
+        }
+    }
+
+    fn deliver(&self, client: u64, msg: Message) {
+        let sink = self.lock().clients.get(&client).cloned();
+        if let Some(s) = sink {
+            s.deliver(msg);
+        }
+    }
+
+    /// Routes one message from the child.
+    fn from_upstream(&self, mut msg: Message, tx: &mpsc::Sender<Message>) {
+        let kind = match msg.kind() {
+            Ok(Kind::Response { id }) => id.as_u64().map(Route::Response),
+            Ok(Kind::Request { id, method }) if method == "ping" => {
+                let _ = tx.try_send(Message::response(id, json!({})));
+                None
+            }
+            Ok(Kind::Request { id, .. }) => Some(Route::Request(id)),
+            Ok(Kind::Notification { method }) => Some(match method {
+                "notifications/progress" => Route::Progress,
+                "notifications/cancelled" => Route::Cancelled,
+                _ => Route::Broadcast,
+            }),
+            Err(_) => None,
+        };
+        match kind {
+            None => {}
+            Some(Route::Response(up)) => {
+                let (p, sink) = {
+                    let mut i = self.lock();
+                    let Some(p) = i.pending.remove(&up) else { return };
+                    i.by_client.remove(&(p.client, p.orig.clone()));
+                    let sink = i.clients.get(&p.client).cloned();
+                    (p, sink)
+                };
+                if p.tool_list {
+                    if let (Some(f), Some(r)) = (&self.cfg.tool_filter, msg.result_mut()) {
+                        filter_tool_list(f, r);
+                    }
+                }
+                msg.set_id(&p.orig);
+                if let Some(s) = sink {
+                    s.deliver(msg);
+                }
+            }
+            Some(Route::Request(up_id)) => {
+                let target = {
+                    let mut i = self.lock();
+                    // The most recent request in flight has the highest upstream id.
+                    let client = i
+                        .pending
+                        .iter()
+                        .max_by_key(|(k, _)| **k)
+                        .map(|(_, p)| p.client)
+                        .or_else(|| i.clients.keys().min().copied());
+                    client.map(|c| {
+                        let hub_id = i.next_id;
+                        i.next_id += 1;
+                        i.server_reqs.insert(hub_id, (c, up_id.clone()));
+                        (c, hub_id)
+                    })
+                };
+                match target {
+                    Some((c, hub_id)) => {
+                        msg.set_id(&hub_id.into());
+                        self.deliver(c, msg);
+                    }
+                    None => {
+                        let m = msg.method().unwrap_or("").to_string();
+                        let _ = tx.try_send(Message::error(Some(up_id), UPSTREAM_ERROR, format!("no client is connected to answer {m}")));
+                    }
+                }
+            }
+            Some(Route::Progress) => {
+                let token = msg.params().and_then(|p| p.get("progressToken")).and_then(Value::as_u64);
+                let target = token.and_then(|t| {
+                    let i = self.lock();
+                    let p = i.pending.get(&t)?;
+                    Some((p.client, p.progress.clone()?))
+                });
+                if let Some((c, orig)) = target {
+                    if let Some(p) = msg.params_mut() {
+                        p.insert("progressToken".into(), orig);
+                    }
+                    self.deliver(c, msg);
+                }
+            }
+            Some(Route::Cancelled) => {
+                let req = msg.params().and_then(|p| p.get("requestId")).and_then(Id::from_value);
+                let target = req.and_then(|r| {
+                    let mut i = self.lock();
+                    let hub_id = i.server_reqs.iter().find(|(_, (_, up))| *up == r).map(|(h, _)| *h)?;
+                    let (c, _) = i.server_reqs.remove(&hub_id)?;
+                    Some((c, hub_id))
+                });
+                if let Some((c, hub_id)) = target {
+                    if let Some(p) = msg.params_mut() {
+                        p.insert("requestId".into(), hub_id.into());
+                    }
+                    self.deliver(c, msg);
+                }
+            }
+            Some(Route::Broadcast) => {
+                let sinks: Vec<_> = self.lock().clients.values().cloned().collect();
+                for s in sinks {
+                    s.deliver(msg.clone());
+                }
+            }
+        }
+    }
+
+    /// Answers every request in flight with an error (the child died or the hub stops).
+    fn fail_all(&self, why: &str) {
+        let (failed, sinks) = {
+            let mut i = self.lock();
+            i.tx = None;
+            i.by_client.clear();
+            i.server_reqs.clear();
+            let failed: Vec<_> = i.pending.drain().map(|(_, p)| p).collect();
+            (failed, i.clients.clone())
+        };
+        for p in failed {
+            if let Some(s) = sinks.get(&p.client) {
+                s.deliver(Message::error(Some(p.orig), UPSTREAM_ERROR, format!("{why}; the request was lost")));
+            }
+        }
+    }
+
+    fn sweep_deadlines(&self) {
+        let now = Instant::now();
+        let (expired, tx) = {
+            let mut i = self.lock();
+            if i.pending.is_empty() {
+                return;
+            }
+            let ids: Vec<u64> = i.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(k, _)| *k).collect();
+            let mut out = Vec::new();
+            for up in ids {
+                if let Some(p) = i.pending.remove(&up) {
+                    i.by_client.remove(&(p.client, p.orig.clone()));
+                    let sink = i.clients.get(&p.client).cloned();
+                    out.push((up, p, sink));
+                }
+            }
+            (out, i.tx.clone())
+        };
+        for (up, p, sink) in expired {
+            let secs = self.cfg.request_timeout.as_secs_f64();
+            let err = format!("server {:?} did not answer {} within {secs}s", self.cfg.name, p.method);
+            if let Some(s) = sink {
+                s.deliver(Message::error(Some(p.orig), TIMEOUT_ERROR, err));
+            }
+            if let Some(tx) = &tx {
+                let params = json!({"requestId": up, "reason": "timed out in mcp-hub"});
+                let _ = tx.try_send(Message::notification("notifications/cancelled", Some(params)));
+            }
+        }
+    }
+}
+
+enum Route {
+    Response(u64),
+    Request(Id),
+    Progress,
+    Cancelled,
+    Broadcast,
+}
+
+/// One client session's handle on a shared upstream.
+pub struct Client {
+    id: u64,
+    shared: Arc<Shared>,
+}
+
+impl Client {
+    pub async fn send(&self, mut msg: Message) {
+        let sh = &self.shared;
+        let kind = match msg.kind() {
+            Ok(Kind::Request { id, method }) => Some((Some(id), method.to_string())),
+            Ok(Kind::Notification { method }) => Some((None, method.to_string())),
+            Ok(Kind::Response { id }) => {
+                let target = id.as_u64().and_then(|h| {
+                    let mut i = sh.lock();
+                    match i.server_reqs.get(&h) {
+                        Some((c, _)) if *c == self.id => {
+                            let (_, up) = i.server_reqs.remove(&h)?;
+                            Some((up, i.tx.clone()?))
+                        }
+                        _ => None,
+                    }
+                });
+                if let Some((up, tx)) = target {
+                    msg.set_id(&up);
+                    let _ = tx.send(msg).await;
+                }
+                return;
+            }
+            Err(_) => None,
+        };
+        let Some((id, method)) = kind else { return };
+        match (id, method.as_str()) {
+            (Some(id), "initialize") => {
+                let reply = match sh.ensure_ready().await {
+                    Ok(()) => {
+                        let mut result = sh.lock().init_result.clone().unwrap_or(Value::Null);
+                        let asked = msg.params().and_then(|p| p.get("protocolVersion")).and_then(Value::as_str);
+                        if let (Some(v), Some(obj)) = (asked, result.as_object_mut()) {
+                            if PROTOCOL_VERSIONS.contains(&v) {
+                                obj.insert("protocolVersion".into(), v.into());
+                            }
+                        }
+                        Message::response(id, result)
+                    }
+                    Err(e) => Message::error(Some(id), UPSTREAM_ERROR, e),
+                };
+                sh.deliver(self.id, reply);
+            }
+            (Some(id), "ping") => sh.deliver(self.id, Message::response(id, json!({}))),
+            (Some(id), _) => {
+                if let Some(err) = blocked_call(sh.cfg.tool_filter.as_ref(), &id, &msg) {
+                    sh.deliver(self.id, err);
+                    return;
+                }
+                if let Err(e) = sh.ensure_ready().await {
+                    sh.deliver(self.id, Message::error(Some(id), UPSTREAM_ERROR, e));
+                    return;
+                }
+                let progress = msg.progress_token().cloned();
+                let sent = {
+                    let mut i = sh.lock();
+                    match i.tx.clone() {
+                        None => None,
+                        Some(tx) => {
+                            let up = i.next_id;
+                            i.next_id += 1;
+                            i.by_client.insert((self.id, id.clone()), up);
+                            i.pending.insert(
+                                up,
+                                Pending {
+                                    client: self.id,
+                                    orig: id.clone(),
+                                    progress: progress.clone(),
+                                    tool_list: method == "tools/list",
+                                    method: method.clone(),
+                                    deadline: Instant::now() + sh.cfg.request_timeout,
+                                },
+                            );
+                            Some((up, tx))
+                        }
+                    }
+                };
+                let Some((up, tx)) = sent else {
+                    let e = format!("server {:?} is restarting; try again", sh.cfg.name);
+                    sh.deliver(self.id, Message::error(Some(id), UPSTREAM_ERROR, e));
+                    return;
+                };
+                msg.set_id(&up.into());
+                if progress.is_some() {
+                    msg.set_progress_token(up.into());
+                }
+                if tx.send(msg).await.is_err() {
+                    let lost = sh.lock().pending.remove(&up);
+                    if lost.is_some() {
+                        let e = format!("server {:?} went away before the request was sent", sh.cfg.name);
+                        sh.deliver(self.id, Message::error(Some(id), UPSTREAM_ERROR, e));
+                    }
+                }
+            }
+            (None, "notifications/initialized") => {}
+            (None, "notifications/cancelled") => {
+                let req = msg.params().and_then(|p| p.get("requestId")).and_then(Id::from_value);
+                let target = req.and_then(|r| {
+                    let mut i = sh.lock();
+                    let up = i.by_client.remove(&(self.id, r))?;
+                    i.pending.remove(&up);
+                    Some((up, i.tx.clone()?))
+                });
+                if let Some((up, tx)) = target {
+                    if let Some(p) = msg.params_mut() {
+                        p.insert("requestId".into(), up.into());
+                    }
+                    let _ = tx.send(msg).await;
+                }
+            }
+            (None, _) => {
+                let tx = sh.lock().tx.clone();
+                if let Some(tx) = tx {
+                    let _ = tx.send(msg).await;
+                }
+            }
+        }
+    }
+
+    pub fn close(&self) {
+        let sh = &self.shared;
+        let (cancel, tx) = {
+            let mut i = sh.lock();
+            if i.clients.remove(&self.id).is_none() {
+                return;
+            }
+            let mine: Vec<u64> = i.pending.iter().filter(|(_, p)| p.client == self.id).map(|(k, _)| *k).collect();
+            for up in &mine {
+                if let Some(p) = i.pending.remove(up) {
+                    i.by_client.remove(&(self.id, p.orig));
+                }
+            }
+            i.server_reqs.retain(|_, (c, _)| *c != self.id);
+            if i.clients.is_empty() {
+                i.last_session_end = Instant::now();
+            }
+            (mine, i.tx.clone())
+        };
+        if let Some(tx) = tx {
+            for up in cancel {
+                let params = json!({"requestId": up, "reason": "client session ended"});
+                let _ = tx.try_send(Message::notification("notifications/cancelled", Some(params)));
+            }
+        }
+        sh.sup.session_closed();
+        sh.wake.notify_one();
+    }
+}

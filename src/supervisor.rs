@@ -1,0 +1,255 @@
+//! Per-server lifecycle: the state `/status` shows, restart backoff, crash-loop
+//! detection, and the graceful stop of a child's whole process group.
+//!
+//! States: stopped → starting → ready → (crash) backoff → starting … and `failed`
+//! after a crash loop. Backoff doubles from 1 s to 60 s and resets after a run of
+//! [`STABLE_RUN`]. Five crashes in a row without a stable run mark the server
+//! `failed`; the hub keeps retrying at the longest interval while clients want it,
+//! so a fixed dependency recovers on its own, but `/status` says what is wrong.
+
+use crate::config::StdioSpec;
+use crate::upstream::stdio::{self, SpawnError, StdioChild};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::Serialize;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const STABLE_RUN: Duration = Duration::from_secs(30);
+const BACKOFF_START: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+const CRASH_LOOP: u32 = 5;
+/// close stdin → wait → SIGTERM → wait → SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Stopped,
+    Starting,
+    Ready,
+    Backoff,
+    Failed,
+    Disabled,
+    /// A remote server kind this build does not proxy yet.
+    Unsupported,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub state: State,
+    pub pid: Option<u32>,
+    pub restarts: u64,
+    pub sessions: usize,
+    pub children: usize,
+    pub last_error: Option<String>,
+    pub uptime_secs: Option<u64>,
+}
+
+struct Inner {
+    state: State,
+    pid: Option<u32>,
+    restarts: u64,
+    sessions: usize,
+    children: usize,
+    last_error: Option<String>,
+    started: Option<Instant>,
+    crashes_in_a_row: u32,
+    next_backoff: Duration,
+}
+
+pub struct Supervisor {
+    pub name: String,
+    inner: Mutex<Inner>,
+}
+
+impl Supervisor {
+    pub fn new(name: &str, initial: State) -> Supervisor {
+        Supervisor {
+            name: name.into(),
+            inner: Mutex::new(Inner {
+                state: initial,
+                pid: None,
+                restarts: 0,
+                sessions: 0,
+                children: 0,
+                last_error: None,
+                started: None,
+                crashes_in_a_row: 0,
+                next_backoff: BACKOFF_START,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let i = self.lock();
+        Snapshot {
+            state: i.state,
+            pid: i.pid,
+            restarts: i.restarts,
+            sessions: i.sessions,
+            children: i.children,
+            last_error: i.last_error.clone(),
+            uptime_secs: i.started.filter(|_| i.state == State::Ready).map(|s| s.elapsed().as_secs()),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.lock().state
+    }
+
+    pub fn session_opened(&self) {
+        self.lock().sessions += 1;
+    }
+
+    pub fn session_closed(&self) {
+        let mut i = self.lock();
+        i.sessions = i.sessions.saturating_sub(1);
+    }
+
+    /// Spawns a child for the shared upstream and records it as starting.
+    pub fn start_shared(&self, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
+        self.lock().state = State::Starting;
+        match stdio::spawn(&self.name, spec) {
+            Ok(child) => {
+                let mut i = self.lock();
+                i.pid = child.pid;
+                i.started = Some(Instant::now());
+                Ok(child)
+            }
+            Err(e) => {
+                self.lock().pid = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Spawns one per-client child; the server is "ready" while any run.
+    pub fn start_per_client(&self, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
+        match stdio::spawn(&self.name, spec) {
+            Ok(child) => {
+                let mut i = self.lock();
+                i.children += 1;
+                i.state = State::Ready;
+                i.started.get_or_insert_with(Instant::now);
+                Ok(child)
+            }
+            Err(e) => {
+                let mut i = self.lock();
+                i.last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    pub fn per_client_exited(&self, error: Option<String>) {
+        let mut i = self.lock();
+        i.children = i.children.saturating_sub(1);
+        if let Some(e) = error {
+            i.last_error = Some(e);
+        }
+        if i.children == 0 {
+            i.state = State::Stopped;
+            i.started = None;
+        }
+    }
+
+    pub fn ready(&self) {
+        let mut i = self.lock();
+        i.state = State::Ready;
+    }
+
+    /// Records a crash or failed start and returns how long to wait before the next try.
+    pub fn crashed(&self, error: String) -> Duration {
+        let mut i = self.lock();
+        let stable = i.started.is_some_and(|s| s.elapsed() >= STABLE_RUN) && i.state == State::Ready;
+        if stable {
+            i.crashes_in_a_row = 0;
+            i.next_backoff = BACKOFF_START;
+        }
+        i.crashes_in_a_row += 1;
+        i.restarts += 1;
+        i.pid = None;
+        i.started = None;
+        i.last_error = Some(error);
+        let delay = i.next_backoff;
+        i.next_backoff = (i.next_backoff * 2).min(BACKOFF_MAX);
+        i.state = if i.crashes_in_a_row >= CRASH_LOOP { State::Failed } else { State::Backoff };
+        delay
+    }
+
+    /// A deliberate stop (idle, reload, shutdown): not a crash.
+    pub fn stopped(&self) {
+        let mut i = self.lock();
+        if i.state != State::Failed {
+            i.state = State::Stopped;
+        }
+        i.pid = None;
+        i.started = None;
+    }
+}
+
+/// Stops a child and everything in its process group: close stdin, then SIGTERM,
+/// then SIGKILL, waiting [`STOP_GRACE`] between steps.
+pub async fn stop_child(server: &str, mut child: StdioChild) {
+    child.close_stdin();
+    let pgid = child.pid.map(|p| Pid::from_raw(p as i32));
+    if tokio::time::timeout(STOP_GRACE, child.child.wait()).await.is_ok() {
+        // The leader exited; make sure nothing it forked outlives it.
+        if let Some(pg) = pgid {
+            let _ = killpg(pg, Signal::SIGKILL);
+        }
+        return;
+    }
+    if let Some(pg) = pgid {
+        tracing::info!(mcp_server = %server, "child did not exit on stdin EOF; sending SIGTERM");
+        let _ = killpg(pg, Signal::SIGTERM);
+        if tokio::time::timeout(STOP_GRACE, child.child.wait()).await.is_ok() {
+            let _ = killpg(pg, Signal::SIGKILL);
+            return;
+        }
+        tracing::warn!(mcp_server = %server, "child ignored SIGTERM; sending SIGKILL");
+        let _ = killpg(pg, Signal::SIGKILL);
+    }
+    let _ = child.child.kill().await;
+}
+
+/// Describes how a child ended, for logs and `/status`.
+pub fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => format!("exited with status {c}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            _ => "exited".into(),
+        },
+        Err(e) => format!("could not be waited for: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_crash_loop_fails() {
+        let s = Supervisor::new("x", State::Stopped);
+        let delays: Vec<_> = (0..7).map(|_| s.crashed("boom".into()).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 32, 60]);
+        let snap = s.snapshot();
+        assert_eq!(snap.state, State::Failed);
+        assert_eq!(snap.restarts, 7);
+        assert_eq!(snap.last_error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn a_few_crashes_are_backoff_not_failed() {
+        let s = Supervisor::new("x", State::Stopped);
+        s.crashed("a".into());
+        assert_eq!(s.state(), State::Backoff);
+    }
+}

@@ -1,0 +1,119 @@
+//! Downstream transports: how clients reach the hub. `sse` is the 2024-11-05
+//! HTTP+SSE transport, `streamable` the 2025-03-26+ streamable HTTP transport.
+//! Both sit on the same session layer, so every server speaks both at once.
+//!
+//! Here: Server-Sent Events framing and the streaming response body they share.
+//! Framing is small enough to own: a JSON message serializes to one line (JSON
+//! escapes newlines in strings), so each event is `event:` + one `data:` line.
+
+pub mod sse;
+pub mod streamable;
+
+use crate::http::Body;
+use crate::jsonrpc::Message;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+
+pub fn event(name: &str, data: &[u8]) -> Bytes {
+    let mut b = Vec::with_capacity(data.len() + name.len() + 16);
+    b.extend_from_slice(b"event: ");
+    b.extend_from_slice(name.as_bytes());
+    b.extend_from_slice(b"\ndata: ");
+    b.extend_from_slice(data);
+    b.extend_from_slice(b"\n\n");
+    b.into()
+}
+
+pub fn message_event(m: &Message) -> Bytes {
+    event("message", &m.to_bytes())
+}
+
+/// What a stream's producer sends: a message, or the end of the stream.
+pub enum Out {
+    Msg(Message),
+    End,
+}
+
+/// The state behind an SSE response body. `guard` is dropped with the body,
+/// which is how a transport learns that the client went away.
+pub struct SseStream<G: Send + 'static> {
+    pub first: VecDeque<Bytes>,
+    pub rx: mpsc::UnboundedReceiver<Out>,
+    pub keepalive: Duration,
+    pub shutdown: watch::Receiver<bool>,
+    /// Ends the stream once this returns true for a delivered message (a POST
+    /// stream ends after its last response).
+    pub done: Box<dyn FnMut(&Message) -> bool + Send>,
+    /// Nothing more will come: end after `first`.
+    pub ended: bool,
+    #[allow(dead_code)] // held only for its Drop
+    pub guard: G,
+}
+
+pub fn sse_response<G: Send + 'static>(s: SseStream<G>, extra: &[(&'static str, String)]) -> Response<Body> {
+    let tick = tokio::time::interval_at(tokio::time::Instant::now() + s.keepalive, s.keepalive);
+    let ended = s.ended;
+    let state = (s, tick, ended);
+    let stream = futures_util::stream::unfold(state, |(mut s, mut tick, finished)| async move {
+        if let Some(b) = s.first.pop_front() {
+            return Some((b, (s, tick, finished)));
+        }
+        if finished || *s.shutdown.borrow() {
+            return None;
+        }
+        tokio::select! {
+            m = s.rx.recv() => match m {
+                Some(Out::Msg(m)) => {
+                    let end = (s.done)(&m);
+                    Some((message_event(&m), (s, tick, end)))
+                }
+                Some(Out::End) | None => None,
+            },
+            _ = tick.tick() => Some((Bytes::from_static(KEEPALIVE), (s, tick, finished))),
+            _ = s.shutdown.changed() => None,
+        }
+    });
+    let body = StreamBody::new(stream.map(|b| Ok::<_, Infallible>(Frame::data(b)))).boxed_unsync();
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::OK;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+    // Tell nginx and friends not to buffer the stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    for (k, v) in extra {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(*k, v);
+        }
+    }
+    r
+}
+
+/// A 128-bit random session id in hex, from the OS's CSPRNG.
+pub fn new_session_id() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the OS random source is available");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_events() {
+        assert_eq!(&event("endpoint", b"/x/message?sessionId=1")[..], b"event: endpoint\ndata: /x/message?sessionId=1\n\n");
+        let id = new_session_id();
+        assert_eq!(id.len(), 32);
+        assert_ne!(id, new_session_id());
+    }
+}

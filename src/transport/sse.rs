@@ -1,0 +1,144 @@
+//! The legacy HTTP+SSE transport (protocol 2024-11-05), which TBXark/mcp-proxy
+//! and most older clients speak: `GET /<name>/sse` opens the stream and receives
+//! an `endpoint` event; the client POSTs to `/<name>/message?sessionId=…`, gets
+//! 202, and reads every response as `event: message` on the stream. The session
+//! lives exactly as long as the stream.
+//!
+//! POSTs are answered 202 as soon as the message is queued; a per-session task
+//! hands messages to the session in order, so a slow upstream start never makes
+//! a client's POST time out.
+
+use super::{new_session_id, sse_response, Out, SseStream};
+use crate::http::{empty, http_error, read_body, rpc_error, App, Body};
+use crate::hub::{OpenError, Server};
+use crate::jsonrpc::{parse_body, Incoming, Message, UPSTREAM_ERROR};
+use crate::session::{Downstream, Session};
+use http::{Request, Response, StatusCode};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+#[derive(Default)]
+pub struct Registry {
+    sessions: Mutex<HashMap<String, Conn>>,
+}
+
+#[derive(Clone)]
+struct Conn {
+    server: String,
+    uplink: mpsc::UnboundedSender<Message>,
+}
+
+struct Sink(mpsc::UnboundedSender<Out>);
+
+impl Downstream for Sink {
+    fn deliver(&self, msg: Message) {
+        let _ = self.0.send(Out::Msg(msg));
+    }
+    fn closed(&self, _reason: &str) {
+        let _ = self.0.send(Out::End);
+    }
+}
+
+/// Removes the session when the stream's body is dropped (the client left).
+struct Guard {
+    app: Arc<App>,
+    id: String,
+    server: String,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Dropping the uplink sender ends the uplink task, which closes the session.
+        let removed = self.app.sse.sessions.lock().map(|mut m| m.remove(&self.id)).ok().flatten();
+        if removed.is_some() {
+            tracing::debug!(mcp_server = %self.server, mcp_session = %self.id, "SSE session ended");
+        }
+    }
+}
+
+fn endpoint_url(app: &App, server: &str, id: &str) -> String {
+    let path = format!("/{server}/message?sessionId={id}");
+    match &app.hub.settings.base_url {
+        Some(b) => format!("{}{path}", b.as_str().trim_end_matches('/')),
+        None => path,
+    }
+}
+
+pub async fn open(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
+    if !(accept.contains("text/event-stream") || accept.contains("*/*") || accept.contains("text/*")) {
+        return http_error(StatusCode::NOT_ACCEPTABLE, "this endpoint serves text/event-stream");
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let session = match app.hub.open_session(&server, Arc::new(Sink(tx))) {
+        Ok(s) => s,
+        Err(e) => return open_error(e),
+    };
+    let id = new_session_id();
+    let (up_tx, up_rx) = mpsc::unbounded_channel();
+    tokio::spawn(uplink(session, up_rx));
+    let name = server.cfg.name.clone();
+    if let Ok(mut m) = app.sse.sessions.lock() {
+        m.insert(id.clone(), Conn { server: name.clone(), uplink: up_tx });
+    }
+    tracing::debug!(mcp_server = %name, mcp_session = %id, "SSE session opened");
+    let first = VecDeque::from([super::event("endpoint", endpoint_url(app, &name, &id).as_bytes())]);
+    sse_response(
+        SseStream {
+            first,
+            rx,
+            keepalive: app.hub.settings.sse_keep_alive,
+            shutdown: app.shutdown.clone(),
+            done: Box::new(|_| false),
+            ended: false,
+            guard: Guard { app: app.clone(), id, server: name },
+        },
+        &[],
+    )
+}
+
+pub fn open_error(e: OpenError) -> Response<Body> {
+    rpc_error(StatusCode::SERVICE_UNAVAILABLE, UPSTREAM_ERROR, e.to_string())
+}
+
+async fn uplink(session: Session, mut rx: mpsc::UnboundedReceiver<Message>) {
+    while let Some(m) = rx.recv().await {
+        session.send(m).await;
+    }
+    session.close();
+}
+
+pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let id = req
+        .uri()
+        .query()
+        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "sessionId").map(|(_, v)| v.into_owned()));
+    let Some(id) = id else {
+        return http_error(StatusCode::BAD_REQUEST, "missing sessionId query parameter");
+    };
+    let conn = app.sse.sessions.lock().ok().and_then(|m| m.get(&id).cloned());
+    let Some(conn) = conn.filter(|c| c.server == server.cfg.name) else {
+        return http_error(StatusCode::NOT_FOUND, "unknown or expired session; open /sse again");
+    };
+    let body = match read_body(req, app.hub.settings.max_body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let msgs = match parse_body(&body) {
+        Ok(Incoming::Single(m)) => vec![m],
+        Ok(Incoming::Batch(v)) => v,
+        Err(e) => {
+            let m = e.to_message();
+            return crate::http::json_response(StatusCode::BAD_REQUEST, &serde_json::Value::Object(m.0));
+        }
+    };
+    for m in msgs {
+        if conn.uplink.send(m).is_err() {
+            return http_error(StatusCode::NOT_FOUND, "the session has ended; open /sse again");
+        }
+    }
+    let mut r = empty(StatusCode::ACCEPTED);
+    *r.body_mut() = crate::http::full("Accepted");
+    r
+}

@@ -1,0 +1,188 @@
+//! A stdio MCP server as a child process: newline-delimited JSON on stdin/stdout,
+//! and every stderr line logged as its own event tagged with the server's name.
+//!
+//! The child gets only the configured environment plus PATH and HOME, never the
+//! hub's whole environment (which may hold tokens and systemd's variables). It is
+//! put in its own process group so a stop reaches everything it forked.
+//! This is the seam where the sandbox helper plugs in: `command_for` decides what
+//! is actually executed.
+
+use crate::config::StdioSpec;
+use crate::jsonrpc::Message;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, oneshot};
+
+/// The longest line a child may print before the hub drops it as garbage.
+const MAX_LINE: u64 = 64 * 1024 * 1024;
+const CHANNEL: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot start {command:?}: {source}")]
+    Spawn { command: String, source: std::io::Error },
+}
+
+/// A running stdio child and its message channels.
+pub struct StdioChild {
+    pub pid: Option<u32>,
+    pub child: Child,
+    /// Messages to the child's stdin.
+    pub tx: mpsc::Sender<Message>,
+    /// Messages from the child's stdout; closes when stdout does.
+    pub rx: mpsc::Receiver<Message>,
+    close_stdin: Option<oneshot::Sender<()>>,
+    last_stderr: Arc<Mutex<Option<String>>>,
+}
+
+impl StdioChild {
+    /// Closes stdin once what was queued is written: the polite way to ask an MCP
+    /// server to exit.
+    pub fn close_stdin(&mut self) {
+        if let Some(tx) = self.close_stdin.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// The last line the child wrote to stderr: usually why it died.
+    pub fn last_stderr(&self) -> Option<String> {
+        self.last_stderr.lock().ok().and_then(|l| l.clone())
+    }
+}
+
+fn command_for(spec: &StdioSpec) -> Command {
+    let mut cmd = Command::new(&spec.command);
+    cmd.args(&spec.args);
+    cmd.env_clear();
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    cmd.env("PATH", path);
+    if let Ok(home) = std::env::var("HOME") {
+        cmd.env("HOME", home);
+    }
+    cmd.envs(&spec.env);
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    cmd
+}
+
+pub fn spawn(server: &str, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
+    let mut cmd = command_for(spec);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|source| SpawnError::Spawn { command: spec.command.clone(), source })?;
+    let pid = child.id();
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+
+    let (to_child, from_hub) = mpsc::channel(CHANNEL);
+    let (to_hub, from_child) = mpsc::channel(CHANNEL);
+    let (close_tx, close_rx) = oneshot::channel();
+    tokio::spawn(write_loop(stdin, from_hub, close_rx));
+    tokio::spawn(read_loop(server.to_string(), stdout, to_hub));
+    let last_stderr = Arc::new(Mutex::new(None));
+    tokio::spawn(stderr_loop(server.to_string(), pid, stderr, last_stderr.clone()));
+    Ok(StdioChild { pid, child, tx: to_child, rx: from_child, close_stdin: Some(close_tx), last_stderr })
+}
+
+async fn write_loop(stdin: ChildStdin, mut rx: mpsc::Receiver<Message>, mut close: oneshot::Receiver<()>) {
+    let mut w = BufWriter::new(stdin);
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => break },
+            _ = &mut close => break,
+        };
+        let mut buf = msg.to_bytes();
+        buf.push(b'\n');
+        if w.write_all(&buf).await.is_err() {
+            return;
+        }
+        // Coalesce a burst into one write, but never hold a message back.
+        while let Ok(m) = rx.try_recv() {
+            let mut buf = m.to_bytes();
+            buf.push(b'\n');
+            if w.write_all(&buf).await.is_err() {
+                return;
+            }
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = w.flush().await;
+    // Dropping the writer closes the pipe: the child sees EOF on stdin.
+}
+
+async fn read_loop(server: String, stdout: tokio::process::ChildStdout, tx: mpsc::Sender<Message>) {
+    let mut r = BufReader::with_capacity(64 * 1024, stdout);
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        let n = match (&mut r).take(MAX_LINE).read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if n as u64 == MAX_LINE && line.last() != Some(&b'\n') {
+            tracing::warn!(mcp_server = %server, "child wrote a line over {MAX_LINE} bytes; dropping it");
+            // Skip the rest of the oversized line.
+            loop {
+                line.clear();
+                match (&mut r).take(MAX_LINE).read_until(b'\n', &mut line).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) if line.last() == Some(&b'\n') => break,
+                    Ok(_) => {}
+                }
+            }
+            continue;
+        }
+        let text = trim_ascii(&line);
+        if text.is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_slice(text)
+            .map_err(|e| e.to_string())
+            .and_then(|v| Message::from_value(v).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(msg) => {
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let shown = String::from_utf8_lossy(&text[..text.len().min(200)]);
+                tracing::warn!(mcp_server = %server, "child wrote a stdout line that is not JSON-RPC ({e}): {shown}");
+            }
+        }
+    }
+}
+
+async fn stderr_loop(
+    server: String,
+    pid: Option<u32>,
+    stderr: tokio::process::ChildStderr,
+    last: Arc<Mutex<Option<String>>>,
+) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "mcp_hub::child", mcp_server = %server, pid = pid.unwrap_or(0), "{line}");
+        if !line.trim().is_empty() {
+            if let Ok(mut l) = last.lock() {
+                *l = Some(line.chars().take(300).collect());
+            }
+        }
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &b[start..end]
+}
