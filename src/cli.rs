@@ -39,16 +39,42 @@ pub enum Command {
 
 /// The `check` report: one row per server.
 pub fn check_report(cfg: &Config) -> String {
-    let mut rows = vec![["NAME".to_string(), "KIND".into(), "SESSION".into(), "AUTH".into(), "ROUTES".into()]];
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "KIND".into(),
+        "SESSION".into(),
+        "AUTH".into(),
+        "ROUTES".into(),
+    ]];
     for s in cfg.servers.values() {
-        let kind = if s.disabled { format!("{} (disabled)", s.upstream.kind()) } else { s.upstream.kind().to_string() };
-        let auth = if s.auth_tokens.is_empty() { "none".to_string() } else { format!("{} token(s)", s.auth_tokens.len()) };
-        rows.push([s.name.clone(), kind, s.session.as_str().into(), auth, s.routes().join(" ")]);
+        let kind = if s.disabled {
+            format!("{} (disabled)", s.upstream.kind())
+        } else {
+            s.upstream.kind().to_string()
+        };
+        let auth = if s.auth_tokens.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{} token(s)", s.auth_tokens.len())
+        };
+        rows.push([
+            s.name.clone(),
+            kind,
+            s.session.as_str().into(),
+            auth,
+            s.routes().join(" "),
+        ]);
     }
-    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for r in &rows {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
@@ -56,6 +82,9 @@ pub fn check_report(cfg: &Config) -> String {
         out.push_str(&format!("warning: {w}\n"));
     }
     let listen = config::parse_listen_addr(&cfg.hub.addr).unwrap_or_default();
-    out.push_str(&format!("config OK: {} server(s), listening on {listen} unless socket-activated\n", cfg.servers.len()));
+    out.push_str(&format!(
+        "config OK: {} server(s), listening on {listen} unless socket-activated\n",
+        cfg.servers.len()
+    ));
     out
 }

@@ -59,7 +59,12 @@ impl Hub {
             };
             servers.insert(name, Arc::new(Server { cfg, sup, shared }));
         }
-        Arc::new(Hub { settings: config.hub, servers, drivers: Mutex::new(drivers), started: Instant::now() })
+        Arc::new(Hub {
+            settings: config.hub,
+            servers,
+            drivers: Mutex::new(drivers),
+            started: Instant::now(),
+        })
     }
 
     pub fn server(&self, name: &str) -> Option<&Arc<Server>> {
@@ -80,16 +85,22 @@ impl Hub {
     }
 
     /// Opens a client session on a server. `sink` receives what the server sends.
-    pub fn open_session(&self, server: &Server, sink: Arc<dyn Downstream>) -> Result<Session, OpenError> {
+    pub fn open_session(
+        &self,
+        server: &Server,
+        sink: Arc<dyn Downstream>,
+    ) -> Result<Session, OpenError> {
         let cfg = &server.cfg;
         if cfg.disabled {
             return Err(OpenError::Disabled(cfg.name.clone()));
         }
         match (&cfg.upstream, &server.shared) {
             (Upstream::Stdio(_), Some(sh)) => Ok(Session::Shared(sh.attach(sink))),
-            (Upstream::Stdio(spec), None) => Passthrough::open(cfg.clone(), spec, server.sup.clone(), sink)
-                .map(Session::Passthrough)
-                .map_err(OpenError::Start),
+            (Upstream::Stdio(spec), None) => {
+                Passthrough::open(cfg.clone(), spec, server.sup.clone(), sink)
+                    .map(Session::Passthrough)
+                    .map_err(OpenError::Start)
+            }
             (other, _) => Err(OpenError::Unsupported(cfg.name.clone(), other.kind())),
         }
     }
@@ -131,7 +142,11 @@ impl Hub {
                 sh.shutdown();
             }
         }
-        let drivers: Vec<_> = self.drivers.lock().map(|mut d| d.drain(..).collect()).unwrap_or_default();
+        let drivers: Vec<_> = self
+            .drivers
+            .lock()
+            .map(|mut d| d.drain(..).collect())
+            .unwrap_or_default();
         let all = futures_util::future::join_all(drivers);
         if tokio::time::timeout(timeout, all).await.is_err() {
             tracing::warn!("some children did not stop within {}s", timeout.as_secs());

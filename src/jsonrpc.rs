@@ -281,22 +281,47 @@ mod tests {
     #[test]
     fn classifies_envelopes() {
         let r = msg(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}));
-        assert_eq!(r.kind().unwrap(), Kind::Request { id: 1u64.into(), method: "tools/list" });
+        assert_eq!(
+            r.kind().unwrap(),
+            Kind::Request {
+                id: 1u64.into(),
+                method: "tools/list"
+            }
+        );
         let n = msg(json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
-        assert_eq!(n.kind().unwrap(), Kind::Notification { method: "notifications/initialized" });
+        assert_eq!(
+            n.kind().unwrap(),
+            Kind::Notification {
+                method: "notifications/initialized"
+            }
+        );
         let s = msg(json!({"jsonrpc":"2.0","id":"a","result":{}}));
-        assert_eq!(s.kind().unwrap(), Kind::Response { id: Id::Str("a".into()) });
+        assert_eq!(
+            s.kind().unwrap(),
+            Kind::Response {
+                id: Id::Str("a".into())
+            }
+        );
     }
 
     #[test]
     fn rejects_bad_envelopes() {
-        assert_eq!(Message::from_value(json!([1])).unwrap_err(), Invalid::NotAnObject);
-        assert_eq!(Message::from_value(json!({"id":1,"method":"x"})).unwrap_err(), Invalid::Version);
+        assert_eq!(
+            Message::from_value(json!([1])).unwrap_err(),
+            Invalid::NotAnObject
+        );
+        assert_eq!(
+            Message::from_value(json!({"id":1,"method":"x"})).unwrap_err(),
+            Invalid::Version
+        );
         assert_eq!(
             Message::from_value(json!({"jsonrpc":"2.0","id":{},"method":"x"})).unwrap_err(),
             Invalid::Id
         );
-        assert_eq!(Message::from_value(json!({"jsonrpc":"2.0","id":1})).unwrap_err(), Invalid::Shape);
+        assert_eq!(
+            Message::from_value(json!({"jsonrpc":"2.0","id":1})).unwrap_err(),
+            Invalid::Shape
+        );
         assert_eq!(
             Message::from_value(json!({"jsonrpc":"2.0","method":3})).unwrap_err(),
             Invalid::Method
@@ -312,7 +337,9 @@ mod tests {
 
     #[test]
     fn parses_batches_and_reports_errors() {
-        assert!(matches!(parse_body(b"[{\"jsonrpc\":\"2.0\",\"method\":\"a\"}]"), Ok(Incoming::Batch(v)) if v.len() == 1));
+        assert!(
+            matches!(parse_body(b"[{\"jsonrpc\":\"2.0\",\"method\":\"a\"}]"), Ok(Incoming::Batch(v)) if v.len() == 1)
+        );
         assert!(matches!(parse_body(b"{not json"), Err(BodyError::Parse(_))));
         assert!(matches!(parse_body(b"[]"), Err(BodyError::EmptyBatch)));
         let e = parse_body(b"{oops").unwrap_err().to_message();
@@ -321,7 +348,9 @@ mod tests {
 
     #[test]
     fn rewrites_progress_token() {
-        let mut m = msg(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":"t"}}}));
+        let mut m = msg(
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":"t"}}}),
+        );
         assert_eq!(m.progress_token(), Some(&json!("t")));
         m.set_progress_token(json!(42));
         assert_eq!(m.progress_token(), Some(&json!(42)));

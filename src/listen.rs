@@ -9,7 +9,10 @@ pub enum ListenError {
     #[error("listen address {0}")]
     Addr(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Binds `addr` as written in the config or on the command line. `:PORT` binds
@@ -21,12 +24,19 @@ pub async fn bind(addr: &str) -> Result<TcpListener, ListenError> {
         Err(e) if normalized.starts_with("[::]:") => {
             let v4 = normalized.replacen("[::]", "0.0.0.0", 1);
             tracing::debug!("IPv6 bind failed ({e}); trying {v4}");
-            TcpListener::bind(&v4).await.map_err(|source| ListenError::Bind { addr: v4, source })
+            TcpListener::bind(&v4)
+                .await
+                .map_err(|source| ListenError::Bind { addr: v4, source })
         }
-        Err(source) => Err(ListenError::Bind { addr: normalized, source }),
+        Err(source) => Err(ListenError::Bind {
+            addr: normalized,
+            source,
+        }),
     }
 }
 
 pub fn describe(l: &TcpListener) -> String {
-    l.local_addr().map(|a: SocketAddr| a.to_string()).unwrap_or_else(|_| "?".into())
+    l.local_addr()
+        .map(|a: SocketAddr| a.to_string())
+        .unwrap_or_else(|_| "?".into())
 }

@@ -2,6 +2,9 @@
 //! runtime and runs the chosen command. Everything else lives in the modules.
 
 #![forbid(unsafe_code)]
+// The HTTP layer returns a finished response as its error value: the refusal *is*
+// the response, and it is built at most once per request.
+#![allow(clippy::result_large_err)]
 
 mod cli;
 mod config;
@@ -66,7 +69,12 @@ async fn serve(config_path: std::path::PathBuf, listen: Option<String>) -> anyho
     }
     let addr = listen.unwrap_or_else(|| cfg.hub.addr.clone());
     let listener = listen::bind(&addr).await?;
-    tracing::info!("listening on {} with {} server(s) from {}", listen::describe(&listener), cfg.servers.len(), config_path.display());
+    tracing::info!(
+        "listening on {} with {} server(s) from {}",
+        listen::describe(&listener),
+        cfg.servers.len(),
+        config_path.display()
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hub = hub::Hub::new(cfg);
     let drain = hub.settings.shutdown_timeout;

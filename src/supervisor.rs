@@ -94,7 +94,10 @@ impl Supervisor {
             sessions: i.sessions,
             children: i.children,
             last_error: i.last_error.clone(),
-            uptime_secs: i.started.filter(|_| i.state == State::Ready).map(|s| s.elapsed().as_secs()),
+            uptime_secs: i
+                .started
+                .filter(|_| i.state == State::Ready)
+                .map(|s| s.elapsed().as_secs()),
         }
     }
 
@@ -166,7 +169,8 @@ impl Supervisor {
     /// Records a crash or failed start and returns how long to wait before the next try.
     pub fn crashed(&self, error: String) -> Duration {
         let mut i = self.lock();
-        let stable = i.started.is_some_and(|s| s.elapsed() >= STABLE_RUN) && i.state == State::Ready;
+        let stable =
+            i.started.is_some_and(|s| s.elapsed() >= STABLE_RUN) && i.state == State::Ready;
         if stable {
             i.crashes_in_a_row = 0;
             i.next_backoff = BACKOFF_START;
@@ -178,7 +182,11 @@ impl Supervisor {
         i.last_error = Some(error);
         let delay = i.next_backoff;
         i.next_backoff = (i.next_backoff * 2).min(BACKOFF_MAX);
-        i.state = if i.crashes_in_a_row >= CRASH_LOOP { State::Failed } else { State::Backoff };
+        i.state = if i.crashes_in_a_row >= CRASH_LOOP {
+            State::Failed
+        } else {
+            State::Backoff
+        };
         delay
     }
 
@@ -198,7 +206,10 @@ impl Supervisor {
 pub async fn stop_child(server: &str, mut child: StdioChild) {
     child.close_stdin();
     let pgid = child.pid.map(|p| Pid::from_raw(p as i32));
-    if tokio::time::timeout(STOP_GRACE, child.child.wait()).await.is_ok() {
+    if tokio::time::timeout(STOP_GRACE, child.child.wait())
+        .await
+        .is_ok()
+    {
         // The leader exited; make sure nothing it forked outlives it.
         if let Some(pg) = pgid {
             let _ = killpg(pg, Signal::SIGKILL);
@@ -208,7 +219,10 @@ pub async fn stop_child(server: &str, mut child: StdioChild) {
     if let Some(pg) = pgid {
         tracing::info!(mcp_server = %server, "child did not exit on stdin EOF; sending SIGTERM");
         let _ = killpg(pg, Signal::SIGTERM);
-        if tokio::time::timeout(STOP_GRACE, child.child.wait()).await.is_ok() {
+        if tokio::time::timeout(STOP_GRACE, child.child.wait())
+            .await
+            .is_ok()
+        {
             let _ = killpg(pg, Signal::SIGKILL);
             return;
         }
@@ -216,6 +230,40 @@ pub async fn stop_child(server: &str, mut child: StdioChild) {
         let _ = killpg(pg, Signal::SIGKILL);
     }
     let _ = child.child.kill().await;
+}
+
+/// After a child exited (`exited` holds its status) or closed stdout (`None`):
+/// stops whatever is left of its process group and says what happened, with the
+/// child's last stderr line, which is usually the reason.
+pub async fn reap_child(
+    server: &str,
+    mut child: StdioChild,
+    exited: Option<std::io::Result<std::process::ExitStatus>>,
+) -> String {
+    let status = match exited {
+        Some(st) => Some(st),
+        None => tokio::time::timeout(Duration::from_millis(500), child.child.wait())
+            .await
+            .ok(),
+    };
+    let last = child.last_stderr();
+    let why = match status {
+        Some(st) => {
+            if let Some(pg) = child.pid {
+                // Stragglers (a server's own children) must not outlive it.
+                let _ = killpg(Pid::from_raw(pg as i32), Signal::SIGKILL);
+            }
+            describe_exit(st)
+        }
+        None => {
+            stop_child(server, child).await;
+            "closed its stdout but kept running".into()
+        }
+    };
+    match last {
+        Some(line) => format!("{why} (last stderr: {line})"),
+        None => why,
+    }
 }
 
 /// Describes how a child ended, for logs and `/status`.

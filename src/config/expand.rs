@@ -9,7 +9,9 @@ use serde_json::Value;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ExpandError {
-    #[error("{path}: environment variable {var} is not set (write ${{{var}:-default}} for a fallback)")]
+    #[error(
+        "{path}: environment variable {var} is not set (write ${{{var}:-default}} for a fallback)"
+    )]
     Unset { path: String, var: String },
     #[error("{path}: unterminated ${{ in {text:?}")]
     Unterminated { path: String, text: String },
@@ -24,11 +26,7 @@ pub fn expand_tree(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), ExpandError> {
     match v {
-        Value::String(s) => {
-            if s.contains('$') {
-                *s = expand_str(s, path, lookup)?;
-            }
-        }
+        Value::String(s) if s.contains('$') => *s = expand_str(s, path, lookup)?,
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 expand_tree(item, &format!("{path}[{i}]"), lookup)?;
@@ -36,7 +34,11 @@ pub fn expand_tree(
         }
         Value::Object(map) => {
             for (k, item) in map.iter_mut() {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 expand_tree(item, &p, lookup)?;
             }
         }
@@ -72,13 +74,22 @@ pub fn expand_str(
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit());
             if !valid {
-                return Err(ExpandError::BadName { path: path.into(), name: name.into() });
+                return Err(ExpandError::BadName {
+                    path: path.into(),
+                    name: name.into(),
+                });
             }
-            match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+            match (
+                lookup(name).filter(|v| !v.is_empty() || default.is_none()),
+                default,
+            ) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
-                    return Err(ExpandError::Unset { path: path.into(), var: name.into() })
+                    return Err(ExpandError::Unset {
+                        path: path.into(),
+                        var: name.into(),
+                    })
                 }
             }
             rest = &tail[end + 1..];
@@ -106,27 +117,48 @@ mod tests {
 
     #[test]
     fn expands_and_defaults() {
-        assert_eq!(expand_str("Bearer ${TOKEN}", "p", &env).unwrap(), "Bearer s3cret");
-        assert_eq!(expand_str("${NOPE:-x}-${TOKEN:-y}", "p", &env).unwrap(), "x-s3cret");
+        assert_eq!(
+            expand_str("Bearer ${TOKEN}", "p", &env).unwrap(),
+            "Bearer s3cret"
+        );
+        assert_eq!(
+            expand_str("${NOPE:-x}-${TOKEN:-y}", "p", &env).unwrap(),
+            "x-s3cret"
+        );
         // An empty variable takes the default, as in the shell's `:-`.
         assert_eq!(expand_str("${EMPTY:-d}", "p", &env).unwrap(), "d");
         assert_eq!(expand_str("${EMPTY}", "p", &env).unwrap(), "");
-        assert_eq!(expand_str("cost $5 and $${LIT}", "p", &env).unwrap(), "cost $5 and ${LIT}");
+        assert_eq!(
+            expand_str("cost $5 and $${LIT}", "p", &env).unwrap(),
+            "cost $5 and ${LIT}"
+        );
     }
 
     #[test]
     fn errors_name_path_and_variable() {
         let err = expand_str("${MISSING}", "mcpServers.x.env.K", &env).unwrap_err();
         assert_eq!(err.to_string(), "mcpServers.x.env.K: environment variable MISSING is not set (write ${MISSING:-default} for a fallback)");
-        assert!(matches!(expand_str("${OPEN", "p", &env), Err(ExpandError::Unterminated { .. })));
-        assert!(matches!(expand_str("${1X}", "p", &env), Err(ExpandError::BadName { .. })));
+        assert!(matches!(
+            expand_str("${OPEN", "p", &env),
+            Err(ExpandError::Unterminated { .. })
+        ));
+        assert!(matches!(
+            expand_str("${1X}", "p", &env),
+            Err(ExpandError::BadName { .. })
+        ));
     }
 
     #[test]
     fn walks_the_tree_with_paths() {
         let mut v = json!({"a": {"b": ["ok", "${GONE}"]}});
         let err = expand_tree(&mut v, "", &env).unwrap_err();
-        assert_eq!(err, ExpandError::Unset { path: "a.b[1]".into(), var: "GONE".into() });
+        assert_eq!(
+            err,
+            ExpandError::Unset {
+                path: "a.b[1]".into(),
+                var: "GONE".into()
+            }
+        );
         let mut v = json!({"a": ["${TOKEN}"]});
         expand_tree(&mut v, "", &env).unwrap();
         assert_eq!(v, json!({"a": ["s3cret"]}));

@@ -23,13 +23,23 @@ pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: not valid JSON (comments are allowed): {source}")]
-    Json { file: String, source: serde_json::Error },
+    Json {
+        file: String,
+        source: serde_json::Error,
+    },
     #[error("{file}: {0}", file = .1)]
     Expand(ExpandError, String),
     #[error("{file}: {path}: {msg}")]
-    Shape { file: String, path: String, msg: String },
+    Shape {
+        file: String,
+        path: String,
+        msg: String,
+    },
     #[error("{file}: {0}", file = .1)]
     Invalid(Invalid, String),
 }
@@ -43,7 +53,10 @@ pub struct Invalid {
 }
 
 fn invalid(path: impl Into<String>, msg: impl Into<String>) -> Invalid {
-    Invalid { path: path.into(), msg: msg.into() }
+    Invalid {
+        path: path.into(),
+        msg: msg.into(),
+    }
 }
 
 /// The validated configuration.
@@ -76,8 +89,14 @@ pub struct HubSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Upstream {
     Stdio(StdioSpec),
-    Sse { url: Url, headers: BTreeMap<String, String> },
-    Streamable { url: Url, headers: BTreeMap<String, String> },
+    Sse {
+        url: Url,
+        headers: BTreeMap<String, String>,
+    },
+    Streamable {
+        url: Url,
+        headers: BTreeMap<String, String>,
+    },
 }
 
 impl Upstream {
@@ -152,9 +171,13 @@ impl ServerConfig {
 
 /// Reads and validates a config file, with variables from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    parse(&text, &path.display().to_string(), &|k| std::env::var(k).ok())
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string(), &|k| {
+        std::env::var(k).ok()
+    })
 }
 
 /// Parses config text. `file` only names the source in errors.
@@ -164,19 +187,30 @@ pub fn parse(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
     let stripped = json_comments::StripComments::new(text.as_bytes());
-    let mut value: serde_json::Value = serde_json::from_reader(stripped)
-        .map_err(|source| ConfigError::Json { file: file.into(), source })?;
+    let mut value: serde_json::Value =
+        serde_json::from_reader(stripped).map_err(|source| ConfigError::Json {
+            file: file.into(),
+            source,
+        })?;
     expand::expand_tree(&mut value, "", lookup).map_err(|e| ConfigError::Expand(e, file.into()))?;
     let raw: raw::File = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        ConfigError::Shape { file: file.into(), path, msg: e.into_inner().to_string() }
+        ConfigError::Shape {
+            file: file.into(),
+            path,
+            msg: e.into_inner().to_string(),
+        }
     })?;
     validate(raw).map_err(|e| ConfigError::Invalid(e, file.into()))
 }
 
 fn duration(text: &str, path: &str) -> Result<Duration, Invalid> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| invalid(path, format!("{text:?} is not a duration ({e}); write e.g. \"30s\" or \"5m\"")))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        invalid(
+            path,
+            format!("{text:?} is not a duration ({e}); write e.g. \"30s\" or \"5m\""),
+        )
+    })
 }
 
 fn opt_duration(text: &Option<String>, path: &str, default: Duration) -> Result<Duration, Invalid> {
@@ -190,14 +224,21 @@ fn validate(raw: raw::File) -> Result<Config, Invalid> {
 
     if let Some(kind) = &proxy.kind {
         if !matches!(kind.as_str(), "sse" | "streamable-http") {
-            return Err(invalid("mcpProxy.type", format!("{kind:?} is not \"sse\" or \"streamable-http\"")));
+            return Err(invalid(
+                "mcpProxy.type",
+                format!("{kind:?} is not \"sse\" or \"streamable-http\""),
+            ));
         }
     }
     let base_url = match &proxy.base_url {
         Some(s) if !s.is_empty() => {
-            let u = Url::parse(s).map_err(|e| invalid("mcpProxy.baseURL", format!("{s:?} is not a URL: {e}")))?;
+            let u = Url::parse(s)
+                .map_err(|e| invalid("mcpProxy.baseURL", format!("{s:?} is not a URL: {e}")))?;
             if !matches!(u.scheme(), "http" | "https") {
-                return Err(invalid("mcpProxy.baseURL", format!("{s:?} must be http:// or https://")));
+                return Err(invalid(
+                    "mcpProxy.baseURL",
+                    format!("{s:?} must be http:// or https://"),
+                ));
             }
             Some(u)
         }
@@ -212,11 +253,19 @@ fn validate(raw: raw::File) -> Result<Config, Invalid> {
         Some(raw::Size::Text(t)) => t
             .trim()
             .parse::<bytesize::ByteSize>()
-            .map_err(|e| invalid("mcpProxy.options.maxBodySize", format!("{t:?} is not a size ({e}); write e.g. \"4MiB\"")))?
+            .map_err(|e| {
+                invalid(
+                    "mcpProxy.options.maxBodySize",
+                    format!("{t:?} is not a size ({e}); write e.g. \"4MiB\""),
+                )
+            })?
             .as_u64() as usize,
     };
     if max_body < 1024 {
-        return Err(invalid("mcpProxy.options.maxBodySize", "must be at least 1KiB"));
+        return Err(invalid(
+            "mcpProxy.options.maxBodySize",
+            "must be at least 1KiB",
+        ));
     }
     for (i, o) in opts.allowed_origins.iter().flatten().enumerate() {
         check_origin(o).map_err(|m| invalid(format!("mcpProxy.options.allowedOrigins[{i}]"), m))?;
@@ -238,11 +287,16 @@ fn validate(raw: raw::File) -> Result<Config, Invalid> {
     };
     let common = &opts.common;
     warn_unsupported(common, "mcpProxy.options", &mut warnings);
-    let global_tokens = tokens(common.auth_tokens.clone().unwrap_or_default(), "mcpProxy.options.authTokens")?;
+    let global_tokens = tokens(
+        common.auth_tokens.clone().unwrap_or_default(),
+        "mcpProxy.options.authTokens",
+    )?;
 
     let hub = HubSettings {
         name: proxy.name.unwrap_or_else(|| "mcp-hub".into()),
-        version: proxy.version.unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
+        version: proxy
+            .version
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
         base_url,
         addr,
         auth_tokens: global_tokens.clone(),
@@ -250,16 +304,27 @@ fn validate(raw: raw::File) -> Result<Config, Invalid> {
         allowed_hosts,
         cors_origins,
         max_body,
-        sse_keep_alive: opt_duration(&opts.sse_keep_alive, "mcpProxy.options.sseKeepAlive", Duration::from_secs(15))?,
+        sse_keep_alive: opt_duration(
+            &opts.sse_keep_alive,
+            "mcpProxy.options.sseKeepAlive",
+            Duration::from_secs(15),
+        )?,
         session_idle_timeout: opt_duration(
             &opts.session_idle_timeout,
             "mcpProxy.options.sessionIdleTimeout",
             Duration::from_secs(30 * 60),
         )?,
-        shutdown_timeout: opt_duration(&opts.shutdown_timeout, "mcpProxy.options.shutdownTimeout", Duration::from_secs(15))?,
+        shutdown_timeout: opt_duration(
+            &opts.shutdown_timeout,
+            "mcpProxy.options.shutdownTimeout",
+            Duration::from_secs(15),
+        )?,
     };
     if hub.sse_keep_alive.is_zero() {
-        return Err(invalid("mcpProxy.options.sseKeepAlive", "must be more than zero"));
+        return Err(invalid(
+            "mcpProxy.options.sseKeepAlive",
+            "must be more than zero",
+        ));
     }
 
     let mut servers = IndexMap::new();
@@ -268,22 +333,33 @@ fn validate(raw: raw::File) -> Result<Config, Invalid> {
         let server = validate_server(&name, s, &path, common, &global_tokens, &mut warnings)?;
         servers.insert(name, server);
     }
-    Ok(Config { hub, servers, warnings })
+    Ok(Config {
+        hub,
+        servers,
+        warnings,
+    })
 }
 
 fn warn_unsupported(o: &raw::Options, path: &str, warnings: &mut Vec<String>) {
     if o.metrics.is_some() {
-        warnings.push(format!("{path}.metrics: accepted for compatibility but not used; see /status"));
+        warnings.push(format!(
+            "{path}.metrics: accepted for compatibility but not used; see /status"
+        ));
     }
     if o.oauth2.is_some() {
-        warnings.push(format!("{path}.oauth2: accepted for compatibility but not supported; use authTokens"));
+        warnings.push(format!(
+            "{path}.oauth2: accepted for compatibility but not supported; use authTokens"
+        ));
     }
 }
 
 fn tokens(list: Vec<String>, path: &str) -> Result<Vec<String>, Invalid> {
     for (i, t) in list.iter().enumerate() {
         if t.trim().is_empty() {
-            return Err(invalid(format!("{path}[{i}]"), "a token must not be empty (is its variable set?)"));
+            return Err(invalid(
+                format!("{path}[{i}]"),
+                "a token must not be empty (is its variable set?)",
+            ));
         }
     }
     Ok(list)
@@ -299,29 +375,57 @@ fn validate_server(
 ) -> Result<ServerConfig, Invalid> {
     let name_ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.starts_with('.');
     if !name_ok {
-        return Err(invalid(path, "a server name must be 1-64 of A-Z a-z 0-9 - _ . (it becomes a URL path)"));
+        return Err(invalid(
+            path,
+            "a server name must be 1-64 of A-Z a-z 0-9 - _ . (it becomes a URL path)",
+        ));
     }
     if matches!(name, "healthz" | "status" | "metrics") {
-        return Err(invalid(path, format!("{name:?} is reserved for the hub's own endpoint")));
+        return Err(invalid(
+            path,
+            format!("{name:?} is reserved for the hub's own endpoint"),
+        ));
     }
-    let declared = s.transport_type.as_deref().map(|t| (t, "transportType")).or(s.kind.as_deref().map(|t| (t, "type")));
+    let declared = s
+        .transport_type
+        .as_deref()
+        .map(|t| (t, "transportType"))
+        .or(s.kind.as_deref().map(|t| (t, "type")));
     let upstream = match (&s.command, &s.url) {
-        (Some(_), Some(_)) => return Err(invalid(path, "set either \"command\" (stdio) or \"url\" (remote), not both")),
-        (None, None) => return Err(invalid(path, "needs \"command\" (a stdio server) or \"url\" (a remote server)")),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                path,
+                "set either \"command\" (stdio) or \"url\" (remote), not both",
+            ))
+        }
+        (None, None) => {
+            return Err(invalid(
+                path,
+                "needs \"command\" (a stdio server) or \"url\" (a remote server)",
+            ))
+        }
         (Some(cmd), None) => {
             if let Some((t, key)) = declared {
                 if t != "stdio" {
-                    return Err(invalid(format!("{path}.{key}"), format!("{t:?} does not go with \"command\"; use \"stdio\" or drop it")));
+                    return Err(invalid(
+                        format!("{path}.{key}"),
+                        format!("{t:?} does not go with \"command\"; use \"stdio\" or drop it"),
+                    ));
                 }
             }
             if cmd.trim().is_empty() {
                 return Err(invalid(format!("{path}.command"), "must not be empty"));
             }
             if !s.headers.is_empty() {
-                return Err(invalid(format!("{path}.headers"), "only applies to a \"url\" server"));
+                return Err(invalid(
+                    format!("{path}.headers"),
+                    "only applies to a \"url\" server",
+                ));
             }
             Upstream::Stdio(StdioSpec {
                 command: cmd.clone(),
@@ -331,18 +435,34 @@ fn validate_server(
             })
         }
         (None, Some(u)) => {
-            let url = Url::parse(u).map_err(|e| invalid(format!("{path}.url"), format!("{u:?} is not a URL: {e}")))?;
+            let url = Url::parse(u)
+                .map_err(|e| invalid(format!("{path}.url"), format!("{u:?} is not a URL: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(invalid(format!("{path}.url"), format!("{u:?} must be http:// or https://")));
+                return Err(invalid(
+                    format!("{path}.url"),
+                    format!("{u:?} must be http:// or https://"),
+                ));
             }
             if !s.args.is_empty() || !s.env.is_empty() {
-                return Err(invalid(path, "\"args\" and \"env\" only apply to a \"command\" server"));
+                return Err(invalid(
+                    path,
+                    "\"args\" and \"env\" only apply to a \"command\" server",
+                ));
             }
             match declared {
-                None | Some(("sse", _)) => Upstream::Sse { url, headers: s.headers.clone() },
-                Some(("streamable-http" | "http", _)) => Upstream::Streamable { url, headers: s.headers.clone() },
+                None | Some(("sse", _)) => Upstream::Sse {
+                    url,
+                    headers: s.headers.clone(),
+                },
+                Some(("streamable-http" | "http", _)) => Upstream::Streamable {
+                    url,
+                    headers: s.headers.clone(),
+                },
                 Some((t, key)) => {
-                    return Err(invalid(format!("{path}.{key}"), format!("{t:?} is not \"sse\" or \"streamable-http\"")))
+                    return Err(invalid(
+                        format!("{path}.{key}"),
+                        format!("{t:?} is not \"sse\" or \"streamable-http\""),
+                    ))
                 }
             }
         }
@@ -351,24 +471,44 @@ fn validate_server(
     let session = match s.session.as_deref() {
         None | Some("shared") => SessionMode::Shared,
         Some("per-client") => SessionMode::PerClient,
-        Some(other) => return Err(invalid(format!("{path}.session"), format!("{other:?} is not \"shared\" or \"per-client\""))),
+        Some(other) => {
+            return Err(invalid(
+                format!("{path}.session"),
+                format!("{other:?} is not \"shared\" or \"per-client\""),
+            ))
+        }
     };
     let eager = match s.start.as_deref() {
         None | Some("lazy") => false,
         Some("eager") => true,
-        Some(other) => return Err(invalid(format!("{path}.start"), format!("{other:?} is not \"lazy\" or \"eager\""))),
+        Some(other) => {
+            return Err(invalid(
+                format!("{path}.start"),
+                format!("{other:?} is not \"lazy\" or \"eager\""),
+            ))
+        }
     };
     if eager && session == SessionMode::PerClient {
         return Err(invalid(format!("{path}.start"), "\"eager\" needs \"session\": \"shared\" (per-client children start with their session)"));
     }
     let request_timeout = match &s.timeout {
         None => Duration::from_secs(300),
-        Some(raw::GoDuration::Nanos(0)) => return Err(invalid(format!("{path}.timeout"), "must be more than zero")),
+        Some(raw::GoDuration::Nanos(0)) => {
+            return Err(invalid(format!("{path}.timeout"), "must be more than zero"))
+        }
         Some(raw::GoDuration::Nanos(n)) => Duration::from_nanos(*n),
         Some(raw::GoDuration::Text(t)) => duration(t, &format!("{path}.timeout"))?,
     };
-    let idle_timeout = s.idle_timeout.as_deref().map(|t| duration(t, &format!("{path}.idleTimeout"))).transpose()?;
-    let init_timeout = opt_duration(&s.init_timeout, &format!("{path}.initTimeout"), Duration::from_secs(120))?;
+    let idle_timeout = s
+        .idle_timeout
+        .as_deref()
+        .map(|t| duration(t, &format!("{path}.idleTimeout")))
+        .transpose()?;
+    let init_timeout = opt_duration(
+        &s.init_timeout,
+        &format!("{path}.initTimeout"),
+        Duration::from_secs(120),
+    )?;
 
     let own = s.options.map(|o| o.common).unwrap_or_default();
     warn_unsupported(&own, &format!("{path}.options"), warnings);
@@ -380,16 +520,27 @@ fn validate_server(
     let tool_filter = match filter_raw {
         None => None,
         Some(f) => {
-            let fpath = if own.tool_filter.is_some() { format!("{path}.options.toolFilter") } else { "mcpProxy.options.toolFilter".into() };
+            let fpath = if own.tool_filter.is_some() {
+                format!("{path}.options.toolFilter")
+            } else {
+                "mcpProxy.options.toolFilter".into()
+            };
             match f.mode.as_deref() {
                 Some("allow") => Some(ToolFilter::Allow(f.list.clone())),
                 None | Some("block") => Some(ToolFilter::Block(f.list.clone())),
-                Some(m) => return Err(invalid(format!("{fpath}.mode"), format!("{m:?} is not \"allow\" or \"block\""))),
+                Some(m) => {
+                    return Err(invalid(
+                        format!("{fpath}.mode"),
+                        format!("{m:?} is not \"allow\" or \"block\""),
+                    ))
+                }
             }
         }
     };
     if !matches!(upstream, Upstream::Stdio(_)) && idle_timeout.is_some() {
-        warnings.push(format!("{path}.idleTimeout: only stops stdio children; ignored for a remote server"));
+        warnings.push(format!(
+            "{path}.idleTimeout: only stops stdio children; ignored for a remote server"
+        ));
     }
     Ok(ServerConfig {
         name: name.into(),
@@ -402,15 +553,21 @@ fn validate_server(
         auth_tokens,
         tool_filter,
         log_enabled: own.log_enabled.or(global.log_enabled).unwrap_or(false),
-        panic_if_invalid: own.panic_if_invalid.or(global.panic_if_invalid).unwrap_or(false),
+        panic_if_invalid: own
+            .panic_if_invalid
+            .or(global.panic_if_invalid)
+            .unwrap_or(false),
         disabled: own.disabled.unwrap_or(false),
     })
 }
 
 fn check_origin(o: &str) -> Result<(), String> {
-    let u = Url::parse(o).map_err(|e| format!("{o:?} is not an origin like \"http://host:3000\": {e}"))?;
+    let u = Url::parse(o)
+        .map_err(|e| format!("{o:?} is not an origin like \"http://host:3000\": {e}"))?;
     if u.host_str().is_none() || !matches!(u.scheme(), "http" | "https") || u.path() != "/" {
-        return Err(format!("{o:?} is not an origin like \"http://host:3000\" (scheme, host, optional port)"));
+        return Err(format!(
+            "{o:?} is not an origin like \"http://host:3000\" (scheme, host, optional port)"
+        ));
     }
     Ok(())
 }
@@ -418,8 +575,11 @@ fn check_origin(o: &str) -> Result<(), String> {
 /// Turns TBXark's `addr` (":9090", "0.0.0.0:9090", "[::1]:9090", "localhost:9090") into
 /// something to bind. An empty host means every address, as in Go.
 pub fn parse_listen_addr(addr: &str) -> Result<String, String> {
-    let (host, port) = addr.rsplit_once(':').ok_or_else(|| format!("{addr:?} is not host:port or :port"))?;
-    port.parse::<u16>().map_err(|_| format!("{addr:?}: {port:?} is not a port"))?;
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{addr:?} is not host:port or :port"))?;
+    port.parse::<u16>()
+        .map_err(|_| format!("{addr:?}: {port:?} is not a port"))?;
     let host = if host.is_empty() { "[::]" } else { host };
     Ok(format!("{host}:{port}"))
 }

@@ -22,13 +22,29 @@ fn lan_example_loads_unchanged() {
     assert_eq!(c.servers.len(), 7);
     assert_eq!(c.hub.addr, ":9090");
     assert_eq!(c.hub.auth_tokens, vec!["lan-token"]);
-    assert!(matches!(c.servers["postgres"].upstream, Upstream::Sse { .. }));
+    assert!(matches!(
+        c.servers["postgres"].upstream,
+        Upstream::Sse { .. }
+    ));
     let fs = &c.servers["filesystem"];
-    assert_eq!(fs.auth_tokens, vec!["lan-token"], "tokens inherit from mcpProxy.options");
-    assert_eq!(fs.tool_filter, Some(ToolFilter::Block(vec!["write_file".into(), "edit_file".into(), "move_file".into()])));
+    assert_eq!(
+        fs.auth_tokens,
+        vec!["lan-token"],
+        "tokens inherit from mcpProxy.options"
+    );
+    assert_eq!(
+        fs.tool_filter,
+        Some(ToolFilter::Block(vec![
+            "write_file".into(),
+            "edit_file".into(),
+            "move_file".into()
+        ]))
+    );
     assert!(fs.log_enabled, "logEnabled inherits");
     let hosts = c.hub.allowed_hosts.unwrap();
-    assert!(hosts.contains(&"linuxserver.lan".to_string()) && hosts.contains(&"localhost".to_string()));
+    assert!(
+        hosts.contains(&"linuxserver.lan".to_string()) && hosts.contains(&"localhost".to_string())
+    );
 }
 
 #[test]
@@ -52,18 +68,26 @@ fn tbxark_example_loads() {
     assert!(c.servers["fetch"].panic_if_invalid && !c.servers["fetch"].log_enabled);
     assert_eq!(c.servers["github"].auth_tokens, vec!["DefaultTokens"]);
     assert_eq!(c.servers["remote"].request_timeout, Duration::from_secs(30));
-    assert!(matches!(c.servers["remote"].upstream, Upstream::Streamable { .. }));
+    assert!(matches!(
+        c.servers["remote"].upstream,
+        Upstream::Streamable { .. }
+    ));
     assert!(c.warnings.iter().any(|w| w.contains("oauth2")));
 }
 
 #[test]
 fn claude_desktop_file_loads() {
-    let c = parse_ok(r#"{"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"], "env": {}},
-                                         "web": {"type": "http", "url": "http://127.0.0.1:1/mcp"}}}"#);
+    let c = parse_ok(
+        r#"{"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"], "env": {}},
+                                         "web": {"type": "http", "url": "http://127.0.0.1:1/mcp"}}}"#,
+    );
     assert_eq!(c.hub.addr, DEFAULT_ADDR);
     assert!(c.hub.auth_tokens.is_empty());
     assert_eq!(c.servers["time"].session, SessionMode::Shared);
-    assert!(matches!(c.servers["web"].upstream, Upstream::Streamable { .. }));
+    assert!(matches!(
+        c.servers["web"].upstream,
+        Upstream::Streamable { .. }
+    ));
     assert!(c.hub.allowed_hosts.is_none());
 }
 
@@ -73,21 +97,39 @@ fn errors_name_the_path() {
         parse_err(r#"{"mcpServers": {"a": {"command": "x", "comand": "y"}}}"#),
         "test.json: mcpServers.a.comand: unknown field `comand`, expected one of `transportType`, `type`, `command`, `args`, `env`, `cwd`, `url`, `headers`, `timeout`, `options`, `session`, `start`, `idleTimeout`, `initTimeout`"
     );
-    assert!(parse_err(r#"{"mcpServers": {"a": {"command": "x", "timeout": "30q"}}}"#)
-        .starts_with("test.json: mcpServers.a.timeout: \"30q\" is not a duration"));
-    assert!(parse_err(r#"{"mcpServers": {"a": {"command": "x", "env": {"K": "${NOPE}"}}}}"#)
-        .contains("mcpServers.a.env.K: environment variable NOPE is not set"));
-    assert!(parse_err(r#"{"mcpServers": {"a": {"command": "x", "session": "solo"}}}"#)
-        .contains("mcpServers.a.session: \"solo\" is not \"shared\" or \"per-client\""));
-    assert!(parse_err(r#"{"mcpServers": {"a": {"command": "x", "options": {"maxBodySize": 5}}}}"#)
-        .contains("mcpServers.a.options: unknown field `maxBodySize`"));
-    assert!(parse_err(r#"{"mcpProxy": {"options": {"maxBodySize": "4Q"}}}"#)
-        .contains("mcpProxy.options.maxBodySize: \"4Q\" is not a size"));
+    assert!(
+        parse_err(r#"{"mcpServers": {"a": {"command": "x", "timeout": "30q"}}}"#)
+            .starts_with("test.json: mcpServers.a.timeout: \"30q\" is not a duration")
+    );
+    assert!(
+        parse_err(r#"{"mcpServers": {"a": {"command": "x", "env": {"K": "${NOPE}"}}}}"#)
+            .contains("mcpServers.a.env.K: environment variable NOPE is not set")
+    );
+    assert!(
+        parse_err(r#"{"mcpServers": {"a": {"command": "x", "session": "solo"}}}"#)
+            .contains("mcpServers.a.session: \"solo\" is not \"shared\" or \"per-client\"")
+    );
+    assert!(
+        parse_err(r#"{"mcpServers": {"a": {"command": "x", "options": {"maxBodySize": 5}}}}"#)
+            .contains("mcpServers.a.options: unknown field `maxBodySize`")
+    );
+    assert!(
+        parse_err(r#"{"mcpProxy": {"options": {"maxBodySize": "4Q"}}}"#)
+            .contains("mcpProxy.options.maxBodySize: \"4Q\" is not a size")
+    );
     assert!(parse_err(r#"{"mcpServers": {"a": {}}}"#).contains("mcpServers.a: needs \"command\""));
-    assert!(parse_err(r#"{"mcpServers": {"a/b": {"command": "x"}}}"#).contains("a server name must be"));
-    assert!(parse_err(r#"{"mcpServers": {"a": {"command": "x", "args": [1]}}}"#).contains("mcpServers.a.args[0]"));
+    assert!(
+        parse_err(r#"{"mcpServers": {"a/b": {"command": "x"}}}"#).contains("a server name must be")
+    );
+    assert!(
+        parse_err(r#"{"mcpServers": {"a": {"command": "x", "args": [1]}}}"#)
+            .contains("mcpServers.a.args[0]")
+    );
     assert!(parse_err(r#"{"mcpProxy": {"addr": "nine"}}"#).contains("mcpProxy.addr"));
-    assert!(parse_err(r#"{"mcpProxy": {"options": {"authTokens": ["${T:-}"]}}}"#).contains("authTokens[0]: a token must not be empty"));
+    assert!(
+        parse_err(r#"{"mcpProxy": {"options": {"authTokens": ["${T:-}"]}}}"#)
+            .contains("authTokens[0]: a token must not be empty")
+    );
     assert!(parse_err("{\"mcpServers\": {,}}").starts_with("test.json: not valid JSON"));
 }
 
@@ -99,10 +141,15 @@ fn comments_and_defaults() {
     assert_eq!(a.idle_timeout, Some(Duration::from_secs(600)));
     assert_eq!(c.hub.max_body, DEFAULT_MAX_BODY);
     assert_eq!(c.hub.sse_keep_alive, Duration::from_secs(15));
-    let c = parse_ok(r#"{"mcpProxy": {"options": {"maxBodySize": "1MiB", "sseKeepAlive": "2s", "toolFilter": {"mode": "allow", "list": ["x"]}}},
-                         "mcpServers": {"a": {"command": "x"}}}"#);
+    let c = parse_ok(
+        r#"{"mcpProxy": {"options": {"maxBodySize": "1MiB", "sseKeepAlive": "2s", "toolFilter": {"mode": "allow", "list": ["x"]}}},
+                         "mcpServers": {"a": {"command": "x"}}}"#,
+    );
     assert_eq!(c.hub.max_body, 1024 * 1024);
-    assert_eq!(c.servers["a"].tool_filter, Some(ToolFilter::Allow(vec!["x".into()])));
+    assert_eq!(
+        c.servers["a"].tool_filter,
+        Some(ToolFilter::Allow(vec!["x".into()]))
+    );
 }
 
 #[test]

@@ -38,7 +38,10 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let mut r = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -111,8 +114,14 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, drain: Duration) {
             }
         });
     }
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::warn!("connections still open after {}s; closing them", drain.as_secs());
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still open after {}s; closing them",
+            drain.as_secs()
+        );
     }
 }
 
@@ -131,10 +140,16 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let cors_origin = match app.policy.check(req.headers()) {
         Ok(o) => o,
         Err(origin::Rejected::Origin(o)) => {
-            return http_error(StatusCode::FORBIDDEN, format!("origin {o:?} is not allowed; add it to mcpProxy.options.allowedOrigins"))
+            return http_error(
+                StatusCode::FORBIDDEN,
+                format!("origin {o:?} is not allowed; add it to mcpProxy.options.allowedOrigins"),
+            )
         }
         Err(origin::Rejected::Host(h)) => {
-            return http_error(StatusCode::FORBIDDEN, format!("host {h:?} is not allowed; add it to mcpProxy.options.allowedHosts"))
+            return http_error(
+                StatusCode::FORBIDDEN,
+                format!("host {h:?} is not allowed; add it to mcpProxy.options.allowedHosts"),
+            )
         }
     };
     let mut resp = route(&app, req, first, rest).await;
@@ -143,7 +158,10 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         if let Ok(v) = HeaderValue::from_str(&o) {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
-        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("mcp-session-id, mcp-protocol-version"));
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("mcp-session-id, mcp-protocol-version"),
+        );
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     resp
@@ -161,13 +179,19 @@ async fn route(app: &Arc<App>, req: Request<Incoming>, first: &str, rest: &str) 
         if let Err(r) = authorize(&app.hub.settings.auth_tokens, req.headers()) {
             return r;
         }
-        return http_error(StatusCode::NOT_FOUND, format!("no server named {first:?} is configured"));
+        return http_error(
+            StatusCode::NOT_FOUND,
+            format!("no server named {first:?} is configured"),
+        );
     };
     if let Err(r) = authorize(&server.cfg.auth_tokens, req.headers()) {
         return r;
     }
     if server.cfg.disabled {
-        return http_error(StatusCode::NOT_FOUND, format!("server {first:?} is disabled in the config"));
+        return http_error(
+            StatusCode::NOT_FOUND,
+            format!("server {first:?} is disabled in the config"),
+        );
     }
     match (rest, req.method()) {
         ("sse", &Method::GET) => sse::open(app, server, req).await,
@@ -178,13 +202,23 @@ async fn route(app: &Arc<App>, req: Request<Incoming>, first: &str, rest: &str) 
         ("sse", _) => not_allowed("GET"),
         ("message", _) => not_allowed("POST"),
         ("mcp", _) => not_allowed("GET, POST, DELETE"),
-        _ => http_error(StatusCode::NOT_FOUND, format!("no route {:?}; use /{first}/sse or /{first}/mcp", req.uri().path())),
+        _ => http_error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no route {:?}; use /{first}/sse or /{first}/mcp",
+                req.uri().path()
+            ),
+        ),
     }
 }
 
 fn not_allowed(allow: &'static str) -> Response<Body> {
-    let mut r = http_error(StatusCode::METHOD_NOT_ALLOWED, format!("method not allowed; use {allow}"));
-    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    let mut r = http_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed; use {allow}"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     r
 }
 
@@ -199,7 +233,10 @@ fn authorize(tokens: &[String], headers: &http::HeaderMap) -> Result<(), Respons
             auth::AuthError::Missing => "Bearer realm=\"mcp-hub\"",
             auth::AuthError::Invalid => "Bearer realm=\"mcp-hub\", error=\"invalid_token\"",
         };
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
         r
     })
 }
@@ -213,12 +250,18 @@ fn preflight(app: &App, req: &Request<Incoming>) -> Response<Body> {
         if let Ok(v) = HeaderValue::from_str(&origin) {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static("authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id"),
         );
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     r
@@ -229,11 +272,19 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Re
     let limited = http_body_util::Limited::new(req.into_body(), limit);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(rpc_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            crate::jsonrpc::INVALID_REQUEST,
-            format!("request body is larger than {limit} bytes (mcpProxy.options.maxBodySize)"),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                crate::jsonrpc::INVALID_REQUEST,
+                format!("request body is larger than {limit} bytes (mcpProxy.options.maxBodySize)"),
+            ))
+        }
+        Err(e) => Err(http_error(
+            StatusCode::BAD_REQUEST,
+            format!("could not read the request body: {e}"),
         )),
-        Err(e) => Err(http_error(StatusCode::BAD_REQUEST, format!("could not read the request body: {e}"))),
     }
 }

@@ -53,7 +53,11 @@ impl Session {
 /// Applies `toolFilter` to a `tools/list` result in place.
 pub fn filter_tool_list(filter: &ToolFilter, result: &mut Value) {
     if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
-        tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| filter.allows(n)));
+        tools.retain(|t| {
+            t.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| filter.allows(n))
+        });
     }
 }
 
@@ -64,8 +68,18 @@ pub fn blocked_call(filter: Option<&ToolFilter>, id: &Id, msg: &Message) -> Opti
     if msg.method() != Some("tools/call") {
         return None;
     }
-    let name = msg.params().and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or("");
-    (!filter.allows(name)).then(|| Message::error(Some(id.clone()), INVALID_PARAMS, format!("Unknown tool: {name}")))
+    let name = msg
+        .params()
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    (!filter.allows(name)).then(|| {
+        Message::error(
+            Some(id.clone()),
+            INVALID_PARAMS,
+            format!("Unknown tool: {name}"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use super::{blocked_call, filter_tool_list, Downstream};
 use crate::config::{ServerConfig, StdioSpec};
 use crate::jsonrpc::{Id, Kind, Message, TIMEOUT_ERROR, UPSTREAM_ERROR};
-use crate::supervisor::{describe_exit, stop_child, Supervisor};
+use crate::supervisor::{reap_child, stop_child, Supervisor};
 use crate::upstream::stdio::StdioChild;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,7 +39,9 @@ impl Passthrough {
         sup: Arc<Supervisor>,
         sink: Arc<dyn Downstream>,
     ) -> Result<Arc<Passthrough>, String> {
-        let child = sup.start_per_client(spec).map_err(|e| format!("server {:?}: {e}", cfg.name))?;
+        let child = sup
+            .start_per_client(spec)
+            .map_err(|e| format!("server {:?}: {e}", cfg.name))?;
         tracing::info!(mcp_server = %cfg.name, pid = child.pid.unwrap_or(0), "started per-client child");
         let (stop_tx, stop_rx) = oneshot::channel();
         let p = Arc::new(Passthrough {
@@ -73,7 +75,8 @@ impl Passthrough {
             self.inflight().insert(id.clone(), entry);
             if self.tx.send(msg).await.is_err() && self.inflight().remove(&id).is_some() {
                 let e = format!("server {:?}: the child has exited", self.cfg.name);
-                self.sink.deliver(Message::error(Some(id), UPSTREAM_ERROR, e));
+                self.sink
+                    .deliver(Message::error(Some(id), UPSTREAM_ERROR, e));
             }
             return;
         }
@@ -87,7 +90,7 @@ impl Passthrough {
         }
     }
 
-    fn from_upstream(&self, mut msg: Message) {
+    fn on_upstream(&self, mut msg: Message) {
         if let Ok(Kind::Response { id }) = msg.kind() {
             let Some(entry) = self.inflight().remove(&id) else {
                 return; // answered already (timed out): never answer twice
@@ -104,7 +107,11 @@ impl Passthrough {
     fn fail_inflight(&self, why: &str) {
         let all: Vec<Id> = self.inflight().drain().map(|(id, _)| id).collect();
         for id in all {
-            self.sink.deliver(Message::error(Some(id), UPSTREAM_ERROR, format!("{why}; the request was lost")));
+            self.sink.deliver(Message::error(
+                Some(id),
+                UPSTREAM_ERROR,
+                format!("{why}; the request was lost"),
+            ));
         }
     }
 
@@ -112,25 +119,40 @@ impl Passthrough {
         let now = Instant::now();
         let expired: Vec<(Id, String)> = {
             let mut map = self.inflight();
-            let ids: Vec<Id> = map.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| id.clone()).collect();
-            ids.into_iter().filter_map(|id| map.remove(&id).map(|f| (id, f.method))).collect()
+            let ids: Vec<Id> = map
+                .iter()
+                .filter(|(_, f)| f.deadline <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| map.remove(&id).map(|f| (id, f.method)))
+                .collect()
         };
         for (id, method) in expired {
             let secs = self.cfg.request_timeout.as_secs_f64();
-            let e = format!("server {:?} did not answer {method} within {secs}s", self.cfg.name);
-            let params = serde_json::json!({"requestId": id.to_value(), "reason": "timed out in mcp-hub"});
-            let _ = self.tx.try_send(Message::notification("notifications/cancelled", Some(params)));
-            self.sink.deliver(Message::error(Some(id), TIMEOUT_ERROR, e));
+            let e = format!(
+                "server {:?} did not answer {method} within {secs}s",
+                self.cfg.name
+            );
+            let params =
+                serde_json::json!({"requestId": id.to_value(), "reason": "timed out in mcp-hub"});
+            let _ = self.tx.try_send(Message::notification(
+                "notifications/cancelled",
+                Some(params),
+            ));
+            self.sink
+                .deliver(Message::error(Some(id), TIMEOUT_ERROR, e));
         }
     }
 
     async fn pump(self: Arc<Self>, mut child: StdioChild, mut stop: oneshot::Receiver<()>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
+        let exited = loop {
             tokio::select! {
+                st = child.child.wait() => break Some(st),
                 m = child.rx.recv() => match m {
-                    Some(m) => self.from_upstream(m),
-                    None => break,
+                    Some(m) => self.on_upstream(m),
+                    None => break None,
                 },
                 _ = tick.tick() => self.sweep(),
                 _ = &mut stop => {
@@ -140,20 +162,12 @@ impl Passthrough {
                     return;
                 }
             }
-        }
-        let why = match tokio::time::timeout(Duration::from_millis(500), child.child.wait()).await {
-            Ok(status) => describe_exit(status),
-            Err(_) => "closed its stdout".into(),
         };
-        let why = match child.last_stderr() {
-            Some(l) => format!("{why} (last stderr: {l})"),
-            None => why,
-        };
+        let why = reap_child(&self.cfg.name, child, exited).await;
         tracing::warn!(mcp_server = %self.cfg.name, "per-client child {why}; ending its session");
         self.fail_inflight(&format!("server {:?}: the child {why}", self.cfg.name));
         self.sink.closed(&why);
         self.sup.session_closed();
-        stop_child(&self.cfg.name, child).await;
         self.sup.per_client_exited(Some(why));
     }
 }

@@ -17,7 +17,7 @@
 use super::{blocked_call, filter_tool_list, Downstream, LATEST_PROTOCOL, PROTOCOL_VERSIONS};
 use crate::config::{ServerConfig, StdioSpec};
 use crate::jsonrpc::{Id, Kind, Message, TIMEOUT_ERROR, UPSTREAM_ERROR};
-use crate::supervisor::{describe_exit, stop_child, State, Supervisor};
+use crate::supervisor::{reap_child, stop_child, State, Supervisor};
 use crate::upstream::stdio::StdioChild;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -112,7 +112,10 @@ impl Shared {
         };
         self.sup.session_opened();
         self.wake.notify_one();
-        Client { id, shared: self.clone() }
+        Client {
+            id,
+            shared: self.clone(),
+        }
     }
 
     /// Starts the driver task. It runs until [`Shared::shutdown`].
@@ -170,7 +173,11 @@ impl Shared {
                     let failed = self.sup.state() == State::Failed;
                     tracing::warn!(mcp_server = %self.cfg.name, "{err}; restarting in {}s{}", delay.as_secs(),
                         if failed { " (crash loop: marked failed)" } else { "" });
-                    self.ready.send_replace(if failed { Ready::Failed(err) } else { Ready::Down(err) });
+                    self.ready.send_replace(if failed {
+                        Ready::Failed(err)
+                    } else {
+                        Ready::Down(err)
+                    });
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = stop.changed() => {}
@@ -199,12 +206,20 @@ impl Shared {
             i.next_id += 1;
             i.next_id - 1
         };
-        let _ = child.tx.send(Message::request(init_id.into(), "initialize", self.init_params())).await;
+        let _ = child
+            .tx
+            .send(Message::request(
+                init_id.into(),
+                "initialize",
+                self.init_params(),
+            ))
+            .await;
         let deadline = tokio::time::Instant::now() + self.cfg.init_timeout;
         let result = loop {
             tokio::select! {
+                st = child.child.wait() => return self.reap(child, Some(st)).await,
                 m = child.rx.recv() => match m {
-                    None => return self.reap(child, "exited during initialize").await,
+                    None => return self.reap(child, None).await,
                     Some(m) if m.is_response() && m.id().and_then(|i| i.as_u64()) == Some(init_id) => {
                         if let Some(err) = m.0.get("error") {
                             stop_child(&self.cfg.name, child).await;
@@ -212,7 +227,7 @@ impl Shared {
                         }
                         break m.result().cloned().unwrap_or(Value::Null);
                     }
-                    Some(other) => self.from_upstream(other, &child.tx),
+                    Some(other) => self.on_upstream(other, &child.tx),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     stop_child(&self.cfg.name, child).await;
@@ -224,7 +239,10 @@ impl Shared {
                 }
             }
         };
-        let _ = child.tx.send(Message::notification("notifications/initialized", None)).await;
+        let _ = child
+            .tx
+            .send(Message::notification("notifications/initialized", None))
+            .await;
         {
             let mut i = self.lock();
             i.init_result = Some(result);
@@ -235,11 +253,13 @@ impl Shared {
         tracing::info!(mcp_server = %self.cfg.name, "ready");
 
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
+        let exited = loop {
             tokio::select! {
+                // A grandchild may hold stdout open after the server died: watch both.
+                st = child.child.wait() => break Some(st),
                 m = child.rx.recv() => match m {
-                    Some(m) => self.from_upstream(m, &child.tx),
-                    None => break,
+                    Some(m) => self.on_upstream(m, &child.tx),
+                    None => break None,
                 },
                 _ = tick.tick() => {
                     self.sweep_deadlines();
@@ -255,57 +275,59 @@ impl Shared {
                     return Outcome::Stopped;
                 }
             }
-        }
+        };
         self.lock().tx = None;
-        self.reap(child, "closed its stdout").await
+        self.reap(child, exited).await
     }
 
-    /// The child's stdout closed: collect its exit status (or stop it) and describe the crash.
-    async fn reap(&self, mut child: StdioChild, what: &str) -> Outcome {
-        let why = match tokio::time::timeout(Duration::from_millis(500), child.child.wait()).await {
-            Ok(status) => describe_exit(status),
-            Err(_) => {
-                let w = format!("{what} but kept running");
-                stop_child(&self.cfg.name, child).await;
-                return Outcome::Crashed(w);
-            }
-        };
-        let last = child.last_stderr();
-        Outcome::Crashed(match last {
-            Some(line) => format!("{why} (last stderr: {line})"),
-            None => why,
-        })
+    /// The child exited or closed its stdout: describe why, and make sure nothing
+    /// of its process group is left.
+    async fn reap(
+        &self,
+        child: StdioChild,
+        exited: Option<std::io::Result<std::process::ExitStatus>>,
+    ) -> Outcome {
+        Outcome::Crashed(reap_child(&self.cfg.name, child, exited).await)
     }
 
     fn idle_expired(&self) -> bool {
-        let Some(idle) = self.cfg.idle_timeout else { return false };
+        let Some(idle) = self.cfg.idle_timeout else {
+            return false;
+        };
         let i = self.lock();
         !self.cfg.eager && i.clients.is_empty() && i.last_session_end.elapsed() >= idle
     }
 
-    /// Waits until the upstream is initialized, starting it if needed.
+    /// Waits until the upstream is initialized, starting it if needed. If the start
+    /// attempt it waited for fails, says why at once rather than at the deadline.
     async fn ensure_ready(&self) -> Result<(), String> {
         if *self.ready.borrow() == Ready::Up {
             return Ok(());
         }
         let mut rx = self.ready.subscribe();
-        let deadline = tokio::time::Instant::now() + self.cfg.init_timeout;
+        // The driver gives up on initialize at init_timeout; leave it room to say why.
+        let deadline = tokio::time::Instant::now() + self.cfg.init_timeout + Duration::from_secs(5);
+        let mut saw_attempt = false;
         loop {
             match &*rx.borrow_and_update() {
                 Ready::Up => return Ok(()),
-                Ready::Failed(e) => return Err(format!("server {:?} is failing: {e}", self.cfg.name)),
+                Ready::Failed(e) => {
+                    return Err(format!("server {:?} is failing: {e}", self.cfg.name))
+                }
+                Ready::Down(e) if saw_attempt => {
+                    return Err(format!("server {:?} failed to start: {e}", self.cfg.name))
+                }
                 Ready::Stopped => return Err(format!("server {:?} is stopped", self.cfg.name)),
-                _ => {}
+                Ready::Idle | Ready::Starting => saw_attempt = true,
+                Ready::Down(_) => {}
             }
             self.wake.notify_one();
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
-                let state = rx.borrow().clone();
-                let why = match state {
-                    Ready::Down(e) => format!(": {e}"),
-                    _ => String::new(),
-                };
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 return Err(format!(
-                    "server {:?} did not become ready within {}s{why}",
+                    "server {:?} did not become ready within {}s",
                     self.cfg.name,
                     self.cfg.init_timeout.as_secs()
                 ));
@@ -321,10 +343,10 @@ impl Shared {
     }
 
     /// Routes one message from the child.
-    fn from_upstream(&self, mut msg: Message, tx: &mpsc::Sender<Message>) {
+    fn on_upstream(&self, mut msg: Message, tx: &mpsc::Sender<Message>) {
         let kind = match msg.kind() {
             Ok(Kind::Response { id }) => id.as_u64().map(Route::Response),
-            Ok(Kind::Request { id, method }) if method == "ping" => {
+            Ok(Kind::Request { id, method: "ping" }) => {
                 let _ = tx.try_send(Message::response(id, json!({})));
                 None
             }
@@ -341,7 +363,9 @@ impl Shared {
             Some(Route::Response(up)) => {
                 let (p, sink) = {
                     let mut i = self.lock();
-                    let Some(p) = i.pending.remove(&up) else { return };
+                    let Some(p) = i.pending.remove(&up) else {
+                        return;
+                    };
                     i.by_client.remove(&(p.client, p.orig.clone()));
                     let sink = i.clients.get(&p.client).cloned();
                     (p, sink)
@@ -380,12 +404,19 @@ impl Shared {
                     }
                     None => {
                         let m = msg.method().unwrap_or("").to_string();
-                        let _ = tx.try_send(Message::error(Some(up_id), UPSTREAM_ERROR, format!("no client is connected to answer {m}")));
+                        let _ = tx.try_send(Message::error(
+                            Some(up_id),
+                            UPSTREAM_ERROR,
+                            format!("no client is connected to answer {m}"),
+                        ));
                     }
                 }
             }
             Some(Route::Progress) => {
-                let token = msg.params().and_then(|p| p.get("progressToken")).and_then(Value::as_u64);
+                let token = msg
+                    .params()
+                    .and_then(|p| p.get("progressToken"))
+                    .and_then(Value::as_u64);
                 let target = token.and_then(|t| {
                     let i = self.lock();
                     let p = i.pending.get(&t)?;
@@ -399,10 +430,17 @@ impl Shared {
                 }
             }
             Some(Route::Cancelled) => {
-                let req = msg.params().and_then(|p| p.get("requestId")).and_then(Id::from_value);
+                let req = msg
+                    .params()
+                    .and_then(|p| p.get("requestId"))
+                    .and_then(Id::from_value);
                 let target = req.and_then(|r| {
                     let mut i = self.lock();
-                    let hub_id = i.server_reqs.iter().find(|(_, (_, up))| *up == r).map(|(h, _)| *h)?;
+                    let hub_id = i
+                        .server_reqs
+                        .iter()
+                        .find(|(_, (_, up))| *up == r)
+                        .map(|(h, _)| *h)?;
                     let (c, _) = i.server_reqs.remove(&hub_id)?;
                     Some((c, hub_id))
                 });
@@ -434,7 +472,11 @@ impl Shared {
         };
         for p in failed {
             if let Some(s) = sinks.get(&p.client) {
-                s.deliver(Message::error(Some(p.orig), UPSTREAM_ERROR, format!("{why}; the request was lost")));
+                s.deliver(Message::error(
+                    Some(p.orig),
+                    UPSTREAM_ERROR,
+                    format!("{why}; the request was lost"),
+                ));
             }
         }
     }
@@ -446,7 +488,12 @@ impl Shared {
             if i.pending.is_empty() {
                 return;
             }
-            let ids: Vec<u64> = i.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(k, _)| *k).collect();
+            let ids: Vec<u64> = i
+                .pending
+                .iter()
+                .filter(|(_, p)| p.deadline <= now)
+                .map(|(k, _)| *k)
+                .collect();
             let mut out = Vec::new();
             for up in ids {
                 if let Some(p) = i.pending.remove(&up) {
@@ -459,13 +506,19 @@ impl Shared {
         };
         for (up, p, sink) in expired {
             let secs = self.cfg.request_timeout.as_secs_f64();
-            let err = format!("server {:?} did not answer {} within {secs}s", self.cfg.name, p.method);
+            let err = format!(
+                "server {:?} did not answer {} within {secs}s",
+                self.cfg.name, p.method
+            );
             if let Some(s) = sink {
                 s.deliver(Message::error(Some(p.orig), TIMEOUT_ERROR, err));
             }
             if let Some(tx) = &tx {
                 let params = json!({"requestId": up, "reason": "timed out in mcp-hub"});
-                let _ = tx.try_send(Message::notification("notifications/cancelled", Some(params)));
+                let _ = tx.try_send(Message::notification(
+                    "notifications/cancelled",
+                    Some(params),
+                ));
             }
         }
     }
@@ -516,7 +569,10 @@ impl Client {
                 let reply = match sh.ensure_ready().await {
                     Ok(()) => {
                         let mut result = sh.lock().init_result.clone().unwrap_or(Value::Null);
-                        let asked = msg.params().and_then(|p| p.get("protocolVersion")).and_then(Value::as_str);
+                        let asked = msg
+                            .params()
+                            .and_then(|p| p.get("protocolVersion"))
+                            .and_then(Value::as_str);
                         if let (Some(v), Some(obj)) = (asked, result.as_object_mut()) {
                             if PROTOCOL_VERSIONS.contains(&v) {
                                 obj.insert("protocolVersion".into(), v.into());
@@ -574,14 +630,20 @@ impl Client {
                 if tx.send(msg).await.is_err() {
                     let lost = sh.lock().pending.remove(&up);
                     if lost.is_some() {
-                        let e = format!("server {:?} went away before the request was sent", sh.cfg.name);
+                        let e = format!(
+                            "server {:?} went away before the request was sent",
+                            sh.cfg.name
+                        );
                         sh.deliver(self.id, Message::error(Some(id), UPSTREAM_ERROR, e));
                     }
                 }
             }
             (None, "notifications/initialized") => {}
             (None, "notifications/cancelled") => {
-                let req = msg.params().and_then(|p| p.get("requestId")).and_then(Id::from_value);
+                let req = msg
+                    .params()
+                    .and_then(|p| p.get("requestId"))
+                    .and_then(Id::from_value);
                 let target = req.and_then(|r| {
                     let mut i = sh.lock();
                     let up = i.by_client.remove(&(self.id, r))?;
@@ -611,7 +673,12 @@ impl Client {
             if i.clients.remove(&self.id).is_none() {
                 return;
             }
-            let mine: Vec<u64> = i.pending.iter().filter(|(_, p)| p.client == self.id).map(|(k, _)| *k).collect();
+            let mine: Vec<u64> = i
+                .pending
+                .iter()
+                .filter(|(_, p)| p.client == self.id)
+                .map(|(k, _)| *k)
+                .collect();
             for up in &mine {
                 if let Some(p) = i.pending.remove(up) {
                     i.by_client.remove(&(self.id, p.orig));
@@ -626,7 +693,10 @@ impl Client {
         if let Some(tx) = tx {
             for up in cancel {
                 let params = json!({"requestId": up, "reason": "client session ended"});
-                let _ = tx.try_send(Message::notification("notifications/cancelled", Some(params)));
+                let _ = tx.try_send(Message::notification(
+                    "notifications/cancelled",
+                    Some(params),
+                ));
             }
         }
         sh.sup.session_closed();

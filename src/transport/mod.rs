@@ -59,7 +59,10 @@ pub struct SseStream<G: Send + 'static> {
     pub guard: G,
 }
 
-pub fn sse_response<G: Send + 'static>(s: SseStream<G>, extra: &[(&'static str, String)]) -> Response<Body> {
+pub fn sse_response<G: Send + 'static>(
+    s: SseStream<G>,
+    extra: &[(&'static str, String)],
+) -> Response<Body> {
     let tick = tokio::time::interval_at(tokio::time::Instant::now() + s.keepalive, s.keepalive);
     let ended = s.ended;
     let state = (s, tick, ended);
@@ -86,8 +89,14 @@ pub fn sse_response<G: Send + 'static>(s: SseStream<G>, extra: &[(&'static str, 
     let mut r = Response::new(body);
     *r.status_mut() = StatusCode::OK;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
     // Tell nginx and friends not to buffer the stream.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     for (k, v) in extra {
@@ -111,7 +120,10 @@ mod tests {
 
     #[test]
     fn frames_events() {
-        assert_eq!(&event("endpoint", b"/x/message?sessionId=1")[..], b"event: endpoint\ndata: /x/message?sessionId=1\n\n");
+        assert_eq!(
+            &event("endpoint", b"/x/message?sessionId=1")[..],
+            b"event: endpoint\ndata: /x/message?sessionId=1\n\n"
+        );
         let id = new_session_id();
         assert_eq!(id.len(), 32);
         assert_ne!(id, new_session_id());

@@ -50,7 +50,14 @@ struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         // Dropping the uplink sender ends the uplink task, which closes the session.
-        let removed = self.app.sse.sessions.lock().map(|mut m| m.remove(&self.id)).ok().flatten();
+        let removed = self
+            .app
+            .sse
+            .sessions
+            .lock()
+            .map(|mut m| m.remove(&self.id))
+            .ok()
+            .flatten();
         if removed.is_some() {
             tracing::debug!(mcp_server = %self.server, mcp_session = %self.id, "SSE session ended");
         }
@@ -65,10 +72,24 @@ fn endpoint_url(app: &App, server: &str, id: &str) -> String {
     }
 }
 
-pub async fn open(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body::Incoming>) -> Response<Body> {
-    let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
-    if !(accept.contains("text/event-stream") || accept.contains("*/*") || accept.contains("text/*")) {
-        return http_error(StatusCode::NOT_ACCEPTABLE, "this endpoint serves text/event-stream");
+pub async fn open(
+    app: &Arc<App>,
+    server: Arc<Server>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*");
+    if !(accept.contains("text/event-stream")
+        || accept.contains("*/*")
+        || accept.contains("text/*"))
+    {
+        return http_error(
+            StatusCode::NOT_ACCEPTABLE,
+            "this endpoint serves text/event-stream",
+        );
     }
     let (tx, rx) = mpsc::unbounded_channel();
     let session = match app.hub.open_session(&server, Arc::new(Sink(tx))) {
@@ -80,10 +101,19 @@ pub async fn open(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body:
     tokio::spawn(uplink(session, up_rx));
     let name = server.cfg.name.clone();
     if let Ok(mut m) = app.sse.sessions.lock() {
-        m.insert(id.clone(), Conn { server: name.clone(), uplink: up_tx });
+        m.insert(
+            id.clone(),
+            Conn {
+                server: name.clone(),
+                uplink: up_tx,
+            },
+        );
     }
     tracing::debug!(mcp_server = %name, mcp_session = %id, "SSE session opened");
-    let first = VecDeque::from([super::event("endpoint", endpoint_url(app, &name, &id).as_bytes())]);
+    let first = VecDeque::from([super::event(
+        "endpoint",
+        endpoint_url(app, &name, &id).as_bytes(),
+    )]);
     sse_response(
         SseStream {
             first,
@@ -92,14 +122,22 @@ pub async fn open(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body:
             shutdown: app.shutdown.clone(),
             done: Box::new(|_| false),
             ended: false,
-            guard: Guard { app: app.clone(), id, server: name },
+            guard: Guard {
+                app: app.clone(),
+                id,
+                server: name,
+            },
         },
         &[],
     )
 }
 
 pub fn open_error(e: OpenError) -> Response<Body> {
-    rpc_error(StatusCode::SERVICE_UNAVAILABLE, UPSTREAM_ERROR, e.to_string())
+    rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        UPSTREAM_ERROR,
+        e.to_string(),
+    )
 }
 
 async fn uplink(session: Session, mut rx: mpsc::UnboundedReceiver<Message>) {
@@ -109,17 +147,30 @@ async fn uplink(session: Session, mut rx: mpsc::UnboundedReceiver<Message>) {
     session.close();
 }
 
-pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body::Incoming>) -> Response<Body> {
-    let id = req
-        .uri()
-        .query()
-        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "sessionId").map(|(_, v)| v.into_owned()));
+pub async fn post(
+    app: &Arc<App>,
+    server: Arc<Server>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    let id = req.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "sessionId")
+            .map(|(_, v)| v.into_owned())
+    });
     let Some(id) = id else {
         return http_error(StatusCode::BAD_REQUEST, "missing sessionId query parameter");
     };
-    let conn = app.sse.sessions.lock().ok().and_then(|m| m.get(&id).cloned());
+    let conn = app
+        .sse
+        .sessions
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&id).cloned());
     let Some(conn) = conn.filter(|c| c.server == server.cfg.name) else {
-        return http_error(StatusCode::NOT_FOUND, "unknown or expired session; open /sse again");
+        return http_error(
+            StatusCode::NOT_FOUND,
+            "unknown or expired session; open /sse again",
+        );
     };
     let body = match read_body(req, app.hub.settings.max_body).await {
         Ok(b) => b,
@@ -130,12 +181,18 @@ pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body:
         Ok(Incoming::Batch(v)) => v,
         Err(e) => {
             let m = e.to_message();
-            return crate::http::json_response(StatusCode::BAD_REQUEST, &serde_json::Value::Object(m.0));
+            return crate::http::json_response(
+                StatusCode::BAD_REQUEST,
+                &serde_json::Value::Object(m.0),
+            );
         }
     };
     for m in msgs {
         if conn.uplink.send(m).is_err() {
-            return http_error(StatusCode::NOT_FOUND, "the session has ended; open /sse again");
+            return http_error(
+                StatusCode::NOT_FOUND,
+                "the session has ended; open /sse again",
+            );
         }
     }
     let mut r = empty(StatusCode::ACCEPTED);

@@ -84,13 +84,24 @@ impl StreamSession {
         let mut r = self.router();
         let target = match msg.kind() {
             Ok(Kind::Response { id }) => r.waiting.remove(&id),
-            Ok(Kind::Notification { method: "notifications/progress" }) => {
-                let token = msg.params().and_then(|p| p.get("progressToken")).map(Value::to_string);
+            Ok(Kind::Notification {
+                method: "notifications/progress",
+            }) => {
+                let token = msg
+                    .params()
+                    .and_then(|p| p.get("progressToken"))
+                    .map(Value::to_string);
                 token.and_then(|t| r.progress.get(&t).copied())
             }
-            Ok(Kind::Request { .. }) | Ok(Kind::Notification { method: "notifications/message" }) => {
-                r.streams.iter().filter(|(_, s)| !s.json_only).map(|(n, _)| *n).max()
-            }
+            Ok(Kind::Request { .. })
+            | Ok(Kind::Notification {
+                method: "notifications/message",
+            }) => r
+                .streams
+                .iter()
+                .filter(|(_, s)| !s.json_only)
+                .map(|(n, _)| *n)
+                .max(),
             _ => None,
         };
         if let Some(stream) = target.and_then(|n| r.streams.get(&n)) {
@@ -195,7 +206,10 @@ struct Accepts {
 }
 
 fn accepts(headers: &HeaderMap) -> Accepts {
-    let a = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let a = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let any = a.contains("*/*");
     Accepts {
         json: any || a.contains("application/json") || a.contains("application/*"),
@@ -208,21 +222,35 @@ fn rpc(status: StatusCode, code: i64, msg: impl Into<String>) -> Response<Body> 
 }
 
 fn check_version(headers: &HeaderMap) -> Result<(), Response<Body>> {
-    match headers.get(VERSION_HEADER).map(|v| v.to_str().unwrap_or("")) {
+    match headers
+        .get(VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or(""))
+    {
         None => Ok(()),
         Some(v) if PROTOCOL_VERSIONS.contains(&v) => Ok(()),
         Some(v) => Err(rpc(
             StatusCode::BAD_REQUEST,
             INVALID_REQUEST,
-            format!("unsupported MCP-Protocol-Version {v:?}; supported: {}", PROTOCOL_VERSIONS.join(", ")),
+            format!(
+                "unsupported MCP-Protocol-Version {v:?}; supported: {}",
+                PROTOCOL_VERSIONS.join(", ")
+            ),
         )),
     }
 }
 
 /// Finds the session named by the header. 400 when absent, 404 when unknown.
-fn lookup(app: &App, server: &Server, headers: &HeaderMap) -> Result<Arc<StreamSession>, Response<Body>> {
+fn lookup(
+    app: &App,
+    server: &Server,
+    headers: &HeaderMap,
+) -> Result<Arc<StreamSession>, Response<Body>> {
     let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
-        return Err(rpc(StatusCode::BAD_REQUEST, INVALID_REQUEST, "missing Mcp-Session-Id header; send initialize first"));
+        return Err(rpc(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            "missing Mcp-Session-Id header; send initialize first",
+        ));
     };
     let found = app.streamable.lock().get(id).cloned();
     match found {
@@ -230,21 +258,48 @@ fn lookup(app: &App, server: &Server, headers: &HeaderMap) -> Result<Arc<StreamS
         Some(s) if s.server == server.cfg.name => {
             app.streamable.lock().remove(id);
             s.close();
-            Err(rpc(StatusCode::NOT_FOUND, INVALID_REQUEST, "session ended (the server restarted); initialize again"))
+            Err(rpc(
+                StatusCode::NOT_FOUND,
+                INVALID_REQUEST,
+                "session ended (the server restarted); initialize again",
+            ))
         }
-        _ => Err(rpc(StatusCode::NOT_FOUND, INVALID_REQUEST, "unknown or expired session; initialize again")),
+        _ => Err(rpc(
+            StatusCode::NOT_FOUND,
+            INVALID_REQUEST,
+            "unknown or expired session; initialize again",
+        )),
     }
 }
 
-pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+pub async fn post(
+    app: &Arc<App>,
+    server: Arc<Server>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     let headers = req.headers().clone();
-    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ctype.trim_start().to_ascii_lowercase().starts_with("application/json") {
-        return rpc(StatusCode::UNSUPPORTED_MEDIA_TYPE, INVALID_REQUEST, "Content-Type must be application/json");
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ctype
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return rpc(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            INVALID_REQUEST,
+            "Content-Type must be application/json",
+        );
     }
     let acc = accepts(&headers);
     if !acc.json && !acc.sse {
-        return rpc(StatusCode::NOT_ACCEPTABLE, INVALID_REQUEST, "Accept must include application/json and text/event-stream");
+        return rpc(
+            StatusCode::NOT_ACCEPTABLE,
+            INVALID_REQUEST,
+            "Accept must include application/json and text/event-stream",
+        );
     }
     if let Err(r) = check_version(&headers) {
         return r;
@@ -258,7 +313,9 @@ pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body:
         Ok(Incoming::Batch(v)) => (v, true),
         Err(e) => return json_response(StatusCode::BAD_REQUEST, &Value::Object(e.to_message().0)),
     };
-    let is_init = msgs.iter().any(|m| m.is_request() && m.method() == Some("initialize"));
+    let is_init = msgs
+        .iter()
+        .any(|m| m.is_request() && m.method() == Some("initialize"));
     let (sess, new) = match headers.get(SESSION_HEADER) {
         Some(_) => match lookup(app, &server, &headers) {
             Ok(s) => (s, false),
@@ -268,13 +325,27 @@ pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body:
             Ok(s) => (s, true),
             Err(r) => return r,
         },
-        None => return rpc(StatusCode::BAD_REQUEST, INVALID_REQUEST, "missing Mcp-Session-Id header; send initialize first"),
+        None => {
+            return rpc(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "missing Mcp-Session-Id header; send initialize first",
+            )
+        }
     };
     sess.touch();
     let Some(session) = sess.session.get() else {
-        return rpc(StatusCode::INTERNAL_SERVER_ERROR, UPSTREAM_ERROR, "session is not open");
+        return rpc(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            UPSTREAM_ERROR,
+            "session is not open",
+        );
     };
-    let requests: Vec<Id> = msgs.iter().filter(|m| m.is_request()).filter_map(Message::id).collect();
+    let requests: Vec<Id> = msgs
+        .iter()
+        .filter(|m| m.is_request())
+        .filter_map(Message::id)
+        .collect();
     if requests.is_empty() {
         for m in msgs {
             session.send(m).await;
@@ -287,7 +358,13 @@ pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body:
         let mut r = sess.router();
         let n = r.next;
         r.next += 1;
-        r.streams.insert(n, StreamEntry { tx, json_only: !acc.sse });
+        r.streams.insert(
+            n,
+            StreamEntry {
+                tx,
+                json_only: !acc.sse,
+            },
+        );
         for id in &requests {
             r.waiting.insert(id.clone(), n);
         }
@@ -298,7 +375,10 @@ pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body:
                 }
             }
         }
-        StreamGuard { sess: sess.clone(), n }
+        StreamGuard {
+            sess: sess.clone(),
+            n,
+        }
     };
     for m in msgs {
         session.send(m).await;
@@ -324,7 +404,11 @@ pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body:
             }
             Some(Out::End) | None => {
                 for id in remaining.drain() {
-                    got.push(Message::error(Some(id), UPSTREAM_ERROR, "the session ended before the server answered"));
+                    got.push(Message::error(
+                        Some(id),
+                        UPSTREAM_ERROR,
+                        "the session ended before the server answered",
+                    ));
                 }
             }
         }
@@ -332,16 +416,26 @@ pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body:
     if !acc.json {
         streaming = true;
     }
-    let extra: Vec<(&'static str, String)> = if new { vec![(SESSION_HEADER, sess.id.clone())] } else { vec![] };
+    let extra: Vec<(&'static str, String)> = if new {
+        vec![(SESSION_HEADER, sess.id.clone())]
+    } else {
+        vec![]
+    };
 
     if new && !streaming {
-        let failed = got.iter().find(|m| m.method().is_none() && m.0.contains_key("error"));
+        let failed = got
+            .iter()
+            .find(|m| m.method().is_none() && m.0.contains_key("error"));
         if let Some(err) = failed {
             // No session for a failed initialize; the client may retry.
             app.streamable.lock().remove(&sess.id);
             sess.close();
             let code = err.0["error"]["code"].as_i64();
-            let status = if code == Some(UPSTREAM_ERROR) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+            let status = if code == Some(UPSTREAM_ERROR) {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            };
             return json_response(status, &Value::Object(err.0.clone()));
         }
         tracing::info!(mcp_server = %server.cfg.name, mcp_session = %sess.id, "session opened");
@@ -352,7 +446,10 @@ pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body:
         let body = if batch {
             Value::Array(got.into_iter().map(|m| Value::Object(m.0)).collect())
         } else {
-            got.into_iter().next().map(|m| Value::Object(m.0)).unwrap_or(Value::Null)
+            got.into_iter()
+                .next()
+                .map(|m| Value::Object(m.0))
+                .unwrap_or(Value::Null)
         };
         let mut r = json_response(StatusCode::OK, &body);
         for (k, v) in extra {
@@ -373,7 +470,15 @@ pub async fn post(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body:
         remaining.is_empty()
     });
     sse_response(
-        SseStream { first, rx, keepalive: app.hub.settings.sse_keep_alive, shutdown: app.shutdown.clone(), done, ended, guard },
+        SseStream {
+            first,
+            rx,
+            keepalive: app.hub.settings.sse_keep_alive,
+            shutdown: app.shutdown.clone(),
+            done,
+            ended,
+            guard,
+        },
         &extra,
     )
 }
@@ -395,10 +500,17 @@ fn create(app: &Arc<App>, server: &Arc<Server>) -> Result<Arc<StreamSession>, Re
     Ok(sess)
 }
 
-pub async fn get(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+pub async fn get(
+    app: &Arc<App>,
+    server: Arc<Server>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     let headers = req.headers();
     if !accepts(headers).sse {
-        return http_error(StatusCode::NOT_ACCEPTABLE, "GET needs Accept: text/event-stream");
+        return http_error(
+            StatusCode::NOT_ACCEPTABLE,
+            "GET needs Accept: text/event-stream",
+        );
     }
     if let Err(r) = check_version(headers) {
         return r;
@@ -427,13 +539,20 @@ pub async fn get(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body::
             shutdown: app.shutdown.clone(),
             done: Box::new(|_| false),
             ended: false,
-            guard: GetGuard { sess: sess.clone(), n },
+            guard: GetGuard {
+                sess: sess.clone(),
+                n,
+            },
         },
         &[(SESSION_HEADER, sess.id.clone())],
     )
 }
 
-pub async fn delete(app: &Arc<App>, server: Arc<Server>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+pub async fn delete(
+    app: &Arc<App>,
+    server: Arc<Server>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     let sess = match lookup(app, &server, req.headers()) {
         Ok(s) => s,
         Err(r) => return r,
@@ -467,7 +586,11 @@ pub fn spawn_expiry(app: Arc<App>) {
                 let ids: Vec<String> = map
                     .iter()
                     .filter(|(_, s)| {
-                        let last = s.last_active.lock().map(|t| *t).unwrap_or_else(|_| Instant::now());
+                        let last = s
+                            .last_active
+                            .lock()
+                            .map(|t| *t)
+                            .unwrap_or_else(|_| Instant::now());
                         (last.elapsed() >= timeout && s.idle()) || s.router().closed
                     })
                     .map(|(k, _)| k.clone())

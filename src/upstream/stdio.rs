@@ -22,7 +22,10 @@ const CHANNEL: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     #[error("cannot start {command:?}: {source}")]
-    Spawn { command: String, source: std::io::Error },
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running stdio child and its message channels.
@@ -75,9 +78,10 @@ pub fn spawn(server: &str, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|source| SpawnError::Spawn { command: spec.command.clone(), source })?;
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
+        command: spec.command.clone(),
+        source,
+    })?;
     let pid = child.id();
     let stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
@@ -89,11 +93,27 @@ pub fn spawn(server: &str, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
     tokio::spawn(write_loop(stdin, from_hub, close_rx));
     tokio::spawn(read_loop(server.to_string(), stdout, to_hub));
     let last_stderr = Arc::new(Mutex::new(None));
-    tokio::spawn(stderr_loop(server.to_string(), pid, stderr, last_stderr.clone()));
-    Ok(StdioChild { pid, child, tx: to_child, rx: from_child, close_stdin: Some(close_tx), last_stderr })
+    tokio::spawn(stderr_loop(
+        server.to_string(),
+        pid,
+        stderr,
+        last_stderr.clone(),
+    ));
+    Ok(StdioChild {
+        pid,
+        child,
+        tx: to_child,
+        rx: from_child,
+        close_stdin: Some(close_tx),
+        last_stderr,
+    })
 }
 
-async fn write_loop(stdin: ChildStdin, mut rx: mpsc::Receiver<Message>, mut close: oneshot::Receiver<()>) {
+async fn write_loop(
+    stdin: ChildStdin,
+    mut rx: mpsc::Receiver<Message>,
+    mut close: oneshot::Receiver<()>,
+) {
     let mut w = BufWriter::new(stdin);
     loop {
         let msg = tokio::select! {
@@ -182,7 +202,13 @@ async fn stderr_loop(
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }

@@ -1,0 +1,115 @@
+//! The command line: `check` on good and bad configs, `--help`.
+
+mod common;
+use common::hub_bin;
+use std::process::Command;
+
+fn check(config: &str, env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(hub_bin());
+    cmd.args(["check", "--config", config])
+        .env_remove("MCP_PROXY_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn repo(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn check_lists_servers_of_the_lan_config() {
+    let (ok, out, err) = check(&repo("config/lan.json"), &[("MCP_PROXY_TOKEN", "t")]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("NAME"));
+    for route in [
+        "/postgres/sse",
+        "/postgres/mcp",
+        "/filesystem/sse",
+        "/time/mcp",
+    ] {
+        assert!(out.contains(route), "{out}");
+    }
+    assert!(out.contains("config OK: 7 server(s)"));
+    let (ok, out, _) = check(&repo("config/demo.json"), &[]);
+    assert!(
+        ok && out.contains("demo-private") && out.contains("per-client"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_fails_with_the_path_of_the_problem() {
+    let (ok, _, err) = check(&repo("config/lan.json"), &[]);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "mcpProxy.options.authTokens[0]: environment variable MCP_PROXY_TOKEN is not set"
+        ),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"mcpServers": {"fetch": {"command": "uvx", "timeout": "soon"}}}"#,
+    )
+    .unwrap();
+    let (ok, _, err) = check(bad.to_str().unwrap(), &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("mcpServers.fetch.timeout: \"soon\" is not a duration"),
+        "{err}"
+    );
+    let (ok, _, err) = check("/nonexistent/config.json", &[]);
+    assert!(
+        !ok && err.contains("/nonexistent/config.json: cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_describes_commands() {
+    let out = Command::new(hub_bin()).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("serve") && text.contains("check") && text.contains("--config"));
+    let out = Command::new(hub_bin())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--listen"));
+}
+
+#[test]
+fn serve_refuses_a_bad_config_and_a_busy_port() {
+    let out = Command::new(hub_bin())
+        .args(["--config", "/nonexistent.json", "serve"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, "{}").unwrap();
+    let out = Command::new(hub_bin())
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "serve",
+            "--listen",
+            &addr,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on {addr}")));
+}

@@ -1,0 +1,373 @@
+//! Test harness: runs the real `mcp-hub` binary on port 0 with a generated
+//! config, and speaks both MCP transports to it with a real HTTP client.
+#![allow(dead_code)]
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-token";
+
+pub fn fixture() -> &'static str {
+    env!("CARGO_BIN_EXE_mcp-fixture")
+}
+
+pub fn hub_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mcp-hub")
+}
+
+/// A fixture server entry with optional extra keys merged in.
+pub fn fx(extra: Value) -> Value {
+    let mut v = json!({"command": fixture()});
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, val) in e {
+            o.insert(k.clone(), val.clone());
+        }
+    }
+    v
+}
+
+pub struct Hub {
+    pub child: Child,
+    pub base: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Hub {
+    /// Starts a hub with `proxy_options` under mcpProxy.options (authTokens default to TOKEN).
+    pub fn start(mut proxy: Value, servers: Value) -> Hub {
+        let opts = proxy
+            .as_object_mut()
+            .unwrap()
+            .entry("options")
+            .or_insert(json!({}));
+        opts.as_object_mut()
+            .unwrap()
+            .entry("authTokens")
+            .or_insert(json!([TOKEN]));
+        let cfg = json!({"mcpProxy": proxy, "mcpServers": servers});
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+        let mut child = Command::new(hub_bin())
+            .args([
+                "--config",
+                path.to_str().unwrap(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env("MCP_HUB_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mcp-hub");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l2 = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(addr);
+                }
+                l2.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "hub did not start; log:\n{}",
+                    logs.lock().unwrap().join("\n")
+                )
+            });
+        Hub {
+            child,
+            base: format!("http://{addr}"),
+            logs,
+            _dir: dir,
+            config_path: path,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.logs.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    pub async fn status(&self) -> Value {
+        reqwest::Client::new()
+            .get(self.url("/status"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn server_status(&self, name: &str) -> Value {
+        let s = self.status().await;
+        s["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .cloned()
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "hub did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn init_params(version: &str) -> Value {
+    json!({"protocolVersion": version, "capabilities": {"sampling": {}, "elicitation": {}},
+           "clientInfo": {"name": "hub-tests", "version": "1.0"}})
+}
+
+pub fn req(id: Value, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+pub fn call(id: u64, tool: &str, args: Value) -> Value {
+    req(
+        json!(id),
+        "tools/call",
+        json!({"name": tool, "arguments": args}),
+    )
+}
+
+/// A streamable-HTTP client session.
+pub struct Mcp {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub session: Option<String>,
+    pub token: String,
+}
+
+/// What a POST returned: the HTTP status, headers, and every JSON-RPC message in
+/// the body (one for JSON, all events for SSE).
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub sse: bool,
+    pub messages: Vec<Value>,
+}
+
+impl Reply {
+    pub fn last(&self) -> &Value {
+        self.messages.last().expect("a message")
+    }
+}
+
+impl Mcp {
+    pub fn new(hub: &Hub, server: &str) -> Mcp {
+        Mcp {
+            http: reqwest::Client::new(),
+            url: hub.url(&format!("/{server}/mcp")),
+            session: None,
+            token: TOKEN.into(),
+        }
+    }
+
+    pub async fn post(&self, body: &Value) -> Reply {
+        let mut r = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(s) = &self.session {
+            r = r.header("mcp-session-id", s);
+        }
+        let resp = r.json(body).send().await.unwrap();
+        read_reply(resp).await
+    }
+
+    pub async fn initialize(&mut self) -> Value {
+        let r = self
+            .post(&req(json!(0), "initialize", init_params("2025-11-25")))
+            .await;
+        assert_eq!(r.status, 200, "initialize: {:?}", r.messages);
+        self.session = r
+            .headers
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert!(self.session.is_some(), "initialize must issue a session id");
+        let n = self
+            .post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        assert_eq!(n.status, 202);
+        r.messages[0].clone()
+    }
+
+    /// A tools/call that returns the first text content, panicking on errors.
+    pub async fn call_text(&self, id: u64, tool: &str, args: Value) -> String {
+        let r = self.post(&call(id, tool, args)).await;
+        let m = r.last();
+        assert_eq!(m["id"], json!(id), "response id: {m}");
+        m["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no text in {m}"))
+            .to_string()
+    }
+
+    pub async fn delete(&self) -> u16 {
+        let mut r = self.http.delete(&self.url).bearer_auth(&self.token);
+        if let Some(s) = &self.session {
+            r = r.header("mcp-session-id", s);
+        }
+        r.send().await.unwrap().status().as_u16()
+    }
+}
+
+pub async fn read_reply(resp: reqwest::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let ctype = headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    if ctype.starts_with("text/event-stream") {
+        let mut events = resp.bytes_stream().eventsource();
+        let mut messages = vec![];
+        while let Some(ev) = events.next().await {
+            let ev = ev.unwrap();
+            if ev.event == "message" {
+                messages.push(serde_json::from_str(&ev.data).unwrap());
+            }
+        }
+        Reply {
+            status,
+            headers,
+            sse: true,
+            messages,
+        }
+    } else {
+        let bytes = resp.bytes().await.unwrap();
+        let v: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        let messages = match v {
+            Value::Array(a) => a,
+            Value::Null => vec![],
+            v => vec![v],
+        };
+        Reply {
+            status,
+            headers,
+            sse: false,
+            messages,
+        }
+    }
+}
+
+/// A legacy SSE client: a GET stream plus POSTs to the endpoint it announced.
+pub struct LegacySse {
+    pub endpoint: String,
+    pub events:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = eventsource_stream::Event> + Send>>,
+    http: reqwest::Client,
+    base: String,
+}
+
+impl LegacySse {
+    pub async fn connect(hub: &Hub, server: &str) -> LegacySse {
+        let http = reqwest::Client::new();
+        let resp = http
+            .get(hub.url(&format!("/{server}/sse")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        assert_eq!(resp.headers()["x-accel-buffering"], "no");
+        let mut events: std::pin::Pin<Box<dyn futures_util::Stream<Item = _> + Send>> =
+            Box::pin(resp.bytes_stream().eventsource().map(|e| e.unwrap()));
+        let first = events.next().await.unwrap();
+        assert_eq!(first.event, "endpoint");
+        LegacySse {
+            endpoint: first.data,
+            events,
+            http,
+            base: hub.base.clone(),
+        }
+    }
+
+    pub fn endpoint_url(&self) -> String {
+        if self.endpoint.starts_with("http") {
+            self.endpoint.clone()
+        } else {
+            format!("{}{}", self.base, self.endpoint)
+        }
+    }
+
+    pub async fn post(&self, body: &Value) -> u16 {
+        self.http
+            .post(self.endpoint_url())
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// The next `message` event, within `secs`.
+    pub async fn next_message(&mut self, secs: u64) -> Value {
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(secs), self.events.next())
+                .await
+                .expect("an SSE event in time")
+                .expect("the stream stays open");
+            if ev.event == "message" {
+                return serde_json::from_str(&ev.data).unwrap();
+            }
+        }
+    }
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    // Zombies count as dead: read the state from /proc.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')),
+        Err(_) => false,
+    }
+}

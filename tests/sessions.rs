@@ -1,0 +1,260 @@
+//! Shared and per-client sessions: id rewriting under concurrency, progress,
+//! server→client requests, fan-out, tool filtering, and session expiry.
+
+mod common;
+use common::*;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[tokio::test]
+async fn twenty_clients_interleaved_never_cross_talk() {
+    let hub = Hub::start(json!({}), json!({"fx": fx(json!({}))}));
+    let mut tasks = vec![];
+    for client in 0..20u64 {
+        let base = hub.base.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Mcp {
+                http: reqwest::Client::new(),
+                url: format!("{base}/fx/mcp"),
+                session: None,
+                token: TOKEN.into(),
+            };
+            c.initialize().await;
+            let c = std::sync::Arc::new(c);
+            let mut calls = vec![];
+            // Every client uses ids 1..=25, concurrently: the hub must keep them apart.
+            for i in 1..=25u64 {
+                let c = c.clone();
+                calls.push(tokio::spawn(async move {
+                    let want = format!("client-{client}-call-{i}");
+                    let got = c.call_text(i, "echo", json!({"text": want})).await;
+                    assert_eq!(got, want);
+                }));
+            }
+            for t in calls {
+                t.await.unwrap();
+            }
+        }));
+    }
+    // Legacy SSE clients share the same child at the same time.
+    let mut sse = LegacySse::connect(&hub, "fx").await;
+    sse.post(&req(json!(1), "initialize", init_params("2024-11-05")))
+        .await;
+    sse.next_message(10).await;
+    for i in 2..12u64 {
+        sse.post(&call(i, "echo", json!({"text": format!("sse-{i}")})))
+            .await;
+    }
+    let mut seen = vec![];
+    for _ in 2..12 {
+        let m = sse.next_message(10).await;
+        let id = m["id"].as_u64().unwrap();
+        assert_eq!(m["result"]["content"][0]["text"], format!("sse-{id}"));
+        seen.push(id);
+    }
+    seen.sort();
+    assert_eq!(seen, (2..12).collect::<Vec<_>>());
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let st = hub.server_status("fx").await;
+    assert_eq!(st["restarts"], 0);
+    assert_eq!(st["state"], "ready");
+}
+
+#[tokio::test]
+async fn sampling_goes_to_the_asking_client_and_back() {
+    let hub = Hub::start(
+        json!({}),
+        json!({"fx": fx(json!({})), "pc": fx(json!({"session": "per-client"}))}),
+    );
+    for server in ["fx", "pc"] {
+        let mut c = Mcp::new(&hub, server);
+        c.initialize().await;
+        // A bystander session on the same server must not see the request.
+        let mut other = Mcp::new(&hub, server);
+        other.initialize().await;
+        let resp = c
+            .http
+            .post(&c.url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", c.session.clone().unwrap())
+            .json(&call(5, "test_sampling", json!({"prompt": "2+2?"})))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let mut events = resp.bytes_stream().eventsource();
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let ask: Value = serde_json::from_str(&ev.data).unwrap();
+        assert_eq!(ask["method"], "sampling/createMessage", "{server}: {ask}");
+        assert_eq!(ask["params"]["messages"][0]["content"]["text"], "2+2?");
+        let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "model": "test",
+            "content": {"type": "text", "text": "four"}}});
+        assert_eq!(c.post(&answer).await.status, 202);
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let done: Value = serde_json::from_str(&ev.data).unwrap();
+        assert_eq!(done["id"], 5);
+        assert_eq!(
+            done["result"]["content"][0]["text"], "LLM response: four",
+            "{server}"
+        );
+        assert_eq!(
+            other.call_text(1, "echo", json!({"text": "fine"})).await,
+            "fine"
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_changed_fans_out_to_every_client() {
+    let hub = Hub::start(json!({}), json!({"fx": fx(json!({}))}));
+    let mut a = Mcp::new(&hub, "fx");
+    a.initialize().await;
+    let mut b = Mcp::new(&hub, "fx");
+    b.initialize().await;
+    let get = b
+        .http
+        .get(&b.url)
+        .bearer_auth(TOKEN)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", b.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    let mut stream = get.bytes_stream().eventsource();
+    let mut sse = LegacySse::connect(&hub, "fx").await;
+    sse.post(&req(json!(1), "initialize", init_params("2024-11-05")))
+        .await;
+    sse.next_message(10).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(a.call_text(1, "list_changed", json!({})).await, "sent");
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let n: Value = serde_json::from_str(&ev.data).unwrap();
+    assert_eq!(n["method"], "notifications/tools/list_changed");
+    assert_eq!(
+        sse.next_message(5).await["method"],
+        "notifications/tools/list_changed"
+    );
+    // `a` had no GET stream open: the notification waits for its next one.
+    let get = a
+        .http
+        .get(&a.url)
+        .bearer_auth(TOKEN)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", a.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut stream = get.bytes_stream().eventsource();
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(ev.data.contains("notifications/tools/list_changed"));
+}
+
+#[tokio::test]
+async fn logging_during_a_call_streams_on_its_post() {
+    let hub = Hub::start(json!({}), json!({"fx": fx(json!({}))}));
+    let mut c = Mcp::new(&hub, "fx");
+    c.initialize().await;
+    let r = c.post(&call(4, "test_tool_with_logging", json!({}))).await;
+    assert!(r.sse);
+    let logs: Vec<&Value> = r
+        .messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/message")
+        .collect();
+    assert_eq!(logs.len(), 3, "{:?}", r.messages);
+    assert_eq!(r.last()["id"], 4);
+}
+
+#[tokio::test]
+async fn tool_filter_hides_and_refuses() {
+    let hub = Hub::start(
+        json!({}),
+        json!({"blocked": fx(json!({"options": {"toolFilter": {"mode": "block", "list": ["echo"]}}})),
+               "allowed": fx(json!({"session": "per-client", "options": {"toolFilter": {"mode": "allow", "list": ["add"]}}}))}),
+    );
+    let mut b = Mcp::new(&hub, "blocked");
+    b.initialize().await;
+    let tools = b.post(&req(json!(1), "tools/list", json!({}))).await;
+    let names: Vec<String> = tools.last()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!names.contains(&"echo".to_string()) && names.contains(&"add".to_string()));
+    let r = b.post(&call(2, "echo", json!({"text": "x"}))).await;
+    assert_eq!(r.last()["error"]["message"], "Unknown tool: echo");
+    assert_eq!(r.last()["id"], 2);
+    let mut a = Mcp::new(&hub, "allowed");
+    a.initialize().await;
+    let tools = a.post(&req(json!(1), "tools/list", json!({}))).await;
+    assert_eq!(tools.last()["result"]["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        a.post(&call(2, "echo", json!({}))).await.last()["error"]["message"],
+        "Unknown tool: echo"
+    );
+    assert_eq!(a.call_text(3, "add", json!({"a": 1, "b": 1})).await, "2");
+}
+
+#[tokio::test]
+async fn per_client_gets_its_own_child() {
+    let hub = Hub::start(
+        json!({}),
+        json!({"pc": fx(json!({"session": "per-client"}))}),
+    );
+    let mut a = Mcp::new(&hub, "pc");
+    a.initialize().await;
+    let mut b = Mcp::new(&hub, "pc");
+    b.initialize().await;
+    let pa: i32 = a.call_text(1, "pid", json!({})).await.parse().unwrap();
+    let pb: i32 = b.call_text(1, "pid", json!({})).await.parse().unwrap();
+    assert_ne!(pa, pb);
+    assert_eq!(hub.server_status("pc").await["children"], 2);
+    assert_eq!(a.delete().await, 200);
+    for _ in 0..100 {
+        if !pid_alive(pa) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!pid_alive(pa), "DELETE stops the session's child");
+    assert!(pid_alive(pb));
+    assert_eq!(hub.server_status("pc").await["children"], 1);
+}
+
+#[tokio::test]
+async fn idle_sessions_expire() {
+    let hub = Hub::start(
+        json!({"options": {"sessionIdleTimeout": "1s"}}),
+        json!({"fx": fx(json!({}))}),
+    );
+    let mut c = Mcp::new(&hub, "fx");
+    c.initialize().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = c.post(&call(1, "echo", json!({}))).await;
+    assert_eq!(r.status, 404, "an expired session is unknown");
+    assert!(hub.log_contains("session expired"));
+}

@@ -1,0 +1,223 @@
+//! The child's life: crash and restart, requests that never end, garbage on
+//! stdout, lazy/eager/idle start and stop, and a clean shutdown of everything.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn crash_fails_in_flight_then_restarts_without_reinitialize() {
+    // --fork-child: a grandchild keeps stdout open, so only the exit tells.
+    let hub = Hub::start(
+        json!({}),
+        json!({"fx": fx(json!({"args": ["--fork-child"]}))}),
+    );
+    let mut c = Mcp::new(&hub, "fx");
+    c.initialize().await;
+    let p1: i32 = c.call_text(1, "pid", json!({})).await.parse().unwrap();
+    // A slow call in flight when the child dies.
+    let c = std::sync::Arc::new(c);
+    let c2 = c.clone();
+    let slow = tokio::spawn(async move { c2.post(&call(2, "slow", json!({"ms": 20000}))).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = Instant::now();
+    let crash = c.post(&call(3, "crash", json!({}))).await;
+    let inflight = slow.await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "in-flight requests fail within a second, took {:?}",
+        t.elapsed()
+    );
+    for r in [crash.last(), inflight.last()] {
+        assert_eq!(r["error"]["code"], -32000, "{r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("exited with status 3"),
+            "{r}"
+        );
+    }
+    // Same session, no new initialize: the next call reaches a new child.
+    let p2: i32 = c.call_text(4, "pid", json!({})).await.parse().unwrap();
+    assert_ne!(p1, p2);
+    let st = hub.server_status("fx").await;
+    assert_eq!(st["restarts"], 1);
+    assert_eq!(st["state"], "ready");
+    assert!(st["lastError"]
+        .as_str()
+        .unwrap()
+        .contains("exited with status 3"));
+    assert!(!pid_alive(p1));
+}
+
+#[tokio::test]
+async fn a_request_that_never_ends_times_out() {
+    let hub = Hub::start(
+        json!({}),
+        json!({"fx": fx(json!({"timeout": "1s"})), "pc": fx(json!({"timeout": "1s", "session": "per-client"}))}),
+    );
+    for server in ["fx", "pc"] {
+        let mut c = Mcp::new(&hub, server);
+        c.initialize().await;
+        let t = Instant::now();
+        let r = c.post(&call(9, "hang", json!({}))).await;
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+        assert_eq!(r.last()["id"], 9);
+        assert_eq!(r.last()["error"]["code"], -32001);
+        assert!(r.last()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer tools/call within 1s"));
+        assert_eq!(
+            c.call_text(10, "echo", json!({"text": "alive"})).await,
+            "alive"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_child_that_never_initializes_gets_503() {
+    let hub = Hub::start(
+        json!({}),
+        json!({"mute": fx(json!({"args": ["--no-init"], "initTimeout": "1s"})),
+                                           "dies": fx(json!({"args": ["--exit-on-init"], "initTimeout": "5s"})),
+                                           "missing": {"command": "/nonexistent/mcp-server"}}),
+    );
+    for (server, why) in [
+        ("mute", "did not answer initialize within 1s"),
+        ("dies", "exited with status 1"),
+        ("missing", "cannot start"),
+    ] {
+        let c = Mcp::new(&hub, server);
+        let r = c
+            .post(&req(json!(1), "initialize", init_params("2025-11-25")))
+            .await;
+        assert_eq!(r.status, 503, "{server}");
+        assert!(r.headers.get("mcp-session-id").is_none());
+        let msg = r.last()["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains(server) && msg.contains(why), "{server}: {msg}");
+    }
+    let st = hub.server_status("missing").await;
+    assert!(st["lastError"]
+        .as_str()
+        .unwrap()
+        .contains("/nonexistent/mcp-server"));
+    // The other servers are unaffected.
+    assert_eq!(hub.server_status("mute").await["sessions"], 0);
+}
+
+#[tokio::test]
+async fn garbage_on_stdout_is_logged_and_skipped() {
+    let hub = Hub::start(
+        json!({}),
+        json!({"fx": fx(json!({"args": ["--garbage-on-start"]}))}),
+    );
+    let mut c = Mcp::new(&hub, "fx");
+    c.initialize().await;
+    assert_eq!(c.call_text(1, "garbage", json!({})).await, "after garbage");
+    assert_eq!(c.call_text(2, "echo", json!({"text": "ok"})).await, "ok");
+    assert!(hub.log_contains("not JSON-RPC"));
+    assert!(
+        hub.log_contains("mcp-fixture ready"),
+        "stderr lines are logged"
+    );
+    assert_eq!(hub.server_status("fx").await["restarts"], 0);
+}
+
+#[tokio::test]
+async fn lazy_eager_and_idle_stop() {
+    let hub = Hub::start(
+        json!({}),
+        json!({"lazy": fx(json!({"idleTimeout": "1s"})), "eager": fx(json!({"start": "eager"}))}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hub.server_status("eager").await["state"] != "ready" {
+        assert!(
+            Instant::now() < deadline,
+            "an eager server starts without clients"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hub.server_status("lazy").await["state"], "stopped");
+    let mut c = Mcp::new(&hub, "lazy");
+    c.initialize().await;
+    let st = hub.server_status("lazy").await;
+    assert_eq!(st["state"], "ready");
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    assert_eq!(c.delete().await, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hub.server_status("lazy").await["state"] != "stopped" {
+        assert!(Instant::now() < deadline, "an idle child stops");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!pid_alive(pid));
+    // And comes back for the next client.
+    let mut c = Mcp::new(&hub, "lazy");
+    c.initialize().await;
+    assert_eq!(
+        c.call_text(1, "echo", json!({"text": "back"})).await,
+        "back"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_every_child_and_its_group() {
+    let mut hub = Hub::start(
+        json!({}),
+        json!({"fx": fx(json!({"args": ["--fork-child"]})), "pc": fx(json!({"session": "per-client"}))}),
+    );
+    let mut a = Mcp::new(&hub, "fx");
+    a.initialize().await;
+    let mut b = Mcp::new(&hub, "pc");
+    b.initialize().await;
+    let pa: i32 = a.call_text(1, "pid", json!({})).await.parse().unwrap();
+    let pb: i32 = b.call_text(1, "pid", json!({})).await.parse().unwrap();
+    let grandchildren = group_members(pa);
+    assert!(
+        grandchildren.len() >= 2,
+        "the fixture left a grandchild in its group"
+    );
+    let sse_task = tokio::spawn({
+        let base = hub.base.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/fx/sse"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = hub.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    assert!(sse_task.await.unwrap().is_ok(), "SSE streams end cleanly");
+    for pid in grandchildren.iter().chain([&pb]) {
+        assert!(!pid_alive(*pid), "pid {pid} outlived the hub");
+    }
+    assert!(hub.log_contains("stopped"));
+}
+
+/// Processes in the process group led by `pgid`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            let fields: Vec<&str> = stat
+                .rsplit_once(") ")
+                .map(|(_, r)| r.split(' ').collect())
+                .unwrap_or_default();
+            if fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
