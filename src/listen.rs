@@ -35,6 +35,17 @@ pub async fn bind(addr: &str) -> Result<TcpListener, ListenError> {
     }
 }
 
+/// Raises the soft open-file limit to the hard one: every SSE client holds a
+/// socket, and the default soft limit of 1024 is far below what a hub serves.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+            tracing::debug!("raised the open-file limit from {soft} to {hard}");
+        }
+    }
+}
+
 pub fn describe(l: &TcpListener) -> String {
     l.local_addr()
         .map(|a: SocketAddr| a.to_string())

@@ -67,6 +67,7 @@ async fn serve(config_path: std::path::PathBuf, listen: Option<String>) -> anyho
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
+    listen::raise_fd_limit();
     let addr = listen.unwrap_or_else(|| cfg.hub.addr.clone());
     let listener = listen::bind(&addr).await?;
     tracing::info!(

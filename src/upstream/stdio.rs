@@ -12,7 +12,7 @@ use crate::jsonrpc::Message;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
 
 /// The longest line a child may print before the hub drops it as garbage.
@@ -34,8 +34,8 @@ pub struct StdioChild {
     pub child: Child,
     /// Messages to the child's stdin.
     pub tx: mpsc::Sender<Message>,
-    /// Messages from the child's stdout; closes when stdout does.
-    pub rx: mpsc::Receiver<Message>,
+    /// Messages from the child's stdout; `None` once stdout closes.
+    pub rx: Reader,
     close_stdin: Option<oneshot::Sender<()>>,
     last_stderr: Arc<Mutex<Option<String>>>,
 }
@@ -88,10 +88,8 @@ pub fn spawn(server: &str, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
     let stderr = child.stderr.take().expect("stderr is piped");
 
     let (to_child, from_hub) = mpsc::channel(CHANNEL);
-    let (to_hub, from_child) = mpsc::channel(CHANNEL);
     let (close_tx, close_rx) = oneshot::channel();
     tokio::spawn(write_loop(stdin, from_hub, close_rx));
-    tokio::spawn(read_loop(server.to_string(), stdout, to_hub));
     let last_stderr = Arc::new(Mutex::new(None));
     tokio::spawn(stderr_loop(
         server.to_string(),
@@ -103,7 +101,12 @@ pub fn spawn(server: &str, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
         pid,
         child,
         tx: to_child,
-        rx: from_child,
+        rx: Reader {
+            server: server.to_string(),
+            inner: BufReader::with_capacity(64 * 1024, stdout),
+            line: Vec::with_capacity(4096),
+            skipping: false,
+        },
         close_stdin: Some(close_tx),
         last_stderr,
     })
@@ -141,44 +144,62 @@ async fn write_loop(
     // Dropping the writer closes the pipe: the child sees EOF on stdin.
 }
 
-async fn read_loop(server: String, stdout: tokio::process::ChildStdout, tx: mpsc::Sender<Message>) {
-    let mut r = BufReader::with_capacity(64 * 1024, stdout);
-    let mut line = Vec::with_capacity(4096);
-    loop {
-        line.clear();
-        let n = match (&mut r).take(MAX_LINE).read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if n as u64 == MAX_LINE && line.last() != Some(&b'\n') {
-            tracing::warn!(mcp_server = %server, "child wrote a line over {MAX_LINE} bytes; dropping it");
-            // Skip the rest of the oversized line.
-            loop {
-                line.clear();
-                match (&mut r).take(MAX_LINE).read_until(b'\n', &mut line).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) if line.last() == Some(&b'\n') => break,
-                    Ok(_) => {}
-                }
+/// Reads messages from the child's stdout in the task that consumes them, so a
+/// response costs no extra task hand-off. Lines that are not JSON-RPC are logged
+/// and skipped; a line over [`MAX_LINE`] is dropped.
+pub struct Reader {
+    server: String,
+    inner: BufReader<ChildStdout>,
+    line: Vec<u8>,
+    skipping: bool,
+}
+
+impl Reader {
+    /// The next message, or `None` at EOF. Cancel-safe: a partial line stays in
+    /// the buffer for the next call.
+    pub async fn recv(&mut self) -> Option<Message> {
+        loop {
+            let room = (MAX_LINE as usize).saturating_sub(self.line.len()).max(1) as u64;
+            match (&mut self.inner)
+                .take(room)
+                .read_until(b'\n', &mut self.line)
+                .await
+            {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
             }
-            continue;
-        }
-        let text = trim_ascii(&line);
-        if text.is_empty() {
-            continue;
-        }
-        let parsed = serde_json::from_slice(text)
-            .map_err(|e| e.to_string())
-            .and_then(|v| Message::from_value(v).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(msg) => {
-                if tx.send(msg).await.is_err() {
-                    return;
+            if self.line.last() != Some(&b'\n') {
+                if self.line.len() as u64 >= MAX_LINE {
+                    if !self.skipping {
+                        tracing::warn!(mcp_server = %self.server, "child wrote a line over {MAX_LINE} bytes; dropping it");
+                    }
+                    self.skipping = true;
+                    self.line.clear();
                 }
+                continue;
             }
-            Err(e) => {
-                let shown = String::from_utf8_lossy(&text[..text.len().min(200)]);
-                tracing::warn!(mcp_server = %server, "child wrote a stdout line that is not JSON-RPC ({e}): {shown}");
+            if std::mem::take(&mut self.skipping) {
+                self.line.clear();
+                continue;
+            }
+            let parsed = {
+                let text = trim_ascii(&self.line);
+                if text.is_empty() {
+                    None
+                } else {
+                    let r = serde_json::from_slice(text)
+                        .map_err(|e| e.to_string())
+                        .and_then(|v| Message::from_value(v).map_err(|e| e.to_string()));
+                    if let Err(e) = &r {
+                        let shown = String::from_utf8_lossy(&text[..text.len().min(200)]);
+                        tracing::warn!(mcp_server = %self.server, "child wrote a stdout line that is not JSON-RPC ({e}): {shown}");
+                    }
+                    r.ok()
+                }
+            };
+            self.line.clear();
+            if let Some(m) = parsed {
+                return Some(m);
             }
         }
     }
