@@ -204,7 +204,7 @@ impl Supervisor {
 /// Stops a child and everything in its process group: close stdin, then SIGTERM,
 /// then SIGKILL, waiting [`STOP_GRACE`] between steps.
 pub async fn stop_child(server: &str, mut child: StdioChild) {
-    child.close_stdin();
+    child.tx.close().await;
     let pgid = child.pid.map(|p| Pid::from_raw(p as i32));
     if tokio::time::timeout(STOP_GRACE, child.child.wait())
         .await

@@ -226,7 +226,10 @@ fn group_members(pgid: i32) -> Vec<i32> {
 async fn children_exit_when_the_hub_is_killed() {
     // SIGKILL gives the hub no chance to stop anything: its children see stdin
     // close, which is the stdio transport's shutdown signal.
-    let mut hub = Hub::start(json!({}), json!({"fx": fx(json!({})), "pc": fx(json!({"session": "per-client"}))}));
+    let mut hub = Hub::start(
+        json!({}),
+        json!({"fx": fx(json!({})), "pc": fx(json!({"session": "per-client"}))}),
+    );
     let mut a = Mcp::new(&hub, "fx");
     a.initialize().await;
     let mut b = Mcp::new(&hub, "pc");
@@ -239,5 +242,8 @@ async fn children_exit_when_the_hub_is_killed() {
     while (pid_alive(pa) || pid_alive(pb)) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!pid_alive(pa) && !pid_alive(pb), "children outlived a killed hub");
+    assert!(
+        !pid_alive(pa) && !pid_alive(pb),
+        "children outlived a killed hub"
+    );
 }

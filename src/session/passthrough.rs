@@ -11,11 +11,11 @@ use super::{blocked_call, filter_tool_list, Downstream};
 use crate::config::{ServerConfig, StdioSpec};
 use crate::jsonrpc::{Id, Kind, Message, TIMEOUT_ERROR, UPSTREAM_ERROR};
 use crate::supervisor::{reap_child, stop_child, Supervisor};
-use crate::upstream::stdio::StdioChild;
+use crate::upstream::stdio::{Stdin, StdioChild};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 struct InFlight {
     deadline: Instant,
@@ -26,7 +26,7 @@ struct InFlight {
 pub struct Passthrough {
     cfg: Arc<ServerConfig>,
     sup: Arc<Supervisor>,
-    tx: mpsc::Sender<Message>,
+    tx: Stdin,
     inflight: Mutex<HashMap<Id, InFlight>>,
     sink: Arc<dyn Downstream>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
@@ -73,14 +73,14 @@ impl Passthrough {
                 method: method.to_string(),
             };
             self.inflight().insert(id.clone(), entry);
-            if self.tx.send(msg).await.is_err() && self.inflight().remove(&id).is_some() {
+            if self.tx.send(&msg).await.is_err() && self.inflight().remove(&id).is_some() {
                 let e = format!("server {:?}: the child has exited", self.cfg.name);
                 self.sink
                     .deliver(Message::error(Some(id), UPSTREAM_ERROR, e));
             }
             return;
         }
-        let _ = self.tx.send(msg).await;
+        let _ = self.tx.send(&msg).await;
     }
 
     /// Ends the session: the child is stopped gracefully.
@@ -136,7 +136,7 @@ impl Passthrough {
             );
             let params =
                 serde_json::json!({"requestId": id.to_value(), "reason": "timed out in mcp-hub"});
-            let _ = self.tx.try_send(Message::notification(
+            self.tx.send_detached(Message::notification(
                 "notifications/cancelled",
                 Some(params),
             ));

@@ -18,12 +18,12 @@ use super::{blocked_call, filter_tool_list, Downstream, LATEST_PROTOCOL, PROTOCO
 use crate::config::{ServerConfig, StdioSpec};
 use crate::jsonrpc::{Id, Kind, Message, TIMEOUT_ERROR, UPSTREAM_ERROR};
 use crate::supervisor::{reap_child, stop_child, State, Supervisor};
-use crate::upstream::stdio::StdioChild;
+use crate::upstream::stdio::{Stdin, StdioChild};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 
 /// Readiness of the upstream as clients see it.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +54,7 @@ struct Inner {
     by_client: HashMap<(u64, Id), u64>,
     /// Hub id toward a client → (client, the upstream's own id).
     server_reqs: HashMap<u64, (u64, Id)>,
-    tx: Option<mpsc::Sender<Message>>,
+    tx: Option<Stdin>,
     init_result: Option<Value>,
     last_session_end: Instant,
 }
@@ -208,7 +208,7 @@ impl Shared {
         };
         let _ = child
             .tx
-            .send(Message::request(
+            .send(&Message::request(
                 init_id.into(),
                 "initialize",
                 self.init_params(),
@@ -241,7 +241,7 @@ impl Shared {
         };
         let _ = child
             .tx
-            .send(Message::notification("notifications/initialized", None))
+            .send(&Message::notification("notifications/initialized", None))
             .await;
         {
             let mut i = self.lock();
@@ -343,11 +343,11 @@ impl Shared {
     }
 
     /// Routes one message from the child.
-    fn on_upstream(&self, mut msg: Message, tx: &mpsc::Sender<Message>) {
+    fn on_upstream(&self, mut msg: Message, tx: &Stdin) {
         let kind = match msg.kind() {
             Ok(Kind::Response { id }) => id.as_u64().map(Route::Response),
             Ok(Kind::Request { id, method: "ping" }) => {
-                let _ = tx.try_send(Message::response(id, json!({})));
+                tx.send_detached(Message::response(id, json!({})));
                 None
             }
             Ok(Kind::Request { id, .. }) => Some(Route::Request(id)),
@@ -404,7 +404,7 @@ impl Shared {
                     }
                     None => {
                         let m = msg.method().unwrap_or("").to_string();
-                        let _ = tx.try_send(Message::error(
+                        tx.send_detached(Message::error(
                             Some(up_id),
                             UPSTREAM_ERROR,
                             format!("no client is connected to answer {m}"),
@@ -515,7 +515,7 @@ impl Shared {
             }
             if let Some(tx) = &tx {
                 let params = json!({"requestId": up, "reason": "timed out in mcp-hub"});
-                let _ = tx.try_send(Message::notification(
+                tx.send_detached(Message::notification(
                     "notifications/cancelled",
                     Some(params),
                 ));
@@ -557,7 +557,7 @@ impl Client {
                 });
                 if let Some((up, tx)) = target {
                     msg.set_id(&up);
-                    let _ = tx.send(msg).await;
+                    let _ = tx.send(&msg).await;
                 }
                 return;
             }
@@ -627,7 +627,7 @@ impl Client {
                 if progress.is_some() {
                     msg.set_progress_token(up.into());
                 }
-                if tx.send(msg).await.is_err() {
+                if tx.send(&msg).await.is_err() {
                     let lost = sh.lock().pending.remove(&up);
                     if lost.is_some() {
                         let e = format!(
@@ -654,13 +654,13 @@ impl Client {
                     if let Some(p) = msg.params_mut() {
                         p.insert("requestId".into(), up.into());
                     }
-                    let _ = tx.send(msg).await;
+                    let _ = tx.send(&msg).await;
                 }
             }
             (None, _) => {
                 let tx = sh.lock().tx.clone();
                 if let Some(tx) = tx {
-                    let _ = tx.send(msg).await;
+                    let _ = tx.send(&msg).await;
                 }
             }
         }
@@ -693,7 +693,7 @@ impl Client {
         if let Some(tx) = tx {
             for up in cancel {
                 let params = json!({"requestId": up, "reason": "client session ended"});
-                let _ = tx.try_send(Message::notification(
+                tx.send_detached(Message::notification(
                     "notifications/cancelled",
                     Some(params),
                 ));

@@ -11,13 +11,12 @@ use crate::config::StdioSpec;
 use crate::jsonrpc::Message;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::{mpsc, oneshot};
 
 /// The longest line a child may print before the hub drops it as garbage.
 const MAX_LINE: u64 = 64 * 1024 * 1024;
-const CHANNEL: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -33,22 +32,13 @@ pub struct StdioChild {
     pub pid: Option<u32>,
     pub child: Child,
     /// Messages to the child's stdin.
-    pub tx: mpsc::Sender<Message>,
+    pub tx: Stdin,
     /// Messages from the child's stdout; `None` once stdout closes.
     pub rx: Reader,
-    close_stdin: Option<oneshot::Sender<()>>,
     last_stderr: Arc<Mutex<Option<String>>>,
 }
 
 impl StdioChild {
-    /// Closes stdin once what was queued is written: the polite way to ask an MCP
-    /// server to exit.
-    pub fn close_stdin(&mut self) {
-        if let Some(tx) = self.close_stdin.take() {
-            let _ = tx.send(());
-        }
-    }
-
     /// The last line the child wrote to stderr: usually why it died.
     pub fn last_stderr(&self) -> Option<String> {
         self.last_stderr.lock().ok().and_then(|l| l.clone())
@@ -87,9 +77,6 @@ pub fn spawn(server: &str, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
 
-    let (to_child, from_hub) = mpsc::channel(CHANNEL);
-    let (close_tx, close_rx) = oneshot::channel();
-    tokio::spawn(write_loop(stdin, from_hub, close_rx));
     let last_stderr = Arc::new(Mutex::new(None));
     tokio::spawn(stderr_loop(
         server.to_string(),
@@ -100,48 +87,58 @@ pub fn spawn(server: &str, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
     Ok(StdioChild {
         pid,
         child,
-        tx: to_child,
+        tx: Stdin(Arc::new(tokio::sync::Mutex::new(Some(BufWriter::new(
+            stdin,
+        ))))),
         rx: Reader {
             server: server.to_string(),
             inner: BufReader::with_capacity(64 * 1024, stdout),
             line: Vec::with_capacity(4096),
             skipping: false,
         },
-        close_stdin: Some(close_tx),
+
         last_stderr,
     })
 }
 
-async fn write_loop(
-    stdin: ChildStdin,
-    mut rx: mpsc::Receiver<Message>,
-    mut close: oneshot::Receiver<()>,
-) {
-    let mut w = BufWriter::new(stdin);
-    loop {
-        let msg = tokio::select! {
-            m = rx.recv() => match m { Some(m) => m, None => break },
-            _ = &mut close => break,
-        };
-        let mut buf = msg.to_bytes();
-        buf.push(b'\n');
-        if w.write_all(&buf).await.is_err() {
-            return;
+/// The child's stdin. Senders write under a lock in their own task, so a
+/// request reaches the child without a hand-off to a writer task; the lock keeps
+/// each message's line whole and one sender's messages in order.
+#[derive(Clone)]
+pub struct Stdin(Arc<tokio::sync::Mutex<Option<BufWriter<ChildStdin>>>>);
+
+/// The child's stdin is closed: it exited or is being stopped.
+#[derive(Debug)]
+pub struct Closed;
+
+impl Stdin {
+    pub async fn send(&self, msg: &Message) -> Result<(), Closed> {
+        let mut line = msg.to_bytes();
+        line.push(b'\n');
+        let mut guard = self.0.lock().await;
+        let w = guard.as_mut().ok_or(Closed)?;
+        if w.write_all(&line).await.is_err() || w.flush().await.is_err() {
+            *guard = None;
+            return Err(Closed);
         }
-        // Coalesce a burst into one write, but never hold a message back.
-        while let Ok(m) = rx.try_recv() {
-            let mut buf = m.to_bytes();
-            buf.push(b'\n');
-            if w.write_all(&buf).await.is_err() {
-                return;
-            }
-        }
-        if w.flush().await.is_err() {
-            return;
+        Ok(())
+    }
+
+    /// Sends from code that cannot wait (a reply to a ping, a cancellation).
+    pub fn send_detached(&self, msg: Message) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _ = me.send(&msg).await;
+        });
+    }
+
+    /// Closes stdin: the polite way to ask an MCP server to exit. Gives up after
+    /// a second if a write is stuck on a child that stopped reading.
+    pub async fn close(&self) {
+        if let Ok(mut g) = tokio::time::timeout(Duration::from_secs(1), self.0.lock()).await {
+            g.take();
         }
     }
-    let _ = w.flush().await;
-    // Dropping the writer closes the pipe: the child sees EOF on stdin.
 }
 
 /// Reads messages from the child's stdout in the task that consumes them, so a
