@@ -3,7 +3,7 @@
 //! that owns the child. Reload (a per-server diff) will swap entries here; the
 //! HTTP layer looks a server up on every request so it sees the swap at once.
 
-use crate::config::{Config, HubSettings, ServerConfig, SessionMode, Upstream};
+use crate::config::{Config, HubSettings, ServerConfig, SessionMode};
 use crate::session::{passthrough::Passthrough, shared::Shared, Downstream, Session};
 use crate::supervisor::{State, Supervisor};
 use indexmap::IndexMap;
@@ -22,8 +22,8 @@ pub struct Server {
 pub enum OpenError {
     #[error("server {0:?} is disabled in the config")]
     Disabled(String),
-    #[error("server {0:?}: {1} upstreams are not proxied by this version of mcp-hub yet")]
-    Unsupported(String, &'static str),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Start(String),
 }
@@ -43,20 +43,17 @@ impl Hub {
         let mut drivers = Vec::new();
         for (name, cfg) in config.servers {
             let cfg = Arc::new(cfg);
-            let initial = match (&cfg.upstream, cfg.disabled) {
-                (_, true) => State::Disabled,
-                (Upstream::Stdio(_), false) => State::Stopped,
-                (_, false) => State::Unsupported,
+            let initial = if cfg.disabled {
+                State::Disabled
+            } else {
+                State::Stopped
             };
             let sup = Arc::new(Supervisor::new(&name, initial));
-            let shared = match (&cfg.upstream, cfg.session, cfg.disabled) {
-                (Upstream::Stdio(spec), SessionMode::Shared, false) => {
-                    let sh = Shared::new(cfg.clone(), spec.clone(), sup.clone());
-                    drivers.push(sh.spawn_driver());
-                    Some(sh)
-                }
-                _ => None,
-            };
+            let shared = (cfg.session == SessionMode::Shared && !cfg.disabled).then(|| {
+                let sh = Shared::new(cfg.clone(), sup.clone());
+                drivers.push(sh.spawn_driver());
+                sh
+            });
             servers.insert(name, Arc::new(Server { cfg, sup, shared }));
         }
         Arc::new(Hub {
@@ -85,7 +82,8 @@ impl Hub {
     }
 
     /// Opens a client session on a server. `sink` receives what the server sends.
-    pub fn open_session(
+    /// A shared upstream known to be down refuses at once (the route answers 503).
+    pub async fn open_session(
         &self,
         server: &Server,
         sink: Arc<dyn Downstream>,
@@ -94,15 +92,40 @@ impl Hub {
         if cfg.disabled {
             return Err(OpenError::Disabled(cfg.name.clone()));
         }
-        match (&cfg.upstream, &server.shared) {
-            (Upstream::Stdio(_), Some(sh)) => Ok(Session::Shared(sh.attach(sink))),
-            (Upstream::Stdio(spec), None) => {
-                Passthrough::open(cfg.clone(), spec, server.sup.clone(), sink)
-                    .map(Session::Passthrough)
-                    .map_err(OpenError::Start)
+        match &server.shared {
+            Some(sh) => {
+                if let Some(why) = sh.unavailable() {
+                    return Err(OpenError::Unavailable(why));
+                }
+                Ok(Session::Shared(sh.attach(sink)))
             }
-            (other, _) => Err(OpenError::Unsupported(cfg.name.clone(), other.kind())),
+            None => Passthrough::open(cfg.clone(), server.sup.clone(), sink)
+                .await
+                .map(Session::Passthrough)
+                .map_err(OpenError::Start),
         }
+    }
+
+    /// `panicIfInvalid`: connects and initializes every server that asks for it,
+    /// and says which failed and why. The hub refuses to start then.
+    pub async fn check_required(&self) -> Result<(), String> {
+        for s in self
+            .servers
+            .values()
+            .filter(|s| s.cfg.panic_if_invalid && !s.cfg.disabled)
+        {
+            let r = match &s.shared {
+                Some(sh) => sh.start_and_wait().await,
+                None => crate::session::passthrough::probe(&s.cfg, &s.sup).await,
+            };
+            r.map_err(|e| {
+                format!(
+                    "server {:?} is invalid and panicIfInvalid is set: {e}",
+                    s.cfg.name
+                )
+            })?;
+        }
+        Ok(())
     }
 
     pub fn status(&self) -> Value {

@@ -79,6 +79,10 @@ async fn serve(config_path: std::path::PathBuf, listen: Option<String>) -> anyho
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hub = hub::Hub::new(cfg);
     let drain = hub.settings.shutdown_timeout;
+    if let Err(e) = hub.check_required().await {
+        hub.shutdown(drain).await;
+        anyhow::bail!(e);
+    }
     let app = http::App::new(hub.clone(), stop_rx);
     let server = tokio::spawn(http::serve(app, listener, drain));
 

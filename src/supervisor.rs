@@ -7,8 +7,8 @@
 //! `failed`; the hub keeps retrying at the longest interval while clients want it,
 //! so a fixed dependency recovers on its own, but `/status` says what is wrong.
 
-use crate::config::StdioSpec;
-use crate::upstream::stdio::{self, SpawnError, StdioChild};
+use crate::config::ServerConfig;
+use crate::upstream::{self, ConnectError, Upstream};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
@@ -31,8 +31,6 @@ pub enum State {
     Backoff,
     Failed,
     Disabled,
-    /// A remote server kind this build does not proxy yet.
-    Unsupported,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,15 +112,23 @@ impl Supervisor {
         i.sessions = i.sessions.saturating_sub(1);
     }
 
-    /// Spawns a child for the shared upstream and records it as starting.
-    pub fn start_shared(&self, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
+    /// Connects the shared upstream (spawns the child, or reaches the remote
+    /// server) and records it as starting.
+    pub async fn start_shared(&self, cfg: &ServerConfig) -> Result<Upstream, ConnectError> {
         self.lock().state = State::Starting;
-        match stdio::spawn(&self.name, spec) {
-            Ok(child) => {
+        match upstream::connect(
+            &self.name,
+            &cfg.upstream,
+            cfg.init_timeout,
+            cfg.request_timeout,
+        )
+        .await
+        {
+            Ok(up) => {
                 let mut i = self.lock();
-                i.pid = child.pid;
+                i.pid = up.pid();
                 i.started = Some(Instant::now());
-                Ok(child)
+                Ok(up)
             }
             Err(e) => {
                 self.lock().pid = None;
@@ -131,15 +137,22 @@ impl Supervisor {
         }
     }
 
-    /// Spawns one per-client child; the server is "ready" while any run.
-    pub fn start_per_client(&self, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
-        match stdio::spawn(&self.name, spec) {
-            Ok(child) => {
+    /// Connects one per-client upstream; the server is "ready" while any run.
+    pub async fn start_per_client(&self, cfg: &ServerConfig) -> Result<Upstream, ConnectError> {
+        match upstream::connect(
+            &self.name,
+            &cfg.upstream,
+            cfg.init_timeout,
+            cfg.request_timeout,
+        )
+        .await
+        {
+            Ok(up) => {
                 let mut i = self.lock();
                 i.children += 1;
                 i.state = State::Ready;
                 i.started.get_or_insert_with(Instant::now);
-                Ok(child)
+                Ok(up)
             }
             Err(e) => {
                 let mut i = self.lock();
@@ -201,62 +214,60 @@ impl Supervisor {
     }
 }
 
-/// Stops a child and everything in its process group: close stdin, then SIGTERM,
-/// then SIGKILL, waiting [`STOP_GRACE`] between steps.
-pub async fn stop_child(server: &str, mut child: StdioChild) {
-    child.tx.close().await;
-    let pgid = child.pid.map(|p| Pid::from_raw(p as i32));
-    if tokio::time::timeout(STOP_GRACE, child.child.wait())
-        .await
-        .is_ok()
-    {
+/// Stops an upstream. A child and everything in its process group: close
+/// stdin, then SIGTERM, then SIGKILL, waiting [`STOP_GRACE`] between steps. A
+/// remote session: DELETE it.
+pub async fn stop_child(server: &str, mut up: Upstream) {
+    up.tx.close().await;
+    let Some(pgid) = up.pid().map(|p| Pid::from_raw(p as i32)) else {
+        return;
+    };
+    if tokio::time::timeout(STOP_GRACE, up.exited()).await.is_ok() {
         // The leader exited; make sure nothing it forked outlives it.
-        if let Some(pg) = pgid {
-            let _ = killpg(pg, Signal::SIGKILL);
-        }
+        let _ = killpg(pgid, Signal::SIGKILL);
         return;
     }
-    if let Some(pg) = pgid {
-        tracing::info!(mcp_server = %server, "child did not exit on stdin EOF; sending SIGTERM");
-        let _ = killpg(pg, Signal::SIGTERM);
-        if tokio::time::timeout(STOP_GRACE, child.child.wait())
-            .await
-            .is_ok()
-        {
-            let _ = killpg(pg, Signal::SIGKILL);
-            return;
-        }
-        tracing::warn!(mcp_server = %server, "child ignored SIGTERM; sending SIGKILL");
-        let _ = killpg(pg, Signal::SIGKILL);
+    tracing::info!(mcp_server = %server, "child did not exit on stdin EOF; sending SIGTERM");
+    let _ = killpg(pgid, Signal::SIGTERM);
+    if tokio::time::timeout(STOP_GRACE, up.exited()).await.is_ok() {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        return;
     }
-    let _ = child.child.kill().await;
+    tracing::warn!(mcp_server = %server, "child ignored SIGTERM; sending SIGKILL");
+    let _ = killpg(pgid, Signal::SIGKILL);
+    if let Some(p) = up.process.as_mut() {
+        let _ = p.child.kill().await;
+    }
 }
 
-/// After a child exited (`exited` holds its status) or closed stdout (`None`):
-/// stops whatever is left of its process group and says what happened, with the
-/// child's last stderr line, which is usually the reason.
+/// After an upstream ended, `exited` holding a child's status (or `None` when
+/// its output closed): stops whatever is left and says what happened, with the
+/// last error (a child's last stderr line, or the remote failure).
 pub async fn reap_child(
     server: &str,
-    mut child: StdioChild,
+    mut up: Upstream,
     exited: Option<std::io::Result<std::process::ExitStatus>>,
 ) -> String {
+    let last = up.last_error();
+    if up.is_remote() {
+        return last.unwrap_or_else(|| "the connection closed".into());
+    }
     let status = match exited {
         Some(st) => Some(st),
-        None => tokio::time::timeout(Duration::from_millis(500), child.child.wait())
+        None => tokio::time::timeout(Duration::from_millis(500), up.exited())
             .await
             .ok(),
     };
-    let last = child.last_stderr();
     let why = match status {
         Some(st) => {
-            if let Some(pg) = child.pid {
+            if let Some(pg) = up.pid() {
                 // Stragglers (a server's own children) must not outlive it.
                 let _ = killpg(Pid::from_raw(pg as i32), Signal::SIGKILL);
             }
             describe_exit(st)
         }
         None => {
-            stop_child(server, child).await;
+            stop_child(server, up).await;
             "closed its stdout but kept running".into()
         }
     };

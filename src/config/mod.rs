@@ -156,6 +156,8 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     pub request_timeout: Duration,
     pub init_timeout: Duration,
+    /// `None`: no liveness pings. Default: 30 s for remote servers, off for stdio.
+    pub ping_interval: Option<Duration>,
     pub auth_tokens: Vec<String>,
     pub tool_filter: Option<ToolFilter>,
     pub log_enabled: bool,
@@ -509,6 +511,17 @@ fn validate_server(
         &format!("{path}.initTimeout"),
         Duration::from_secs(120),
     )?;
+    let default_ping = if matches!(upstream, Upstream::Stdio(_)) {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(30)
+    };
+    let ping_interval = Some(opt_duration(
+        &s.ping_interval,
+        &format!("{path}.pingInterval"),
+        default_ping,
+    )?)
+    .filter(|d| !d.is_zero());
 
     let own = s.options.map(|o| o.common).unwrap_or_default();
     warn_unsupported(&own, &format!("{path}.options"), warnings);
@@ -550,6 +563,7 @@ fn validate_server(
         idle_timeout,
         request_timeout,
         init_timeout,
+        ping_interval,
         auth_tokens,
         tool_filter,
         log_enabled: own.log_enabled.or(global.log_enabled).unwrap_or(false),

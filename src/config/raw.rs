@@ -127,4 +127,6 @@ pub struct Server {
     pub idle_timeout: Option<String>,
     /// How long the child may take to answer `initialize` (first `npx -y` downloads).
     pub init_timeout: Option<String>,
+    /// How often to ping the upstream to find out it hung ("0s" turns it off).
+    pub ping_interval: Option<String>,
 }

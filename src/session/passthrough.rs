@@ -8,10 +8,10 @@
 //! request and initializes again, which starts a fresh child.
 
 use super::{blocked_call, filter_tool_list, Downstream};
-use crate::config::{ServerConfig, StdioSpec};
+use crate::config::ServerConfig;
 use crate::jsonrpc::{Id, Kind, Message, TIMEOUT_ERROR, UPSTREAM_ERROR};
 use crate::supervisor::{reap_child, stop_child, Supervisor};
-use crate::upstream::stdio::{Stdin, StdioChild};
+use crate::upstream::{Outbox, Upstream};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,23 +26,23 @@ struct InFlight {
 pub struct Passthrough {
     cfg: Arc<ServerConfig>,
     sup: Arc<Supervisor>,
-    tx: Stdin,
+    tx: Outbox,
     inflight: Mutex<HashMap<Id, InFlight>>,
     sink: Arc<dyn Downstream>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl Passthrough {
-    pub fn open(
+    pub async fn open(
         cfg: Arc<ServerConfig>,
-        spec: &StdioSpec,
         sup: Arc<Supervisor>,
         sink: Arc<dyn Downstream>,
     ) -> Result<Arc<Passthrough>, String> {
         let child = sup
-            .start_per_client(spec)
+            .start_per_client(&cfg)
+            .await
             .map_err(|e| format!("server {:?}: {e}", cfg.name))?;
-        tracing::info!(mcp_server = %cfg.name, pid = child.pid.unwrap_or(0), "started per-client child");
+        tracing::info!(mcp_server = %cfg.name, pid = child.pid().unwrap_or(0), "started per-client upstream");
         let (stop_tx, stop_rx) = oneshot::channel();
         let p = Arc::new(Passthrough {
             cfg,
@@ -145,11 +145,11 @@ impl Passthrough {
         }
     }
 
-    async fn pump(self: Arc<Self>, mut child: StdioChild, mut stop: oneshot::Receiver<()>) {
+    async fn pump(self: Arc<Self>, mut child: Upstream, mut stop: oneshot::Receiver<()>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let exited = loop {
             tokio::select! {
-                st = child.child.wait() => break Some(st),
+                st = crate::upstream::exited(&mut child.process) => break Some(st),
                 m = child.rx.recv() => match m {
                     Some(m) => self.on_upstream(m),
                     None => break None,
@@ -170,4 +170,48 @@ impl Passthrough {
         self.sup.session_closed();
         self.sup.per_client_exited(Some(why));
     }
+}
+
+/// `panicIfInvalid` for a per-client server: connect, initialize, stop.
+pub async fn probe(cfg: &ServerConfig, sup: &Supervisor) -> Result<(), String> {
+    let mut up = sup.start_per_client(cfg).await.map_err(|e| e.to_string())?;
+    let init = Message::request(
+        Id::Str("mcp-hub-probe".into()),
+        "initialize",
+        serde_json::json!({"protocolVersion": crate::session::LATEST_PROTOCOL, "capabilities": {},
+                           "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}}),
+    );
+    let outcome = async {
+        up.tx
+            .send(&init)
+            .await
+            .map_err(|_| "the upstream closed".to_string())?;
+        loop {
+            match up.recv().await {
+                Some(m) if m.is_response() && m.id() == init.id() => {
+                    return match m.0.get("error") {
+                        Some(e) => Err(format!("initialize failed: {e}")),
+                        None => Ok(()),
+                    };
+                }
+                Some(_) => {}
+                None => {
+                    return Err(up
+                        .last_error()
+                        .unwrap_or_else(|| "the upstream closed".into()))
+                }
+            }
+        }
+    };
+    let r = tokio::time::timeout(cfg.init_timeout, outcome)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "did not answer initialize within {}s",
+                cfg.init_timeout.as_secs()
+            ))
+        });
+    stop_child(&cfg.name, up).await;
+    sup.per_client_exited(r.as_ref().err().cloned());
+    r
 }

@@ -15,10 +15,10 @@
 //! moment the child's stdout closes.
 
 use super::{blocked_call, filter_tool_list, Downstream, LATEST_PROTOCOL, PROTOCOL_VERSIONS};
-use crate::config::{ServerConfig, StdioSpec};
+use crate::config::ServerConfig;
 use crate::jsonrpc::{Id, Kind, Message, TIMEOUT_ERROR, UPSTREAM_ERROR};
 use crate::supervisor::{reap_child, stop_child, State, Supervisor};
-use crate::upstream::stdio::{Stdin, StdioChild};
+use crate::upstream::{Outbox, Upstream};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,19 +54,22 @@ struct Inner {
     by_client: HashMap<(u64, Id), u64>,
     /// Hub id toward a client → (client, the upstream's own id).
     server_reqs: HashMap<u64, (u64, Id)>,
-    tx: Option<Stdin>,
+    tx: Option<Outbox>,
     init_result: Option<Value>,
     last_session_end: Instant,
+    /// The liveness ping in flight: its id and when it went out.
+    ping: Option<(u64, Instant)>,
 }
 
 pub struct Shared {
     cfg: Arc<ServerConfig>,
-    spec: StdioSpec,
     sup: Arc<Supervisor>,
     inner: Mutex<Inner>,
     wake: Notify,
     ready: watch::Sender<Ready>,
     stop: watch::Sender<bool>,
+    /// Held true by `panicIfInvalid`'s start-up check.
+    required: std::sync::atomic::AtomicBool,
 }
 
 enum Outcome {
@@ -76,10 +79,9 @@ enum Outcome {
 }
 
 impl Shared {
-    pub fn new(cfg: Arc<ServerConfig>, spec: StdioSpec, sup: Arc<Supervisor>) -> Arc<Shared> {
+    pub fn new(cfg: Arc<ServerConfig>, sup: Arc<Supervisor>) -> Arc<Shared> {
         Arc::new(Shared {
             cfg,
-            spec,
             sup,
             inner: Mutex::new(Inner {
                 clients: HashMap::new(),
@@ -91,10 +93,12 @@ impl Shared {
                 tx: None,
                 init_result: None,
                 last_session_end: Instant::now(),
+                ping: None,
             }),
             wake: Notify::new(),
             ready: watch::Sender::new(Ready::Idle),
             stop: watch::Sender::new(false),
+            required: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -130,7 +134,31 @@ impl Shared {
     }
 
     fn wanted(&self) -> bool {
-        self.cfg.eager || !self.lock().clients.is_empty()
+        self.cfg.eager
+            || self.required.load(std::sync::atomic::Ordering::Relaxed)
+            || !self.lock().clients.is_empty()
+    }
+
+    /// Why new sessions are refused right now: the upstream crashed or is failing.
+    pub fn unavailable(&self) -> Option<String> {
+        match &*self.ready.borrow() {
+            Ready::Down(e) => Some(format!(
+                "server {:?} is restarting after: {e}",
+                self.cfg.name
+            )),
+            Ready::Failed(e) => Some(format!("server {:?} is failing: {e}", self.cfg.name)),
+            _ => None,
+        }
+    }
+
+    /// Starts the upstream now and waits for the outcome of that first attempt.
+    pub async fn start_and_wait(&self) -> Result<(), String> {
+        self.required
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let r = self.ensure_ready().await;
+        self.required
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        r
     }
 
     async fn run(self: Arc<Self>) {
@@ -196,11 +224,16 @@ impl Shared {
     }
 
     async fn run_once(&self, stop: &mut watch::Receiver<bool>) -> Outcome {
-        let mut child = match self.sup.start_shared(&self.spec) {
+        let mut child = match self.sup.start_shared(&self.cfg).await {
             Ok(c) => c,
             Err(e) => return Outcome::Crashed(e.to_string()),
         };
-        tracing::info!(mcp_server = %self.cfg.name, pid = child.pid.unwrap_or(0), "started {}", self.spec.command);
+        match child.pid() {
+            Some(pid) => tracing::info!(mcp_server = %self.cfg.name, pid, "started"),
+            None => {
+                tracing::info!(mcp_server = %self.cfg.name, "connecting to {} upstream", self.cfg.upstream.kind())
+            }
+        }
         let init_id = {
             let mut i = self.lock();
             i.next_id += 1;
@@ -217,7 +250,7 @@ impl Shared {
         let deadline = tokio::time::Instant::now() + self.cfg.init_timeout;
         let result = loop {
             tokio::select! {
-                st = child.child.wait() => return self.reap(child, Some(st)).await,
+                st = crate::upstream::exited(&mut child.process) => return self.reap(child, Some(st)).await,
                 m = child.rx.recv() => match m {
                     None => return self.reap(child, None).await,
                     Some(m) if m.is_response() && m.id().and_then(|i| i.as_u64()) == Some(init_id) => {
@@ -253,16 +286,28 @@ impl Shared {
         tracing::info!(mcp_server = %self.cfg.name, "ready");
 
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut next_ping = self.cfg.ping_interval.map(|d| Instant::now() + d);
+        self.lock().ping = None;
         let exited = loop {
             tokio::select! {
                 // A grandchild may hold stdout open after the server died: watch both.
-                st = child.child.wait() => break Some(st),
+                st = crate::upstream::exited(&mut child.process) => break Some(st),
                 m = child.rx.recv() => match m {
                     Some(m) => self.on_upstream(m, &child.tx),
                     None => break None,
                 },
                 _ = tick.tick() => {
                     self.sweep_deadlines();
+                    if let (Some(at), Some(every)) = (next_ping, self.cfg.ping_interval) {
+                        if Instant::now() >= at {
+                            next_ping = Some(Instant::now() + every);
+                            if let Some(why) = self.ping(&child.tx, every) {
+                                self.lock().tx = None;
+                                stop_child(&self.cfg.name, child).await;
+                                return Outcome::Crashed(why);
+                            }
+                        }
+                    }
                     if self.idle_expired() {
                         self.lock().tx = None;
                         stop_child(&self.cfg.name, child).await;
@@ -284,10 +329,27 @@ impl Shared {
     /// of its process group is left.
     async fn reap(
         &self,
-        child: StdioChild,
+        child: Upstream,
         exited: Option<std::io::Result<std::process::ExitStatus>>,
     ) -> Outcome {
         Outcome::Crashed(reap_child(&self.cfg.name, child, exited).await)
+    }
+
+    /// Sends a liveness ping, or reports the previous one unanswered after `every`.
+    fn ping(&self, tx: &Outbox, every: Duration) -> Option<String> {
+        let mut i = self.lock();
+        if let Some((_, sent)) = i.ping {
+            return Some(format!(
+                "did not answer an MCP ping within {}s",
+                sent.elapsed().min(every).as_secs()
+            ));
+        }
+        let id = i.next_id;
+        i.next_id += 1;
+        i.ping = Some((id, Instant::now()));
+        drop(i);
+        tx.send_detached(Message::request(id.into(), "ping", json!({})));
+        None
     }
 
     fn idle_expired(&self) -> bool {
@@ -343,7 +405,7 @@ impl Shared {
     }
 
     /// Routes one message from the child.
-    fn on_upstream(&self, mut msg: Message, tx: &Stdin) {
+    fn on_upstream(&self, mut msg: Message, tx: &Outbox) {
         let kind = match msg.kind() {
             Ok(Kind::Response { id }) => id.as_u64().map(Route::Response),
             Ok(Kind::Request { id, method: "ping" }) => {
@@ -363,6 +425,10 @@ impl Shared {
             Some(Route::Response(up)) => {
                 let (p, sink) = {
                     let mut i = self.lock();
+                    if i.ping.is_some_and(|(id, _)| id == up) {
+                        i.ping = None;
+                        return;
+                    }
                     let Some(p) = i.pending.remove(&up) else {
                         return;
                     };

@@ -92,7 +92,7 @@ pub async fn open(
         );
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    let session = match app.hub.open_session(&server, Arc::new(Sink(tx))) {
+    let session = match app.hub.open_session(&server, Arc::new(Sink(tx))).await {
         Ok(s) => s,
         Err(e) => return open_error(e),
     };

@@ -321,7 +321,7 @@ pub async fn post(
             Ok(s) => (s, false),
             Err(r) => return r,
         },
-        None if is_init => match create(app, &server) {
+        None if is_init => match create(app, &server).await {
             Ok(s) => (s, true),
             Err(r) => return r,
         },
@@ -483,7 +483,10 @@ pub async fn post(
     )
 }
 
-fn create(app: &Arc<App>, server: &Arc<Server>) -> Result<Arc<StreamSession>, Response<Body>> {
+async fn create(
+    app: &Arc<App>,
+    server: &Arc<Server>,
+) -> Result<Arc<StreamSession>, Response<Body>> {
     let sess = Arc::new(StreamSession {
         id: new_session_id(),
         server: server.cfg.name.clone(),
@@ -494,6 +497,7 @@ fn create(app: &Arc<App>, server: &Arc<Server>) -> Result<Arc<StreamSession>, Re
     let session = app
         .hub
         .open_session(server, Arc::new(Sink(Arc::downgrade(&sess))))
+        .await
         .map_err(super::sse::open_error)?;
     let _ = sess.session.set(session);
     app.streamable.lock().insert(sess.id.clone(), sess.clone());

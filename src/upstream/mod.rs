@@ -1,5 +1,205 @@
-//! The hub as an MCP client: connections to upstream servers. Each kind yields a
-//! pair of message channels, so the session layer does not care what is behind it.
-//! Remote kinds (SSE, streamable HTTP) join `stdio` here.
+//! The hub as an MCP client: one connection to one upstream server, whatever
+//! is behind it: a stdio child (`stdio`), a legacy SSE server (`sse`) or a
+//! streamable-HTTP server (`streamable`). The session layer and the supervisor
+//! see only [`Upstream`]: an [`Outbox`] to send with, `recv` for what comes back
+//! (`None` when the connection is gone), and for children their process.
 
+pub mod sse;
 pub mod stdio;
+pub mod streamable;
+
+use crate::config;
+use crate::jsonrpc::Message;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The connection is closed: the child exited or the remote session is gone.
+#[derive(Debug)]
+pub struct Closed;
+
+/// Why a connection failed last: a child's last stderr line, or the remote error.
+pub type LastError = Arc<Mutex<Option<String>>>;
+
+pub fn set_last_error(slot: &LastError, why: impl Into<String>) {
+    if let Ok(mut s) = slot.lock() {
+        *s = Some(why.into());
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Spawn(#[from] stdio::SpawnError),
+    #[error("{0}")]
+    Remote(String),
+}
+
+/// Where messages to the upstream go. Cheap to clone.
+#[derive(Clone)]
+pub enum Outbox {
+    Stdin(stdio::Stdin),
+    Sse(sse::Poster),
+    Streamable(streamable::Poster),
+}
+
+impl Outbox {
+    pub async fn send(&self, msg: &Message) -> Result<(), Closed> {
+        match self {
+            Outbox::Stdin(s) => s.send(msg).await,
+            Outbox::Sse(p) => p.send(msg).await,
+            Outbox::Streamable(p) => p.send(msg).await,
+        }
+    }
+
+    /// Sends from code that cannot wait (a reply to a ping, a cancellation).
+    pub fn send_detached(&self, msg: Message) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _ = me.send(&msg).await;
+        });
+    }
+
+    /// Ends the conversation politely: EOF on stdin, DELETE of a remote session.
+    pub async fn close(&self) {
+        match self {
+            Outbox::Stdin(s) => s.close().await,
+            Outbox::Sse(_) => {}
+            Outbox::Streamable(p) => p.close().await,
+        }
+    }
+}
+
+/// Where messages from the upstream arrive.
+pub enum Inbox {
+    Stdio(stdio::Reader),
+    Channel(mpsc::Receiver<Message>),
+}
+
+impl Inbox {
+    /// The next message from the server; `None` once the connection is gone.
+    pub async fn recv(&mut self) -> Option<Message> {
+        match self {
+            Inbox::Stdio(r) => r.recv().await,
+            Inbox::Channel(c) => c.recv().await,
+        }
+    }
+}
+
+/// Resolves when a child exits; never for a remote server (its end shows in `recv`).
+/// A free function so a `select!` can borrow it beside the inbox.
+pub async fn exited(
+    process: &mut Option<stdio::Process>,
+) -> std::io::Result<std::process::ExitStatus> {
+    match process {
+        Some(p) => p.child.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+pub struct Upstream {
+    pub tx: Outbox,
+    pub rx: Inbox,
+    pub process: Option<stdio::Process>,
+    last_error: LastError,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Upstream {
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.rx.recv().await
+    }
+
+    pub async fn exited(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        exited(&mut self.process).await
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(|p| p.pid)
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|l| l.clone())
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.process.is_none()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Opens a connection: spawns the child, or connects to the remote server.
+/// `timeout` bounds a remote connect (the SSE `endpoint` event); `request_timeout`
+/// bounds each remote request.
+pub async fn connect(
+    server: &str,
+    upstream: &config::Upstream,
+    timeout: Duration,
+    request_timeout: Duration,
+) -> Result<Upstream, ConnectError> {
+    match upstream {
+        config::Upstream::Stdio(spec) => Ok(stdio::spawn(server, spec)?),
+        config::Upstream::Sse { url, headers } => {
+            sse::connect(server, url, headers, timeout, request_timeout)
+                .await
+                .map_err(ConnectError::Remote)
+        }
+        config::Upstream::Streamable { url, headers } => {
+            streamable::connect(server, url, headers, request_timeout).map_err(ConnectError::Remote)
+        }
+    }
+}
+
+/// An HTTP client for one remote server: its configured headers on every request,
+/// rustls with the system's roots, and no redirects to other places.
+pub fn http_client(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<reqwest::Client, String> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| format!("header {k:?}: {e}"))?;
+        let mut value =
+            reqwest::header::HeaderValue::from_str(v).map_err(|e| format!("header {k:?}: {e}"))?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(map)
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mcp-hub/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// Parses a body or event that holds one message or a batch.
+pub fn parse_messages(bytes: &[u8]) -> Result<Vec<Message>, String> {
+    match crate::jsonrpc::parse_body(bytes) {
+        Ok(crate::jsonrpc::Incoming::Single(m)) => Ok(vec![m]),
+        Ok(crate::jsonrpc::Incoming::Batch(v)) => Ok(v),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn channel_upstream(
+    tx: Outbox,
+    rx: mpsc::Receiver<Message>,
+    last_error: LastError,
+    tasks: Vec<tokio::task::AbortHandle>,
+) -> Upstream {
+    Upstream {
+        tx,
+        rx: Inbox::Channel(rx),
+        process: None,
+        last_error,
+        tasks,
+    }
+}

@@ -7,6 +7,7 @@
 //! This is the seam where the sandbox helper plugs in: `command_for` decides what
 //! is actually executed.
 
+use super::{Closed, Inbox, LastError, Outbox, Upstream};
 use crate::config::StdioSpec;
 use crate::jsonrpc::Message;
 use std::process::Stdio;
@@ -27,22 +28,10 @@ pub enum SpawnError {
     },
 }
 
-/// A running stdio child and its message channels.
-pub struct StdioChild {
-    pub pid: Option<u32>,
+/// The child process behind a stdio upstream.
+pub struct Process {
     pub child: Child,
-    /// Messages to the child's stdin.
-    pub tx: Stdin,
-    /// Messages from the child's stdout; `None` once stdout closes.
-    pub rx: Reader,
-    last_stderr: Arc<Mutex<Option<String>>>,
-}
-
-impl StdioChild {
-    /// The last line the child wrote to stderr: usually why it died.
-    pub fn last_stderr(&self) -> Option<String> {
-        self.last_stderr.lock().ok().and_then(|l| l.clone())
-    }
+    pub pid: Option<u32>,
 }
 
 fn command_for(spec: &StdioSpec) -> Command {
@@ -61,7 +50,8 @@ fn command_for(spec: &StdioSpec) -> Command {
     cmd
 }
 
-pub fn spawn(server: &str, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
+/// Starts the child. Its last stderr line becomes the upstream's last error.
+pub fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnError> {
     let mut cmd = command_for(spec);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -77,27 +67,26 @@ pub fn spawn(server: &str, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
 
-    let last_stderr = Arc::new(Mutex::new(None));
+    let last_stderr: LastError = Arc::new(Mutex::new(None));
     tokio::spawn(stderr_loop(
         server.to_string(),
         pid,
         stderr,
         last_stderr.clone(),
     ));
-    Ok(StdioChild {
-        pid,
-        child,
-        tx: Stdin(Arc::new(tokio::sync::Mutex::new(Some(BufWriter::new(
-            stdin,
+    Ok(Upstream {
+        tx: Outbox::Stdin(Stdin(Arc::new(tokio::sync::Mutex::new(Some(
+            BufWriter::new(stdin),
         ))))),
-        rx: Reader {
+        rx: Inbox::Stdio(Reader {
             server: server.to_string(),
             inner: BufReader::with_capacity(64 * 1024, stdout),
             line: Vec::with_capacity(4096),
             skipping: false,
-        },
-
-        last_stderr,
+        }),
+        process: Some(Process { child, pid }),
+        last_error: last_stderr,
+        tasks: Vec::new(),
     })
 }
 
@@ -106,10 +95,6 @@ pub fn spawn(server: &str, spec: &StdioSpec) -> Result<StdioChild, SpawnError> {
 /// each message's line whole and one sender's messages in order.
 #[derive(Clone)]
 pub struct Stdin(Arc<tokio::sync::Mutex<Option<BufWriter<ChildStdin>>>>);
-
-/// The child's stdin is closed: it exited or is being stopped.
-#[derive(Debug)]
-pub struct Closed;
 
 impl Stdin {
     pub async fn send(&self, msg: &Message) -> Result<(), Closed> {
@@ -122,14 +107,6 @@ impl Stdin {
             return Err(Closed);
         }
         Ok(())
-    }
-
-    /// Sends from code that cannot wait (a reply to a ping, a cancellation).
-    pub fn send_detached(&self, msg: Message) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let _ = me.send(&msg).await;
-        });
     }
 
     /// Closes stdin: the polite way to ask an MCP server to exit. Gives up after
@@ -206,7 +183,7 @@ async fn stderr_loop(
     server: String,
     pid: Option<u32>,
     stderr: tokio::process::ChildStderr,
-    last: Arc<Mutex<Option<String>>>,
+    last: LastError,
 ) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {

@@ -1,0 +1,295 @@
+//! A streamable-HTTP (2025-03-26+) server as an upstream, e.g. dbhub with
+//! `--transport http`, or another mcp-hub's `/<name>/mcp`.
+//!
+//! Each message is a POST. `initialize` is sent inline (the session id and
+//! protocol version come back with it); other requests are posted from their own
+//! task so a long call never holds up a notification or a reply to the server.
+//! Responses arrive as JSON or as an SSE stream and all land in one inbox. After
+//! initialize the GET stream is opened for server-initiated messages (405 means
+//! there is none). A 404 on a known session, or a refused connection, ends the
+//! connection: the supervisor reconnects and initializes again. The session is
+//! DELETEd when the hub closes it.
+
+use super::sse::error_chain;
+use super::{
+    channel_upstream, http_client, parse_messages, set_last_error, Closed, LastError, Outbox,
+    Upstream,
+};
+use crate::jsonrpc::{Message, UPSTREAM_ERROR};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use url::Url;
+
+#[derive(Clone)]
+pub struct Poster(Arc<Inner>);
+
+struct Inner {
+    server: String,
+    http: reqwest::Client,
+    url: Url,
+    timeout: Duration,
+    session: Mutex<Option<String>>,
+    version: Mutex<Option<String>>,
+    /// The one strong sender: dropping it (on death) closes the inbox.
+    alive: Mutex<Option<mpsc::Sender<Message>>>,
+    inbox: mpsc::WeakSender<Message>,
+    last_error: LastError,
+    get_started: AtomicBool,
+    get_task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+pub fn connect(
+    server: &str,
+    url: &Url,
+    headers: &BTreeMap<String, String>,
+    request_timeout: Duration,
+) -> Result<Upstream, String> {
+    let http = http_client(headers)?;
+    let (tx, rx) = mpsc::channel(1024);
+    let last_error: LastError = Arc::new(Mutex::new(None));
+    let inner = Inner {
+        server: server.into(),
+        http,
+        url: url.clone(),
+        timeout: request_timeout,
+        session: Mutex::new(None),
+        version: Mutex::new(None),
+        inbox: tx.downgrade(),
+        alive: Mutex::new(Some(tx)),
+        last_error: last_error.clone(),
+        get_started: AtomicBool::new(false),
+        get_task: Mutex::new(None),
+    };
+    Ok(channel_upstream(
+        Outbox::Streamable(Poster(Arc::new(inner))),
+        rx,
+        last_error,
+        vec![],
+    ))
+}
+
+fn header(slot: &Mutex<Option<String>>) -> Option<String> {
+    slot.lock().ok().and_then(|s| s.clone())
+}
+
+impl Poster {
+    fn alive(&self) -> bool {
+        self.0.alive.lock().map(|a| a.is_some()).unwrap_or(false)
+    }
+
+    async fn deliver(&self, m: Message) {
+        if let Some(tx) = self.0.inbox.upgrade() {
+            let _ = tx.send(m).await;
+        }
+    }
+
+    /// Ends the connection: the inbox closes and the supervisor takes over.
+    fn die(&self, why: String) {
+        tracing::warn!(mcp_server = %self.0.server, "upstream connection lost: {why}");
+        set_last_error(&self.0.last_error, why);
+        if let Ok(mut a) = self.0.alive.lock() {
+            a.take();
+        }
+        if let Some(t) = self.0.get_task.lock().ok().and_then(|mut t| t.take()) {
+            t.abort();
+        }
+    }
+
+    pub async fn send(&self, msg: &Message) -> Result<(), Closed> {
+        if !self.alive() {
+            return Err(Closed);
+        }
+        if msg.is_request() && msg.method() != Some("initialize") {
+            let (me, msg) = (self.clone(), msg.clone());
+            tokio::spawn(async move {
+                let _ = me.exchange(msg).await;
+            });
+            return Ok(());
+        }
+        self.exchange(msg.clone()).await
+    }
+
+    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        let i = &self.0;
+        let mut r = i.http.request(method, i.url.clone());
+        if let Some(s) = header(&i.session) {
+            r = r.header("mcp-session-id", s);
+        }
+        if let Some(v) = header(&i.version) {
+            r = r.header("mcp-protocol-version", v);
+        }
+        r
+    }
+
+    async fn exchange(&self, msg: Message) -> Result<(), Closed> {
+        let i = &self.0;
+        let is_init = msg.method() == Some("initialize");
+        let sent = self
+            .request(reqwest::Method::POST)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .timeout(i.timeout)
+            .body(msg.to_bytes())
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Ok(()), // the session layer's deadline answers it
+            Err(e) => {
+                self.die(format!("POST {}: {}", i.url, error_chain(&e)));
+                return Err(Closed);
+            }
+        };
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND && header(&i.session).is_some() {
+            self.die("the server no longer knows the session (404); initializing again".into());
+            return Err(Closed);
+        }
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            if let (Some(id), true) = (msg.id(), msg.is_request()) {
+                let snippet: String = text.chars().take(200).collect();
+                self.deliver(Message::error(
+                    Some(id),
+                    UPSTREAM_ERROR,
+                    format!("upstream answered HTTP {status}: {snippet}"),
+                ))
+                .await;
+            }
+            return Ok(());
+        }
+        if is_init {
+            if let Some(s) = resp
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                *i.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.to_string());
+            }
+        }
+        let sse = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        if sse {
+            let mut events = resp.bytes_stream().eventsource();
+            while let Some(ev) = events.next().await {
+                match ev {
+                    Ok(ev)
+                        if (ev.event == "message" || ev.event.is_empty())
+                            && !ev.data.trim().is_empty() =>
+                    {
+                        self.take_all(&ev.data.into_bytes(), is_init).await
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(mcp_server = %i.server, "response stream ended: {e}");
+                        break;
+                    }
+                }
+            }
+        } else if status != reqwest::StatusCode::ACCEPTED {
+            match resp.bytes().await {
+                Ok(b) if !b.is_empty() => self.take_all(&b, is_init).await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(mcp_server = %i.server, "reading a response: {}", error_chain(&e))
+                }
+            }
+        }
+        if is_init {
+            self.open_get_stream();
+        }
+        Ok(())
+    }
+
+    async fn take_all(&self, bytes: &[u8], is_init: bool) {
+        match parse_messages(bytes) {
+            Ok(msgs) => {
+                for m in msgs {
+                    if is_init {
+                        if let Some(v) = m
+                            .result()
+                            .and_then(|r| r.get("protocolVersion"))
+                            .and_then(|v| v.as_str())
+                        {
+                            *self.0.version.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some(v.to_string());
+                        }
+                    }
+                    self.deliver(m).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(mcp_server = %self.0.server, "upstream sent a body that is not JSON-RPC: {e}")
+            }
+        }
+    }
+
+    /// The stream for server-initiated messages, reopened while the connection lives.
+    fn open_get_stream(&self) {
+        if self.0.get_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            let mut delay = Duration::from_millis(500);
+            while me.alive() {
+                let resp = me
+                    .request(reqwest::Method::GET)
+                    .header("accept", "text/event-stream")
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) if r.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => return,
+                    Ok(r) if r.status().is_success() => {
+                        delay = Duration::from_millis(500);
+                        let mut events = r.bytes_stream().eventsource();
+                        while let Some(Ok(ev)) = events.next().await {
+                            if (ev.event == "message" || ev.event.is_empty())
+                                && !ev.data.trim().is_empty()
+                            {
+                                me.take_all(&ev.data.into_bytes(), false).await;
+                            }
+                        }
+                    }
+                    Ok(r) => {
+                        tracing::debug!(mcp_server = %me.0.server, "GET stream answered {}", r.status())
+                    }
+                    Err(e) => {
+                        tracing::debug!(mcp_server = %me.0.server, "GET stream: {}", error_chain(&e))
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        });
+        if let Ok(mut t) = self.0.get_task.lock() {
+            *t = Some(task.abort_handle());
+        }
+    }
+
+    /// Ends the session on the server (DELETE), then the connection.
+    pub async fn close(&self) {
+        if header(&self.0.session).is_some() && self.alive() {
+            let _ = self
+                .request(reqwest::Method::DELETE)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+        }
+        set_last_error(&self.0.last_error, "closed by the hub");
+        if let Ok(mut a) = self.0.alive.lock() {
+            a.take();
+        }
+        if let Some(t) = self.0.get_task.lock().ok().and_then(|mut t| t.take()) {
+            t.abort();
+        }
+    }
+}

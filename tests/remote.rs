@@ -1,0 +1,210 @@
+//! Remote upstreams through the real binary: one hub serving another hub's
+//! routes (streamable HTTP and legacy SSE, shared and per-client), liveness
+//! pings against a frozen upstream, and `panicIfInvalid`.
+
+mod common;
+use common::*;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn remote(url: String, extra: Value) -> Value {
+    let mut v = json!({"url": url, "headers": {"Authorization": format!("Bearer {TOKEN}")}});
+    for (k, val) in extra.as_object().unwrap() {
+        v[k] = val.clone();
+    }
+    v
+}
+
+fn chain() -> (Hub, Hub) {
+    let a = Hub::start(json!({}), json!({"fx": fx(json!({}))}));
+    let b = Hub::start(
+        json!({}),
+        json!({
+            "mcp": remote(a.url("/fx/mcp"), json!({"transportType": "streamable-http"})),
+            "sse": remote(a.url("/fx/sse"), json!({})),
+            "pc": remote(a.url("/fx/mcp"), json!({"transportType": "streamable-http", "session": "per-client"})),
+        }),
+    );
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_hub_serves_another_hubs_routes() {
+    let (_a, b) = chain();
+    for server in ["mcp", "sse", "pc"] {
+        let mut c = Mcp::new(&b, server);
+        let init = c.initialize().await;
+        assert_eq!(
+            init["result"]["serverInfo"]["name"], "mcp-fixture",
+            "{server}"
+        );
+        assert_eq!(
+            c.call_text(1, "echo", json!({"text": server})).await,
+            server
+        );
+        let r = c
+            .post(&req(
+                json!(2),
+                "tools/call",
+                json!({"name": "slow", "arguments": {"ms": 100}, "_meta": {"progressToken": 9}}),
+            ))
+            .await;
+        let progress = r
+            .messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .count();
+        assert_eq!(progress, 4, "{server}: {:?}", r.messages);
+        assert!(r
+            .messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .all(|m| m["params"]["progressToken"] == 9));
+        assert_eq!(r.last()["id"], 2);
+        let st = b.server_status(server).await;
+        assert_eq!(st["state"], "ready", "{server}: {st}");
+        assert!(st["pid"].is_null());
+    }
+}
+
+#[tokio::test]
+async fn sampling_crosses_two_hubs() {
+    let (_a, b) = chain();
+    for server in ["mcp", "sse"] {
+        let mut c = Mcp::new(&b, server);
+        c.initialize().await;
+        let resp = c
+            .http
+            .post(&c.url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", c.session.clone().unwrap())
+            .json(&call(5, "test_sampling", json!({"prompt": "across"})))
+            .send()
+            .await
+            .unwrap();
+        let mut events = resp.bytes_stream().eventsource();
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let ask: Value = serde_json::from_str(&ev.data).unwrap();
+        assert_eq!(ask["method"], "sampling/createMessage", "{server}: {ask}");
+        let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "model": "m", "content": {"type": "text", "text": "hi from the edge"}}});
+        assert_eq!(c.post(&answer).await.status, 202);
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let done: Value = serde_json::from_str(&ev.data).unwrap();
+        assert_eq!(
+            done["result"]["content"][0]["text"], "LLM response: hi from the edge",
+            "{server}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_frozen_upstream_is_found_by_ping_and_recovers() {
+    let a = Hub::start(json!({}), json!({"fx": fx(json!({}))}));
+    let b = Hub::start(
+        json!({}),
+        json!({"up": remote(a.url("/fx/mcp"), json!({"transportType": "streamable-http", "pingInterval": "1s", "initTimeout": "2s"}))}),
+    );
+    let mut c = Mcp::new(&b, "up");
+    c.initialize().await;
+    assert_eq!(
+        c.call_text(1, "echo", json!({"text": "before"})).await,
+        "before"
+    );
+    let pid = nix::unistd::Pid::from_raw(a.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let st = b.server_status("up").await;
+        if st["lastError"].as_str().is_some_and(|e| e.contains("ping")) {
+            assert_ne!(st["state"], "ready");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a frozen upstream is noticed: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b.server_status("up").await["state"] != "ready" {
+        assert!(
+            Instant::now() < deadline,
+            "reconnects once the upstream answers again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Same client session, no new initialize.
+    assert_eq!(
+        c.call_text(2, "echo", json!({"text": "after"})).await,
+        "after"
+    );
+}
+
+#[test]
+fn panic_if_invalid_refuses_to_start() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    let text = json!({"mcpServers": {
+        "fine": fx(json!({})),
+        "gone": {"url": format!("http://{closed}/sse"), "options": {"panicIfInvalid": true}, "initTimeout": "2s"}}});
+    std::fs::write(&cfg, text.to_string()).unwrap();
+    let t = Instant::now();
+    let out = std::process::Command::new(hub_bin())
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("server \"gone\" is invalid and panicIfInvalid is set")
+            && err.contains("Connection refused"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(15));
+    // Without the flag the hub starts and serves the others.
+    let text = json!({"mcpServers": {"fine": fx(json!({})), "gone": {"url": format!("http://{closed}/sse")}}});
+    std::fs::write(&cfg, text.to_string()).unwrap();
+    let mut child = std::process::Command::new(hub_bin())
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
