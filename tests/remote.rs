@@ -208,3 +208,72 @@ fn panic_if_invalid_refuses_to_start() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn an_upstream_that_forgot_the_session_is_initialized_again() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let a = Hub::start_on(&addr, json!({}), json!({"fx": fx(json!({}))}));
+    let b = Hub::start(
+        json!({}),
+        json!({"up": remote(format!("http://{addr}/fx/mcp"), json!({"transportType": "streamable-http"}))}),
+    );
+    let mut c = Mcp::new(&b, "up");
+    c.initialize().await;
+    assert_eq!(c.call_text(1, "echo", json!({"text": "one"})).await, "one");
+    drop(a); // killed: the restarted hub knows none of the old sessions
+    let _a2 = Hub::start_on(&addr, json!({}), json!({"fx": fx(json!({}))}));
+    // The hub notices (404 on its GET stream or next POST), initializes again,
+    // and this client's session carries on.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = c.post(&call(2, "echo", json!({"text": "two"}))).await;
+        if r.last()["result"]["content"][0]["text"] == "two" {
+            break;
+        }
+        assert!(
+            r.last()["error"]["message"].as_str().is_some(),
+            "{:?}",
+            r.messages
+        );
+        assert!(Instant::now() < deadline, "{:?}", r.messages);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let st = b.server_status("up").await;
+    assert!(st["restarts"].as_u64().unwrap() >= 1, "{st}");
+    assert!(b.log_contains("no longer knows the session"));
+}
+
+#[tokio::test]
+async fn an_sse_endpoint_on_another_origin_is_refused() {
+    // A minimal SSE server whose endpoint event points somewhere else.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let body = "event: endpoint\ndata: http://elsewhere.example/steal\n\n";
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+                let _ = s.write_all(format!("{head}{body}").as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let b = Hub::start(
+        json!({}),
+        json!({"evil": {"url": format!("http://{addr}/sse"), "initTimeout": "3s"}}),
+    );
+    let c = Mcp::new(&b, "evil");
+    let r = c
+        .post(&req(json!(1), "initialize", init_params("2025-11-25")))
+        .await;
+    assert_eq!(r.status, 503);
+    let msg = r.last()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("another origin") && msg.contains("elsewhere.example"),
+        "{msg}"
+    );
+}

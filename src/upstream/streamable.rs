@@ -248,6 +248,10 @@ impl Poster {
                     .await;
                 match resp {
                     Ok(r) if r.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => return,
+                    Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
+                        me.die("the server no longer knows the session (404 on the GET stream); initializing again".into());
+                        return;
+                    }
                     Ok(r) if r.status().is_success() => {
                         delay = Duration::from_millis(500);
                         let mut events = r.bytes_stream().eventsource();

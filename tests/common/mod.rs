@@ -43,7 +43,11 @@ pub struct Hub {
 
 impl Hub {
     /// Starts a hub with `proxy_options` under mcpProxy.options (authTokens default to TOKEN).
-    pub fn start(mut proxy: Value, servers: Value) -> Hub {
+    pub fn start(proxy: Value, servers: Value) -> Hub {
+        Self::start_with_listen(proxy, servers, "127.0.0.1:0")
+    }
+
+    fn start_with_listen(mut proxy: Value, servers: Value, listen: &str) -> Hub {
         let opts = proxy
             .as_object_mut()
             .unwrap()
@@ -63,7 +67,7 @@ impl Hub {
                 path.to_str().unwrap(),
                 "serve",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
             ])
             .env("MCP_HUB_LOG", "debug")
             .stdout(Stdio::null())
@@ -369,5 +373,23 @@ pub fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => !s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')),
         Err(_) => false,
+    }
+}
+
+/// A free TCP port on loopback (bound and released: good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Hub {
+    /// Like `start`, on a fixed address, so a test can restart it in place.
+    pub fn start_on(addr: &str, proxy: Value, servers: Value) -> Hub {
+        let mut proxy = proxy;
+        proxy["addr"] = json!(addr);
+        Self::start_with_listen(proxy, servers, addr)
     }
 }
