@@ -11,9 +11,9 @@ mod config;
 mod http;
 mod hub;
 mod jsonrpc;
-mod listen;
 mod session;
 mod supervisor;
+mod systemd;
 mod transport;
 mod upstream;
 
@@ -36,11 +36,20 @@ fn main() -> ExitCode {
         },
         cli::Command::Serve { listen } => {
             init_logging();
+            // Before any thread exists: taking the sockets clears LISTEN_* from the environment.
+            let activated = match systemd::listen::take_activated() {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let watchdog = systemd::notify::watchdog_interval();
             let result = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")
-                .and_then(|rt| rt.block_on(serve(cli.config, listen)));
+                .and_then(|rt| rt.block_on(serve(cli.config, listen, activated, watchdog)));
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -62,20 +71,40 @@ fn init_logging() {
         .init();
 }
 
-async fn serve(config_path: std::path::PathBuf, listen: Option<String>) -> anyhow::Result<()> {
+async fn serve(
+    config_path: std::path::PathBuf,
+    listen: Option<String>,
+    activated: systemd::listen::Activated,
+    watchdog: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    use systemd::{listen as sock, notify};
     let cfg = config::load(&config_path)?;
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    listen::raise_fd_limit();
-    let addr = listen.unwrap_or_else(|| cfg.hub.addr.clone());
-    let listener = listen::bind(&addr).await?;
-    tracing::info!(
-        "listening on {} with {} server(s) from {}",
-        listen::describe(&listener),
-        cfg.servers.len(),
-        config_path.display()
-    );
+    sock::raise_fd_limit();
+    let servers = cfg.servers.len();
+    let listeners = if activated.is_empty() {
+        let addr = listen.unwrap_or_else(|| cfg.hub.addr.clone());
+        vec![("configured".to_string(), sock::bind(&addr).await?)]
+    } else {
+        if listen.is_some() {
+            tracing::warn!("--listen is ignored: systemd passed the sockets");
+        }
+        activated.into_listeners()?
+    };
+    for (name, l) in &listeners {
+        let how = if name == "configured" {
+            String::new()
+        } else {
+            format!(" (socket-activated: {name})")
+        };
+        tracing::info!(
+            "listening on {}{how} with {servers} server(s) from {}",
+            l.describe(),
+            config_path.display()
+        );
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hub = hub::Hub::new(cfg);
     let drain = hub.settings.shutdown_timeout;
@@ -84,7 +113,13 @@ async fn serve(config_path: std::path::PathBuf, listen: Option<String>) -> anyho
         anyhow::bail!(e);
     }
     let app = http::App::new(hub.clone(), stop_rx);
-    let server = tokio::spawn(http::serve(app, listener, drain));
+    let server = tokio::spawn(http::serve(
+        app,
+        listeners.into_iter().map(|(_, l)| l).collect(),
+        drain,
+    ));
+    notify::ready(&notify::summary(&hub));
+    notify::spawn_watchdog(hub.clone(), watchdog);
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -93,6 +128,7 @@ async fn serve(config_path: std::path::PathBuf, listen: Option<String>) -> anyho
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
+    notify::stopping();
     let _ = stop_tx.send(true);
     hub.shutdown(drain).await;
     let _ = tokio::time::timeout(drain, server).await;

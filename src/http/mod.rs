@@ -10,6 +10,7 @@ pub mod origin;
 mod status;
 
 use crate::hub::Hub;
+use crate::systemd::listen::Listener;
 use crate::transport::{sse, streamable};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -20,7 +21,6 @@ use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -79,25 +79,57 @@ impl App {
     }
 }
 
-/// Serves HTTP on `listener` until `shutdown` turns true, then waits up to
+/// A connection from any listener: TCP or Unix.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Accepts on one listener and hands connections to the serve loop.
+async fn accept_loop(listener: Listener, tx: tokio::sync::mpsc::Sender<(Box<dyn Io>, String)>) {
+    loop {
+        let accepted = match &listener {
+            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
+                let _ = s.set_nodelay(true);
+                (Box::new(s) as Box<dyn Io>, peer.to_string())
+            }),
+            Listener::Unix(l) => l
+                .accept()
+                .await
+                .map(|(s, _)| (Box::new(s) as Box<dyn Io>, "unix".to_string())),
+        };
+        match accepted {
+            Ok(c) => {
+                if tx.send(c).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Serves HTTP on every listener until `shutdown` turns true, then waits up to
 /// `drain` for open connections to finish.
-pub async fn serve(app: Arc<App>, listener: TcpListener, drain: Duration) {
+pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
     let mut shutdown = app.shutdown.clone();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let acceptors: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, tx.clone())))
+        .collect();
+    drop(tx);
     loop {
         let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
+            c = rx.recv() => match c {
+                Some(c) => c,
+                None => break,
             },
             _ = shutdown.changed() => break,
         };
-        let _ = stream.set_nodelay(true);
         let app = app.clone();
         let svc = hyper::service::service_fn(move |req| {
             let app = app.clone();
@@ -113,6 +145,10 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, drain: Duration) {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
+    }
+    // Stop accepting at once: close the listening sockets.
+    for a in acceptors {
+        a.abort();
     }
     if tokio::time::timeout(drain, graceful.shutdown())
         .await

@@ -44,10 +44,20 @@ pub struct Hub {
 impl Hub {
     /// Starts a hub with `proxy_options` under mcpProxy.options (authTokens default to TOKEN).
     pub fn start(proxy: Value, servers: Value) -> Hub {
-        Self::start_with_listen(proxy, servers, "127.0.0.1:0")
+        Self::start_with_listen(proxy, servers, "127.0.0.1:0", &[])
     }
 
-    fn start_with_listen(mut proxy: Value, servers: Value, listen: &str) -> Hub {
+    /// Like `start`, with extra environment for the hub process.
+    pub fn start_env(proxy: Value, servers: Value, env: &[(&str, &str)]) -> Hub {
+        Self::start_with_listen(proxy, servers, "127.0.0.1:0", env)
+    }
+
+    fn start_with_listen(
+        mut proxy: Value,
+        servers: Value,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> Hub {
         let opts = proxy
             .as_object_mut()
             .unwrap()
@@ -70,6 +80,7 @@ impl Hub {
                 listen,
             ])
             .env("MCP_HUB_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -390,6 +401,21 @@ impl Hub {
     pub fn start_on(addr: &str, proxy: Value, servers: Value) -> Hub {
         let mut proxy = proxy;
         proxy["addr"] = json!(addr);
-        Self::start_with_listen(proxy, servers, addr)
+        Self::start_with_listen(proxy, servers, addr, &[])
+    }
+}
+
+impl Hub {
+    /// A handle on a hub this harness did not start (e.g. one started by
+    /// systemd-socket-activate), for the client helpers.
+    pub fn attach(base: String) -> Hub {
+        let child = Command::new("true").spawn().unwrap();
+        Hub {
+            child,
+            base,
+            logs: Arc::default(),
+            _dir: tempfile::tempdir().unwrap(),
+            config_path: PathBuf::new(),
+        }
     }
 }

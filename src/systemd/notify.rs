@@ -1,0 +1,79 @@
+//! Reports to the service manager over NOTIFY_SOCKET (sd_notify): READY=1 once
+//! listeners and config are up, STATUS= with a one-line summary, STOPPING=1 on
+//! shutdown, and watchdog pings. Without NOTIFY_SOCKET every call is a no-op.
+//!
+//! Watchdog: enabled when WATCHDOG_USEC is set and WATCHDOG_PID is either ours
+//! or absent. A missing WATCHDOG_PID is taken as ours, as libsystemd does: a
+//! wrapper (or a test) that sets only WATCHDOG_USEC still gets pings. Pings go
+//! out at half the interval, and only after a round trip through the runtime
+//! and the hub's registry succeeds, so a wedged hub stops pinging and systemd
+//! restarts it.
+
+use crate::hub::Hub;
+use sd_notify::NotifyState;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn send(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!("sd_notify failed: {e}");
+    }
+}
+
+pub fn ready(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}
+
+pub fn stopping() {
+    send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+}
+
+/// The watchdog interval systemd expects pings within, if it watches us.
+pub fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled().filter(|d| !d.is_zero())
+}
+
+/// One line for `systemctl status`: servers by state, and sessions.
+pub fn summary(hub: &Hub) -> String {
+    let st = hub.status();
+    let servers = st["servers"].as_array().cloned().unwrap_or_default();
+    let mut by_state = std::collections::BTreeMap::<String, usize>::new();
+    let mut sessions = 0;
+    for s in &servers {
+        *by_state
+            .entry(s["state"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
+        sessions += s["sessions"].as_u64().unwrap_or(0);
+    }
+    let states: Vec<String> = by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    format!(
+        "{} server(s): {}; {sessions} session(s)",
+        servers.len(),
+        states.join(", ")
+    )
+}
+
+/// Pings the watchdog and refreshes STATUS= until the process ends.
+pub fn spawn_watchdog(hub: Arc<Hub>, every: Option<Duration>) {
+    let period = every.map(|d| d / 2).unwrap_or(Duration::from_secs(10));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            // Proves the scheduler runs tasks and the registry is not deadlocked.
+            let probe = hub.clone();
+            let Ok(line) = tokio::spawn(async move { summary(&probe) }).await else {
+                continue;
+            };
+            if every.is_some() {
+                send(&[NotifyState::Watchdog, NotifyState::Status(&line)]);
+            } else {
+                status(&line);
+            }
+        }
+    });
+}
