@@ -107,7 +107,7 @@ async fn serve(
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hub = hub::Hub::new(cfg);
-    let drain = hub.settings.shutdown_timeout;
+    let drain = hub.settings().shutdown_timeout;
     if let Err(e) = hub.check_required().await {
         hub.shutdown(drain).await;
         anyhow::bail!(e);
@@ -124,9 +124,19 @@ async fn serve(
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&hub, &config_path),
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                break;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                break;
+            }
+        }
     }
     notify::stopping();
     let _ = stop_tx.send(true);
@@ -134,4 +144,31 @@ async fn serve(
     let _ = tokio::time::timeout(drain, server).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: re-read the config; keep the running one if the new one is invalid.
+fn reload(hub: &hub::Hub, config_path: &std::path::Path) {
+    use systemd::notify;
+    notify::reloading();
+    match config::load(config_path) {
+        Err(e) => {
+            tracing::error!("reload failed; still running the previous config: {e}");
+            notify::ready(&format!("reload failed, running the previous config: {e}"));
+        }
+        Ok(cfg) => {
+            for w in &cfg.warnings {
+                tracing::warn!("{w}");
+            }
+            let s = hub.reload(cfg);
+            tracing::info!(
+                "reloaded {}: kept {:?}, changed {:?}, added {:?}, removed {:?}",
+                config_path.display(),
+                s.kept,
+                s.changed,
+                s.added,
+                s.removed
+            );
+            notify::ready(&notify::summary(hub));
+        }
+    }
 }

@@ -58,7 +58,6 @@ pub fn rpc_error(status: StatusCode, code: i64, msg: impl Into<String>) -> Respo
 
 pub struct App {
     pub hub: Arc<Hub>,
-    pub policy: origin::Policy,
     pub sse: sse::Registry,
     pub streamable: streamable::Registry,
     pub shutdown: watch::Receiver<bool>,
@@ -66,9 +65,7 @@ pub struct App {
 
 impl App {
     pub fn new(hub: Arc<Hub>, shutdown: watch::Receiver<bool>) -> Arc<App> {
-        let policy = origin::Policy::new(&hub.settings);
         let app = Arc::new(App {
-            policy,
             sse: sse::Registry::default(),
             streamable: streamable::Registry::default(),
             hub,
@@ -173,7 +170,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     if req.method() == Method::OPTIONS {
         return preflight(&app, &req);
     }
-    let cors_origin = match app.policy.check(req.headers()) {
+    let cors_origin = match app.hub.current().policy.check(req.headers()) {
         Ok(o) => o,
         Err(origin::Rejected::Origin(o)) => {
             return http_error(
@@ -210,9 +207,9 @@ async fn route(app: &Arc<App>, req: Request<Incoming>, first: &str, rest: &str) 
         }
         return status::status(&app.hub, req.method());
     }
-    let Some(server) = app.hub.server(first).cloned() else {
+    let Some(server) = app.hub.server(first) else {
         // Do not confirm which names exist to a caller without the global token.
-        if let Err(r) = authorize(&app.hub.settings.auth_tokens, req.headers()) {
+        if let Err(r) = authorize(&app.hub.settings().auth_tokens, req.headers()) {
             return r;
         }
         return http_error(
@@ -281,7 +278,9 @@ fn authorize(tokens: &[String], headers: &http::HeaderMap) -> Result<(), Respons
 /// CORS headers for configured origins.
 fn preflight(app: &App, req: &Request<Incoming>) -> Response<Body> {
     let mut r = empty(StatusCode::NO_CONTENT);
-    if let (true, Ok(Some(origin))) = (app.policy.cors_enabled(), app.policy.check(req.headers())) {
+    let snap = app.hub.current();
+    if let (true, Ok(Some(origin))) = (snap.policy.cors_enabled(), snap.policy.check(req.headers()))
+    {
         let h = r.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&origin) {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);

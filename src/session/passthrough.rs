@@ -83,6 +83,14 @@ impl Passthrough {
         let _ = self.tx.send(&msg).await;
     }
 
+    /// Ends the session from the hub's side (reload, shutdown): requests in flight
+    /// get an error naming `why`, the transport ends the session, the child stops.
+    pub fn end(&self, why: &str) {
+        self.fail_inflight(why);
+        self.sink.closed(why);
+        self.close();
+    }
+
     /// Ends the session: the child is stopped gracefully.
     pub fn close(&self) {
         if let Some(tx) = self.stop.lock().ok().and_then(|mut s| s.take()) {

@@ -1,6 +1,7 @@
 //! Reports to the service manager over NOTIFY_SOCKET (sd_notify): READY=1 once
-//! listeners and config are up, STATUS= with a one-line summary, STOPPING=1 on
-//! shutdown, and watchdog pings. Without NOTIFY_SOCKET every call is a no-op.
+//! listeners and config are up, STATUS= with a one-line summary, RELOADING=1
+//! (with MONOTONIC_USEC) then READY=1 around a reload, STOPPING=1 on shutdown,
+//! and watchdog pings. Without NOTIFY_SOCKET every call is a no-op.
 //!
 //! Watchdog: enabled when WATCHDOG_USEC is set and WATCHDOG_PID is either ours
 //! or absent. A missing WATCHDOG_PID is taken as ours, as libsystemd does: a
@@ -26,6 +27,18 @@ pub fn ready(status: &str) {
 
 pub fn status(status: &str) {
     send(&[NotifyState::Status(status)]);
+}
+
+/// RELOADING=1 with MONOTONIC_USEC, which systemd 253+ requires and older ones ignore.
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[
+            NotifyState::Reloading,
+            now,
+            NotifyState::Status("reloading the config"),
+        ]),
+        Err(_) => send(&[NotifyState::Reloading]),
+    }
 }
 
 pub fn stopping() {

@@ -77,6 +77,8 @@ pub struct Shared {
     stop: watch::Sender<bool>,
     /// Held true by `panicIfInvalid`'s start-up check.
     required: std::sync::atomic::AtomicBool,
+    /// Why the driver was told to stop, for the errors its clients get.
+    retired: Mutex<Option<String>>,
 }
 
 enum Outcome {
@@ -106,6 +108,7 @@ impl Shared {
             ready: watch::Sender::new(Ready::Idle),
             stop: watch::Sender::new(false),
             required: std::sync::atomic::AtomicBool::new(false),
+            retired: Mutex::new(None),
         })
     }
 
@@ -135,9 +138,34 @@ impl Shared {
         tokio::spawn(async move { me.run().await })
     }
 
-    /// Stops the child gracefully and ends the driver; every session gets an error.
-    pub fn shutdown(&self) {
+    /// Stops the upstream gracefully and ends the driver: requests in flight get
+    /// an error naming `why`, and every client session ends (its client gets 404
+    /// and initializes again, reaching whatever replaced this server).
+    pub fn retire(&self, why: &str) {
+        if let Ok(mut r) = self.retired.lock() {
+            r.get_or_insert_with(|| why.to_string());
+        }
         self.stop.send_replace(true);
+    }
+
+    fn retired_reason(&self) -> String {
+        self.retired
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "the hub is shutting down".into())
+    }
+
+    /// The driver's last act: fail what is in flight and end every session.
+    fn finish(&self) {
+        let why = self.retired_reason();
+        self.fail_all(&why);
+        let sinks: Vec<_> = self.lock().clients.drain().map(|(_, s)| s).collect();
+        for s in sinks {
+            s.closed(&why);
+        }
+        self.ready.send_replace(Ready::Stopped);
+        self.sup.stopped();
     }
 
     fn wanted(&self) -> bool {
@@ -184,17 +212,13 @@ impl Shared {
                 }
             }
             if *stop.borrow() {
-                self.fail_all("the hub is shutting down");
-                self.ready.send_replace(Ready::Stopped);
-                self.sup.stopped();
+                self.finish();
                 return;
             }
             self.ready.send_replace(Ready::Starting);
             match self.run_once(&mut stop).await {
                 Outcome::Stopped => {
-                    self.fail_all("the hub is shutting down");
-                    self.ready.send_replace(Ready::Stopped);
-                    self.sup.stopped();
+                    self.finish();
                     return;
                 }
                 Outcome::Idle => {
