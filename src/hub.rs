@@ -11,7 +11,7 @@
 
 use crate::config::{Config, HubSettings, ServerConfig, SessionMode};
 use crate::http::origin::Policy;
-use crate::session::{passthrough::Passthrough, shared::Shared, Downstream, Session};
+use crate::session::{passthrough::Passthrough, shared::Shared, Downstream, Session, SessionInfo};
 use crate::supervisor::{State, Supervisor};
 use indexmap::IndexMap;
 use serde_json::{json, Value};
@@ -188,6 +188,7 @@ impl Hub {
         &self,
         server: &Server,
         sink: Arc<dyn Downstream>,
+        info: SessionInfo,
     ) -> Result<Session, OpenError> {
         let cfg = &server.cfg;
         if cfg.disabled {
@@ -198,10 +199,10 @@ impl Hub {
                 if let Some(why) = sh.unavailable() {
                     return Err(OpenError::Unavailable(why));
                 }
-                Ok(Session::Shared(sh.attach(sink)))
+                Ok(Session::Shared(sh.attach(sink, info)))
             }
             None => {
-                let p = Passthrough::open(cfg.clone(), server.sup.clone(), sink)
+                let p = Passthrough::open(cfg.clone(), server.sup.clone(), sink, info)
                     .await
                     .map_err(OpenError::Start)?;
                 if let Ok(mut c) = server.clients.lock() {

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Serve { listen } => {
-            init_logging();
+            systemd::journal::init();
             // Before any thread exists: taking the sockets clears LISTEN_* from the environment.
             let activated = match systemd::listen::take_activated() {
                 Ok(a) => a,
@@ -59,16 +59,6 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("MCP_HUB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }
 
 async fn serve(

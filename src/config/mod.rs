@@ -159,6 +159,8 @@ pub struct ServerConfig {
     /// `None`: no liveness pings. Default: 30 s for remote servers, off for stdio.
     pub ping_interval: Option<Duration>,
     pub auth_tokens: Vec<String>,
+    /// The config path of `auth_tokens`, to name a token in logs without its value.
+    pub token_source: String,
     pub tool_filter: Option<ToolFilter>,
     pub log_enabled: bool,
     pub panic_if_invalid: bool,
@@ -525,9 +527,15 @@ fn validate_server(
 
     let own = s.options.map(|o| o.common).unwrap_or_default();
     warn_unsupported(&own, &format!("{path}.options"), warnings);
-    let auth_tokens = match own.auth_tokens {
-        Some(list) => tokens(list, &format!("{path}.options.authTokens"))?,
-        None => global_tokens.to_vec(),
+    let (auth_tokens, token_source) = match own.auth_tokens {
+        Some(list) => (
+            tokens(list, &format!("{path}.options.authTokens"))?,
+            format!("{path}.options.authTokens"),
+        ),
+        None => (
+            global_tokens.to_vec(),
+            "mcpProxy.options.authTokens".to_string(),
+        ),
     };
     let filter_raw = own.tool_filter.as_ref().or(global.tool_filter.as_ref());
     let tool_filter = match filter_raw {
@@ -565,6 +573,7 @@ fn validate_server(
         init_timeout,
         ping_interval,
         auth_tokens,
+        token_source,
         tool_filter,
         log_enabled: own.log_enabled.or(global.log_enabled).unwrap_or(false),
         panic_if_invalid: own

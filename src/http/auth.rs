@@ -12,9 +12,11 @@ pub enum AuthError {
     Invalid,
 }
 
-pub fn check(tokens: &[String], headers: &HeaderMap) -> Result<(), AuthError> {
+/// On success, the index of the token that matched (`None`: no auth configured),
+/// so audit entries can name it by its place in the config.
+pub fn check(tokens: &[String], headers: &HeaderMap) -> Result<Option<usize>, AuthError> {
     if tokens.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let given = headers
         .get(http::header::AUTHORIZATION)
@@ -25,15 +27,13 @@ pub fn check(tokens: &[String], headers: &HeaderMap) -> Result<(), AuthError> {
         })
         .ok_or(AuthError::Missing)?;
     // Check every token so timing does not tell which one matched.
-    let mut ok = subtle::Choice::from(0);
-    for t in tokens {
-        ok |= t.as_bytes().ct_eq(given.as_bytes());
+    let mut found = None;
+    for (i, t) in tokens.iter().enumerate() {
+        if bool::from(t.as_bytes().ct_eq(given.as_bytes())) {
+            found = found.or(Some(i));
+        }
     }
-    if bool::from(ok) {
-        Ok(())
-    } else {
-        Err(AuthError::Invalid)
-    }
+    found.map(Some).ok_or(AuthError::Invalid)
 }
 
 #[cfg(test)]
@@ -49,11 +49,11 @@ mod tests {
     #[test]
     fn bearer_tokens() {
         let t = vec!["a1".to_string(), "b2".to_string()];
-        assert_eq!(check(&t, &h("Bearer b2")), Ok(()));
-        assert_eq!(check(&t, &h("bearer  a1 ")), Ok(()));
+        assert_eq!(check(&t, &h("Bearer b2")), Ok(Some(1)));
+        assert_eq!(check(&t, &h("bearer  a1 ")), Ok(Some(0)));
         assert_eq!(check(&t, &h("Bearer a")), Err(AuthError::Invalid));
         assert_eq!(check(&t, &h("Basic a1")), Err(AuthError::Missing));
         assert_eq!(check(&t, &HeaderMap::new()), Err(AuthError::Missing));
-        assert_eq!(check(&[], &HeaderMap::new()), Ok(()));
+        assert_eq!(check(&[], &HeaderMap::new()), Ok(None));
     }
 }

@@ -217,9 +217,10 @@ async fn route(app: &Arc<App>, req: Request<Incoming>, first: &str, rest: &str) 
             format!("no server named {first:?} is configured"),
         );
     };
-    if let Err(r) = authorize(&server.cfg.auth_tokens, req.headers()) {
-        return r;
-    }
+    let token = match authorize(&server.cfg.auth_tokens, req.headers()) {
+        Ok(i) => i.map(|i| format!("{}[{i}]", server.cfg.token_source)),
+        Err(r) => return r,
+    };
     if server.cfg.disabled {
         return http_error(
             StatusCode::NOT_FOUND,
@@ -227,9 +228,9 @@ async fn route(app: &Arc<App>, req: Request<Incoming>, first: &str, rest: &str) 
         );
     }
     match (rest, req.method()) {
-        ("sse", &Method::GET) => sse::open(app, server, req).await,
+        ("sse", &Method::GET) => sse::open(app, server, req, token).await,
         ("message", &Method::POST) => sse::post(app, server, req).await,
-        ("mcp", &Method::POST) => streamable::post(app, server, req).await,
+        ("mcp", &Method::POST) => streamable::post(app, server, req, token).await,
         ("mcp", &Method::GET) => streamable::get(app, server, req).await,
         ("mcp", &Method::DELETE) => streamable::delete(app, server, req).await,
         ("sse", _) => not_allowed("GET"),
@@ -255,7 +256,10 @@ fn not_allowed(allow: &'static str) -> Response<Body> {
     r
 }
 
-fn authorize(tokens: &[String], headers: &http::HeaderMap) -> Result<(), Response<Body>> {
+fn authorize(
+    tokens: &[String],
+    headers: &http::HeaderMap,
+) -> Result<Option<usize>, Response<Body>> {
     auth::check(tokens, headers).map_err(|e| {
         let msg = match e {
             auth::AuthError::Missing => "missing bearer token: send Authorization: Bearer <token>",

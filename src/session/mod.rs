@@ -12,10 +12,79 @@
 pub mod passthrough;
 pub mod shared;
 
-use crate::config::ToolFilter;
+use crate::config::{ServerConfig, ToolFilter};
 use crate::jsonrpc::{Id, Message, INVALID_PARAMS};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Instant;
+
+/// Who a session is, for logs: the downstream session id, and the config path
+/// of the token that opened it (never the token itself).
+#[derive(Debug, Default, Clone)]
+pub struct SessionInfo {
+    pub id: String,
+    pub token: Option<String>,
+}
+
+/// One audited `tools/call` (with `logEnabled`): started when the call goes up,
+/// logged when its answer comes back, times out, or is lost.
+pub struct Audit {
+    tool: String,
+    started: Instant,
+    info: Arc<SessionInfo>,
+}
+
+impl Audit {
+    pub fn start(cfg: &ServerConfig, msg: &Message, info: &Arc<SessionInfo>) -> Option<Audit> {
+        if !cfg.log_enabled || msg.method() != Some("tools/call") {
+            return None;
+        }
+        let tool = msg
+            .params()
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        Some(Audit {
+            tool,
+            started: Instant::now(),
+            info: info.clone(),
+        })
+    }
+
+    /// `ok`, `tool-error` (a result with isError) or `error` (a JSON-RPC error).
+    pub fn outcome_of(answer: &Message) -> &'static str {
+        if answer.0.contains_key("error") {
+            "error"
+        } else if answer
+            .result()
+            .and_then(|r| r.get("isError"))
+            .and_then(Value::as_bool)
+            == Some(true)
+        {
+            "tool-error"
+        } else {
+            "ok"
+        }
+    }
+
+    pub fn finish(self, server: &str, outcome: &str) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        let token = self.info.token.as_deref().unwrap_or("none");
+        tracing::info!(
+            target: "mcp_hub::audit",
+            mcp_server = server,
+            mcp_session = %self.info.id,
+            mcp_method = "tools/call",
+            mcp_tool = %self.tool,
+            duration_ms = ms,
+            outcome,
+            token,
+            "tools/call {}: {outcome} in {ms} ms (token {token})",
+            self.tool
+        );
+    }
+}
 
 /// Where a session sends messages for its client.
 pub trait Downstream: Send + Sync {

@@ -7,7 +7,7 @@
 //! time. When the child dies the session ends; the client gets 404 on its next
 //! request and initializes again, which starts a fresh child.
 
-use super::{blocked_call, filter_tool_list, Downstream};
+use super::{blocked_call, filter_tool_list, Audit, Downstream, SessionInfo};
 use crate::config::ServerConfig;
 use crate::jsonrpc::{Id, Kind, Message, TIMEOUT_ERROR, UPSTREAM_ERROR};
 use crate::supervisor::{reap_child, stop_child, Supervisor};
@@ -21,6 +21,7 @@ struct InFlight {
     deadline: Instant,
     tool_list: bool,
     method: String,
+    audit: Option<Audit>,
 }
 
 pub struct Passthrough {
@@ -30,6 +31,7 @@ pub struct Passthrough {
     inflight: Mutex<HashMap<Id, InFlight>>,
     sink: Arc<dyn Downstream>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
+    info: Arc<SessionInfo>,
 }
 
 impl Passthrough {
@@ -37,6 +39,7 @@ impl Passthrough {
         cfg: Arc<ServerConfig>,
         sup: Arc<Supervisor>,
         sink: Arc<dyn Downstream>,
+        info: SessionInfo,
     ) -> Result<Arc<Passthrough>, String> {
         let child = sup
             .start_per_client(&cfg)
@@ -51,6 +54,7 @@ impl Passthrough {
             inflight: Mutex::new(HashMap::new()),
             sink,
             stop: Mutex::new(Some(stop_tx)),
+            info: Arc::new(info),
         });
         sup.session_opened();
         tokio::spawn(p.clone().pump(child, stop_rx));
@@ -71,6 +75,7 @@ impl Passthrough {
                 deadline: Instant::now() + self.cfg.request_timeout,
                 tool_list: method == "tools/list",
                 method: method.to_string(),
+                audit: Audit::start(&self.cfg, &msg, &self.info),
             };
             self.inflight().insert(id.clone(), entry);
             if self.tx.send(&msg).await.is_err() && self.inflight().remove(&id).is_some() {
@@ -103,6 +108,9 @@ impl Passthrough {
             let Some(entry) = self.inflight().remove(&id) else {
                 return; // answered already (timed out): never answer twice
             };
+            if let Some(a) = entry.audit {
+                a.finish(&self.cfg.name, Audit::outcome_of(&msg));
+            }
             if entry.tool_list {
                 if let (Some(f), Some(r)) = (&self.cfg.tool_filter, msg.result_mut()) {
                     filter_tool_list(f, r);
@@ -113,8 +121,11 @@ impl Passthrough {
     }
 
     fn fail_inflight(&self, why: &str) {
-        let all: Vec<Id> = self.inflight().drain().map(|(id, _)| id).collect();
-        for id in all {
+        let all: Vec<(Id, InFlight)> = self.inflight().drain().collect();
+        for (id, f) in all {
+            if let Some(a) = f.audit {
+                a.finish(&self.cfg.name, "lost");
+            }
             self.sink.deliver(Message::error(
                 Some(id),
                 UPSTREAM_ERROR,
@@ -125,7 +136,7 @@ impl Passthrough {
 
     fn sweep(&self) {
         let now = Instant::now();
-        let expired: Vec<(Id, String)> = {
+        let expired: Vec<(Id, InFlight)> = {
             let mut map = self.inflight();
             let ids: Vec<Id> = map
                 .iter()
@@ -133,14 +144,17 @@ impl Passthrough {
                 .map(|(id, _)| id.clone())
                 .collect();
             ids.into_iter()
-                .filter_map(|id| map.remove(&id).map(|f| (id, f.method)))
+                .filter_map(|id| map.remove(&id).map(|f| (id, f)))
                 .collect()
         };
-        for (id, method) in expired {
+        for (id, f) in expired {
+            if let Some(a) = f.audit {
+                a.finish(&self.cfg.name, "timeout");
+            }
             let secs = self.cfg.request_timeout.as_secs_f64();
             let e = format!(
-                "server {:?} did not answer {method} within {secs}s",
-                self.cfg.name
+                "server {:?} did not answer {} within {secs}s",
+                self.cfg.name, f.method
             );
             let params =
                 serde_json::json!({"requestId": id.to_value(), "reason": "timed out in mcp-hub"});

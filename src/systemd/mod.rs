@@ -1,6 +1,7 @@
-//! systemd integration: sockets passed by socket activation (`listen`), and
-//! state reports to the service manager (`notify`). Both read their environment
+//! systemd integration: sockets passed by socket activation (`listen`), state
+//! reports to the service manager (`notify`), and the journal (`journal`). Both read their environment
 //! in `main`, before the runtime and its threads exist.
 
+pub mod journal;
 pub mod listen;
 pub mod notify;

@@ -12,7 +12,7 @@ use super::{new_session_id, sse_response, Out, SseStream};
 use crate::http::{empty, http_error, read_body, rpc_error, App, Body};
 use crate::hub::{OpenError, Server};
 use crate::jsonrpc::{parse_body, Incoming, Message, UPSTREAM_ERROR};
-use crate::session::{Downstream, Session};
+use crate::session::{Downstream, Session, SessionInfo};
 use http::{Request, Response, StatusCode};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -76,6 +76,7 @@ pub async fn open(
     app: &Arc<App>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
+    token: Option<String>,
 ) -> Response<Body> {
     let accept = req
         .headers()
@@ -92,11 +93,19 @@ pub async fn open(
         );
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    let session = match app.hub.open_session(&server, Arc::new(Sink(tx))).await {
+    let id = new_session_id();
+    let info = SessionInfo {
+        id: id.clone(),
+        token,
+    };
+    let session = match app
+        .hub
+        .open_session(&server, Arc::new(Sink(tx)), info)
+        .await
+    {
         Ok(s) => s,
         Err(e) => return open_error(e),
     };
-    let id = new_session_id();
     let (up_tx, up_rx) = mpsc::unbounded_channel();
     tokio::spawn(uplink(session, up_rx));
     let name = server.cfg.name.clone();

@@ -20,7 +20,7 @@ use super::{new_session_id, sse_response, Out, SseStream};
 use crate::http::{empty, http_error, json_response, read_body, App, Body};
 use crate::hub::Server;
 use crate::jsonrpc::{parse_body, Id, Incoming, Kind, Message, INVALID_REQUEST, UPSTREAM_ERROR};
-use crate::session::{Downstream, Session, PROTOCOL_VERSIONS};
+use crate::session::{Downstream, Session, SessionInfo, PROTOCOL_VERSIONS};
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -276,6 +276,7 @@ pub async fn post(
     app: &Arc<App>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
+    token: Option<String>,
 ) -> Response<Body> {
     let headers = req.headers().clone();
     let ctype = headers
@@ -321,7 +322,7 @@ pub async fn post(
             Ok(s) => (s, false),
             Err(r) => return r,
         },
-        None if is_init => match create(app, &server).await {
+        None if is_init => match create(app, &server, token).await {
             Ok(s) => (s, true),
             Err(r) => return r,
         },
@@ -486,6 +487,7 @@ pub async fn post(
 async fn create(
     app: &Arc<App>,
     server: &Arc<Server>,
+    token: Option<String>,
 ) -> Result<Arc<StreamSession>, Response<Body>> {
     let sess = Arc::new(StreamSession {
         id: new_session_id(),
@@ -496,7 +498,14 @@ async fn create(
     });
     let session = app
         .hub
-        .open_session(server, Arc::new(Sink(Arc::downgrade(&sess))))
+        .open_session(
+            server,
+            Arc::new(Sink(Arc::downgrade(&sess))),
+            SessionInfo {
+                id: sess.id.clone(),
+                token,
+            },
+        )
         .await
         .map_err(super::sse::open_error)?;
     let _ = sess.session.set(session);

@@ -5,6 +5,7 @@
 use super::{Pending, Shared};
 use crate::jsonrpc::{Id, Kind, Message, UPSTREAM_ERROR};
 use crate::session::{blocked_call, PROTOCOL_VERSIONS};
+use crate::session::{Audit, SessionInfo};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +14,7 @@ use std::time::Instant;
 pub struct Client {
     pub(super) id: u64,
     pub(super) shared: Arc<Shared>,
+    pub(super) info: Arc<SessionInfo>,
 }
 
 impl Client {
@@ -89,6 +91,7 @@ impl Client {
                                     tool_list: method == "tools/list",
                                     method: method.clone(),
                                     deadline: Instant::now() + sh.cfg.request_timeout,
+                                    audit: Audit::start(&sh.cfg, &msg, &self.info),
                                 },
                             );
                             Some((up, tx))

@@ -20,7 +20,7 @@
 mod client;
 mod route;
 
-use super::{Downstream, LATEST_PROTOCOL};
+use super::{Audit, Downstream, SessionInfo, LATEST_PROTOCOL};
 use crate::config::ServerConfig;
 use crate::jsonrpc::{Id, Message};
 use crate::supervisor::{reap_child, stop_child, State, Supervisor};
@@ -51,6 +51,7 @@ struct Pending {
     tool_list: bool,
     method: String,
     deadline: Instant,
+    audit: Option<Audit>,
 }
 
 struct Inner {
@@ -116,7 +117,7 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn attach(self: &Arc<Self>, sink: Arc<dyn Downstream>) -> Client {
+    pub fn attach(self: &Arc<Self>, sink: Arc<dyn Downstream>, info: SessionInfo) -> Client {
         let id = {
             let mut i = self.lock();
             let id = i.next_client;
@@ -129,6 +130,7 @@ impl Shared {
         Client {
             id,
             shared: self.clone(),
+            info: Arc::new(info),
         }
     }
 

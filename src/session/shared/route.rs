@@ -6,7 +6,7 @@
 
 use super::Shared;
 use crate::jsonrpc::{Id, Kind, Message, TIMEOUT_ERROR, UPSTREAM_ERROR};
-use crate::session::filter_tool_list;
+use crate::session::{filter_tool_list, Audit};
 use crate::upstream::Outbox;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -55,6 +55,9 @@ impl Shared {
                     if let (Some(f), Some(r)) = (&self.cfg.tool_filter, msg.result_mut()) {
                         filter_tool_list(f, r);
                     }
+                }
+                if let Some(a) = p.audit {
+                    a.finish(&self.cfg.name, Audit::outcome_of(&msg));
                 }
                 msg.set_id(&p.orig);
                 if let Some(s) = sink {
@@ -152,6 +155,9 @@ impl Shared {
             (failed, i.clients.clone())
         };
         for p in failed {
+            if let Some(a) = p.audit {
+                a.finish(&self.cfg.name, "lost");
+            }
             if let Some(s) = sinks.get(&p.client) {
                 s.deliver(Message::error(
                     Some(p.orig),
@@ -186,6 +192,13 @@ impl Shared {
             (out, i.tx.clone())
         };
         for (up, p, sink) in expired {
+            let p = {
+                let mut p = p;
+                if let Some(a) = p.audit.take() {
+                    a.finish(&self.cfg.name, "timeout");
+                }
+                p
+            };
             let secs = self.cfg.request_timeout.as_secs_f64();
             let err = format!(
                 "server {:?} did not answer {} within {secs}s",
