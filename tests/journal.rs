@@ -61,7 +61,7 @@ async fn journald_gets_the_fields() {
     if std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
-        .any(|l| l.starts_with("Uid:") && !l.split_whitespace().nth(2).is_some_and(|u| u == "0"))
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2).is_none_or(|u| u != "0"))
     {
         eprintln!("\n*** journald_gets_the_fields NOT RUN: it needs root (a private mount namespace); CI runs it as root ***\n");
         return;
