@@ -103,6 +103,7 @@ async fn serve(
         anyhow::bail!(e);
     }
     let app = http::App::new(hub.clone(), stop_rx);
+    let idle = idle_watch(app.clone(), hub.settings().exit_on_idle);
     let server = tokio::spawn(http::serve(
         app,
         listeners.into_iter().map(|(_, l)| l).collect(),
@@ -115,8 +116,13 @@ async fn serve(
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    tokio::pin!(idle);
     loop {
         tokio::select! {
+            after = &mut idle => {
+                tracing::info!("no session and no request for {}s: exiting (exitOnIdle)", after.as_secs());
+                break;
+            }
             _ = hup.recv() => reload(&hub, &config_path),
             _ = term.recv() => {
                 tracing::info!("SIGTERM: shutting down");
@@ -159,6 +165,27 @@ fn reload(hub: &hub::Hub, config_path: &std::path::Path) {
                 s.removed
             );
             notify::ready(&notify::summary(hub));
+        }
+    }
+}
+
+/// Resolves once the hub has had no session and no request for `after`
+/// (`mcpProxy.options.exitOnIdle`); never when that is unset.
+async fn idle_watch(
+    app: std::sync::Arc<http::App>,
+    after: Option<std::time::Duration>,
+) -> std::time::Duration {
+    let Some(after) = after else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval((after / 4).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(10),
+    ));
+    loop {
+        tick.tick().await;
+        if app.idle_for().is_some_and(|d| d >= after) {
+            return after;
         }
     }
 }

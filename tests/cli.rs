@@ -113,3 +113,23 @@ fn serve_refuses_a_bad_config_and_a_busy_port() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on {addr}")));
 }
+
+#[test]
+fn credentials_come_from_the_credentials_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("hub-token"), "from-systemd\n").unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, r#"{"mcpProxy": {"options": {"authTokens": ["${credential:hub-token}"]}}, "mcpServers": {"a": {"command": "x"}}}"#).unwrap();
+    let (ok, out, err) = check(
+        cfg.to_str().unwrap(),
+        &[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())],
+    );
+    assert!(ok && out.contains("1 token(s)"), "{out}{err}");
+    let (ok, _, err) = check(cfg.to_str().unwrap(), &[]);
+    assert!(
+        !ok && err.contains("credential hub-token is not available"),
+        "{err}"
+    );
+}

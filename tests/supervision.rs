@@ -247,3 +247,28 @@ async fn children_exit_when_the_hub_is_killed() {
         "children outlived a killed hub"
     );
 }
+
+#[tokio::test]
+async fn exit_on_idle_waits_for_sessions_then_exits_zero() {
+    let mut hub = Hub::start(
+        json!({"options": {"exitOnIdle": "1s"}}),
+        json!({"fx": fx(json!({}))}),
+    );
+    let sse = LegacySse::connect(&hub, "fx").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        hub.child.try_wait().unwrap().is_none(),
+        "an open session keeps the hub up"
+    );
+    drop(sse);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = hub.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the idle hub exits");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(hub.log_contains("exitOnIdle"));
+}

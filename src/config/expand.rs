@@ -1,4 +1,7 @@
-//! `${VAR}` and `${VAR:-default}` expansion in every string value of the file.
+//! `${VAR}` and `${VAR:-default}` expansion in every string value of the file,
+//! and `${credential:NAME}`: the file NAME in `$CREDENTIALS_DIRECTORY`, where
+//! systemd puts what the unit's `LoadCredential=` names (so a token need not sit
+//! in the config or the environment).
 //!
 //! Expansion runs on the JSON tree before it is typed, so an error can name the
 //! exact path of the string that referred to a missing variable. `$${` writes a
@@ -17,6 +20,8 @@ pub enum ExpandError {
     Unterminated { path: String, text: String },
     #[error("{path}: {name:?} is not a valid variable name")]
     BadName { path: String, name: String },
+    #[error("{path}: credential {name} is not available (is LoadCredential={name}:… in the unit, and $CREDENTIALS_DIRECTORY set?)")]
+    Credential { path: String, name: String },
 }
 
 /// Expands every string in `v`, looking variables up with `lookup`.
@@ -66,6 +71,25 @@ pub fn expand_str(
                 text: s.into(),
             })?;
             let body = &tail[..end];
+            if let Some(cred) = body.strip_prefix("credential:") {
+                let ok = !cred.is_empty()
+                    && cred
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+                if !ok {
+                    return Err(ExpandError::BadName {
+                        path: path.into(),
+                        name: cred.into(),
+                    });
+                }
+                let v = lookup(body).ok_or_else(|| ExpandError::Credential {
+                    path: path.into(),
+                    name: cred.into(),
+                })?;
+                out.push_str(&v);
+                rest = &tail[end + 1..];
+                continue;
+            }
             let (name, default) = match body.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (body, None),
@@ -109,6 +133,7 @@ mod tests {
 
     fn env(name: &str) -> Option<String> {
         match name {
+            "credential:hub-token" => Some("from-systemd".into()),
             "TOKEN" => Some("s3cret".into()),
             "EMPTY" => Some(String::new()),
             _ => None,
@@ -132,6 +157,29 @@ mod tests {
             expand_str("cost $5 and $${LIT}", "p", &env).unwrap(),
             "cost $5 and ${LIT}"
         );
+    }
+
+    #[test]
+    fn credentials() {
+        assert_eq!(
+            expand_str("Bearer ${credential:hub-token}", "p", &env).unwrap(),
+            "Bearer from-systemd"
+        );
+        let e = expand_str(
+            "${credential:other}",
+            "mcpProxy.options.authTokens[0]",
+            &env,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("mcpProxy.options.authTokens[0]: credential other is not available"),
+            "{e}"
+        );
+        assert!(matches!(
+            expand_str("${credential:../x}", "p", &env),
+            Err(ExpandError::BadName { .. })
+        ));
     }
 
     #[test]

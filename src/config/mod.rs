@@ -84,6 +84,7 @@ pub struct HubSettings {
     pub sse_keep_alive: Duration,
     pub session_idle_timeout: Duration,
     pub shutdown_timeout: Duration,
+    pub exit_on_idle: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -179,9 +180,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.into(),
         source,
     })?;
-    parse(&text, &path.display().to_string(), &|k| {
-        std::env::var(k).ok()
-    })
+    parse(&text, &path.display().to_string(), &lookup_env)
+}
+
+/// Variables from the environment; `credential:NAME` from `$CREDENTIALS_DIRECTORY/NAME`
+/// (one trailing newline dropped, as `echo` writes it).
+fn lookup_env(key: &str) -> Option<String> {
+    match key.strip_prefix("credential:") {
+        Some(name) => {
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+            let text = std::fs::read_to_string(std::path::Path::new(&dir).join(name)).ok()?;
+            Some(text.strip_suffix('\n').unwrap_or(&text).to_string())
+        }
+        None => std::env::var(key).ok(),
+    }
 }
 
 /// Parses config text. `file` only names the source in errors.
@@ -296,6 +308,12 @@ fn validate(raw: raw::File) -> Result<Config, Invalid> {
         "mcpProxy.options.authTokens",
     )?;
 
+    let exit_on_idle = opts
+        .exit_on_idle
+        .as_deref()
+        .map(|t| duration(t, "mcpProxy.options.exitOnIdle"))
+        .transpose()?
+        .filter(|d| !d.is_zero());
     let hub = HubSettings {
         name: proxy.name.unwrap_or_else(|| "mcp-hub".into()),
         version: proxy
@@ -318,6 +336,7 @@ fn validate(raw: raw::File) -> Result<Config, Invalid> {
             "mcpProxy.options.sessionIdleTimeout",
             Duration::from_secs(30 * 60),
         )?,
+        exit_on_idle,
         shutdown_timeout: opt_duration(
             &opts.shutdown_timeout,
             "mcpProxy.options.shutdownTimeout",

@@ -43,6 +43,8 @@ pub struct ProxyOptions {
     pub sse_keep_alive: Option<String>,
     pub session_idle_timeout: Option<String>,
     pub shutdown_timeout: Option<String>,
+    /// Exit after this long with no session and no request (socket activation restarts us).
+    pub exit_on_idle: Option<String>,
 }
 
 /// Options TBXark knows, valid at both levels.

@@ -58,6 +58,9 @@ pub fn rpc_error(status: StatusCode, code: i64, msg: impl Into<String>) -> Respo
 
 pub struct App {
     pub hub: Arc<Hub>,
+    /// When the last request arrived, in ms since `started`: for exit-on-idle.
+    last_request: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
     pub sse: sse::Registry,
     pub streamable: streamable::Registry,
     pub shutdown: watch::Receiver<bool>,
@@ -66,6 +69,8 @@ pub struct App {
 impl App {
     pub fn new(hub: Arc<Hub>, shutdown: watch::Receiver<bool>) -> Arc<App> {
         let app = Arc::new(App {
+            last_request: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
             sse: sse::Registry::default(),
             streamable: streamable::Registry::default(),
             hub,
@@ -158,7 +163,27 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
     }
 }
 
+impl App {
+    /// How long since the last request, and whether any session is open.
+    pub fn idle_for(&self) -> Option<Duration> {
+        let sessions: u64 = self.hub.status()["servers"]
+            .as_array()
+            .map(|a| a.iter().map(|s| s["sessions"].as_u64().unwrap_or(0)).sum())
+            .unwrap_or(0);
+        if sessions > 0 {
+            return None;
+        }
+        let last =
+            Duration::from_millis(self.last_request.load(std::sync::atomic::Ordering::Relaxed));
+        Some(self.started.elapsed().saturating_sub(last))
+    }
+}
+
 async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    app.last_request.store(
+        app.started.elapsed().as_millis() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let path = req.uri().path().to_string();
     let trimmed = path.trim_start_matches('/');
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
