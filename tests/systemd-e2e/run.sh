@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# End to end on a real systemd: boots a Debian root with systemd-nspawn, installs
+# the .deb, and drives the hub the way an operator does (socket activation,
+# reload, watchdog, stop, journal, purge). Needs root, systemd-container and
+# debootstrap; the root file system is built once and cached.
+# Usage: tests/systemd-e2e/run.sh path/to/mcp-hub.deb path/to/mcp-fixture
+set -uo pipefail
+
+DEB=$(realpath "$1")
+FIXTURE=$(realpath "$2")
+CACHE=${MCP_HUB_E2E_CACHE:-/var/cache/mcp-hub-test}
+ROOT=$CACHE/root
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   - $*"; }
+bad() {
+  failed=$((failed + 1))
+  echo "FAIL - $*"
+  [ -n "${L:-}" ] && nsenter -t "$L" -a journalctl -u mcp-hub -n 8 --no-pager 2>/dev/null | sed 's/^/       /'
+}
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "systemd end-to-end tests need root (systemd-nspawn)" >&2
+  exit 1
+fi
+
+if [ ! -x "$ROOT/lib/systemd/systemd" ]; then
+  # The Debian mirror this machine's apt uses.
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+  [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)
+  echo "building the container root once (debootstrap from $mirror)"
+  rm -rf "$ROOT.tmp"
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,ca-certificates,python3 \
+    bookworm "$ROOT.tmp" "$mirror" >/dev/null || { echo "debootstrap failed" >&2; exit 1; }
+  rm -f "$ROOT.tmp/etc/machine-id" && systemd-machine-id-setup --root="$ROOT.tmp" >/dev/null
+  mv "$ROOT.tmp" "$ROOT"
+fi
+
+LOG=$(mktemp)
+systemd-nspawn -q -D "$ROOT" -b --register=no --keep-unit --volatile=overlay --private-network \
+  --bind-ro="$DEB:/tmp/pkg.deb" --bind-ro="$FIXTURE:/usr/local/bin/mcp-fixture" \
+  --console=passive >"$LOG" 2>&1 &
+NS=$!
+L=""
+for _ in $(seq 200); do
+  L=$(cut -d' ' -f1 "/proc/$NS/task/$NS/children" 2>/dev/null)
+  [ -n "$L" ] && break
+  sleep 0.1
+done
+[ -n "$L" ] || { echo "the container did not start"; cat "$LOG"; exit 1; }
+X() { nsenter -t "$L" -a "$@"; }
+# The minimal root has no procps: find processes through /proc.
+children() {
+  X sh -c 'for p in /proc/[0-9]*; do case "$(tr "\0" " " < $p/cmdline 2>/dev/null)" in /usr/local/bin/mcp-fixture*) echo "$p";; esac; done'
+}
+cleanup() {
+  X systemctl poweroff >/dev/null 2>&1 || kill "$NS" 2>/dev/null
+  wait "$NS" 2>/dev/null
+  for h in systemd unified; do for d in payload supervisor; do
+    [ -d "/sys/fs/cgroup/$h/$d" ] && find "/sys/fs/cgroup/$h/$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+  done; done
+  rm -f "$LOG"
+}
+trap cleanup EXIT
+for _ in $(seq 300); do
+  [[ $(X systemctl is-system-running 2>/dev/null) =~ ^(running|degraded)$ ]] && break
+  sleep 0.1
+done
+
+TOKEN=e2e-token-$RANDOM$RANDOM
+config() { # config NAME... : fixture servers by these names
+  local servers="" sep=""
+  for n in "$@"; do servers+="$sep\"$n\": {\"command\": \"/usr/local/bin/mcp-fixture\"}"; sep=","; done
+  X sh -c "cat > /etc/mcp-hub/config.json" <<JSON
+{"mcpProxy": {"options": {"authTokens": ["\${credential:token}"], "logEnabled": true}},
+ "mcpServers": {$servers}}
+JSON
+}
+curl_in() { X curl -sS -m 10 "$@"; }
+mcp() { # mcp SERVER SESSION BODY -> prints body; -D to a file for the headers
+  local server=$1 session=$2 body=$3
+  curl_in -X POST "http://127.0.0.1:9090/$server/mcp" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    ${session:+-H "Mcp-Session-Id: $session"} -D /tmp/headers -d "$body"
+}
+INIT='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}'
+call() { echo "{\"jsonrpc\":\"2.0\",\"id\":$1,\"method\":\"tools/call\",\"params\":{\"name\":\"$2\",\"arguments\":{\"text\":\"$3\"}}}"; }
+
+# 1. Install.
+check "dpkg -i installs the package" X dpkg -i /tmp/pkg.deb
+check "the postinst created the mcp-hub user" X getent passwd mcp-hub
+check "the config is a conffile" X sh -c "dpkg-query -W -f='\${Conffiles}' mcp-hub | grep -q /etc/mcp-hub/config.json"
+
+# The token as a credential, the watchdog short for the test.
+X sh -c "umask 077; echo '$TOKEN' > /etc/mcp-hub/token"
+X mkdir -p /etc/systemd/system/mcp-hub.service.d
+X sh -c "printf '[Service]\nLoadCredential=token:/etc/mcp-hub/token\nWatchdogSec=4s\n' > /etc/systemd/system/mcp-hub.service.d/test.conf"
+config fx
+X systemctl daemon-reload
+
+# 2. Socket activation.
+check "systemctl enable --now mcp-hub.socket" X systemctl enable --now mcp-hub.socket
+check "the service waits for its first connection" test "$(X systemctl is-active mcp-hub.service)" = inactive
+out=$(mcp fx "" "$INIT")
+SESSION=$(X sh -c "grep -i '^mcp-session-id:' /tmp/headers | cut -d' ' -f2 | tr -d '\r'")
+check "the first request activates the service and initializes" sh -c "echo '$out' | grep -q mcp-fixture && [ -n '$SESSION' ]"
+check "the service is active" test "$(X systemctl is-active mcp-hub.service)" = active
+out=$(mcp fx "$SESSION" "$(call 2 echo through-systemd)")
+check "tools/call through a stdio server" sh -c "echo '$out' | grep -q through-systemd"
+check "a wrong token gets 401" test "$(curl_in -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' http://127.0.0.1:9090/fx/sse)" = 401
+check "the service runs as mcp-hub" test "$(X stat -c %U "/proc/$(X systemctl show -p MainPID --value mcp-hub)")" = mcp-hub
+
+# 3. Reload: a changed config keeps the open session and applies the change.
+config fx fx2
+check "systemctl reload mcp-hub" X systemctl reload mcp-hub
+out=$(mcp fx "$SESSION" "$(call 3 echo after-reload)")
+check "the open session survives a reload" sh -c "echo '$out' | grep -q after-reload"
+out=$(mcp fx2 "" "$INIT")
+check "the added server answers" sh -c "echo '$out' | grep -q mcp-fixture"
+
+# 4. A bad config on reload keeps the hub serving.
+X sh -c "echo '{ broken' > /etc/mcp-hub/config.json"
+X systemctl reload mcp-hub
+out=$(mcp fx "$SESSION" "$(call 4 echo still-serving)")
+check "a bad config on reload keeps the hub serving" sh -c "echo '$out' | grep -q still-serving"
+check "the reload error is in the journal and STATUS" sh -c "nsenter -t $L -a journalctl -u mcp-hub --no-pager | grep -q 'reload failed' && nsenter -t $L -a systemctl status mcp-hub --no-pager | grep -q 'reload failed'"
+config fx fx2
+X systemctl reload mcp-hub
+
+# 5. Journal fields.
+X journalctl --sync
+check "journalctl -u mcp-hub shows MCP_SERVER and the audit fields" \
+  sh -c "nsenter -t $L -a journalctl -u mcp-hub -o json --no-pager MCP_SERVER=fx | grep -q '\"MCP_TOOL\":\"echo\"'"
+check "a child's stderr line is a journal entry" \
+  sh -c "nsenter -t $L -a journalctl -u mcp-hub --no-pager MCP_SERVER=fx | grep -q 'mcp-fixture ready'"
+check "the token never reaches the journal" sh -c "! nsenter -t $L -a journalctl --no-pager | grep -q '$TOKEN'"
+
+# 6. Watchdog: a hub that stops pinging is killed and restarted.
+PID=$(X systemctl show -p MainPID --value mcp-hub)
+X sh -c "kill -STOP $PID"
+for _ in $(seq 150); do
+  NEW=$(X systemctl show -p MainPID --value mcp-hub)
+  [ "$NEW" != "$PID" ] && [ "$NEW" != 0 ] && break
+  sleep 0.1
+done
+check "a hub that stops pinging the watchdog is restarted" sh -c "[ '$NEW' != '$PID' ] && [ '$NEW' != 0 ]"
+check "systemd counted the restart" test "$(X systemctl show -p NRestarts --value mcp-hub)" -ge 1
+out=$(mcp fx "" "$INIT")
+check "the restarted hub serves" sh -c "echo '$out' | grep -q mcp-fixture"
+
+# 7. Security exposure, for the record.
+echo "systemd-analyze security: $(X systemd-analyze security mcp-hub.service --no-pager 2>/dev/null | tail -1)"
+
+# 8. Stop leaves no child behind.
+mcp fx "" "$INIT" >/dev/null
+check "a child runs before the stop" test -n "$(children)"
+X systemctl stop mcp-hub.socket mcp-hub.service
+check "systemctl stop leaves no child process" test -z "$(children)"
+
+# 9. Purge.
+check "dpkg --purge removes the package" X dpkg --purge mcp-hub
+check "purge removed the user" sh -c "! nsenter -t $L -a getent passwd mcp-hub"
+check "purge removed /etc/mcp-hub and /var/lib/mcp-hub" sh -c "! nsenter -t $L -a test -e /etc/mcp-hub && ! nsenter -t $L -a test -e /var/lib/mcp-hub"
+check "purge removed the units" sh -c "! nsenter -t $L -a test -e /usr/lib/systemd/system/mcp-hub.socket"
+
+echo "systemd-e2e: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
