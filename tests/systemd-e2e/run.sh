@@ -9,7 +9,8 @@ set -uo pipefail
 DEB=$(realpath "$1")
 FIXTURE=$(realpath "$2")
 CACHE=${MCP_HUB_E2E_CACHE:-/var/cache/mcp-hub-test}
-ROOT=$CACHE/root
+# Bump the suffix when the debootstrap package list changes.
+ROOT=$CACHE/root-bookworm-1
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "ok   - $*"; }
