@@ -112,18 +112,21 @@ impl Supervisor {
         i.sessions = i.sessions.saturating_sub(1);
     }
 
-    /// Connects the shared upstream (spawns the child, or reaches the remote
-    /// server) and records it as starting.
-    pub async fn start_shared(&self, cfg: &ServerConfig) -> Result<Upstream, ConnectError> {
-        self.lock().state = State::Starting;
-        match upstream::connect(
+    async fn connect(&self, cfg: &ServerConfig) -> Result<Upstream, ConnectError> {
+        upstream::connect(
             &self.name,
             &cfg.upstream,
             cfg.init_timeout,
             cfg.request_timeout,
         )
         .await
-        {
+    }
+
+    /// Connects the shared upstream (spawns the child, or reaches the remote
+    /// server) and records it as starting.
+    pub async fn start_shared(&self, cfg: &ServerConfig) -> Result<Upstream, ConnectError> {
+        self.lock().state = State::Starting;
+        match self.connect(cfg).await {
             Ok(up) => {
                 let mut i = self.lock();
                 i.pid = up.pid();
@@ -139,14 +142,7 @@ impl Supervisor {
 
     /// Connects one per-client upstream; the server is "ready" while any run.
     pub async fn start_per_client(&self, cfg: &ServerConfig) -> Result<Upstream, ConnectError> {
-        match upstream::connect(
-            &self.name,
-            &cfg.upstream,
-            cfg.init_timeout,
-            cfg.request_timeout,
-        )
-        .await
-        {
+        match self.connect(cfg).await {
             Ok(up) => {
                 let mut i = self.lock();
                 i.children += 1;

@@ -4,8 +4,6 @@
 
 mod common;
 use common::*;
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -75,33 +73,14 @@ async fn sampling_crosses_two_hubs() {
     for server in ["mcp", "sse"] {
         let mut c = Mcp::new(&b, server);
         c.initialize().await;
-        let resp = c
-            .http
-            .post(&c.url)
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-session-id", c.session.clone().unwrap())
-            .json(&call(5, "test_sampling", json!({"prompt": "across"})))
-            .send()
-            .await
-            .unwrap();
-        let mut events = resp.bytes_stream().eventsource();
-        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let ask: Value = serde_json::from_str(&ev.data).unwrap();
+        let mut answer = c
+            .post_streaming(&call(5, "test_sampling", json!({"prompt": "across"})))
+            .await;
+        let ask = answer.next().await;
         assert_eq!(ask["method"], "sampling/createMessage", "{server}: {ask}");
-        let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "model": "m", "content": {"type": "text", "text": "hi from the edge"}}});
-        assert_eq!(c.post(&answer).await.status, 202);
-        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let done: Value = serde_json::from_str(&ev.data).unwrap();
+        let reply = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "model": "m", "content": {"type": "text", "text": "hi from the edge"}}});
+        assert_eq!(c.post(&reply).await.status, 202);
+        let done = answer.next().await;
         assert_eq!(
             done["result"]["content"][0]["text"], "LLM response: hi from the edge",
             "{server}"

@@ -76,36 +76,16 @@ async fn sampling_goes_to_the_asking_client_and_back() {
         // A bystander session on the same server must not see the request.
         let mut other = Mcp::new(&hub, server);
         other.initialize().await;
-        let resp = c
-            .http
-            .post(&c.url)
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-session-id", c.session.clone().unwrap())
-            .json(&call(5, "test_sampling", json!({"prompt": "2+2?"})))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        let mut events = resp.bytes_stream().eventsource();
-        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let ask: Value = serde_json::from_str(&ev.data).unwrap();
+        let mut answer = c
+            .post_streaming(&call(5, "test_sampling", json!({"prompt": "2+2?"})))
+            .await;
+        let ask = answer.next().await;
         assert_eq!(ask["method"], "sampling/createMessage", "{server}: {ask}");
         assert_eq!(ask["params"]["messages"][0]["content"]["text"], "2+2?");
-        let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "model": "test",
+        let reply = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "model": "test",
             "content": {"type": "text", "text": "four"}}});
-        assert_eq!(c.post(&answer).await.status, 202);
-        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let done: Value = serde_json::from_str(&ev.data).unwrap();
+        assert_eq!(c.post(&reply).await.status, 202);
+        let done = answer.next().await;
         assert_eq!(done["id"], 5);
         assert_eq!(
             done["result"]["content"][0]["text"], "LLM response: four",

@@ -419,3 +419,39 @@ impl Hub {
         }
     }
 }
+
+/// The SSE answer to a POST, read one message at a time while the test talks
+/// back (e.g. answers a server→client request in between).
+pub struct Answer(std::pin::Pin<Box<dyn futures_util::Stream<Item = Value> + Send>>);
+
+impl Answer {
+    pub async fn next(&mut self) -> Value {
+        tokio::time::timeout(Duration::from_secs(10), self.0.next())
+            .await
+            .expect("an SSE event in time")
+            .expect("the stream stays open")
+    }
+}
+
+impl Mcp {
+    /// POSTs `body` and returns its answer as a stream (the answer must be SSE).
+    pub async fn post_streaming(&self, body: &Value) -> Answer {
+        let resp = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", self.session.clone().unwrap())
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let events = resp
+            .bytes_stream()
+            .eventsource()
+            .map(|e| serde_json::from_str(&e.unwrap().data).unwrap());
+        Answer(Box::pin(events))
+    }
+}
