@@ -238,3 +238,45 @@ async fn idle_sessions_expire() {
     assert_eq!(r.status, 404, "an expired session is unknown");
     assert!(hub.log_contains("session expired"));
 }
+
+#[tokio::test]
+async fn a_shared_upstream_is_not_offered_roots() {
+    let hub = Hub::start(
+        json!({}),
+        json!({"fx": fx(json!({})), "pc": fx(json!({"session": "per-client"}))}),
+    );
+    // The client offers roots (as Claude Code does): its local paths.
+    let init = req(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion": "2025-11-25",
+        "capabilities": {"roots": {"listChanged": true}, "sampling": {}}, "clientInfo": {"name": "laptop", "version": "1"}}),
+    );
+    for (server, roots_expected) in [("fx", false), ("pc", true)] {
+        let mut c = Mcp::new(&hub, server);
+        let r = c.post(&init).await;
+        c.session = r
+            .headers
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_string());
+        let seen: Value =
+            serde_json::from_str(&c.call_text(1, "client_info", json!({})).await).unwrap();
+        assert_eq!(
+            seen["capabilities"].get("roots").is_some(),
+            roots_expected,
+            "{server}: {seen}"
+        );
+        if server == "fx" {
+            assert_eq!(seen["clientInfo"]["name"], "mcp-hub");
+            assert!(
+                seen["capabilities"].get("sampling").is_some()
+                    && seen["capabilities"].get("elicitation").is_some()
+            );
+        } else {
+            assert_eq!(
+                seen["clientInfo"]["name"], "laptop",
+                "per-client forwards the client's own initialize"
+            );
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! on the way up and their own ids back on the way down, so twenty clients can use
 //! id 1 at once. The same goes for progress tokens (replaced by the upstream id of
 //! the request that carries them), `notifications/cancelled` in both directions, and
-//! server→client requests (sampling, elicitation, roots), which go to the client
+//! server→client requests (sampling, elicitation), which go to the client
 //! with the most recent request in flight: stdio gives no better hint. Notifications
 //! that belong to no request (list_changed, logging) go to every client.
 //!
@@ -248,10 +248,15 @@ impl Shared {
         }
     }
 
+    /// The hub's own `initialize` toward a shared upstream. It offers sampling and
+    /// elicitation (routed to the client whose request is in flight) but not
+    /// roots: roots are one client's local paths, and a shared server (e.g.
+    /// server-filesystem, which swaps its allowed directories for the client's
+    /// roots) must not be repointed by whichever client connected first.
     fn init_params(&self) -> Value {
         json!({
             "protocolVersion": LATEST_PROTOCOL,
-            "capabilities": {"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}},
+            "capabilities": {"sampling": {}, "elicitation": {}},
             "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}
         })
     }
