@@ -54,11 +54,31 @@ pub enum OpenError {
     Start(String),
 }
 
-/// One consistent view of the configuration in force.
+/// One consistent view of the configuration in force. A request takes one and
+/// routes with it, so a reload never shows it half of each config.
 pub struct Snapshot {
     pub settings: HubSettings,
     pub policy: Policy,
     servers: IndexMap<String, Arc<Server>>,
+}
+
+impl Snapshot {
+    pub fn server(&self, name: &str) -> Option<Arc<Server>> {
+        self.servers.get(name).cloned()
+    }
+
+    /// Every token any route accepts; `/status` takes any of them.
+    pub fn all_tokens(&self) -> Vec<String> {
+        let mut all = self.settings.auth_tokens.clone();
+        for s in self.servers.values() {
+            for t in &s.cfg.auth_tokens {
+                if !all.contains(t) {
+                    all.push(t.clone());
+                }
+            }
+        }
+        all
+    }
 }
 
 /// What a reload changed, for the log and STATUS=.
@@ -106,8 +126,17 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner().clone())
     }
 
-    pub fn settings(&self) -> HubSettings {
-        self.current().settings.clone()
+    /// Open client sessions over all servers, and servers by state: for
+    /// exit-on-idle and the STATUS= line.
+    pub fn counts(&self) -> (usize, std::collections::BTreeMap<&'static str, usize>) {
+        let mut sessions = 0;
+        let mut by_state = std::collections::BTreeMap::new();
+        for s in self.current().servers.values() {
+            let st = s.sup.snapshot();
+            sessions += st.sessions;
+            *by_state.entry(st.state.as_str()).or_default() += 1;
+        }
+        (sessions, by_state)
     }
 
     /// Applies a new, already validated config as a per-server diff.
@@ -162,24 +191,6 @@ impl Hub {
             }
         }
         summary
-    }
-
-    pub fn server(&self, name: &str) -> Option<Arc<Server>> {
-        self.current().servers.get(name).cloned()
-    }
-
-    /// Every token any route accepts; `/status` takes any of them.
-    pub fn all_tokens(&self) -> Vec<String> {
-        let snap = self.current();
-        let mut all = snap.settings.auth_tokens.clone();
-        for s in snap.servers.values() {
-            for t in &s.cfg.auth_tokens {
-                if !all.contains(t) {
-                    all.push(t.clone());
-                }
-            }
-        }
-        all
     }
 
     /// Opens a client session on a server. `sink` receives what the server sends.

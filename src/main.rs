@@ -97,13 +97,13 @@ async fn serve(
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hub = hub::Hub::new(cfg);
-    let drain = hub.settings().shutdown_timeout;
+    let drain = hub.current().settings.shutdown_timeout;
     if let Err(e) = hub.check_required().await {
         hub.shutdown(drain).await;
         anyhow::bail!(e);
     }
     let app = http::App::new(hub.clone(), stop_rx);
-    let idle = idle_watch(app.clone(), hub.settings().exit_on_idle);
+    let idle = idle_watch(app.clone(), hub.current().settings.exit_on_idle);
     let server = tokio::spawn(http::serve(
         app,
         listeners.into_iter().map(|(_, l)| l).collect(),

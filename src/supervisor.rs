@@ -33,6 +33,19 @@ pub enum State {
     Disabled,
 }
 
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Stopped => "stopped",
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::Backoff => "backoff",
+            State::Failed => "failed",
+            State::Disabled => "disabled",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     pub state: State,

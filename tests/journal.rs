@@ -119,8 +119,7 @@ kill $JD
         assert!(Instant::now() < deadline, "the hub did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let hub = Hub::attach(format!("http://127.0.0.1:{port}"));
-    let mut c = Mcp::new(&hub, "fx");
+    let mut c = Mcp::at(&format!("http://127.0.0.1:{port}"), "fx");
     c.initialize().await;
     assert_eq!(
         c.call_text(1, "echo", json!({"text": "journal"})).await,

@@ -51,58 +51,32 @@ async fn tokens_global_and_per_server() {
     );
     // An explicitly empty list means no auth for that server.
     assert_eq!(post("/public/mcp", None).await.unwrap().status(), 200);
+    // The status of a GET, with or without a token.
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = http.get(hub.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
     // Never from the query string.
-    let r = http
-        .get(hub.url("/open/sse?token=global-1&access_token=global-1&authToken=global-1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(
+        get(
+            "/open/sse?token=global-1&access_token=global-1&authToken=global-1",
+            None
+        )
+        .await,
+        401
+    );
     // Legacy SSE too.
-    assert_eq!(
-        http.get(hub.url("/open/sse"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(get("/open/sse", None).await, 401);
     // Unknown server names are not confirmed without the global token.
-    assert_eq!(
-        http.get(hub.url("/secret/sse"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        http.get(hub.url("/secret/sse"))
-            .bearer_auth("global-1")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(get("/secret/sse", None).await, 401);
+    assert_eq!(get("/secret/sse", Some("global-1")).await, 404);
     // /healthz is open, /status is not.
-    assert_eq!(
-        http.get(hub.url("/healthz")).send().await.unwrap().status(),
-        200
-    );
-    assert_eq!(
-        http.get(hub.url("/status")).send().await.unwrap().status(),
-        401
-    );
-    assert_eq!(
-        http.get(hub.url("/status"))
-            .bearer_auth("own-token")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get("/healthz", None).await, 200);
+    assert_eq!(get("/status", None).await, 401);
+    assert_eq!(get("/status", Some("own-token")).await, 200);
     // Tokens never reach the log.
     assert!(!hub.log_contains("global-1") && !hub.log_contains("own-token"));
 }

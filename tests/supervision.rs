@@ -272,3 +272,83 @@ async fn exit_on_idle_waits_for_sessions_then_exits_zero() {
     assert!(status.success(), "{status:?}");
     assert!(hub.log_contains("exitOnIdle"));
 }
+
+#[tokio::test]
+async fn a_child_gets_only_its_configured_environment_and_cwd() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_env(
+        json!({}),
+        json!({"fx": fx(json!({"env": {"FOO": "bar"}, "cwd": dir.path()}))}),
+        &[("HUB_ONLY_SECRET", "must-not-leak")],
+    );
+    let mut c = Mcp::new(&hub, "fx");
+    c.initialize().await;
+    let env: serde_json::Value =
+        serde_json::from_str(&c.call_text(1, "env", json!({})).await).unwrap();
+    let mut keys: Vec<&str> = env
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["FOO", "HOME", "PATH"],
+        "only the configured env plus PATH and HOME: {env}"
+    );
+    assert_eq!(env["FOO"], "bar");
+    let cwd = c.call_text(2, "cwd", json!({})).await;
+    assert_eq!(
+        std::path::Path::new(&cwd),
+        dir.path().canonicalize().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_server_is_not_served() {
+    let hub = Hub::start(
+        json!({}),
+        json!({"off": fx(json!({"options": {"disabled": true}})), "on": fx(json!({}))}),
+    );
+    let c = Mcp::new(&hub, "off");
+    let r = c
+        .post(&req(json!(1), "initialize", init_params("2025-11-25")))
+        .await;
+    assert_eq!(r.status, 404);
+    assert!(
+        r.last()["error"].as_str().unwrap().contains("disabled"),
+        "{:?}",
+        r.messages
+    );
+    assert_eq!(hub.server_status("off").await["state"], "disabled");
+    let mut on = Mcp::new(&hub, "on");
+    on.initialize().await;
+}
+
+#[tokio::test]
+async fn sigterm_exits_within_the_drain_timeout() {
+    // The child ignores stdin EOF, so its polite stop would take 5 s and more.
+    let mut hub = Hub::start(
+        json!({"options": {"shutdownTimeout": "2s"}}),
+        json!({"fx": fx(json!({"args": ["--ignore-eof"]}))}),
+    );
+    let mut c = Mcp::new(&hub, "fx");
+    c.initialize().await;
+    let pid: i32 = c.call_text(1, "pid", json!({})).await.parse().unwrap();
+    let t = Instant::now();
+    assert!(hub.terminate().success());
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        t.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the child outlived the hub's drain"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -73,8 +73,7 @@ async fn socket_activation_with_one_socket() {
     });
     // The first connection starts the hub, which takes the socket over; the
     // configured addr (port 1) is never bound.
-    let hub_like = Hub::attach(format!("http://127.0.0.1:{port}"));
-    let mut c = Mcp::new(&hub_like, "fx");
+    let mut c = Mcp::at(&format!("http://127.0.0.1:{port}"), "fx");
     c.initialize().await;
     assert_eq!(
         c.call_text(1, "echo", json!({"text": "activated"})).await,

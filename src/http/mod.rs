@@ -9,7 +9,7 @@ pub mod auth;
 pub mod origin;
 mod status;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, Snapshot};
 use crate::systemd::listen::Listener;
 use crate::transport::{sse, streamable};
 use bytes::Bytes;
@@ -166,11 +166,7 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
 impl App {
     /// How long since the last request, and whether any session is open.
     pub fn idle_for(&self) -> Option<Duration> {
-        let sessions: u64 = self.hub.status()["servers"]
-            .as_array()
-            .map(|a| a.iter().map(|s| s["sessions"].as_u64().unwrap_or(0)).sum())
-            .unwrap_or(0);
-        if sessions > 0 {
+        if self.hub.counts().0 > 0 {
             return None;
         }
         let last =
@@ -195,7 +191,8 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     if req.method() == Method::OPTIONS {
         return preflight(&app, &req);
     }
-    let cors_origin = match app.hub.current().policy.check(req.headers()) {
+    let snap = app.hub.current();
+    let cors_origin = match snap.policy.check(req.headers()) {
         Ok(o) => o,
         Err(origin::Rejected::Origin(o)) => {
             return http_error(
@@ -210,7 +207,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             )
         }
     };
-    let mut resp = route(&app, req, first, rest).await;
+    let mut resp = route(&app, &snap, req, first, rest).await;
     if let Some(o) = cors_origin {
         let h = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&o) {
@@ -225,16 +222,22 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     resp
 }
 
-async fn route(app: &Arc<App>, req: Request<Incoming>, first: &str, rest: &str) -> Response<Body> {
+async fn route(
+    app: &Arc<App>,
+    snap: &Snapshot,
+    req: Request<Incoming>,
+    first: &str,
+    rest: &str,
+) -> Response<Body> {
     if first == "status" && rest.is_empty() {
-        if let Err(r) = authorize(&app.hub.all_tokens(), req.headers()) {
+        if let Err(r) = authorize(&snap.all_tokens(), req.headers()) {
             return r;
         }
         return status::status(&app.hub, req.method());
     }
-    let Some(server) = app.hub.server(first) else {
+    let Some(server) = snap.server(first) else {
         // Do not confirm which names exist to a caller without the global token.
-        if let Err(r) = authorize(&app.hub.settings().auth_tokens, req.headers()) {
+        if let Err(r) = authorize(&snap.settings.auth_tokens, req.headers()) {
             return r;
         }
         return http_error(

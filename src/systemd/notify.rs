@@ -52,20 +52,11 @@ pub fn watchdog_interval() -> Option<Duration> {
 
 /// One line for `systemctl status`: servers by state, and sessions.
 pub fn summary(hub: &Hub) -> String {
-    let st = hub.status();
-    let servers = st["servers"].as_array().cloned().unwrap_or_default();
-    let mut by_state = std::collections::BTreeMap::<String, usize>::new();
-    let mut sessions = 0;
-    for s in &servers {
-        *by_state
-            .entry(s["state"].as_str().unwrap_or("?").to_string())
-            .or_default() += 1;
-        sessions += s["sessions"].as_u64().unwrap_or(0);
-    }
+    let (sessions, by_state) = hub.counts();
+    let servers: usize = by_state.values().sum();
     let states: Vec<String> = by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
     format!(
-        "{} server(s): {}; {sessions} session(s)",
-        servers.len(),
+        "{servers} server(s): {}; {sessions} session(s)",
         states.join(", ")
     )
 }

@@ -66,7 +66,7 @@ impl Drop for Guard {
 
 fn endpoint_url(app: &App, server: &str, id: &str) -> String {
     let path = format!("/{server}/message?sessionId={id}");
-    match &app.hub.settings().base_url {
+    match &app.hub.current().settings.base_url {
         Some(b) => format!("{}{path}", b.as_str().trim_end_matches('/')),
         None => path,
     }
@@ -127,7 +127,7 @@ pub async fn open(
         SseStream {
             first,
             rx,
-            keepalive: app.hub.settings().sse_keep_alive,
+            keepalive: app.hub.current().settings.sse_keep_alive,
             shutdown: app.shutdown.clone(),
             done: Box::new(|_| false),
             ended: false,
@@ -181,7 +181,7 @@ pub async fn post(
             "unknown or expired session; open /sse again",
         );
     };
-    let body = match read_body(req, app.hub.settings().max_body).await {
+    let body = match read_body(req, app.hub.current().settings.max_body).await {
         Ok(b) => b,
         Err(r) => return r,
     };

@@ -305,7 +305,7 @@ pub async fn post(
     if let Err(r) = check_version(&headers) {
         return r;
     }
-    let body = match read_body(req, app.hub.settings().max_body).await {
+    let body = match read_body(req, app.hub.current().settings.max_body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -474,7 +474,7 @@ pub async fn post(
         SseStream {
             first,
             rx,
-            keepalive: app.hub.settings().sse_keep_alive,
+            keepalive: app.hub.current().settings.sse_keep_alive,
             shutdown: app.shutdown.clone(),
             done,
             ended,
@@ -548,7 +548,7 @@ pub async fn get(
         SseStream {
             first: VecDeque::new(),
             rx,
-            keepalive: app.hub.settings().sse_keep_alive,
+            keepalive: app.hub.current().settings.sse_keep_alive,
             shutdown: app.shutdown.clone(),
             done: Box::new(|_| false),
             ended: false,
@@ -578,7 +578,7 @@ pub async fn delete(
 
 /// Expires idle sessions, and closes every session when the hub shuts down.
 pub fn spawn_expiry(app: Arc<App>) {
-    let timeout = app.hub.settings().session_idle_timeout;
+    let timeout = app.hub.current().settings.session_idle_timeout;
     let every = (timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(60));
     tokio::spawn(async move {
         let mut shutdown = app.shutdown.clone();

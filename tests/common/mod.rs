@@ -210,9 +210,15 @@ impl Reply {
 
 impl Mcp {
     pub fn new(hub: &Hub, server: &str) -> Mcp {
+        Self::at(&hub.base, server)
+    }
+
+    /// A client for a hub this harness did not start (e.g. one that
+    /// systemd-socket-activate started), by its base URL.
+    pub fn at(base: &str, server: &str) -> Mcp {
         Mcp {
             http: reqwest::Client::new(),
-            url: hub.url(&format!("/{server}/mcp")),
+            url: format!("{base}/{server}/mcp"),
             session: None,
             token: TOKEN.into(),
         }
@@ -402,21 +408,6 @@ impl Hub {
         let mut proxy = proxy;
         proxy["addr"] = json!(addr);
         Self::start_with_listen(proxy, servers, addr, &[])
-    }
-}
-
-impl Hub {
-    /// A handle on a hub this harness did not start (e.g. one started by
-    /// systemd-socket-activate), for the client helpers.
-    pub fn attach(base: String) -> Hub {
-        let child = Command::new("true").spawn().unwrap();
-        Hub {
-            child,
-            base,
-            logs: Arc::default(),
-            _dir: tempfile::tempdir().unwrap(),
-            config_path: PathBuf::new(),
-        }
     }
 }
 
