@@ -1,4 +1,4 @@
-//! Command line: `serve` (the default) and `check`. Only argument parsing and
+//! Command line: `serve` (the default), `check` and `doctor`. Only argument parsing and
 //! the `check` report live here; the work is in the modules they call.
 
 use crate::config::{self, Config};
@@ -35,6 +35,13 @@ pub enum Command {
     },
     /// Validate the config and list its servers and routes; exits non-zero on any error
     Check,
+    /// Show what this host can enforce (Landlock, user namespaces, seccomp, cgroup
+    /// limits) and whether each server's sandbox profile can be fully enforced;
+    /// exits non-zero when one cannot
+    Doctor,
+    /// The sandbox helper the hub runs for each stdio server (internal)
+    #[command(name = "sandbox-exec", hide = true)]
+    SandboxExec,
 }
 
 /// The `check` report: one row per server.

@@ -266,6 +266,7 @@ impl Hub {
                     "sessions": st.sessions,
                     "lastError": st.last_error,
                     "uptimeSecs": st.uptime_secs,
+                    "sandbox": sandbox_status(&s.cfg.upstream),
                 })
             })
             .collect();
@@ -293,6 +294,28 @@ impl Hub {
             tracing::warn!("some children did not stop within {}s", timeout.as_secs());
         }
     }
+}
+
+/// A server's sandbox as `/status` shows it: off (with a warning), or on with
+/// its limits and whether the host enforces them.
+fn sandbox_status(up: &crate::config::Upstream) -> Value {
+    let crate::config::Upstream::Stdio(spec) = up else {
+        return Value::Null;
+    };
+    let Some(p) = &spec.sandbox else {
+        return json!({"enabled": false, "warning": "sandbox disabled (\"sandbox\": false): the server runs with the hub's user and file system access"});
+    };
+    let limits = &p.limits;
+    let cgroup = crate::sandbox::cgroup::state();
+    let enforced = matches!(cgroup, crate::sandbox::cgroup::State::Delegated { .. });
+    json!({
+        "enabled": true,
+        "network": if p.network == crate::sandbox::profile::Network::None { "none" } else { "host" },
+        "memoryMax": limits.memory_max,
+        "pidsMax": limits.pids_max,
+        "cpuQuotaPercent": limits.cpu_quota,
+        "limits": if enforced || !limits.needs_cgroup() { "enforced".to_string() } else { cgroup.describe() },
+    })
 }
 
 fn build(cfg: ServerConfig, drivers: &mut Vec<JoinHandle<()>>) -> Server {

@@ -1,7 +1,9 @@
 //! mcp-hub: entry point. Parses the command line, sets up logging, builds the
 //! runtime and runs the chosen command. Everything else lives in the modules.
 
-#![forbid(unsafe_code)]
+// Unsafe code is denied everywhere; only the sandbox helper (`sandbox::exec`)
+// allows it, for the system calls no safe wrapper covers, each with a SAFETY note.
+#![deny(unsafe_code)]
 // The HTTP layer returns a finished response as its error value: the refusal *is*
 // the response, and it is built at most once per request.
 #![allow(clippy::result_large_err)]
@@ -11,6 +13,7 @@ mod config;
 mod http;
 mod hub;
 mod jsonrpc;
+mod sandbox;
 mod session;
 mod supervisor;
 mod systemd;
@@ -22,6 +25,15 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The sandbox helper runs before anything else exists: no runtime, no
+    // threads, no logging setup, no argument parsing that could allocate a
+    // thread pool. It never returns.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == sandbox::HELPER_ARG)
+    {
+        sandbox::exec::main();
+    }
     let cli = cli::Cli::parse();
     match cli.command.unwrap_or(cli::Command::Serve { listen: None }) {
         cli::Command::Check => match config::load(&cli.config) {
@@ -34,6 +46,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        cli::Command::Doctor => {
+            let cfg = match config::load(&cli.config) {
+                Ok(cfg) => Some(cfg),
+                Err(e) => {
+                    eprintln!("note: no servers checked: {e}");
+                    None
+                }
+            };
+            let host = sandbox::probe::Host::probe();
+            let (report, ok) = sandbox::probe::report(&host, cfg.as_ref());
+            print!("{report}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        // Dispatched at the top of main; clap only knows it for --help.
+        cli::Command::SandboxExec => sandbox::exec::main(),
         cli::Command::Serve { listen } => {
             systemd::journal::init();
             // Before any thread exists: taking the sockets clears LISTEN_* from the environment.
@@ -72,6 +103,7 @@ async fn serve(
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
+    sandbox_report(&cfg);
     sock::raise_fd_limit();
     let servers = cfg.servers.len();
     let listeners = if activated.is_empty() {
@@ -187,5 +219,38 @@ async fn idle_watch(
         if app.idle_for().is_some_and(|d| d >= after) {
             return after;
         }
+    }
+}
+
+/// Claims the delegated cgroup (if any) before the first child starts, and
+/// says whether the servers' memory and CPU limits will be enforced.
+fn sandbox_report(cfg: &config::Config) {
+    use sandbox::cgroup::State;
+    let state = sandbox::cgroup::state();
+    let limited: Vec<&str> = cfg
+        .servers
+        .values()
+        .filter(|s| match &s.upstream {
+            config::Upstream::Stdio(spec) => spec
+                .sandbox
+                .as_ref()
+                .is_some_and(|p| p.limits.needs_cgroup()),
+            _ => false,
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    match state {
+        State::Delegated { .. } => tracing::info!("sandbox: cgroup limits {}", state.describe()),
+        State::NotEnforced(_) if limited.is_empty() => {
+            tracing::info!(
+                "sandbox: memoryMax/cpuQuota would not be enforced here: {}",
+                state.describe()
+            )
+        }
+        State::NotEnforced(_) => tracing::warn!(
+            "sandbox: memoryMax/cpuQuota of {}: {}",
+            limited.join(", "),
+            state.describe()
+        ),
     }
 }

@@ -273,7 +273,19 @@ pub async fn reap_child(
                 // Stragglers (a server's own children) must not outlive it.
                 let _ = killpg(Pid::from_raw(pg as i32), Signal::SIGKILL);
             }
-            describe_exit(st)
+            let oom = up
+                .process
+                .as_ref()
+                .and_then(|p| p.cgroup.as_ref())
+                .is_some_and(|g| g.oom_kills() > 0);
+            if oom {
+                format!(
+                    "{} (out of memory: the sandbox's memoryMax)",
+                    describe_exit(st)
+                )
+            } else {
+                describe_exit(st)
+            }
         }
         None => {
             stop_child(server, up).await;

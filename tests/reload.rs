@@ -34,7 +34,7 @@ fn write(hub: &Hub, cfg: &Value) {
 
 #[tokio::test]
 async fn reload_applies_a_per_server_diff() {
-    let servers = json!({"keep": fx(json!({})), "chg": fx(json!({})), "gone": fx(json!({})), "pc": fx(json!({"session": "per-client"}))});
+    let servers = json!({"keep": fx(json!({"sandbox": false})), "chg": fx(json!({"sandbox": false})), "gone": fx(json!({"sandbox": false})), "pc": fx(json!({"sandbox": false, "session": "per-client"}))});
     let hub = Hub::start(json!({}), servers);
     let mut sessions = std::collections::HashMap::new();
     let mut pids = std::collections::HashMap::new();
@@ -54,7 +54,7 @@ async fn reload_applies_a_per_server_diff() {
         &hub,
         &json!({
             "mcpProxy": {"options": {"authTokens": ["rotated-token"]}},
-            "mcpServers": {"keep": fx(json!({})), "chg": fx(json!({"timeout": "10s"})), "pc": fx(json!({"session": "per-client"})), "new": fx(json!({}))}
+            "mcpServers": {"keep": fx(json!({"sandbox": false})), "chg": fx(json!({"sandbox": false, "timeout": "10s"})), "pc": fx(json!({"sandbox": false, "session": "per-client"})), "new": fx(json!({"sandbox": false}))}
         }),
     );
     hup(&hub);

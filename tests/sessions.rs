@@ -203,7 +203,7 @@ async fn tool_filter_hides_and_refuses() {
 async fn per_client_gets_its_own_child() {
     let hub = Hub::start(
         json!({}),
-        json!({"pc": fx(json!({"session": "per-client"}))}),
+        json!({"pc": fx(json!({"sandbox": false, "session": "per-client"}))}),
     );
     let mut a = Mcp::new(&hub, "pc");
     a.initialize().await;

@@ -11,7 +11,7 @@ async fn crash_fails_in_flight_then_restarts_without_reinitialize() {
     // --fork-child: a grandchild keeps stdout open, so only the exit tells.
     let hub = Hub::start(
         json!({}),
-        json!({"fx": fx(json!({"args": ["--fork-child"]}))}),
+        json!({"fx": fx(json!({"sandbox": false, "args": ["--fork-child"]}))}),
     );
     let mut c = Mcp::new(&hub, "fx");
     c.initialize().await;
@@ -130,7 +130,7 @@ async fn garbage_on_stdout_is_logged_and_skipped() {
 async fn lazy_eager_and_idle_stop() {
     let hub = Hub::start(
         json!({}),
-        json!({"lazy": fx(json!({"idleTimeout": "1s"})), "eager": fx(json!({"start": "eager"}))}),
+        json!({"lazy": fx(json!({"sandbox": false, "idleTimeout": "1s"})), "eager": fx(json!({"sandbox": false, "start": "eager"}))}),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while hub.server_status("eager").await["state"] != "ready" {
@@ -166,7 +166,7 @@ async fn lazy_eager_and_idle_stop() {
 async fn sigterm_stops_every_child_and_its_group() {
     let mut hub = Hub::start(
         json!({}),
-        json!({"fx": fx(json!({"args": ["--fork-child"]})), "pc": fx(json!({"session": "per-client"}))}),
+        json!({"fx": fx(json!({"sandbox": false, "args": ["--fork-child"]})), "pc": fx(json!({"sandbox": false, "session": "per-client"}))}),
     );
     let mut a = Mcp::new(&hub, "fx");
     a.initialize().await;
@@ -228,7 +228,7 @@ async fn children_exit_when_the_hub_is_killed() {
     // close, which is the stdio transport's shutdown signal.
     let mut hub = Hub::start(
         json!({}),
-        json!({"fx": fx(json!({})), "pc": fx(json!({"session": "per-client"}))}),
+        json!({"fx": fx(json!({"sandbox": false})), "pc": fx(json!({"sandbox": false, "session": "per-client"}))}),
     );
     let mut a = Mcp::new(&hub, "fx");
     a.initialize().await;
@@ -331,7 +331,7 @@ async fn sigterm_exits_within_the_drain_timeout() {
     // The child ignores stdin EOF, so its polite stop would take 5 s and more.
     let mut hub = Hub::start(
         json!({"options": {"shutdownTimeout": "2s"}}),
-        json!({"fx": fx(json!({"args": ["--ignore-eof"]}))}),
+        json!({"fx": fx(json!({"sandbox": false, "args": ["--ignore-eof"]}))}),
     );
     let mut c = Mcp::new(&hub, "fx");
     c.initialize().await;

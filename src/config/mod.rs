@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
 
+pub use crate::sandbox::profile::Profile;
+
 pub use expand::ExpandError;
 
 pub const DEFAULT_ADDR: &str = ":9090";
@@ -116,6 +118,10 @@ pub struct StdioSpec {
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub cwd: Option<PathBuf>,
+    /// `None`: the operator opted out with `"sandbox": false`.
+    pub sandbox: Option<Profile>,
+    /// The server's private HOME inside its sandbox: `<stateDir>/<name>`.
+    pub home: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +223,24 @@ pub fn parse(
             msg: e.into_inner().to_string(),
         }
     })?;
-    validate(raw).map_err(|e| ConfigError::Invalid(e, file.into()))
+    validate(raw, default_state_dir(lookup)).map_err(|e| ConfigError::Invalid(e, file.into()))
+}
+
+/// systemd's StateDirectory= when set, else /var/lib/mcp-hub for root, else the
+/// user's XDG state directory.
+fn default_state_dir(lookup: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(d) = lookup("STATE_DIRECTORY").and_then(|d| d.split(':').next().map(PathBuf::from))
+    {
+        return d;
+    }
+    if nix::unistd::Uid::effective().is_root() {
+        return PathBuf::from("/var/lib/mcp-hub");
+    }
+    match (lookup("XDG_STATE_HOME"), lookup("HOME")) {
+        (Some(x), _) if x.starts_with('/') => Path::new(&x).join("mcp-hub"),
+        (_, Some(h)) => Path::new(&h).join(".local/state/mcp-hub"),
+        _ => PathBuf::from("/var/lib/mcp-hub"),
+    }
 }
 
 fn duration(text: &str, path: &str) -> Result<Duration, Invalid> {
@@ -233,7 +256,7 @@ fn opt_duration(text: &Option<String>, path: &str, default: Duration) -> Result<
     text.as_deref().map_or(Ok(default), |t| duration(t, path))
 }
 
-fn validate(raw: raw::File) -> Result<Config, Invalid> {
+fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
     let mut warnings = Vec::new();
     let proxy = raw.mcp_proxy.unwrap_or_default();
     let opts = proxy.options.unwrap_or_default();
@@ -314,6 +337,16 @@ fn validate(raw: raw::File) -> Result<Config, Invalid> {
         .map(|t| duration(t, "mcpProxy.options.exitOnIdle"))
         .transpose()?
         .filter(|d| !d.is_zero());
+    let state_dir = match &opts.state_dir {
+        None => default_state,
+        Some(d) if d.starts_with('/') => PathBuf::from(d),
+        Some(d) => {
+            return Err(invalid(
+                "mcpProxy.options.stateDir",
+                format!("{d:?} is not an absolute path"),
+            ))
+        }
+    };
     let hub = HubSettings {
         name: proxy.name.unwrap_or_else(|| "mcp-hub".into()),
         version: proxy
@@ -353,7 +386,15 @@ fn validate(raw: raw::File) -> Result<Config, Invalid> {
     let mut servers = IndexMap::new();
     for (name, s) in raw.mcp_servers {
         let path = format!("mcpServers.{name}");
-        let server = validate_server(&name, s, &path, common, &global_tokens, &mut warnings)?;
+        let server = validate_server(
+            &name,
+            s,
+            &path,
+            common,
+            &global_tokens,
+            &state_dir,
+            &mut warnings,
+        )?;
         servers.insert(name, server);
     }
     Ok(Config {
@@ -394,6 +435,7 @@ fn validate_server(
     path: &str,
     global: &raw::Options,
     global_tokens: &[String],
+    state_dir: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<ServerConfig, Invalid> {
     let name_ok = !name.is_empty()
@@ -450,11 +492,21 @@ fn validate_server(
                     "only applies to a \"url\" server",
                 ));
             }
+            let sandbox =
+                crate::sandbox::profile::validate(s.sandbox.as_ref(), &format!("{path}.sandbox"))
+                    .map_err(|(at, msg)| invalid(at, msg))?;
+            if sandbox.is_none() {
+                warnings.push(format!(
+                    "{path}.sandbox: false: this server runs without a sandbox, with the hub's user and file system access"
+                ));
+            }
             Upstream::Stdio(StdioSpec {
                 command: cmd.clone(),
                 args: s.args.clone(),
                 env: s.env.clone(),
                 cwd: s.cwd.as_ref().map(PathBuf::from),
+                sandbox,
+                home: state_dir.join(name),
             })
         }
         (None, Some(u)) => {
@@ -464,6 +516,12 @@ fn validate_server(
                 return Err(invalid(
                     format!("{path}.url"),
                     format!("{u:?} must be http:// or https://"),
+                ));
+            }
+            if s.sandbox.is_some() {
+                return Err(invalid(
+                    format!("{path}.sandbox"),
+                    "only applies to a \"command\" server (a remote server runs elsewhere)",
                 ));
             }
             if !s.args.is_empty() || !s.env.is_empty() {

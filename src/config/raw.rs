@@ -45,6 +45,8 @@ pub struct ProxyOptions {
     pub shutdown_timeout: Option<String>,
     /// Exit after this long with no session and no request (socket activation restarts us).
     pub exit_on_idle: Option<String>,
+    /// Where each stdio server gets its private HOME (`<stateDir>/<name>`).
+    pub state_dir: Option<String>,
 }
 
 /// Options TBXark knows, valid at both levels.
@@ -131,4 +133,6 @@ pub struct Server {
     pub init_timeout: Option<String>,
     /// How often to ping the upstream to find out it hung ("0s" turns it off).
     pub ping_interval: Option<String>,
+    /// `false`, or a sandbox profile (validated in `sandbox::profile`).
+    pub sandbox: Option<serde_json::Value>,
 }

@@ -145,7 +145,7 @@ pub async fn connect(
     request_timeout: Duration,
 ) -> Result<Upstream, ConnectError> {
     match upstream {
-        config::Upstream::Stdio(spec) => Ok(stdio::spawn(server, spec)?),
+        config::Upstream::Stdio(spec) => Ok(stdio::spawn(server, spec).await?),
         config::Upstream::Sse { url, headers } => {
             sse::connect(server, url, headers, timeout, request_timeout)
                 .await

@@ -4,12 +4,13 @@
 //! The child gets only the configured environment plus PATH and HOME, never the
 //! hub's whole environment (which may hold tokens and systemd's variables). It is
 //! put in its own process group so a stop reaches everything it forked.
-//! This is the seam where the sandbox helper plugs in: `command_for` decides what
-//! is actually executed.
+//! A server with a sandbox profile (the default) is started through the sandbox
+//! helper (`crate::sandbox`); one that opted out is spawned directly.
 
 use super::{Closed, Inbox, LastError, Outbox, Upstream};
 use crate::config::StdioSpec;
 use crate::jsonrpc::Message;
+use crate::sandbox;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,12 +27,16 @@ pub enum SpawnError {
         command: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
 }
 
 /// The child process behind a stdio upstream.
 pub struct Process {
     pub child: Child,
     pub pid: Option<u32>,
+    /// The sandbox's sub-cgroup, removed after the child is gone.
+    pub cgroup: Option<sandbox::cgroup::Group>,
 }
 
 fn command_for(spec: &StdioSpec) -> Command {
@@ -50,9 +55,25 @@ fn command_for(spec: &StdioSpec) -> Command {
     cmd
 }
 
-/// Starts the child. Its last stderr line becomes the upstream's last error.
-pub fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnError> {
-    let mut cmd = command_for(spec);
+/// Starts the child (through the sandbox helper unless the server opted out)
+/// and, when sandboxed, waits until the helper has exec'd it. Its last stderr
+/// line becomes the upstream's last error.
+pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnError> {
+    let (mut cmd, status, cgroup) = match &spec.sandbox {
+        Some(profile) => {
+            let start = sandbox::Start {
+                server,
+                command: &spec.command,
+                args: &spec.args,
+                env: &spec.env,
+                cwd: spec.cwd.as_deref(),
+                home: &spec.home,
+            };
+            let p = sandbox::prepare(&start, profile)?;
+            (Command::from(p.command), Some(p.status), p.group)
+        }
+        None => (command_for(spec), None, None),
+    };
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -62,6 +83,15 @@ pub fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnError> {
         command: spec.command.clone(),
         source,
     })?;
+    // The helper's copy of the status pipe lives in `cmd`: drop it, so the
+    // pipe reports EOF once the server is exec'd.
+    drop(cmd);
+    if let Some(status) = status {
+        if let Err(e) = sandbox::wait_ready(status).await {
+            let _ = child.kill().await;
+            return Err(e.into());
+        }
+    }
     let pid = child.id();
     let stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
@@ -84,7 +114,7 @@ pub fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnError> {
             line: Vec::with_capacity(4096),
             skipping: false,
         }),
-        process: Some(Process { child, pid }),
+        process: Some(Process { child, pid, cgroup }),
         last_error: last_stderr,
         tasks: Vec::new(),
     })

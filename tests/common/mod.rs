@@ -80,6 +80,8 @@ impl Hub {
                 listen,
             ])
             .env("MCP_HUB_LOG", "debug")
+            // Where servers get their private HOME, as systemd's StateDirectory= says.
+            .env("STATE_DIRECTORY", dir.path().join("state"))
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

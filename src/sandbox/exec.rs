@@ -1,0 +1,623 @@
+//! The helper stage: `mcp-hub sandbox-exec`, run by the hub for every sandboxed
+//! server, before any runtime or thread exists. It reads a [`Spec`] from fd 3,
+//! builds the sandbox step by step and execs the server. A failing step is
+//! written to fd 4 (close-on-exec, so the hub reads EOF when the exec succeeds)
+//! as `step: what failed: errno`, and the helper exits 127.
+//!
+//! Three processes, as in bubblewrap:
+//! - the *outer* process stays in the hub's pid namespace, so the hub has a
+//!   child to wait for; it relays the exit status and dies with the hub;
+//! - *init* is pid 1 of the new pid namespace: it builds the mount tree (a
+//!   fresh /proc must be mounted from inside the namespace), then reaps; when it
+//!   exits the kernel kills everything left in the namespace;
+//! - the *server* drops every privilege and execs the configured command.
+//!
+//! The order of the steps matters and each carries its reason.
+
+#![allow(unsafe_code)]
+
+use super::seccomp;
+use super::spec::{Mount, MountKind, Spec};
+use landlock::{
+    Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, Scope, ABI,
+};
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
+use std::ffi::CString;
+use std::fmt::Display;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub const SPEC_FD: i32 = 3;
+pub const STATUS_FD: i32 = 4;
+
+/// Where the host's root is while the new root is built, and the new root.
+const OLD: &str = "/oldroot";
+const NEW: &str = "/newroot";
+
+/// A failed step: which one, and why.
+#[derive(Debug)]
+pub struct StepError {
+    pub step: &'static str,
+    pub msg: String,
+}
+
+impl Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, self.msg)
+    }
+}
+
+fn fail(step: &'static str, msg: impl Display) -> StepError {
+    StepError {
+        step,
+        msg: msg.to_string(),
+    }
+}
+
+/// `.map_err(at("mount", "/proc"))` → `mount: /proc: EPERM: Operation not permitted`.
+fn at<E: Display>(step: &'static str, what: impl Display) -> impl FnOnce(E) -> StepError {
+    move |e| fail(step, format!("{what}: {e}"))
+}
+
+type Step<T = ()> = Result<T, StepError>;
+
+/// Entry point of `mcp-hub sandbox-exec`. Never returns.
+pub fn main() -> ! {
+    // SAFETY: the hub maps the status pipe's write end to fd 4 for this process
+    // (command-fds); nothing else here owns that descriptor.
+    let mut status = unsafe { File::from_raw_fd(STATUS_FD) };
+    let _ = nix::fcntl::fcntl(
+        &status,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    let err = match read_spec().and_then(|spec| outer(spec, &status)) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => e,
+    };
+    let _ = status.write_all(err.to_string().as_bytes());
+    std::process::exit(127)
+}
+
+fn read_spec() -> Step<Spec> {
+    // SAFETY: the hub maps the spec pipe's read end to fd 3 for this process.
+    let mut f = unsafe { File::from_raw_fd(SPEC_FD) };
+    let mut text = Vec::new();
+    f.read_to_end(&mut text).map_err(at("spec", "read fd 3"))?;
+    serde_json::from_slice(&text).map_err(at("spec", "parse"))
+}
+
+/// The outer process: everything up to the pid namespace, then a waiting parent.
+fn outer(spec: Spec, status: &File) -> Step<i32> {
+    // Die with the hub. If the hub is already gone, the prctl came too late.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(at("die-with-parent", "prctl"))?;
+    if nix::unistd::getppid().as_raw() as u32 != spec.parent_pid {
+        return Err(fail("die-with-parent", "the hub exited"));
+    }
+    // Join the cgroup first, so everything forked below is counted.
+    if let Some(cg) = &spec.cgroup {
+        std::fs::write(cg.join("cgroup.procs"), "0")
+            .map_err(at("cgroup", cg.join("cgroup.procs").display()))?;
+    }
+    let uid = Uid::current();
+    let gid = Gid::current();
+    if uid.is_root() {
+        // Supplementary groups cannot be changed once the user namespace says
+        // "deny"; as root, keep only the primary group now.
+        nix::unistd::setgroups(&[gid]).map_err(at("setgroups", "primary group only"))?;
+    }
+    let mut flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS;
+    if spec.private_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(flags).map_err(at("unshare", "user, mount, pid, ipc, uts namespaces"))?;
+    // The same ids inside as outside: files the server writes belong to the
+    // hub's user, and "root" inside maps to nothing more than that user.
+    std::fs::write("/proc/self/setgroups", "deny").map_err(at("uid/gid maps", "setgroups"))?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))
+        .map_err(at("uid/gid maps", "uid_map"))?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
+        .map_err(at("uid/gid maps", "gid_map"))?;
+
+    // SAFETY: this process is single-threaded (the helper starts no threads), so
+    // the child may do anything the parent could.
+    match unsafe { fork() }.map_err(at("pid 1", "fork"))? {
+        ForkResult::Child => {
+            let err = match init(&spec, status) {
+                Ok(code) => std::process::exit(code),
+                Err(e) => e,
+            };
+            let _ = (&*status).write_all(err.to_string().as_bytes());
+            std::process::exit(127)
+        }
+        ForkResult::Parent { child } => {
+            // The server reads stdin and writes stdout; the hub must see EOF the
+            // moment the server exits, not when this process does. The status
+            // pipe must close with the server's exec, so this copy goes too
+            // (`main` never drops its File: it ends in process::exit).
+            let _ = nix::unistd::close(0);
+            let _ = nix::unistd::close(1);
+            let _ = nix::unistd::close(STATUS_FD);
+            // A stop signal reaches the whole process group: the server gets it
+            // and exits, and this process reports its status. SIGKILL still works.
+            for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+                // SAFETY: SIG_IGN installs no handler code.
+                let _ = unsafe { signal(s, SigHandler::SigIgn) };
+            }
+            let code = wait_for(child);
+            if (129..=128 + 64).contains(&code) {
+                // init cannot die by a signal; it reports one as 128+n, and
+                // this process passes it on as the real thing, so the hub says
+                // "killed by signal 9", not "exited with status 137".
+                if let Ok(sig) = Signal::try_from(code - 128) {
+                    // SAFETY: restoring the default disposition installs no handler code.
+                    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+                    let _ = nix::sys::signal::raise(sig);
+                }
+            }
+            Ok(code)
+        }
+    }
+}
+
+/// Waits for `pid`, reaping anything else that exits meanwhile, and returns its
+/// exit code the way a shell reports it.
+fn wait_for(pid: Pid) -> i32 {
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(p, code)) if p == pid => return code,
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return 128 + sig as i32,
+            Err(Errno::EINTR) | Ok(_) => continue,
+            Err(_) => return 127,
+        }
+    }
+}
+
+/// pid 1 of the new pid namespace: builds the file system, forks the server and
+/// reaps until it exits.
+fn init(spec: &Spec, status: &File) -> Step<i32> {
+    // The parent is now the outer process; if it is killed, so is this one, and
+    // with pid 1 gone the kernel kills the whole namespace.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(at("die-with-parent", "prctl"))?;
+    build_root(spec)?;
+    let _ = nix::unistd::sethostname(format!("mcp-{}", spec.server));
+    if spec.private_network {
+        lo_up()?;
+    }
+    // SAFETY: single-threaded, as above.
+    match unsafe { fork() }.map_err(at("fork", "server"))? {
+        ForkResult::Child => {
+            let err = match server(spec) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let _ = (&*status).write_all(err.to_string().as_bytes());
+            std::process::exit(127)
+        }
+        ForkResult::Parent { child } => {
+            let _ = nix::unistd::close(0);
+            let _ = nix::unistd::close(1);
+            let _ = nix::unistd::close(STATUS_FD);
+            Ok(wait_for(child))
+        }
+    }
+}
+
+fn inside(root: &str, p: &Path) -> PathBuf {
+    Path::new(root).join(p.strip_prefix("/").unwrap_or(p))
+}
+
+/// The mount tree: a private copy of the host's mounts is pivoted away under
+/// /oldroot, a tmpfs at /newroot gets the binds, and a second pivot makes it /
+/// and detaches everything else.
+fn build_root(spec: &Spec) -> Step {
+    let none: Option<&str> = None;
+    // Nothing done here may propagate back to the host.
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .map_err(at("mount", "make / private"))?;
+    // A scratch tmpfs to pivot into; /tmp exists everywhere and this mount is
+    // private to the sandbox. Sources are then read from /oldroot, so a host
+    // path under /tmp stays reachable.
+    mount(
+        Some("tmpfs"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(at("mount", "scratch tmpfs"))?;
+    for d in ["/tmp/oldroot", "/tmp/newroot"] {
+        std::fs::create_dir(d).map_err(at("mount", d))?;
+    }
+    nix::unistd::pivot_root("/tmp", "/tmp/oldroot").map_err(at("pivot_root", "scratch"))?;
+    nix::unistd::chdir("/").map_err(at("pivot_root", "chdir /"))?;
+    mount(
+        Some("tmpfs"),
+        NEW,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(at("mount", "root tmpfs"))?;
+
+    for m in &spec.mounts {
+        mount_one(m)?;
+    }
+
+    nix::unistd::chdir(NEW).map_err(at("pivot_root", NEW))?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching
+    // it drops the scratch tmpfs and, with it, every host mount.
+    nix::unistd::pivot_root(".", ".").map_err(at("pivot_root", "new root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(at("pivot_root", "detach the old root"))?;
+    nix::unistd::chdir("/").map_err(at("pivot_root", "chdir /"))?;
+    // The root itself is read-only once the mount points exist.
+    set_attr(Path::new("/"), false, MOUNT_ATTR_RDONLY)
+        .map_err(at("mount", "remount / read-only"))?;
+    nix::unistd::chdir(&spec.cwd).map_err(at("cwd", spec.cwd.display()))?;
+    Ok(())
+}
+
+fn mount_one(m: &Mount) -> Step {
+    let none: Option<&str> = None;
+    let target = inside(NEW, &m.path);
+    let shown = m.path.display();
+    match &m.kind {
+        MountKind::Bind { write, exec } => {
+            let source = inside(OLD, m.source.as_ref().unwrap_or(&m.path));
+            let is_dir = std::fs::metadata(&source)
+                .map_err(at("mount", format!("{shown}: source")))?
+                .is_dir();
+            mountpoint(&target, is_dir).map_err(at("mount", format!("{shown}: mount point")))?;
+            mount(
+                Some(&source),
+                &target,
+                none,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                none,
+            )
+            .map_err(at("mount", format!("{shown}: bind")))?;
+            let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+            if !write {
+                set |= MOUNT_ATTR_RDONLY;
+            }
+            if !exec {
+                set |= MOUNT_ATTR_NOEXEC;
+            }
+            set_attr(&target, true, set).map_err(at("mount", format!("{shown}: flags")))?;
+        }
+        MountKind::Symlink { target: to } => {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(at("mount", format!("{shown}: parent")))?;
+            }
+            std::os::unix::fs::symlink(to, &target)
+                .map_err(at("mount", format!("{shown}: symlink")))?;
+        }
+        MountKind::Tmpfs => {
+            mountpoint(&target, true).map_err(at("mount", format!("{shown}: mount point")))?;
+            let mode = if m.path == Path::new("/tmp") {
+                "mode=1777"
+            } else {
+                "mode=0755"
+            };
+            mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some(mode),
+            )
+            .map_err(at("mount", format!("{shown}: tmpfs")))?;
+        }
+        MountKind::Proc => {
+            mountpoint(&target, true).map_err(at("mount", "/proc: mount point"))?;
+            mount(
+                Some("proc"),
+                &target,
+                Some("proc"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                none,
+            )
+            .map_err(at("mount", "/proc"))?;
+        }
+        MountKind::Dev => mount_dev(&target)?,
+    }
+    Ok(())
+}
+
+/// A minimal /dev: device nodes cannot be created in a user namespace, so the
+/// host's few harmless ones are bound in.
+fn mount_dev(target: &Path) -> Step {
+    let none: Option<&str> = None;
+    mountpoint(target, true).map_err(at("mount", "/dev: mount point"))?;
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=0755"),
+    )
+    .map_err(at("mount", "/dev: tmpfs"))?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let source = Path::new(OLD).join("dev").join(node);
+        if !source.exists() {
+            continue;
+        }
+        let t = target.join(node);
+        mountpoint(&t, false).map_err(at("mount", format!("/dev/{node}")))?;
+        mount(Some(&source), &t, none, MsFlags::MS_BIND, none)
+            .map_err(at("mount", format!("/dev/{node}")))?;
+    }
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(to, target.join(link))
+            .map_err(at("mount", format!("/dev/{link}")))?;
+    }
+    let shm = target.join("shm");
+    std::fs::create_dir(&shm).map_err(at("mount", "/dev/shm"))?;
+    mount(
+        Some("tmpfs"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777"),
+    )
+    .map_err(at("mount", "/dev/shm"))?;
+    Ok(())
+}
+
+/// Creates an empty directory or file to mount on, unless one is there already
+/// (a bind below another bind finds the host's own directory).
+fn mountpoint(target: &Path, dir: bool) -> std::io::Result<()> {
+    if target.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    if dir {
+        std::fs::create_dir_all(target)
+    } else {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        File::create(target).map(drop)
+    }
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const AT_RECURSIVE: u32 = 0x8000;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) (Linux 5.12): unlike a remount it applies to every submount
+/// at once, and it leaves flags the kernel has locked (a copied mount's nosuid,
+/// atime…) alone instead of failing on them.
+fn set_attr(path: &Path, recursive: bool, set: u64) -> Result<(), Errno> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: `c` is a NUL-terminated path and `attr` a mount_attr that outlive
+    // the call; the size passed is the struct's size.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// Brings up `lo` in the new network namespace, so the server can still talk to
+/// itself over 127.0.0.1.
+fn lo_up() -> Step {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsRawFd;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(at("lo up", "socket"))?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo") {
+        *d = *s as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads an ifreq, which `ifr` is, for the whole call.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) };
+    Errno::result(rc).map_err(at("lo up", "SIOCSIFFLAGS"))?;
+    Ok(())
+}
+
+/// The server process: drop everything, then exec.
+fn server(spec: &Spec) -> Step<std::convert::Infallible> {
+    use nix::sys::resource::{setrlimit, Resource};
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(at("rlimits", "RLIMIT_CORE"))?;
+    if let Some(n) = spec.nproc {
+        setrlimit(Resource::RLIMIT_NPROC, n, n).map_err(at("rlimits", "RLIMIT_NPROC"))?;
+    }
+    drop_privileges()?;
+    // Everything but stdio is closed at exec; the status pipe too, which is how
+    // the hub learns the exec worked.
+    // SAFETY: close_range only marks descriptors of this process close-on-exec.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 4u32) };
+    Errno::result(rc).map_err(at("close fds", "close_range"))?;
+    nix::sys::prctl::set_no_new_privs().map_err(at("no_new_privs", "prctl"))?;
+    landlock(spec)?;
+    seccomp::install().map_err(|e| fail("seccomp", e))?;
+
+    let program = CString::new(spec.program.as_os_str().as_bytes())
+        .map_err(at("exec", "program path has a NUL"))?;
+    let argv: Vec<CString> = spec
+        .argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(at("exec", "an argument has a NUL"))?;
+    let env: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|(k, v)| CString::new(format!("{k}={v}")))
+        .collect::<Result<_, _>>()
+        .map_err(at("exec", "an environment variable has a NUL"))?;
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: restoring the default disposition installs no handler code.
+        let _ = unsafe { signal(s, SigHandler::SigDfl) };
+    }
+    let e = nix::unistd::execve(&program, &argv, &env).unwrap_err();
+    Err(fail("exec", format!("{}: {e}", spec.program.display())))
+}
+
+/// Capabilities: the bounding set first (it caps what any later exec can gain,
+/// which is what makes uid 0 inside harmless), then securebits so root gets no
+/// special treatment at exec, then the ids, then the remaining sets.
+fn drop_privileges() -> Step {
+    use caps::CapSet;
+    for cap in caps::all() {
+        match caps::drop(None, CapSet::Bounding, cap) {
+            Ok(()) => {}
+            // A capability newer than the running kernel.
+            Err(_) if !caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) => {}
+            Err(e) => return Err(fail("drop caps", format!("bounding {cap}: {e}"))),
+        }
+    }
+    caps::clear(None, CapSet::Ambient).map_err(at("drop caps", "ambient"))?;
+    caps::clear(None, CapSet::Inheritable).map_err(at("drop caps", "inheritable"))?;
+    // SECBIT_NOROOT, NO_SETUID_FIXUP, KEEP_CAPS_LOCKED, NO_CAP_AMBIENT_RAISE, each locked.
+    const SECBITS: libc::c_ulong = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80;
+    // SAFETY: PR_SET_SECUREBITS takes an integer argument and touches no memory.
+    let rc = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, SECBITS, 0, 0, 0) };
+    Errno::result(rc).map_err(at("drop caps", "securebits"))?;
+    let (uid, gid) = (Uid::current(), Gid::current());
+    nix::unistd::setresgid(gid, gid, gid).map_err(at("switch user", "setresgid"))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(at("switch user", "setresuid"))?;
+    caps::clear(None, CapSet::Effective).map_err(at("drop caps", "effective"))?;
+    caps::clear(None, CapSet::Permitted).map_err(at("drop caps", "permitted"))?;
+    Ok(())
+}
+
+/// The kernel's Landlock ABI version; 0 when Landlock is unavailable.
+pub fn landlock_abi() -> i32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a NULL attr and size 0 and the VERSION flag, the call only
+    // returns a number and touches no memory.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    v.max(0) as i32
+}
+
+/// Landlock mirrors the mount tree (defense in depth if a mount is ever too
+/// wide) and adds what mounts cannot say: exec only where `exec` is set, TCP
+/// port rules, and no abstract unix sockets or signals beyond the sandbox.
+fn landlock(spec: &Spec) -> Step {
+    let abi = landlock_abi();
+    if abi < 1 {
+        return Err(fail(
+            "landlock",
+            format!("kernel ABI {abi}, profile requires >= 1"),
+        ));
+    }
+    let wants_net = spec.connect.is_some() || spec.bind.is_some();
+    if wants_net && abi < 4 {
+        return Err(fail(
+            "landlock",
+            format!("kernel ABI {abi}, profile requires >= 4 for connect/bind port rules"),
+        ));
+    }
+    let target = ABI::V6;
+    let all = AccessFs::from_all(target);
+    let read = AccessFs::from_read(target) & !AccessFs::Execute;
+    let write = all & !AccessFs::Execute;
+    let l = |e: landlock::RulesetError| fail("landlock", e);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(all)
+        .map_err(l)?;
+    if spec.connect.is_some() {
+        ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(l)?;
+    }
+    if spec.bind.is_some() {
+        ruleset = ruleset.handle_access(AccessNet::BindTcp).map_err(l)?;
+    }
+    if abi >= 6 {
+        ruleset = ruleset
+            .scope(Scope::AbstractUnixSocket | Scope::Signal)
+            .map_err(l)?;
+    }
+    let mut created = ruleset.create().map_err(l)?;
+    for m in &spec.mounts {
+        let access = match m.kind {
+            MountKind::Bind { write: w, exec } => {
+                let base = if w { write } else { read };
+                if exec {
+                    base | AccessFs::Execute
+                } else {
+                    base
+                }
+            }
+            MountKind::Tmpfs | MountKind::Dev => write,
+            MountKind::Proc => read,
+            MountKind::Symlink { .. } => continue,
+        };
+        let fd = PathFd::new(&m.path).map_err(at("landlock", m.path.display()))?;
+        created = created
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(at("landlock", m.path.display()))?;
+    }
+    for (ports, access) in [
+        (&spec.connect, AccessNet::ConnectTcp),
+        (&spec.bind, AccessNet::BindTcp),
+    ] {
+        for p in ports.iter().flatten() {
+            created = created
+                .add_rule(NetPort::new(*p, access))
+                .map_err(at("landlock", format!("port {p}")))?;
+        }
+    }
+    created.restrict_self().map_err(l)?;
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The sandbox every stdio server runs in, instead of a bridge container.
+//!
+//! The tokio process never forks by hand: it prepares a [`spec::Spec`], writes
+//! it to a pipe and spawns `/proc/self/exe sandbox-exec` with that pipe as fd 3
+//! and a status pipe as fd 4 ([`prepare`]). The helper ([`exec`]) builds the
+//! sandbox in a fixed order and execs the server; [`wait_ready`] turns a setup
+//! failure it reports into an error naming the step.
+//!
+//! - `profile`: the `sandbox` config key and the defaults → spec
+//! - `exec`: the helper stage (namespaces, mounts, capabilities, Landlock, seccomp)
+//! - `seccomp`: the deny-list
+//! - `cgroup`: memory/pids/cpu limits under a delegated cgroup
+//! - `probe`: what this host can enforce, for `doctor` and `/status`
+
+pub mod cgroup;
+pub mod exec;
+pub mod probe;
+pub mod profile;
+mod seccomp;
+pub mod spec;
+
+use command_fds::{CommandFdExt, FdMapping};
+use profile::Profile;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::Duration;
+
+/// The hidden subcommand that runs [`exec::main`].
+pub const HELPER_ARG: &str = "sandbox-exec";
+
+/// How long the helper may take to build the sandbox and exec.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("sandbox: {0}")]
+    Build(#[from] profile::BuildError),
+    #[error("sandbox: state directory {0}: {1}")]
+    Home(String, std::io::Error),
+    #[error("sandbox: cgroup: {0}")]
+    Cgroup(String),
+    #[error("sandbox: limits are required (limitsRequired) but {0}")]
+    LimitsRequired(String),
+    #[error("sandbox: {0}")]
+    Setup(String),
+}
+
+/// A spawned-to-be helper: the command, the read end of its status pipe and
+/// the sub-cgroup it joins (kept until the child is gone).
+pub struct Prepared {
+    pub command: std::process::Command,
+    pub status: OwnedFd,
+    pub group: Option<cgroup::Group>,
+}
+
+/// What one sandboxed server start needs from its config.
+pub struct Start<'a> {
+    pub server: &'a str,
+    pub command: &'a str,
+    pub args: &'a [String],
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: Option<&'a Path>,
+    pub home: &'a Path,
+}
+
+/// Prepares the helper command for one start of a sandboxed server. Blocking
+/// file-system work, but little of it (a few stats, one small pipe write).
+pub fn prepare(start: &Start, profile: &Profile) -> Result<Prepared, SandboxError> {
+    std::fs::create_dir_all(start.home)
+        .map_err(|e| SandboxError::Home(start.home.display().to_string(), e))?;
+    let group = match cgroup::state() {
+        cgroup::State::Delegated { dir } => Some(
+            cgroup::Group::create(dir, start.server, &profile.limits)
+                .map_err(SandboxError::Cgroup)?,
+        ),
+        cgroup::State::NotEnforced(why) => {
+            if profile.limits.required && profile.limits.needs_cgroup() {
+                return Err(SandboxError::LimitsRequired(why.clone()));
+            }
+            None
+        }
+    };
+    let default_path =
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let spec = profile::build(
+        profile,
+        &profile::Request {
+            server: start.server,
+            command: start.command,
+            args: start.args,
+            env: start.env,
+            cwd: start.cwd,
+            default_path: &default_path,
+            home: start.home,
+            cgroup: group.as_ref().map(|g| g.dir.clone()),
+            parent_pid: std::process::id(),
+        },
+    )?;
+    let (command, status) = helper_command(&spec)?;
+    Ok(Prepared {
+        command,
+        status,
+        group,
+    })
+}
+
+/// The helper command with the spec on fd 3 and the status pipe on fd 4.
+pub fn helper_command(spec: &spec::Spec) -> Result<(std::process::Command, OwnedFd), SandboxError> {
+    use nix::fcntl::OFlag;
+    let io = |what: &str, e: &dyn std::fmt::Display| SandboxError::Setup(format!("{what}: {e}"));
+    let json = serde_json::to_vec(spec).map_err(|e| io("spec", &e))?;
+    let (spec_r, spec_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io("pipe", &e))?;
+    // A pipe holds 64 KiB: the whole spec is written before the helper exists,
+    // so nothing can block on it.
+    if json.len() > 60 * 1024 {
+        return Err(io("spec", &format!("{} bytes is too large", json.len())));
+    }
+    std::fs::File::from(spec_w)
+        .write_all(&json)
+        .map_err(|e| io("spec pipe", &e))?;
+    let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io("pipe", &e))?;
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg(HELPER_ARG);
+    cmd.env_clear();
+    cmd.fd_mappings(vec![
+        FdMapping {
+            parent_fd: spec_r,
+            child_fd: exec::SPEC_FD,
+        },
+        FdMapping {
+            parent_fd: status_w,
+            child_fd: exec::STATUS_FD,
+        },
+    ])
+    .map_err(|e| io("fd mapping", &e))?;
+    Ok((cmd, status_r))
+}
+
+/// Waits for the helper's verdict: EOF on the status pipe means the server was
+/// exec'd; text is the failed step.
+pub async fn wait_ready(status: OwnedFd) -> Result<(), SandboxError> {
+    let read = tokio::task::spawn_blocking(move || {
+        let mut text = String::new();
+        std::fs::File::from(status)
+            .read_to_string(&mut text)
+            .map(|_| text)
+    });
+    match tokio::time::timeout(SETUP_TIMEOUT, read).await {
+        Ok(Ok(Ok(text))) if text.is_empty() => Ok(()),
+        Ok(Ok(Ok(text))) => Err(SandboxError::Setup(text)),
+        Ok(Ok(Err(e))) => Err(SandboxError::Setup(format!("status pipe: {e}"))),
+        Ok(Err(e)) => Err(SandboxError::Setup(format!("status pipe: {e}"))),
+        Err(_) => Err(SandboxError::Setup(format!(
+            "the helper did not finish within {SETUP_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// A blocking [`wait_ready`], for `doctor`.
+pub fn wait_ready_blocking(status: OwnedFd) -> Result<(), SandboxError> {
+    let mut text = String::new();
+    std::fs::File::from(status)
+        .read_to_string(&mut text)
+        .map_err(|e| SandboxError::Setup(format!("status pipe: {e}")))?;
+    if text.is_empty() {
+        Ok(())
+    } else {
+        Err(SandboxError::Setup(text))
+    }
+}

@@ -1,0 +1,645 @@
+//! Sandbox profiles: the `sandbox` key of a stdio server as written, its
+//! validation (paths must exist, sizes and percentages must parse), and the
+//! translation of a profile plus secure defaults into the [`Spec`] the helper
+//! executes.
+//!
+//! The defaults are what makes `npx -y pkg`, `uvx pkg`, an absolute binary and
+//! a node/python script work with no profile at all: the system directories
+//! read-only, the directories the command (and its `#!` interpreter) lives in,
+//! the few files of /etc that name resolution, TLS and the dynamic linker need,
+//! a private writable HOME at the server's state directory, a private /tmp, and
+//! nothing else of the host.
+
+use super::spec::{Mount, MountKind, Spec};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The profile as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Raw {
+    #[serde(default)]
+    read: Vec<String>,
+    #[serde(default)]
+    write: Vec<String>,
+    #[serde(default)]
+    exec: Vec<String>,
+    #[serde(default)]
+    tmpfs: Vec<String>,
+    network: Option<String>,
+    connect: Option<Vec<u16>>,
+    bind: Option<Vec<u16>>,
+    memory_max: Option<serde_json::Value>,
+    pids_max: Option<u64>,
+    cpu_quota: Option<String>,
+    limits_required: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// The host's network (the default: package runners need their registry).
+    Host,
+    /// A private network namespace with only `lo`.
+    None,
+}
+
+/// A validated profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub read: Vec<PathBuf>,
+    pub write: Vec<PathBuf>,
+    pub exec: Vec<PathBuf>,
+    pub tmpfs: Vec<PathBuf>,
+    pub network: Network,
+    pub connect: Option<Vec<u16>>,
+    pub bind: Option<Vec<u16>>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub memory_max: Option<u64>,
+    pub pids_max: u64,
+    /// Percent of one CPU, as systemd's CPUQuota= (200 = two CPUs).
+    pub cpu_quota: Option<u32>,
+    /// Refuse to start the server when cgroup limits cannot be enforced.
+    pub required: bool,
+}
+
+/// Tasks (processes and threads) a server may have when the profile says nothing.
+pub const DEFAULT_PIDS_MAX: u64 = 512;
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            read: vec![],
+            write: vec![],
+            exec: vec![],
+            tmpfs: vec![],
+            network: Network::Host,
+            connect: None,
+            bind: None,
+            limits: Limits {
+                memory_max: None,
+                pids_max: DEFAULT_PIDS_MAX,
+                cpu_quota: None,
+                required: false,
+            },
+        }
+    }
+}
+
+impl Limits {
+    /// Whether anything here needs cgroups (pidsMax does not: see [`Spec::nproc`]).
+    pub fn needs_cgroup(&self) -> bool {
+        self.memory_max.is_some() || self.cpu_quota.is_some()
+    }
+}
+
+/// Validates `sandbox` as written at `path`. `None` in: the secure default.
+/// `Ok(None)`: the operator opted out with `false`.
+pub fn validate(
+    value: Option<&serde_json::Value>,
+    path: &str,
+) -> Result<Option<Profile>, (String, String)> {
+    let raw: Raw = match value {
+        None | Some(serde_json::Value::Bool(true)) => return Ok(Some(Profile::default())),
+        Some(serde_json::Value::Bool(false)) => return Ok(None),
+        Some(v @ serde_json::Value::Object(_)) => serde_path_to_error::deserialize(v.clone())
+            .map_err(|e| {
+                let p = e.path().to_string();
+                let at = if p == "." {
+                    path.to_string()
+                } else {
+                    format!("{path}.{p}")
+                };
+                (at, e.into_inner().to_string())
+            })?,
+        Some(_) => {
+            return Err((
+                path.into(),
+                "must be false (no sandbox) or an object (a profile)".into(),
+            ))
+        }
+    };
+    let paths =
+        |list: &[String], key: &str, must_exist: bool| -> Result<Vec<PathBuf>, (String, String)> {
+            list.iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let at = format!("{path}.{key}[{i}]");
+                    let pb = PathBuf::from(p);
+                    if !pb.is_absolute() {
+                        return Err((at, format!("{p} is not an absolute path")));
+                    }
+                    if !must_exist {
+                        return Ok(pb);
+                    }
+                    std::fs::canonicalize(&pb).map_err(|e| match e.kind() {
+                        std::io::ErrorKind::NotFound => (at, format!("{p} does not exist")),
+                        _ => (at, format!("{p}: {e}")),
+                    })
+                })
+                .collect()
+        };
+    let network = match raw.network.as_deref() {
+        None | Some("host") => Network::Host,
+        Some("none") => Network::None,
+        Some(other) => {
+            return Err((
+                format!("{path}.network"),
+                format!("{other:?} is not \"none\" or \"host\""),
+            ))
+        }
+    };
+    for (key, ports) in [("connect", &raw.connect), ("bind", &raw.bind)] {
+        if let Some(i) = ports.iter().flatten().position(|p| *p == 0) {
+            return Err((format!("{path}.{key}[{i}]"), "0 is not a TCP port".into()));
+        }
+    }
+    let memory_max = match &raw.memory_max {
+        None => None,
+        Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+        Some(serde_json::Value::String(s)) => Some(
+            s.trim()
+                .parse::<bytesize::ByteSize>()
+                .map_err(|e| {
+                    (
+                        format!("{path}.memoryMax"),
+                        format!("{s:?} is not a size ({e}); write e.g. \"256M\" or \"1GiB\""),
+                    )
+                })?
+                .as_u64(),
+        ),
+        Some(v) => return Err((format!("{path}.memoryMax"), format!("{v} is not a size"))),
+    };
+    if memory_max.is_some_and(|m| m < 4 * 1024 * 1024) {
+        return Err((format!("{path}.memoryMax"), "must be at least 4MiB".into()));
+    }
+    let cpu_quota = match &raw.cpu_quota {
+        None => None,
+        Some(s) => {
+            let n = s
+                .trim()
+                .strip_suffix('%')
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    (
+                        format!("{path}.cpuQuota"),
+                        format!("{s:?} is not a percentage; write e.g. \"50%\" or \"200%\""),
+                    )
+                })?;
+            Some(n)
+        }
+    };
+    if raw.pids_max == Some(0) {
+        return Err((format!("{path}.pidsMax"), "must be at least 1".into()));
+    }
+    Ok(Some(Profile {
+        read: paths(&raw.read, "read", true)?,
+        write: paths(&raw.write, "write", true)?,
+        exec: paths(&raw.exec, "exec", true)?,
+        tmpfs: paths(&raw.tmpfs, "tmpfs", false)?,
+        network,
+        connect: raw.connect,
+        bind: raw.bind,
+        limits: Limits {
+            memory_max,
+            pids_max: raw.pids_max.unwrap_or(DEFAULT_PIDS_MAX),
+            cpu_quota,
+            required: raw.limits_required.unwrap_or(false),
+        },
+    }))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot start {0:?}: {1}")]
+    NotFound(String, String),
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}
+
+/// System directories bound read-only with exec; symlinks (merged /usr) are
+/// recreated as symlinks.
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+
+/// What of /etc a program needs to run, resolve names and verify TLS; the rest
+/// (shadow, the hub's own config, credentials…) stays out.
+const ETC: &[&str] = &[
+    "alternatives",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "crypto-policies",
+    "gai.conf",
+    "group",
+    "host.conf",
+    "hosts",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "npmrc",
+    "os-release",
+    "passwd",
+    "pip.conf",
+    "pki",
+    "protocols",
+    "resolv.conf",
+    "services",
+    "ssl",
+    "timezone",
+];
+
+/// Everything the hub knows when it starts a sandboxed server.
+pub struct Request<'a> {
+    pub server: &'a str,
+    pub command: &'a str,
+    pub args: &'a [String],
+    /// The server's configured environment (PATH and HOME may be among them).
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: Option<&'a Path>,
+    /// PATH when the configured environment has none.
+    pub default_path: &'a str,
+    /// The server's private HOME (its state directory).
+    pub home: &'a Path,
+    pub cgroup: Option<PathBuf>,
+    pub parent_pid: u32,
+}
+
+/// Finds `command` the way execvp would, in `path`.
+pub fn resolve(command: &str, path: &str, cwd: Option<&Path>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if command.contains('/') {
+        let p = match cwd {
+            Some(dir) if !command.starts_with('/') => dir.join(command),
+            _ => PathBuf::from(command),
+        };
+        return runnable(&p).then_some(p);
+    }
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| Path::new(d).join(command))
+        .find(|p| runnable(p))
+}
+
+/// The directory a program is installed under: its own directory, or the
+/// prefix above it when that is a `bin`/`sbin` (so `lib/` next to it is seen).
+fn install_dir(file: &Path) -> Option<PathBuf> {
+    let dir = file.parent()?;
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("bin" | "sbin") => dir
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| p != Path::new("/")),
+        _ => Some(dir.to_path_buf()),
+    }
+}
+
+/// The interpreter of a `#!` script, resolved through `env` if need be.
+fn interpreter(file: &Path, path: &str) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(file).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = String::from_utf8_lossy(line.split(|b| *b == b'\n').next()?).into_owned();
+    let mut words = line.split_whitespace();
+    let interp = PathBuf::from(words.next()?);
+    if interp.file_name().is_some_and(|n| n == "env") {
+        let prog = words.find(|w| !w.starts_with('-'))?;
+        return resolve(prog, path, None);
+    }
+    Some(interp)
+}
+
+/// Builds the helper's spec for one start of a sandboxed server.
+pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
+    let path = req
+        .env
+        .get("PATH")
+        .map(String::as_str)
+        .unwrap_or(req.default_path);
+    let program = resolve(req.command, path, req.cwd).ok_or_else(|| {
+        let why = if req.command.contains('/') {
+            "no such executable file".to_string()
+        } else {
+            format!("not found in PATH {path}")
+        };
+        BuildError::NotFound(req.command.into(), why)
+    })?;
+    let program = if program.is_absolute() {
+        program
+    } else {
+        std::fs::canonicalize(&program).map_err(|e| BuildError::Io(program.clone(), e))?
+    };
+
+    let mut mounts: BTreeMap<PathBuf, MountKind> = BTreeMap::new();
+    // A path named twice gets the union of the rights.
+    fn put(mounts: &mut BTreeMap<PathBuf, MountKind>, p: PathBuf, kind: MountKind) {
+        let merged = match (mounts.get(&p), &kind) {
+            (
+                Some(MountKind::Bind {
+                    write: w0,
+                    exec: x0,
+                }),
+                MountKind::Bind { write, exec },
+            ) => MountKind::Bind {
+                write: *w0 || *write,
+                exec: *x0 || *exec,
+            },
+            _ => kind,
+        };
+        mounts.insert(p, merged);
+    }
+    macro_rules! add {
+        ($p:expr, $k:expr) => {
+            put(&mut mounts, $p, $k)
+        };
+    }
+    for d in SYSTEM_DIRS {
+        let p = Path::new(d);
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(p) {
+                    add!(p.into(), MountKind::Symlink { target });
+                }
+            }
+            Ok(_) => add!(
+                p.into(),
+                MountKind::Bind {
+                    write: false,
+                    exec: true
+                }
+            ),
+            Err(_) => {}
+        }
+    }
+    for e in ETC {
+        let p = Path::new("/etc").join(e);
+        if p.exists() {
+            add!(
+                p,
+                MountKind::Bind {
+                    write: false,
+                    exec: false
+                }
+            );
+        }
+    }
+    // Debian's python reads /etc/python3.11/sitecustomize.py.
+    if let Ok(dir) = std::fs::read_dir("/etc") {
+        for e in dir.flatten() {
+            if e.file_name().to_string_lossy().starts_with("python3") {
+                add!(
+                    e.path(),
+                    MountKind::Bind {
+                        write: false,
+                        exec: false
+                    }
+                );
+            }
+        }
+    }
+
+    // The program, what it links to, its interpreter, and absolute paths among
+    // its arguments (`node /opt/app/server.js`), each with its install dir.
+    let mut runnables = vec![program.clone()];
+    if let Ok(real) = std::fs::canonicalize(&program) {
+        runnables.push(real);
+    }
+    if let Some(interp) = interpreter(&program, path) {
+        if let Ok(real) = std::fs::canonicalize(&interp) {
+            runnables.push(real);
+        }
+        runnables.push(interp);
+    }
+    for a in req.args.iter().filter(|a| a.starts_with('/')) {
+        if let Ok(real) = std::fs::canonicalize(a) {
+            if real.is_dir() || real.starts_with("/etc") {
+                add!(
+                    real,
+                    MountKind::Bind {
+                        write: false,
+                        exec: false
+                    }
+                );
+            } else {
+                runnables.push(real);
+            }
+        }
+    }
+    for r in runnables {
+        if let Some(dir) = install_dir(&r) {
+            if !covered(&mounts, &dir) && dir.exists() {
+                add!(
+                    dir,
+                    MountKind::Bind {
+                        write: false,
+                        exec: true
+                    }
+                );
+            }
+        }
+    }
+    if let Some(cwd) = req.cwd {
+        if let Ok(real) = std::fs::canonicalize(cwd) {
+            add!(
+                real,
+                MountKind::Bind {
+                    write: false,
+                    exec: false
+                }
+            );
+        }
+    }
+
+    for p in &profile.read {
+        add!(
+            p.clone(),
+            MountKind::Bind {
+                write: false,
+                exec: false
+            }
+        );
+    }
+    for p in &profile.exec {
+        add!(
+            p.clone(),
+            MountKind::Bind {
+                write: false,
+                exec: true
+            }
+        );
+    }
+    for p in &profile.write {
+        let exec = profile.exec.contains(p);
+        add!(p.clone(), MountKind::Bind { write: true, exec });
+    }
+    // Package runners keep what they download under HOME and execute it from there.
+    add!(
+        req.home.to_path_buf(),
+        MountKind::Bind {
+            write: true,
+            exec: true
+        }
+    );
+    add!("/proc".into(), MountKind::Proc);
+    add!("/dev".into(), MountKind::Dev);
+    add!("/tmp".into(), MountKind::Tmpfs);
+    for p in &profile.tmpfs {
+        add!(p.clone(), MountKind::Tmpfs);
+    }
+
+    let home = req.home.display().to_string();
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert("PATH".into(), path.into());
+    env.insert("HOME".into(), home.clone());
+    for (k, v) in req.env {
+        env.insert(k.clone(), v.clone());
+    }
+    let cwd = req
+        .cwd
+        .and_then(|c| std::fs::canonicalize(c).ok())
+        .unwrap_or_else(|| req.home.to_path_buf());
+    let mut argv = vec![req.command.to_string()];
+    argv.extend(req.args.iter().cloned());
+    Ok(Spec {
+        server: req.server.into(),
+        program,
+        argv,
+        env: env.into_iter().collect(),
+        cwd,
+        mounts: mounts
+            .into_iter()
+            .map(|(path, kind)| {
+                let source = match kind {
+                    MountKind::Bind { .. } => {
+                        std::fs::canonicalize(&path).ok().filter(|s| *s != path)
+                    }
+                    _ => None,
+                };
+                Mount { path, source, kind }
+            })
+            .collect(),
+        private_network: profile.network == Network::None,
+        connect: profile.connect.clone(),
+        bind: profile.bind.clone(),
+        cgroup: req.cgroup.clone(),
+        nproc: Some(profile.limits.pids_max),
+        parent_pid: req.parent_pid,
+    })
+}
+
+/// Whether a bind already shows `dir` (it lies under a bound directory).
+fn covered(mounts: &BTreeMap<PathBuf, MountKind>, dir: &Path) -> bool {
+    mounts
+        .iter()
+        .any(|(p, k)| matches!(k, MountKind::Bind { exec: true, .. }) && dir.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn v(p: serde_json::Value) -> Result<Option<Profile>, (String, String)> {
+        validate(Some(&p), "mcpServers.x.sandbox")
+    }
+
+    #[test]
+    fn defaults_false_and_errors() {
+        assert_eq!(validate(None, "s").unwrap(), Some(Profile::default()));
+        assert_eq!(v(json!(false)).unwrap(), None);
+        let e = v(json!({"read": ["/", "/nope-not-here"]})).unwrap_err();
+        assert_eq!(e.0, "mcpServers.x.sandbox.read[1]");
+        assert_eq!(e.1, "/nope-not-here does not exist");
+        let e = v(json!({"memoryMax": "256Q"})).unwrap_err();
+        assert_eq!(e.0, "mcpServers.x.sandbox.memoryMax");
+        let e = v(json!({"network": "bridge"})).unwrap_err();
+        assert_eq!(e.0, "mcpServers.x.sandbox.network");
+        let e = v(json!({"cpuQuota": "fast"})).unwrap_err();
+        assert_eq!(e.0, "mcpServers.x.sandbox.cpuQuota");
+        let e = v(json!({"raed": []})).unwrap_err();
+        assert!(e.1.contains("unknown field `raed`"), "{e:?}");
+        let e = v(json!({"write": ["relative"]})).unwrap_err();
+        assert_eq!(e.1, "relative is not an absolute path");
+        let p = v(json!({"memoryMax": "256M", "cpuQuota": "50%", "pidsMax": 64, "network": "none", "connect": [443]}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.limits.memory_max, Some(256_000_000));
+        assert_eq!(p.limits.cpu_quota, Some(50));
+        assert_eq!(p.limits.pids_max, 64);
+        assert_eq!(p.network, Network::None);
+        assert_eq!(p.connect, Some(vec![443]));
+    }
+
+    #[test]
+    fn spec_binds_system_dirs_home_and_nothing_secret() {
+        let env = BTreeMap::from([("FOO".to_string(), "bar".to_string())]);
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_path_buf();
+        let req = Request {
+            server: "t",
+            command: "sh",
+            args: &[],
+            env: &env,
+            cwd: None,
+            default_path: "/usr/bin:/bin",
+            home: &home,
+            cgroup: None,
+            parent_pid: 1,
+        };
+        let spec = build(&Profile::default(), &req).unwrap();
+        assert!(spec.program.ends_with("sh"));
+        let paths: Vec<_> = spec.mounts.iter().map(|m| m.path.clone()).collect();
+        assert!(paths.contains(&PathBuf::from("/usr")));
+        assert!(paths.contains(&PathBuf::from("/proc")));
+        assert!(!paths.contains(&PathBuf::from("/etc")));
+        assert!(!paths.iter().any(|p| p.starts_with("/etc/shadow")));
+        let m = spec.mounts.iter().find(|m| m.path == home).unwrap();
+        assert_eq!(
+            m.kind,
+            MountKind::Bind {
+                write: true,
+                exec: true
+            }
+        );
+        assert_eq!(
+            spec.env,
+            vec![
+                ("FOO".into(), "bar".into()),
+                ("HOME".into(), home.display().to_string()),
+                ("PATH".into(), "/usr/bin:/bin".into())
+            ]
+        );
+        // Parents come before children, so mount points can be made in order.
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(paths, sorted);
+        assert_eq!(spec.nproc, Some(DEFAULT_PIDS_MAX));
+    }
+
+    #[test]
+    fn resolve_follows_path_and_shebang() {
+        assert!(resolve("sh", "/nonexistent:/bin:/usr/bin", None).is_some());
+        assert!(resolve("definitely-not-a-command", "/bin:/usr/bin", None).is_none());
+        assert_eq!(
+            install_dir(Path::new("/opt/node/bin/node")),
+            Some(PathBuf::from("/opt/node"))
+        );
+        assert_eq!(
+            install_dir(Path::new("/opt/app/server.js")),
+            Some(PathBuf::from("/opt/app"))
+        );
+        assert_eq!(install_dir(Path::new("/bin/sh")), None);
+    }
+}
