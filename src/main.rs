@@ -241,12 +241,10 @@ fn sandbox_report(cfg: &config::Config) {
         .collect();
     match state {
         State::Delegated { .. } => tracing::info!("sandbox: cgroup limits {}", state.describe()),
-        State::NotEnforced(_) if limited.is_empty() => {
-            tracing::info!(
-                "sandbox: memoryMax/cpuQuota would not be enforced here: {}",
-                state.describe()
-            )
-        }
+        State::NotEnforced(_) if limited.is_empty() => tracing::debug!(
+            "sandbox: memoryMax/cpuQuota would not be enforced here: {}",
+            state.describe()
+        ),
         State::NotEnforced(_) => tracing::warn!(
             "sandbox: memoryMax/cpuQuota of {}: {}",
             limited.join(", "),

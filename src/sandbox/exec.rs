@@ -107,12 +107,22 @@ fn outer(spec: Spec, status: &File) -> Step<i32> {
         std::fs::write(cg.join("cgroup.procs"), "0")
             .map_err(at("cgroup", cg.join("cgroup.procs").display()))?;
     }
-    let uid = Uid::current();
-    let gid = Gid::current();
-    if uid.is_root() {
-        // Supplementary groups cannot be changed once the user namespace says
-        // "deny"; as root, keep only the primary group now.
-        nix::unistd::setgroups(&[gid]).map_err(at("setgroups", "primary group only"))?;
+    let (uid, gid) = (Uid::from_raw(spec.uid), Gid::from_raw(spec.gid));
+    if Uid::current() != uid {
+        // A root hub's server runs as nobody. Become nobody before the user
+        // namespace exists: a process inside a new namespace may map only its
+        // own id, and nobody must not keep root's supplementary groups.
+        nix::unistd::setgroups(&[]).map_err(at("switch user", "setgroups"))?;
+        nix::unistd::setresgid(gid, gid, gid).map_err(at("switch user", "setresgid"))?;
+        nix::unistd::setresuid(uid, uid, uid).map_err(at("switch user", "setresuid"))?;
+        // A credential change makes the process non-dumpable, which makes its
+        // own /proc/self/uid_map unwritable; an ordinary exec would undo it anyway.
+        nix::sys::prctl::set_dumpable(true).map_err(at("switch user", "dumpable"))?;
+        // It also clears the parent-death signal: set it again.
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(at("die-with-parent", "prctl"))?;
+        if nix::unistd::getppid().as_raw() as u32 != spec.parent_pid {
+            return Err(fail("die-with-parent", "the hub exited"));
+        }
     }
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
@@ -123,8 +133,8 @@ fn outer(spec: Spec, status: &File) -> Step<i32> {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     unshare(flags).map_err(at("unshare", "user, mount, pid, ipc, uts namespaces"))?;
-    // The same ids inside as outside: files the server writes belong to the
-    // hub's user, and "root" inside maps to nothing more than that user.
+    // The same ids inside as outside: files the server writes belong to its
+    // user on the host too, and "root" inside is nothing more than that user.
     std::fs::write("/proc/self/setgroups", "deny").map_err(at("uid/gid maps", "setgroups"))?;
     std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))
         .map_err(at("uid/gid maps", "uid_map"))?;
@@ -253,7 +263,7 @@ fn build_root(spec: &Spec) -> Step {
     .map_err(at("mount", "root tmpfs"))?;
 
     for m in &spec.mounts {
-        mount_one(m)?;
+        mount_one(spec, m)?;
     }
 
     nix::unistd::chdir(NEW).map_err(at("pivot_root", NEW))?;
@@ -269,7 +279,7 @@ fn build_root(spec: &Spec) -> Step {
     Ok(())
 }
 
-fn mount_one(m: &Mount) -> Step {
+fn mount_one(spec: &Spec, m: &Mount) -> Step {
     let none: Option<&str> = None;
     let target = inside(NEW, &m.path);
     let shown = m.path.display();
@@ -306,17 +316,18 @@ fn mount_one(m: &Mount) -> Step {
         }
         MountKind::Tmpfs => {
             mountpoint(&target, true).map_err(at("mount", format!("{shown}: mount point")))?;
+            // /tmp is everyone's; a profile's tmpfs belongs to the server's user.
             let mode = if m.path == Path::new("/tmp") {
-                "mode=1777"
+                "mode=1777".to_string()
             } else {
-                "mode=0755"
+                format!("mode=0755,uid={},gid={}", spec.uid, spec.gid)
             };
             mount(
                 Some("tmpfs"),
                 &target,
                 Some("tmpfs"),
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some(mode),
+                Some(mode.as_str()),
             )
             .map_err(at("mount", format!("{shown}: tmpfs")))?;
         }
@@ -469,7 +480,7 @@ fn server(spec: &Spec) -> Step<std::convert::Infallible> {
     if let Some(n) = spec.nproc {
         setrlimit(Resource::RLIMIT_NPROC, n, n).map_err(at("rlimits", "RLIMIT_NPROC"))?;
     }
-    drop_privileges()?;
+    drop_privileges(Uid::from_raw(spec.uid), Gid::from_raw(spec.gid))?;
     // Everything but stdio is closed at exec; the status pipe too, which is how
     // the hub learns the exec worked.
     // SAFETY: close_range only marks descriptors of this process close-on-exec.
@@ -509,7 +520,7 @@ fn server(spec: &Spec) -> Step<std::convert::Infallible> {
 /// Capabilities: the bounding set first (it caps what any later exec can gain,
 /// which is what makes uid 0 inside harmless), then securebits so root gets no
 /// special treatment at exec, then the ids, then the remaining sets.
-fn drop_privileges() -> Step {
+fn drop_privileges(uid: Uid, gid: Gid) -> Step {
     use caps::CapSet;
     for cap in caps::all() {
         match caps::drop(None, CapSet::Bounding, cap) {
@@ -526,7 +537,6 @@ fn drop_privileges() -> Step {
     // SAFETY: PR_SET_SECUREBITS takes an integer argument and touches no memory.
     let rc = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, SECBITS, 0, 0, 0) };
     Errno::result(rc).map_err(at("drop caps", "securebits"))?;
-    let (uid, gid) = (Uid::current(), Gid::current());
     nix::unistd::setresgid(gid, gid, gid).map_err(at("switch user", "setresgid"))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(at("switch user", "setresuid"))?;
     caps::clear(None, CapSet::Effective).map_err(at("drop caps", "effective"))?;

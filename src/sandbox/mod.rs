@@ -68,8 +68,13 @@ pub struct Start<'a> {
 /// Prepares the helper command for one start of a sandboxed server. Blocking
 /// file-system work, but little of it (a few stats, one small pipe write).
 pub fn prepare(start: &Start, profile: &Profile) -> Result<Prepared, SandboxError> {
-    std::fs::create_dir_all(start.home)
-        .map_err(|e| SandboxError::Home(start.home.display().to_string(), e))?;
+    let (uid, gid) = profile::run_as();
+    let home_err = |e| SandboxError::Home(start.home.display().to_string(), e);
+    std::fs::create_dir_all(start.home).map_err(home_err)?;
+    if nix::unistd::getuid().is_root() {
+        // A root hub's servers run as nobody, who must own its HOME.
+        std::os::unix::fs::chown(start.home, Some(uid), Some(gid)).map_err(home_err)?;
+    }
     let group = match cgroup::state() {
         cgroup::State::Delegated { dir } => Some(
             cgroup::Group::create(dir, start.server, &profile.limits)
@@ -96,6 +101,8 @@ pub fn prepare(start: &Start, profile: &Profile) -> Result<Prepared, SandboxErro
             home: start.home,
             cgroup: group.as_ref().map(|g| g.dir.clone()),
             parent_pid: std::process::id(),
+            uid,
+            gid,
         },
     )?;
     let (command, status) = helper_command(&spec)?;

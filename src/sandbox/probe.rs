@@ -104,6 +104,8 @@ fn live_check() -> Result<(), String> {
             home: &home,
             cgroup: None,
             parent_pid: std::process::id(),
+            uid: super::profile::run_as().0,
+            gid: super::profile::run_as().1,
         },
     )
     .map_err(|e| e.to_string());

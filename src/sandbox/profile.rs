@@ -271,6 +271,27 @@ pub struct Request<'a> {
     pub home: &'a Path,
     pub cgroup: Option<PathBuf>,
     pub parent_pid: u32,
+    /// Who the server runs as (see [`run_as`]).
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `nobody`: what a root hub runs its servers as. Root without capabilities in
+/// a user namespace is still uid 0 to every root-owned file the sandbox shows,
+/// and the kernel exempts uid 0 from RLIMIT_NPROC.
+pub const NOBODY: u32 = 65534;
+
+/// The user a server runs as: the hub's own, or `nobody` for a root hub.
+pub fn run_as() -> (u32, u32) {
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    if uid == 0 {
+        (NOBODY, NOBODY)
+    } else {
+        (uid, gid)
+    }
 }
 
 /// Finds `command` the way execvp would, in `path`.
@@ -292,15 +313,23 @@ pub fn resolve(command: &str, path: &str, cwd: Option<&Path>) -> Option<PathBuf>
         .find(|p| runnable(p))
 }
 
-/// The directory a program is installed under: its own directory, or the
-/// prefix above it when that is a `bin`/`sbin` (so `lib/` next to it is seen).
+/// The directory a program is installed under: its own directory; the prefix
+/// above a `bin`/`sbin` when that prefix has a `lib` (an install prefix such as
+/// /opt/node or a virtualenv, not a home directory with a `bin` in it); or the
+/// outermost `node_modules` it lives in (a package needs its dependencies).
 fn install_dir(file: &Path) -> Option<PathBuf> {
+    if let Some(i) = file
+        .components()
+        .position(|c| c.as_os_str() == "node_modules")
+    {
+        return Some(file.components().take(i + 1).collect());
+    }
     let dir = file.parent()?;
-    match dir.file_name().and_then(|n| n.to_str()) {
-        Some("bin" | "sbin") => dir
-            .parent()
-            .map(Path::to_path_buf)
-            .filter(|p| p != Path::new("/")),
+    match (dir.file_name().and_then(|n| n.to_str()), dir.parent()) {
+        (Some("bin" | "sbin"), Some(prefix)) if prefix == Path::new("/") => None,
+        (Some("bin" | "sbin"), Some(prefix)) if prefix.join("lib").is_dir() => {
+            Some(prefix.to_path_buf())
+        }
         _ => Some(dir.to_path_buf()),
     }
 }
@@ -450,7 +479,11 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
             }
         }
     }
-    if let Some(cwd) = req.cwd {
+    let cwd = match req.cwd {
+        Some(c) => Some(std::fs::canonicalize(c).map_err(|e| BuildError::Io(c.to_path_buf(), e))?),
+        None => None,
+    };
+    if let Some(cwd) = &cwd {
         if let Ok(real) = std::fs::canonicalize(cwd) {
             add!(
                 real,
@@ -506,10 +539,7 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
     for (k, v) in req.env {
         env.insert(k.clone(), v.clone());
     }
-    let cwd = req
-        .cwd
-        .and_then(|c| std::fs::canonicalize(c).ok())
-        .unwrap_or_else(|| req.home.to_path_buf());
+    let cwd = cwd.unwrap_or_else(|| req.home.to_path_buf());
     let mut argv = vec![req.command.to_string()];
     argv.extend(req.args.iter().cloned());
     Ok(Spec {
@@ -536,6 +566,8 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
         cgroup: req.cgroup.clone(),
         nproc: Some(profile.limits.pids_max),
         parent_pid: req.parent_pid,
+        uid: req.uid,
+        gid: req.gid,
     })
 }
 
@@ -597,6 +629,8 @@ mod tests {
             home: &home,
             cgroup: None,
             parent_pid: 1,
+            uid: 1000,
+            gid: 1000,
         };
         let spec = build(&Profile::default(), &req).unwrap();
         assert!(spec.program.ends_with("sh"));
@@ -633,13 +667,20 @@ mod tests {
         assert!(resolve("sh", "/nonexistent:/bin:/usr/bin", None).is_some());
         assert!(resolve("definitely-not-a-command", "/bin:/usr/bin", None).is_none());
         assert_eq!(
-            install_dir(Path::new("/opt/node/bin/node")),
-            Some(PathBuf::from("/opt/node"))
-        );
-        assert_eq!(
             install_dir(Path::new("/opt/app/server.js")),
             Some(PathBuf::from("/opt/app"))
         );
         assert_eq!(install_dir(Path::new("/bin/sh")), None);
+        // A bin/ without a lib/ beside it is not an install prefix.
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join("bin")).unwrap();
+        let tool = home.path().join("bin/tool");
+        assert_eq!(install_dir(&tool), Some(home.path().join("bin")));
+        std::fs::create_dir(home.path().join("lib")).unwrap();
+        assert_eq!(install_dir(&tool), Some(home.path().to_path_buf()));
+        assert_eq!(
+            install_dir(Path::new("/srv/app/node_modules/pkg/dist/index.js")),
+            Some(PathBuf::from("/srv/app/node_modules"))
+        );
     }
 }

@@ -31,6 +31,10 @@ pub struct Spec {
     pub nproc: Option<u64>,
     /// The hub's pid: the helper exits if its parent is already gone.
     pub parent_pid: u32,
+    /// The user and group the server runs as (host ids, mapped 1:1 inside).
+    /// The hub's own, or `nobody` when the hub runs as root.
+    pub uid: u32,
+    pub gid: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

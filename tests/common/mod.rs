@@ -52,11 +52,27 @@ impl Hub {
         Self::start_with_listen(proxy, servers, "127.0.0.1:0", env)
     }
 
-    fn start_with_listen(
+    fn start_with_listen(proxy: Value, servers: Value, listen: &str, env: &[(&str, &str)]) -> Hub {
+        Self::launch(proxy, servers, listen, env, None)
+    }
+
+    /// Runs the hub as another user (uid, gid, and the binary to run, which that
+    /// user must be able to reach). Its directory is handed to that user.
+    pub fn start_as(
+        proxy: Value,
+        servers: Value,
+        env: &[(&str, &str)],
+        user: (u32, u32, &str),
+    ) -> Hub {
+        Self::launch(proxy, servers, "127.0.0.1:0", env, Some(user))
+    }
+
+    fn launch(
         mut proxy: Value,
         servers: Value,
         listen: &str,
         env: &[(&str, &str)],
+        user: Option<(u32, u32, &str)>,
     ) -> Hub {
         let opts = proxy
             .as_object_mut()
@@ -71,7 +87,16 @@ impl Hub {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
-        let mut child = Command::new(hub_bin())
+        let mut cmd = Command::new(user.map_or(hub_bin(), |u| u.2));
+        if let Some((uid, gid, _)) = user {
+            use std::os::unix::process::CommandExt;
+            for p in [dir.path(), path.as_path()] {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+            }
+            // std drops root's supplementary groups when it switches the uid.
+            cmd.uid(uid).gid(gid);
+        }
+        let mut child = cmd
             .args([
                 "--config",
                 path.to_str().unwrap(),
