@@ -70,7 +70,7 @@ fn need_root(what: &str) -> bool {
 struct Scene {
     hub: Hub,
     /// Everything here is world-readable on the host, so only the sandbox stops a read.
-    root: tempfile::TempDir,
+    _root: tempfile::TempDir,
     ro: PathBuf,
     rw: PathBuf,
     secret: PathBuf,
@@ -92,10 +92,6 @@ fn mkdir(p: &Path) -> PathBuf {
 }
 
 impl Scene {
-    async fn new(mode: Mode) -> (Scene, Mcp) {
-        Self::with(mode, json!({})).await
-    }
-
     /// `extra` is merged into the probe's sandbox profile.
     async fn with(mode: Mode, extra: Value) -> (Scene, Mcp) {
         let root = tempfile::tempdir().unwrap();
@@ -125,9 +121,7 @@ impl Scene {
             Mode::Root => (65534, 65534),
             Mode::Unprivileged => probe_user(),
         };
-        for d in [&rw] {
-            std::os::unix::fs::chown(d, Some(uid), Some(gid)).unwrap_or_default();
-        }
+        std::os::unix::fs::chown(&rw, Some(uid), Some(gid)).unwrap_or_default();
         let state = mkdir(&base.join("state"));
         if mode == Mode::Unprivileged {
             std::os::unix::fs::chown(&state, Some(uid), Some(gid)).unwrap_or_default();
@@ -184,7 +178,7 @@ impl Scene {
         c.initialize().await;
         let scene = Scene {
             hub,
-            root,
+            _root: root,
             ro,
             rw,
             secret,

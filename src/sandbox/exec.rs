@@ -107,23 +107,6 @@ fn outer(spec: Spec, status: &File) -> Step<i32> {
         std::fs::write(cg.join("cgroup.procs"), "0")
             .map_err(at("cgroup", cg.join("cgroup.procs").display()))?;
     }
-    let (uid, gid) = (Uid::from_raw(spec.uid), Gid::from_raw(spec.gid));
-    if Uid::current() != uid {
-        // A root hub's server runs as nobody. Become nobody before the user
-        // namespace exists: a process inside a new namespace may map only its
-        // own id, and nobody must not keep root's supplementary groups.
-        nix::unistd::setgroups(&[]).map_err(at("switch user", "setgroups"))?;
-        nix::unistd::setresgid(gid, gid, gid).map_err(at("switch user", "setresgid"))?;
-        nix::unistd::setresuid(uid, uid, uid).map_err(at("switch user", "setresuid"))?;
-        // A credential change makes the process non-dumpable, which makes its
-        // own /proc/self/uid_map unwritable; an ordinary exec would undo it anyway.
-        nix::sys::prctl::set_dumpable(true).map_err(at("switch user", "dumpable"))?;
-        // It also clears the parent-death signal: set it again.
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(at("die-with-parent", "prctl"))?;
-        if nix::unistd::getppid().as_raw() as u32 != spec.parent_pid {
-            return Err(fail("die-with-parent", "the hub exited"));
-        }
-    }
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -132,20 +115,48 @@ fn outer(spec: Spec, status: &File) -> Step<i32> {
     if spec.private_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    unshare(flags).map_err(at("unshare", "user, mount, pid, ipc, uts namespaces"))?;
-    // The same ids inside as outside: files the server writes belong to its
-    // user on the host too, and "root" inside is nothing more than that user.
-    std::fs::write("/proc/self/setgroups", "deny").map_err(at("uid/gid maps", "setgroups"))?;
-    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))
-        .map_err(at("uid/gid maps", "uid_map"))?;
-    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
-        .map_err(at("uid/gid maps", "gid_map"))?;
-
-    // SAFETY: this process is single-threaded (the helper starts no threads), so
-    // the child may do anything the parent could.
-    match unsafe { fork() }.map_err(at("pid 1", "fork"))? {
+    let me = Uid::current();
+    if me.as_raw() == spec.uid {
+        // Unprivileged: the process may map only its own ids, inside the
+        // namespace it just made. The same ids inside as outside, so files the
+        // server writes belong to its user on the host too.
+        unshare(flags).map_err(at("unshare", "user, mount, pid, ipc, uts namespaces"))?;
+        std::fs::write("/proc/self/setgroups", "deny").map_err(at("uid/gid maps", "setgroups"))?;
+        let (uid, gid) = (spec.uid, spec.gid);
+        std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))
+            .map_err(at("uid/gid maps", "uid_map"))?;
+        std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
+            .map_err(at("uid/gid maps", "gid_map"))?;
+        return in_namespaces(&spec, status);
+    }
+    // Root, for a server that runs as nobody: root inside (mapped to root) builds
+    // the sandbox with root's access to the host's files, and the server
+    // switches to nobody at the end. A two-line map must be written from the
+    // parent namespace, so a child unshares and this process maps it.
+    nix::unistd::setgroups(&[]).map_err(at("setgroups", "drop root's supplementary groups"))?;
+    let (ready_r, ready_w) = nix::unistd::pipe().map_err(at("uid/gid maps", "pipe"))?;
+    let (go_r, go_w) = nix::unistd::pipe().map_err(at("uid/gid maps", "pipe"))?;
+    // SAFETY: single-threaded, as below.
+    match unsafe { fork() }.map_err(at("unshare", "fork"))? {
         ForkResult::Child => {
-            let err = match init(&spec, status) {
+            drop((ready_r, go_w));
+            let run = || -> Step<i32> {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                    .map_err(at("die-with-parent", "prctl"))?;
+                unshare(flags).map_err(at("unshare", "user, mount, pid, ipc, uts namespaces"))?;
+                File::from(ready_w)
+                    .write_all(b"u")
+                    .map_err(at("uid/gid maps", "sync"))?;
+                let mut b = [0u8; 1];
+                let n = File::from(go_r)
+                    .read(&mut b)
+                    .map_err(at("uid/gid maps", "sync"))?;
+                if n != 1 {
+                    return Err(fail("uid/gid maps", "the parent could not write them"));
+                }
+                in_namespaces(&spec, status)
+            };
+            let err = match run() {
                 Ok(code) => std::process::exit(code),
                 Err(e) => e,
             };
@@ -153,33 +164,71 @@ fn outer(spec: Spec, status: &File) -> Step<i32> {
             std::process::exit(127)
         }
         ForkResult::Parent { child } => {
-            // The server reads stdin and writes stdout; the hub must see EOF the
-            // moment the server exits, not when this process does. The status
-            // pipe must close with the server's exec, so this copy goes too
-            // (`main` never drops its File: it ends in process::exit).
-            let _ = nix::unistd::close(0);
-            let _ = nix::unistd::close(1);
-            let _ = nix::unistd::close(STATUS_FD);
-            // A stop signal reaches the whole process group: the server gets it
-            // and exits, and this process reports its status. SIGKILL still works.
-            for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-                // SAFETY: SIG_IGN installs no handler code.
-                let _ = unsafe { signal(s, SigHandler::SigIgn) };
+            drop((ready_w, go_r));
+            let mut b = [0u8; 1];
+            if File::from(ready_r).read(&mut b).unwrap_or(0) == 1 {
+                let (uid, gid) = (spec.uid, spec.gid);
+                let map = |file: &str, outer: u32, target: u32| {
+                    std::fs::write(
+                        format!("/proc/{child}/{file}"),
+                        format!("{outer} {outer} 1\n{target} {target} 1"),
+                    )
+                    .map_err(at("uid/gid maps", file.to_string()))
+                };
+                map("uid_map", me.as_raw(), uid)?;
+                map("gid_map", Gid::current().as_raw(), gid)?;
+                File::from(go_w)
+                    .write_all(b"g")
+                    .map_err(at("uid/gid maps", "sync"))?;
             }
-            let code = wait_for(child);
-            if (129..=128 + 64).contains(&code) {
-                // init cannot die by a signal; it reports one as 128+n, and
-                // this process passes it on as the real thing, so the hub says
-                // "killed by signal 9", not "exited with status 137".
-                if let Ok(sig) = Signal::try_from(code - 128) {
-                    // SAFETY: restoring the default disposition installs no handler code.
-                    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
-                    let _ = nix::sys::signal::raise(sig);
-                }
-            }
-            Ok(code)
+            Ok(relay(child))
         }
     }
+}
+
+/// In the new namespaces: forks pid 1 and relays its exit.
+fn in_namespaces(spec: &Spec, status: &File) -> Step<i32> {
+    // SAFETY: this process is single-threaded (the helper starts no threads), so
+    // the child may do anything the parent could.
+    match unsafe { fork() }.map_err(at("pid 1", "fork"))? {
+        ForkResult::Child => {
+            let err = match init(spec, status) {
+                Ok(code) => std::process::exit(code),
+                Err(e) => e,
+            };
+            let _ = (&*status).write_all(err.to_string().as_bytes());
+            std::process::exit(127)
+        }
+        ForkResult::Parent { child } => Ok(relay(child)),
+    }
+}
+
+/// A parent that only waits: lets go of stdio and the status pipe, ignores the
+/// polite stop signals (the server gets them too, through the process group)
+/// and exits the way `child` did.
+fn relay(child: Pid) -> i32 {
+    // The hub must see EOF the moment the server exits, not when this process
+    // does; the status pipe must close with the server's exec. (`main` never
+    // drops its File for fd 4: it ends in process::exit.)
+    let _ = nix::unistd::close(0);
+    let _ = nix::unistd::close(1);
+    let _ = nix::unistd::close(STATUS_FD);
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: SIG_IGN installs no handler code.
+        let _ = unsafe { signal(s, SigHandler::SigIgn) };
+    }
+    let code = wait_for(child);
+    if (129..=128 + 64).contains(&code) {
+        // init cannot die by a signal; it reports one as 128+n, and this
+        // process passes it on as the real thing, so the hub says "killed by
+        // signal 9", not "exited with status 137".
+        if let Ok(sig) = Signal::try_from(code - 128) {
+            // SAFETY: restoring the default disposition installs no handler code.
+            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+            let _ = nix::sys::signal::raise(sig);
+        }
+    }
+    code
 }
 
 /// Waits for `pid`, reaping anything else that exits meanwhile, and returns its

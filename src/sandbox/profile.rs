@@ -451,7 +451,12 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
         }
         runnables.push(interp);
     }
-    for a in req.args.iter().filter(|a| a.starts_with('/')) {
+    // "/" as an argument would show the whole host: it gets no bind.
+    for a in req
+        .args
+        .iter()
+        .filter(|a| a.starts_with('/') && a.len() > 1)
+    {
         if let Ok(real) = std::fs::canonicalize(a) {
             if real.is_dir() || real.starts_with("/etc") {
                 add!(

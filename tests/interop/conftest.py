@@ -74,6 +74,8 @@ class Hub:
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory):
     d = tmp_path_factory.mktemp("workspace")
+    # A root hub runs its sandboxed servers as nobody, who must be able to read it.
+    os.chmod(d, 0o755)
     (d / "notes.txt").write_text("hello from the hub's interop test\n")
     (d / "sub").mkdir()
     (d / "sub" / "data.json").write_text('{"answer": 42}\n')

@@ -39,7 +39,10 @@ if [ ! -x "$ROOT/lib/systemd/systemd" ]; then
 fi
 
 LOG=$(mktemp)
+# nspawn's own seccomp allow-list (which every service in the container
+# inherits) predates Landlock; a real host has no such filter.
 systemd-nspawn -q -D "$ROOT" -b --register=no --keep-unit --volatile=overlay --private-network \
+  --system-call-filter="landlock_create_ruleset landlock_add_rule landlock_restrict_self mount_setattr close_range" \
   --bind-ro="$DEB:/tmp/pkg.deb" --bind-ro="$FIXTURE:/usr/local/bin/mcp-fixture" \
   --console=passive >"$LOG" 2>&1 &
 NS=$!
@@ -111,6 +114,17 @@ out=$(mcp fx "$SESSION" "$(call 2 echo through-systemd)")
 check "tools/call through a stdio server" sh -c "echo '$out' | grep -q through-systemd"
 check "a wrong token gets 401" test "$(curl_in -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' http://127.0.0.1:9090/fx/sse)" = 401
 check "the service runs as mcp-hub" test "$(X stat -c %U "/proc/$(X systemctl show -p MainPID --value mcp-hub)")" = mcp-hub
+HUB=$(X systemctl show -p MainPID --value mcp-hub)
+FX=$(children | head -1)
+has() { grep -q -- "$1" <<<"$2"; }
+check "the stdio server runs in its own pid, mount, user and ipc namespaces" X sh -c "
+  for ns in pid mnt user ipc; do [ \"\$(readlink /proc/$HUB/ns/\$ns)\" != \"\$(readlink $FX/ns/\$ns)\" ] || exit 1; done"
+check "the sandboxed server has no capabilities" X grep -q '^CapEff:[[:space:]]*0000000000000000' "$FX/status"
+check "the sandboxed server cannot see the hub's config" X sh -c "! ls $FX/root/etc/mcp-hub >/dev/null 2>&1"
+doctor=$(X systemd-run -q --wait --pipe -p User=mcp-hub -p LoadCredential=token:/etc/mcp-hub/token \
+  /usr/bin/mcp-hub --config /etc/mcp-hub/config.json doctor 2>&1)
+check "mcp-hub doctor (as the service user) finds the sandbox enforceable" has 'fx: fully enforced' "$doctor"
+check "mcp-hub doctor says cgroup limits are not enforced on this host" has 'limits not enforced' "$doctor"
 
 # 3. Reload: a changed config keeps the open session and applies the change.
 config fx fx2
