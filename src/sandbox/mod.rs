@@ -21,10 +21,8 @@ pub mod spec;
 
 use command_fds::{CommandFdExt, FdMapping};
 use profile::Profile;
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::Path;
 use std::time::Duration;
 
 /// The hidden subcommand that runs [`exec::main`].
@@ -55,30 +53,23 @@ pub struct Prepared {
     pub group: Option<cgroup::Group>,
 }
 
-/// What one sandboxed server start needs from its config.
-pub struct Start<'a> {
-    pub server: &'a str,
-    pub command: &'a str,
-    pub args: &'a [String],
-    pub env: &'a BTreeMap<String, String>,
-    pub cwd: Option<&'a Path>,
-    pub home: &'a Path,
-}
-
 /// Prepares the helper command for one start of a sandboxed server. Blocking
 /// file-system work, but little of it (a few stats, one small pipe write).
-pub fn prepare(start: &Start, profile: &Profile) -> Result<Prepared, SandboxError> {
+pub fn prepare(
+    server: &str,
+    start: &crate::config::StdioSpec,
+    profile: &Profile,
+) -> Result<Prepared, SandboxError> {
     let (uid, gid) = profile::run_as();
     let home_err = |e| SandboxError::Home(start.home.display().to_string(), e);
-    std::fs::create_dir_all(start.home).map_err(home_err)?;
+    std::fs::create_dir_all(&start.home).map_err(home_err)?;
     if nix::unistd::getuid().is_root() {
         // A root hub's servers run as nobody, who must own its HOME.
-        std::os::unix::fs::chown(start.home, Some(uid), Some(gid)).map_err(home_err)?;
+        std::os::unix::fs::chown(&start.home, Some(uid), Some(gid)).map_err(home_err)?;
     }
     let group = match cgroup::state() {
         cgroup::State::Delegated { dir } => Some(
-            cgroup::Group::create(dir, start.server, &profile.limits)
-                .map_err(SandboxError::Cgroup)?,
+            cgroup::Group::create(dir, server, &profile.limits).map_err(SandboxError::Cgroup)?,
         ),
         cgroup::State::NotEnforced(why) => {
             if profile.limits.required && profile.limits.needs_cgroup() {
@@ -92,13 +83,13 @@ pub fn prepare(start: &Start, profile: &Profile) -> Result<Prepared, SandboxErro
     let spec = profile::build(
         profile,
         &profile::Request {
-            server: start.server,
-            command: start.command,
-            args: start.args,
-            env: start.env,
-            cwd: start.cwd,
+            server: server,
+            command: &start.command,
+            args: &start.args,
+            env: &start.env,
+            cwd: start.cwd.as_deref(),
             default_path: &default_path,
-            home: start.home,
+            home: &start.home,
             cgroup: group.as_ref().map(|g| g.dir.clone()),
             parent_pid: std::process::id(),
             uid,

@@ -61,15 +61,7 @@ fn command_for(spec: &StdioSpec) -> Command {
 pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnError> {
     let (mut cmd, status, cgroup) = match &spec.sandbox {
         Some(profile) => {
-            let start = sandbox::Start {
-                server,
-                command: &spec.command,
-                args: &spec.args,
-                env: &spec.env,
-                cwd: spec.cwd.as_deref(),
-                home: &spec.home,
-            };
-            let p = sandbox::prepare(&start, profile)?;
+            let p = sandbox::prepare(server, spec, profile)?;
             (Command::from(p.command), Some(p.status), p.group)
         }
         None => (command_for(spec), None, None),
