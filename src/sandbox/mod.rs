@@ -83,7 +83,7 @@ pub fn prepare(
     let spec = profile::build(
         profile,
         &profile::Request {
-            server: server,
+            server,
             command: &start.command,
             args: &start.args,
             env: &start.env,
