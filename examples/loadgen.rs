@@ -13,12 +13,14 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, Mutex};
+
+#[path = "shared/hub.rs"]
+mod hub;
 
 const TOKEN: &str = "bench-token";
 
@@ -64,30 +66,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn start_hub(o: &Opts, dir: &std::path::Path) -> (Child, String) {
     let cfg = json!({"mcpProxy": {"options": {"authTokens": [TOKEN]}},
                      "mcpServers": {"bench": {"command": std::fs::canonicalize(&o.fixture).unwrap()}}});
-    let path = dir.join("bench.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
-    let mut child = Command::new(&o.hub)
-        .args([
-            "--config",
-            path.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("MCP_HUB_LOG", "warn,mcp_hub=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the hub (build it with cargo build --release)");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let l = lines.next().expect("hub output").unwrap();
-        if let Some(rest) = l.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    hub::start(&o.hub, &cfg, dir)
 }
 
 struct Conn {

@@ -8,9 +8,10 @@
 //! Options: --runs N (default 50), --hub PATH, --fixture PATH (default target/release/…).
 
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "shared/hub.rs"]
+mod hub;
 
 const TOKEN: &str = "bench-token";
 
@@ -37,27 +38,7 @@ fn main() {
             "plain": {"command": fx, "session": "per-client", "sandbox": false},
         }
     });
-    let path = dir.path().join("config.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
-    let mut child = Command::new(&hub)
-        .args([
-            "--config",
-            path.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the hub");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let l = lines.next().expect("hub log").unwrap();
-        if let Some(rest) = l.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, addr) = hub::start(&hub, &cfg, dir.path());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -133,3 +133,50 @@ fn credentials_come_from_the_credentials_directory() {
         "{err}"
     );
 }
+
+/// `doctor` with one config: (exit status ok, stdout).
+fn doctor(servers: serde_json::Value) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let cfg = serde_json::json!({"mcpProxy": {"options": {"stateDir": dir.path().join("state")}},
+                                 "mcpServers": servers});
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let out = Command::new(hub_bin())
+        .args(["--config", path.to_str().unwrap(), "doctor"])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+    )
+}
+
+#[test]
+fn doctor_exits_non_zero_when_a_profile_cannot_be_enforced() {
+    let fx = common::fixture();
+    let (ok, out) = doctor(serde_json::json!({"plain": {"command": fx}}));
+    assert!(ok, "a default profile is enforceable here: {out}");
+    assert!(out.contains("plain: fully enforced"), "{out}");
+    assert!(
+        out.contains("landlock ABI:") && out.contains("seccomp filters:"),
+        "{out}"
+    );
+
+    // memoryMax needs a delegated cgroup v2, which these machines lack; where
+    // one exists, doctor must say the profile is enforced instead.
+    let (ok, out) = doctor(serde_json::json!({
+        "capped": {"command": fx, "sandbox": {"memoryMax": "256M"}},
+        "open": {"command": fx, "sandbox": false}}));
+    assert!(out.contains("open: WARNING: sandbox disabled"), "{out}");
+    if out.contains("cgroup v2 limits:             limits not enforced") {
+        assert!(!ok, "an unenforceable profile must fail doctor: {out}");
+        assert!(out.contains("capped: NOT fully enforced"), "{out}");
+        assert!(
+            out.contains("memoryMax/cpuQuota: limits not enforced"),
+            "{out}"
+        );
+    } else {
+        assert!(ok, "{out}");
+        assert!(out.contains("capped: fully enforced"), "{out}");
+    }
+}

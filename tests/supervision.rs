@@ -204,22 +204,15 @@ async fn sigterm_stops_every_child_and_its_group() {
 
 /// Processes in the process group led by `pgid`.
 fn group_members(pgid: i32) -> Vec<i32> {
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            let fields: Vec<&str> = stat
-                .rsplit_once(") ")
-                .map(|(_, r)| r.split(' ').collect())
-                .unwrap_or_default();
-            if fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) {
-                out.push(pid);
-            }
-        }
-    }
-    out
+    pids_where(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // Field 5 (pgrp), counted after the ")" that ends the command name.
+            stat.rsplit_once(") ")
+                .and_then(|(_, r)| r.split(' ').nth(2))
+                .and_then(|g| g.parse::<i32>().ok())
+                == Some(pgid)
+        })
+    })
 }
 
 #[tokio::test]

@@ -172,12 +172,19 @@ impl Drop for Group {
         // Empty once the child is reaped; a straggler would keep it busy, so
         // kill whatever is left first.
         let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        if std::fs::remove_dir(&self.dir).is_ok() {
+            return;
         }
-        tracing::warn!("cannot remove cgroup {}", self.dir.display());
+        // Killed tasks take a moment to leave; wait for them off the runtime.
+        let dir = std::mem::take(&mut self.dir);
+        std::thread::spawn(move || {
+            for _ in 0..50 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                if std::fs::remove_dir(&dir).is_ok() {
+                    return;
+                }
+            }
+            tracing::warn!("cannot remove cgroup {}", dir.display());
+        });
     }
 }

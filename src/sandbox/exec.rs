@@ -74,17 +74,24 @@ type Step<T = ()> = Result<T, StepError>;
 pub fn main() -> ! {
     // SAFETY: the hub maps the status pipe's write end to fd 4 for this process
     // (command-fds); nothing else here owns that descriptor.
-    let mut status = unsafe { File::from_raw_fd(STATUS_FD) };
+    let status = unsafe { File::from_raw_fd(STATUS_FD) };
     let _ = nix::fcntl::fcntl(
         &status,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
-    let err = match read_spec().and_then(|spec| outer(spec, &status)) {
+    finish(read_spec().and_then(|spec| outer(spec, &status)), &status)
+}
+
+/// Ends a helper process: with the exit code it relays, or with its failed
+/// step written to the status pipe and 127.
+fn finish(result: Step<i32>, status: &File) -> ! {
+    match result {
         Ok(code) => std::process::exit(code),
-        Err(e) => e,
-    };
-    let _ = status.write_all(err.to_string().as_bytes());
-    std::process::exit(127)
+        Err(e) => {
+            let _ = (&*status).write_all(e.to_string().as_bytes());
+            std::process::exit(127)
+        }
+    }
 }
 
 fn read_spec() -> Step<Spec> {
@@ -156,12 +163,7 @@ fn outer(spec: Spec, status: &File) -> Step<i32> {
                 }
                 in_namespaces(&spec, status)
             };
-            let err = match run() {
-                Ok(code) => std::process::exit(code),
-                Err(e) => e,
-            };
-            let _ = (&*status).write_all(err.to_string().as_bytes());
-            std::process::exit(127)
+            finish(run(), status)
         }
         ForkResult::Parent { child } => {
             drop((ready_w, go_r));
@@ -191,14 +193,7 @@ fn in_namespaces(spec: &Spec, status: &File) -> Step<i32> {
     // SAFETY: this process is single-threaded (the helper starts no threads), so
     // the child may do anything the parent could.
     match unsafe { fork() }.map_err(at("pid 1", "fork"))? {
-        ForkResult::Child => {
-            let err = match init(spec, status) {
-                Ok(code) => std::process::exit(code),
-                Err(e) => e,
-            };
-            let _ = (&*status).write_all(err.to_string().as_bytes());
-            std::process::exit(127)
-        }
+        ForkResult::Child => finish(init(spec, status), status),
         ForkResult::Parent { child } => Ok(relay(child)),
     }
 }
@@ -258,12 +253,8 @@ fn init(spec: &Spec, status: &File) -> Step<i32> {
     // SAFETY: single-threaded, as above.
     match unsafe { fork() }.map_err(at("fork", "server"))? {
         ForkResult::Child => {
-            let err = match server(spec) {
-                Ok(never) => match never {},
-                Err(e) => e,
-            };
-            let _ = (&*status).write_all(err.to_string().as_bytes());
-            std::process::exit(127)
+            // `server` only returns if the exec failed.
+            finish(server(spec).map(|never| match never {}), status)
         }
         ForkResult::Parent { child } => {
             let _ = nix::unistd::close(0);

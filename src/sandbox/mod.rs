@@ -78,8 +78,7 @@ pub fn prepare(
             None
         }
     };
-    let default_path =
-        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let default_path = profile::inherited_path();
     let spec = profile::build(
         profile,
         &profile::Request {
@@ -139,16 +138,9 @@ pub fn helper_command(spec: &spec::Spec) -> Result<(std::process::Command, Owned
 /// Waits for the helper's verdict: EOF on the status pipe means the server was
 /// exec'd; text is the failed step.
 pub async fn wait_ready(status: OwnedFd) -> Result<(), SandboxError> {
-    let read = tokio::task::spawn_blocking(move || {
-        let mut text = String::new();
-        std::fs::File::from(status)
-            .read_to_string(&mut text)
-            .map(|_| text)
-    });
+    let read = tokio::task::spawn_blocking(move || wait_ready_blocking(status));
     match tokio::time::timeout(SETUP_TIMEOUT, read).await {
-        Ok(Ok(Ok(text))) if text.is_empty() => Ok(()),
-        Ok(Ok(Ok(text))) => Err(SandboxError::Setup(text)),
-        Ok(Ok(Err(e))) => Err(SandboxError::Setup(format!("status pipe: {e}"))),
+        Ok(Ok(verdict)) => verdict,
         Ok(Err(e)) => Err(SandboxError::Setup(format!("status pipe: {e}"))),
         Err(_) => Err(SandboxError::Setup(format!(
             "the helper did not finish within {SETUP_TIMEOUT:?}"

@@ -91,6 +91,7 @@ fn live_check() -> Result<(), String> {
     std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
     let env = Default::default();
     let profile = Profile::default();
+    let (uid, gid) = super::profile::run_as();
     let exe_s = exe.display().to_string();
     let spec = super::profile::build(
         &profile,
@@ -104,8 +105,8 @@ fn live_check() -> Result<(), String> {
             home: &home,
             cgroup: None,
             parent_pid: std::process::id(),
-            uid: super::profile::run_as().0,
-            gid: super::profile::run_as().1,
+            uid,
+            gid,
         },
     )
     .map_err(|e| e.to_string());

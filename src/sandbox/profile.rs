@@ -294,6 +294,11 @@ pub fn run_as() -> (u32, u32) {
     }
 }
 
+/// The PATH a server gets when its `env` sets none: the hub's own.
+pub fn inherited_path() -> String {
+    std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
+}
+
 /// Finds `command` the way execvp would, in `path`.
 pub fn resolve(command: &str, path: &str, cwd: Option<&Path>) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
@@ -371,70 +376,30 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
         std::fs::canonicalize(&program).map_err(|e| BuildError::Io(program.clone(), e))?
     };
 
-    let mut mounts: BTreeMap<PathBuf, MountKind> = BTreeMap::new();
-    // A path named twice gets the union of the rights.
-    fn put(mounts: &mut BTreeMap<PathBuf, MountKind>, p: PathBuf, kind: MountKind) {
-        let merged = match (mounts.get(&p), &kind) {
-            (
-                Some(MountKind::Bind {
-                    write: w0,
-                    exec: x0,
-                }),
-                MountKind::Bind { write, exec },
-            ) => MountKind::Bind {
-                write: *w0 || *write,
-                exec: *x0 || *exec,
-            },
-            _ => kind,
-        };
-        mounts.insert(p, merged);
-    }
-    macro_rules! add {
-        ($p:expr, $k:expr) => {
-            put(&mut mounts, $p, $k)
-        };
-    }
+    let mut mounts = Mounts::default();
     for d in SYSTEM_DIRS {
         let p = Path::new(d);
         match std::fs::symlink_metadata(p) {
             Ok(m) if m.file_type().is_symlink() => {
                 if let Ok(target) = std::fs::read_link(p) {
-                    add!(p.into(), MountKind::Symlink { target });
+                    mounts.add(p.into(), MountKind::Symlink { target });
                 }
             }
-            Ok(_) => add!(
-                p.into(),
-                MountKind::Bind {
-                    write: false,
-                    exec: true
-                }
-            ),
+            Ok(_) => mounts.bind(p.into(), false, true),
             Err(_) => {}
         }
     }
     for e in ETC {
         let p = Path::new("/etc").join(e);
         if p.exists() {
-            add!(
-                p,
-                MountKind::Bind {
-                    write: false,
-                    exec: false
-                }
-            );
+            mounts.bind(p, false, false);
         }
     }
     // Debian's python reads /etc/python3.11/sitecustomize.py.
     if let Ok(dir) = std::fs::read_dir("/etc") {
         for e in dir.flatten() {
             if e.file_name().to_string_lossy().starts_with("python3") {
-                add!(
-                    e.path(),
-                    MountKind::Bind {
-                        write: false,
-                        exec: false
-                    }
-                );
+                mounts.bind(e.path(), false, false);
             }
         }
     }
@@ -459,13 +424,7 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
     {
         if let Ok(real) = std::fs::canonicalize(a) {
             if real.is_dir() || real.starts_with("/etc") {
-                add!(
-                    real,
-                    MountKind::Bind {
-                        write: false,
-                        exec: false
-                    }
-                );
+                mounts.bind(real, false, false);
             } else {
                 runnables.push(real);
             }
@@ -473,14 +432,8 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
     }
     for r in runnables {
         if let Some(dir) = install_dir(&r) {
-            if !covered(&mounts, &dir) && dir.exists() {
-                add!(
-                    dir,
-                    MountKind::Bind {
-                        write: false,
-                        exec: true
-                    }
-                );
+            if !mounts.covers(&dir) && dir.exists() {
+                mounts.bind(dir, false, true);
             }
         }
     }
@@ -489,52 +442,26 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
         None => None,
     };
     if let Some(cwd) = &cwd {
-        if let Ok(real) = std::fs::canonicalize(cwd) {
-            add!(
-                real,
-                MountKind::Bind {
-                    write: false,
-                    exec: false
-                }
-            );
-        }
+        mounts.bind(cwd.clone(), false, false);
     }
 
     for p in &profile.read {
-        add!(
-            p.clone(),
-            MountKind::Bind {
-                write: false,
-                exec: false
-            }
-        );
+        mounts.bind(p.clone(), false, false);
     }
     for p in &profile.exec {
-        add!(
-            p.clone(),
-            MountKind::Bind {
-                write: false,
-                exec: true
-            }
-        );
+        mounts.bind(p.clone(), false, true);
     }
+    // A write dir also named in `exec` keeps exec: binds of one path merge.
     for p in &profile.write {
-        let exec = profile.exec.contains(p);
-        add!(p.clone(), MountKind::Bind { write: true, exec });
+        mounts.bind(p.clone(), true, false);
     }
     // Package runners keep what they download under HOME and execute it from there.
-    add!(
-        req.home.to_path_buf(),
-        MountKind::Bind {
-            write: true,
-            exec: true
-        }
-    );
-    add!("/proc".into(), MountKind::Proc);
-    add!("/dev".into(), MountKind::Dev);
-    add!("/tmp".into(), MountKind::Tmpfs);
+    mounts.bind(req.home.to_path_buf(), true, true);
+    mounts.add("/proc".into(), MountKind::Proc);
+    mounts.add("/dev".into(), MountKind::Dev);
+    mounts.add("/tmp".into(), MountKind::Tmpfs);
     for p in &profile.tmpfs {
-        add!(p.clone(), MountKind::Tmpfs);
+        mounts.add(p.clone(), MountKind::Tmpfs);
     }
 
     let home = req.home.display().to_string();
@@ -554,6 +481,7 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
         env: env.into_iter().collect(),
         cwd,
         mounts: mounts
+            .0
             .into_iter()
             .map(|(path, kind)| {
                 let source = match kind {
@@ -576,11 +504,39 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
     })
 }
 
-/// Whether a bind already shows `dir` (it lies under a bound directory).
-fn covered(mounts: &BTreeMap<PathBuf, MountKind>, dir: &Path) -> bool {
-    mounts
-        .iter()
-        .any(|(p, k)| matches!(k, MountKind::Bind { exec: true, .. }) && dir.starts_with(p))
+/// The mounts of one sandbox by path, so parents sort before children.
+#[derive(Default)]
+struct Mounts(BTreeMap<PathBuf, MountKind>);
+
+impl Mounts {
+    /// A path named twice gets the union of the rights.
+    fn add(&mut self, p: PathBuf, kind: MountKind) {
+        let merged = match (self.0.get(&p), &kind) {
+            (
+                Some(MountKind::Bind {
+                    write: w0,
+                    exec: x0,
+                }),
+                MountKind::Bind { write, exec },
+            ) => MountKind::Bind {
+                write: *w0 || *write,
+                exec: *x0 || *exec,
+            },
+            _ => kind,
+        };
+        self.0.insert(p, merged);
+    }
+
+    fn bind(&mut self, p: PathBuf, write: bool, exec: bool) {
+        self.add(p, MountKind::Bind { write, exec });
+    }
+
+    /// Whether an executable bind already shows `dir` (it lies under one).
+    fn covers(&self, dir: &Path) -> bool {
+        self.0
+            .iter()
+            .any(|(p, k)| matches!(k, MountKind::Bind { exec: true, .. }) && dir.starts_with(p))
+    }
 }
 
 #[cfg(test)]

@@ -63,8 +63,16 @@ fn arch() -> Result<TargetArch, String> {
     TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("{e:?}"))
 }
 
-fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, String> {
-    SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value).map_err(|e| e.to_string())
+/// A rule matching one condition on argument `arg`.
+fn rule(
+    arg: u8,
+    len: SeccompCmpArgLen,
+    op: SeccompCmpOp,
+    value: u64,
+) -> Result<SeccompRule, String> {
+    SeccompCondition::new(arg, len, op, value)
+        .and_then(|c| SeccompRule::new(vec![c]))
+        .map_err(|e| e.to_string())
 }
 
 fn program(
@@ -82,30 +90,22 @@ fn program(
 pub fn filters() -> Result<[BpfProgram; 2], String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|(_, nr)| (*nr, vec![])).collect();
+    // ioctl's request is an int: compare the low 32 bits only.
     let ioctl = [libc::TIOCSTI, libc::TIOCLINUX]
         .into_iter()
-        .map(|req| {
-            SeccompRule::new(vec![SeccompCondition::new(
-                1,
-                SeccompCmpArgLen::Dword,
-                SeccompCmpOp::Eq,
-                req,
-            )
-            .map_err(|e| e.to_string())?])
-            .map_err(|e| e.to_string())
-        })
+        .map(|req| rule(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, req))
         .collect::<Result<Vec<_>, String>>()?;
     rules.insert(libc::SYS_ioctl, ioctl);
     let newuser = libc::CLONE_NEWUSER as u64;
-    let masked = || cond(0, SeccompCmpOp::MaskedEq(newuser), newuser);
-    rules.insert(
-        libc::SYS_unshare,
-        vec![SeccompRule::new(vec![masked()?]).map_err(|e| e.to_string())?],
-    );
-    rules.insert(
-        libc::SYS_clone,
-        vec![SeccompRule::new(vec![masked()?]).map_err(|e| e.to_string())?],
-    );
+    for nr in [libc::SYS_unshare, libc::SYS_clone] {
+        let r = rule(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(newuser),
+            newuser,
+        )?;
+        rules.insert(nr, vec![r]);
+    }
     let deny = program(rules, SeccompAction::Errno(libc::EPERM as u32))?;
     let clone3 = program(
         BTreeMap::from([(libc::SYS_clone3, vec![])]),

@@ -43,8 +43,7 @@ fn command_for(spec: &StdioSpec) -> Command {
     let mut cmd = Command::new(&spec.command);
     cmd.args(&spec.args);
     cmd.env_clear();
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-    cmd.env("PATH", path);
+    cmd.env("PATH", sandbox::profile::inherited_path());
     if let Ok(home) = std::env::var("HOME") {
         cmd.env("HOME", home);
     }

@@ -420,6 +420,16 @@ pub fn pid_alive(pid: i32) -> bool {
     }
 }
 
+/// Live (not zombie) host processes for which `pred(pid)` holds.
+pub fn pids_where(pred: impl Fn(i32) -> bool) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| pred(*pid) && pid_alive(*pid))
+        .collect()
+}
+
 /// A free TCP port on loopback (bound and released: good enough for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
