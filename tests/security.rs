@@ -196,3 +196,81 @@ async fn cors_only_when_configured() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["result"]["serverInfo"]["name"], "mcp-fixture");
 }
+
+/// Sends raw bytes on a fresh connection and returns the status line's code
+/// (0 when the connection closed without an answer).
+async fn raw_status(hub: &Hub, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = hub.base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn malformed_host_is_refused_and_the_hub_lives() {
+    // Host checks are on once baseURL is set, as in config/lan.json.
+    let mut hub = Hub::start(
+        json!({"baseURL": "http://hub.lan:9090"}),
+        json!({"fx": fx(json!({}))}),
+    );
+    for host in ["[", "[::1", "[:", "]", "[]:80"] {
+        let code = raw_status(
+            &hub,
+            &format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(
+            code == 400 || code == 403,
+            "Host {host:?} answered {code}, want a refusal"
+        );
+        assert!(
+            hub.child.try_wait().unwrap().is_none(),
+            "the hub died on Host {host:?}"
+        );
+    }
+    assert!(!hub.log_contains("panicked"));
+    let r = reqwest::get(hub.url("/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn rebinding_names_that_look_like_loopback_are_refused() {
+    let hub = Hub::start(
+        json!({"baseURL": "http://hub.lan:9090"}),
+        json!({"fx": fx(json!({}))}),
+    );
+    let http = reqwest::Client::new();
+    let r = http
+        .get(hub.url("/fx/sse"))
+        .bearer_auth(TOKEN)
+        .header("host", "127.0.0.1.evil.example:9090")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "Host");
+    let r = http
+        .get(hub.url("/fx/sse"))
+        .bearer_auth(TOKEN)
+        .header("host", "hub.lan:9090")
+        .header("origin", "http://127.0.0.1.evil.example:9090")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "Origin");
+    // Real loopback still passes both checks.
+    let r = http
+        .get(hub.url("/healthz"))
+        .header("host", "127.0.0.1:9090")
+        .header("origin", "http://127.0.0.1:5173")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -31,9 +31,17 @@ fn normalize(origin: &str) -> Option<String> {
     ))
 }
 
+/// Loopback means exactly `localhost`, an IPv4 address in 127.0.0.0/8 or `::1`.
+/// A name that merely starts with `127.` (`127.0.0.1.attacker.example`) is a
+/// DNS name like any other: that is the rebinding attack itself.
 fn is_loopback_host(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost") || h == "::1" || h.starts_with("127.")
+    let h = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -69,7 +77,10 @@ impl Policy {
                 .get(http::header::HOST)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let name = strip_port(host).to_ascii_lowercase();
+            // A Host that is not a valid authority is refused, never sliced.
+            let Some(name) = host_name(host) else {
+                return Err(Rejected::Host(host.into()));
+            };
             if !hosts.contains(&name) && !is_loopback_host(&name) {
                 return Err(Rejected::Host(host.into()));
             }
@@ -96,14 +107,18 @@ impl Policy {
     }
 }
 
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host
-            .split(']')
-            .next()
-            .map_or(host, |h| &host[..h.len() + 1]);
+/// The lowercased host name of a Host header, without its port; IPv6 keeps
+/// its brackets. `None` when the header is not a valid authority (`[`,
+/// `a b`, `user@host`).
+fn host_name(host: &str) -> Option<String> {
+    let auth: http::uri::Authority = host.parse().ok()?;
+    // What follows the host is nothing or a valid port (`:99999` parses as an
+    // authority but has no port).
+    let tail = auth.as_str().strip_prefix(auth.host())?;
+    if auth.as_str().contains('@') || (!tail.is_empty() && auth.port().is_none()) {
+        return None;
     }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
+    Some(auth.host().to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -174,6 +189,72 @@ mod tests {
         assert!(p
             .check(&hdrs(&[("host", "x"), ("origin", "http://192.168.1.9")]))
             .is_err());
-        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(host_name("[::1]:80").as_deref(), Some("[::1]"));
+        assert_eq!(host_name("Hub.LAN:9090").as_deref(), Some("hub.lan"));
+        assert_eq!(host_name("["), None);
+        assert_eq!(host_name("[::1"), None);
+        assert_eq!(host_name(""), None);
+    }
+
+    #[test]
+    fn malformed_hosts_are_refused_not_sliced() {
+        let p = policy(r#"{"mcpProxy": {"baseURL": "http://hub.lan:9090"}}"#);
+        for h in [
+            "[",
+            "[:",
+            "[]",
+            "[::1",
+            "]",
+            "a b",
+            "x@hub.lan",
+            "hub.lan:99999",
+        ] {
+            assert!(
+                matches!(p.check(&hdrs(&[("host", h)])), Err(Rejected::Host(_))),
+                "{h:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn loopback_means_loopback() {
+        for h in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.1.2.3",
+            "[::1]",
+            "::1",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "127.0.0.1.evil.example",
+            "127.evil.example",
+            "localhost.evil.example",
+            "[::2]",
+            "0.0.0.0",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+        let p = policy(r#"{"mcpProxy": {"baseURL": "http://hub.lan:9090"}}"#);
+        assert!(matches!(
+            p.check(&hdrs(&[("host", "127.0.0.1.evil.example:9090")])),
+            Err(Rejected::Host(_))
+        ));
+        assert!(matches!(
+            p.check(&hdrs(&[
+                ("host", "hub.lan:9090"),
+                ("origin", "http://127.0.0.1.evil.example:9090")
+            ])),
+            Err(Rejected::Origin(_))
+        ));
+        assert_eq!(
+            p.check(&hdrs(&[
+                ("host", "127.0.0.1:9090"),
+                ("origin", "http://127.0.0.1:5173")
+            ])),
+            Ok(None)
+        );
     }
 }
