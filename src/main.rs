@@ -1,27 +1,12 @@
-//! mcp-hub: entry point. Parses the command line, sets up logging, builds the
-//! runtime and runs the chosen command. Everything else lives in the modules.
+//! mcp-hub: entry point. Dispatches the sandbox helper before anything else,
+//! parses the command line, builds the runtime and handles signals. The hub
+//! itself is the library (`src/lib.rs`).
 
-// Unsafe code is denied everywhere; only the sandbox helper (`sandbox::exec`)
-// allows it, for the system calls no safe wrapper covers, each with a SAFETY note.
-#![deny(unsafe_code)]
-// The HTTP layer returns a finished response as its error value: the refusal *is*
-// the response, and it is built at most once per request.
-#![allow(clippy::result_large_err)]
-
-mod cli;
-mod config;
-mod http;
-mod hub;
-mod jsonrpc;
-mod sandbox;
-mod session;
-mod supervisor;
-mod systemd;
-mod transport;
-mod upstream;
+#![forbid(unsafe_code)]
 
 use anyhow::Context;
 use clap::Parser;
+use mcp_hub::{cli, config, daemon, sandbox, systemd};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -80,7 +65,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")
-                .and_then(|rt| rt.block_on(serve(cli.config, listen, activated, watchdog)));
+                .and_then(|rt| rt.block_on(run(cli.config, listen, activated, watchdog)));
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -92,163 +77,40 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(
+/// Runs the hub until SIGTERM, SIGINT or exit-on-idle; SIGHUP reloads.
+async fn run(
     config_path: std::path::PathBuf,
     listen: Option<String>,
     activated: systemd::listen::Activated,
     watchdog: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
-    use systemd::{listen as sock, notify};
-    let cfg = config::load(&config_path)?;
-    for w in &cfg.warnings {
-        tracing::warn!("{w}");
-    }
-    sandbox_report(&cfg);
-    sock::raise_fd_limit();
-    let servers = cfg.servers.len();
-    let listeners = if activated.is_empty() {
-        let addr = listen.unwrap_or_else(|| cfg.hub.addr.clone());
-        vec![("configured".to_string(), sock::bind(&addr).await?)]
-    } else {
-        if listen.is_some() {
-            tracing::warn!("--listen is ignored: systemd passed the sockets");
-        }
-        activated.into_listeners()?
-    };
-    for (name, l) in &listeners {
-        let how = if name == "configured" {
-            String::new()
-        } else {
-            format!(" (socket-activated: {name})")
-        };
-        tracing::info!(
-            "listening on {}{how} with {servers} server(s) from {}",
-            l.describe(),
-            config_path.display()
-        );
-    }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let hub = hub::Hub::new(cfg);
-    let drain = hub.current().settings.shutdown_timeout;
-    if let Err(e) = hub.check_required().await {
-        hub.shutdown(drain).await;
-        anyhow::bail!(e);
-    }
-    let app = http::App::new(hub.clone(), stop_rx);
-    let idle = idle_watch(app.clone(), hub.current().settings.exit_on_idle);
-    let server = tokio::spawn(http::serve(
-        app,
-        listeners.into_iter().map(|(_, l)| l).collect(),
-        drain,
-    ));
-    notify::ready(&notify::summary(&hub));
-    notify::spawn_watchdog(hub.clone(), watchdog);
-
     use tokio::signal::unix::{signal, SignalKind};
+    // Installed before the hub starts, so a signal during startup is not lost.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    tokio::pin!(idle);
-    loop {
-        tokio::select! {
-            after = &mut idle => {
-                tracing::info!("no session and no request for {}s: exiting (exitOnIdle)", after.as_secs());
-                break;
-            }
-            _ = hup.recv() => reload(&hub, &config_path),
-            _ = term.recv() => {
-                tracing::info!("SIGTERM: shutting down");
-                break;
-            }
-            _ = int.recv() => {
-                tracing::info!("SIGINT: shutting down");
-                break;
+    let hub = daemon::start(config_path, listen, activated, watchdog).await?;
+    {
+        let idle = hub.idle();
+        tokio::pin!(idle);
+        loop {
+            tokio::select! {
+                after = &mut idle => {
+                    tracing::info!("no session and no request for {}s: exiting (exitOnIdle)", after.as_secs());
+                    break;
+                }
+                _ = hup.recv() => hub.reload(),
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: shutting down");
+                    break;
+                }
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: shutting down");
+                    break;
+                }
             }
         }
     }
-    notify::stopping();
-    let _ = stop_tx.send(true);
-    hub.shutdown(drain).await;
-    let _ = tokio::time::timeout(drain, server).await;
-    tracing::info!("stopped");
+    hub.stop().await;
     Ok(())
-}
-
-/// SIGHUP: re-read the config; keep the running one if the new one is invalid.
-fn reload(hub: &hub::Hub, config_path: &std::path::Path) {
-    use systemd::notify;
-    notify::reloading();
-    match config::load(config_path) {
-        Err(e) => {
-            tracing::error!("reload failed; still running the previous config: {e}");
-            notify::ready(&format!("reload failed, running the previous config: {e}"));
-        }
-        Ok(cfg) => {
-            for w in &cfg.warnings {
-                tracing::warn!("{w}");
-            }
-            let s = hub.reload(cfg);
-            tracing::info!(
-                "reloaded {}: kept {:?}, changed {:?}, added {:?}, removed {:?}",
-                config_path.display(),
-                s.kept,
-                s.changed,
-                s.added,
-                s.removed
-            );
-            notify::ready(&notify::summary(hub));
-        }
-    }
-}
-
-/// Resolves once the hub has had no session and no request for `after`
-/// (`mcpProxy.options.exitOnIdle`); never when that is unset.
-async fn idle_watch(
-    app: std::sync::Arc<http::App>,
-    after: Option<std::time::Duration>,
-) -> std::time::Duration {
-    let Some(after) = after else {
-        return std::future::pending().await;
-    };
-    let mut tick = tokio::time::interval((after / 4).clamp(
-        std::time::Duration::from_millis(100),
-        std::time::Duration::from_secs(10),
-    ));
-    loop {
-        tick.tick().await;
-        if app.idle_for().is_some_and(|d| d >= after) {
-            return after;
-        }
-    }
-}
-
-/// Claims the delegated cgroup (if any) before the first child starts, and
-/// says whether the servers' memory and CPU limits will be enforced.
-fn sandbox_report(cfg: &config::Config) {
-    use sandbox::cgroup::State;
-    let state = sandbox::cgroup::state();
-    let limited: Vec<&str> = cfg
-        .servers
-        .values()
-        .filter(|s| match &s.upstream {
-            config::Upstream::Stdio(spec) => spec
-                .sandbox
-                .as_ref()
-                .is_some_and(|p| p.limits.needs_cgroup()),
-            _ => false,
-        })
-        .map(|s| s.name.as_str())
-        .collect();
-    match state {
-        State::Delegated { .. } => tracing::info!("sandbox: cgroup limits {}", state.describe()),
-        State::NotEnforced(_) if limited.is_empty() => tracing::debug!(
-            "sandbox: memoryMax/cpuQuota would not be enforced here: {}",
-            state.describe()
-        ),
-        State::NotEnforced(_) => tracing::warn!(
-            "sandbox: memoryMax/cpuQuota of {}: {}",
-            limited.join(", "),
-            state.describe()
-        ),
-    }
 }

@@ -1,0 +1,178 @@
+//! Running the hub: load the config, take or bind the sockets, start the
+//! registry and the HTTP server, report readiness, and apply SIGHUP reloads.
+//! The signal loop itself stays in `main.rs`.
+
+use crate::{config, http, hub, sandbox, systemd};
+/// A running hub: the registry, the HTTP server and what stops them.
+pub struct Running {
+    hub: std::sync::Arc<hub::Hub>,
+    app: std::sync::Arc<http::App>,
+    server: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+    drain: std::time::Duration,
+    config_path: std::path::PathBuf,
+}
+
+/// Loads the config, takes (or binds) the sockets, starts the registry and
+/// the HTTP server, and tells systemd the hub is ready.
+pub async fn start(
+    config_path: std::path::PathBuf,
+    listen: Option<String>,
+    activated: systemd::listen::Activated,
+    watchdog: Option<std::time::Duration>,
+) -> anyhow::Result<Running> {
+    use systemd::{listen as sock, notify};
+    let cfg = config::load(&config_path)?;
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    sandbox_report(&cfg);
+    sock::raise_fd_limit();
+    let servers = cfg.servers.len();
+    let listeners = if activated.is_empty() {
+        let addr = listen.unwrap_or_else(|| cfg.hub.addr.clone());
+        vec![("configured".to_string(), sock::bind(&addr).await?)]
+    } else {
+        if listen.is_some() {
+            tracing::warn!("--listen is ignored: systemd passed the sockets");
+        }
+        activated.into_listeners()?
+    };
+    for (name, l) in &listeners {
+        let how = if name == "configured" {
+            String::new()
+        } else {
+            format!(" (socket-activated: {name})")
+        };
+        tracing::info!(
+            "listening on {}{how} with {servers} server(s) from {}",
+            l.describe(),
+            config_path.display()
+        );
+    }
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let hub = hub::Hub::new(cfg);
+    let drain = hub.current().settings.shutdown_timeout;
+    if let Err(e) = hub.check_required().await {
+        hub.shutdown(drain).await;
+        anyhow::bail!(e);
+    }
+    let app = http::App::new(hub.clone(), stop_rx);
+    let server = tokio::spawn(http::serve(
+        app.clone(),
+        listeners.into_iter().map(|(_, l)| l).collect(),
+        drain,
+    ));
+    notify::ready(&notify::summary(&hub));
+    notify::spawn_watchdog(hub.clone(), watchdog);
+    Ok(Running {
+        hub,
+        app,
+        server,
+        stop,
+        drain,
+        config_path,
+    })
+}
+
+impl Running {
+    /// SIGHUP: re-read the config; keep the running one if the new one is invalid.
+    pub fn reload(&self) {
+        reload(&self.hub, &self.config_path)
+    }
+
+    /// Resolves once the hub has had no session and no request for
+    /// `exitOnIdle`; never when that is unset.
+    pub async fn idle(&self) -> std::time::Duration {
+        idle_watch(self.app.clone(), self.hub.current().settings.exit_on_idle).await
+    }
+
+    /// Stops accepting, stops every upstream, and drains open connections,
+    /// each within `shutdownTimeout`.
+    pub async fn stop(self) {
+        systemd::notify::stopping();
+        let _ = self.stop.send(true);
+        self.hub.shutdown(self.drain).await;
+        let _ = tokio::time::timeout(self.drain, self.server).await;
+        tracing::info!("stopped");
+    }
+}
+
+/// SIGHUP: re-read the config; keep the running one if the new one is invalid.
+fn reload(hub: &hub::Hub, config_path: &std::path::Path) {
+    use systemd::notify;
+    notify::reloading();
+    match config::load(config_path) {
+        Err(e) => {
+            tracing::error!("reload failed; still running the previous config: {e}");
+            notify::ready(&format!("reload failed, running the previous config: {e}"));
+        }
+        Ok(cfg) => {
+            for w in &cfg.warnings {
+                tracing::warn!("{w}");
+            }
+            let s = hub.reload(cfg);
+            tracing::info!(
+                "reloaded {}: kept {:?}, changed {:?}, added {:?}, removed {:?}",
+                config_path.display(),
+                s.kept,
+                s.changed,
+                s.added,
+                s.removed
+            );
+            notify::ready(&notify::summary(hub));
+        }
+    }
+}
+
+/// Resolves once the hub has had no session and no request for `after`
+/// (`mcpProxy.options.exitOnIdle`); never when that is unset.
+async fn idle_watch(
+    app: std::sync::Arc<http::App>,
+    after: Option<std::time::Duration>,
+) -> std::time::Duration {
+    let Some(after) = after else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval((after / 4).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(10),
+    ));
+    loop {
+        tick.tick().await;
+        if app.idle_for().is_some_and(|d| d >= after) {
+            return after;
+        }
+    }
+}
+
+/// Claims the delegated cgroup (if any) before the first child starts, and
+/// says whether the servers' memory and CPU limits will be enforced.
+fn sandbox_report(cfg: &config::Config) {
+    use sandbox::cgroup::State;
+    let state = sandbox::cgroup::state();
+    let limited: Vec<&str> = cfg
+        .servers
+        .values()
+        .filter(|s| match &s.upstream {
+            config::Upstream::Stdio(spec) => spec
+                .sandbox
+                .as_ref()
+                .is_some_and(|p| p.limits.needs_cgroup()),
+            _ => false,
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    match state {
+        State::Delegated { .. } => tracing::info!("sandbox: cgroup limits {}", state.describe()),
+        State::NotEnforced(_) if limited.is_empty() => tracing::debug!(
+            "sandbox: memoryMax/cpuQuota would not be enforced here: {}",
+            state.describe()
+        ),
+        State::NotEnforced(_) => tracing::warn!(
+            "sandbox: memoryMax/cpuQuota of {}: {}",
+            limited.join(", "),
+            state.describe()
+        ),
+    }
+}

@@ -1,0 +1,24 @@
+//! mcp-hub as a library: every module of the hub, so the routing core, the
+//! lifecycle and the reload diff can be built and tested in-process. The
+//! binary (`main.rs`) only dispatches, builds the runtime and handles signals.
+
+// Unsafe code is denied everywhere; only the sandbox helper (`sandbox::exec`)
+// and the systemd glue allow it, for the system calls no safe wrapper covers,
+// each with a SAFETY note.
+#![deny(unsafe_code)]
+// The HTTP layer returns a finished response as its error value: the refusal *is*
+// the response, and it is built at most once per request.
+#![allow(clippy::result_large_err)]
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod hub;
+pub mod jsonrpc;
+pub mod sandbox;
+pub mod session;
+pub mod supervisor;
+pub mod systemd;
+pub mod transport;
+pub mod upstream;
