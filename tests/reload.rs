@@ -54,7 +54,7 @@ async fn reload_applies_a_per_server_diff() {
         &hub,
         &json!({
             "mcpProxy": {"options": {"authTokens": ["rotated-token"]}},
-            "mcpServers": {"keep": fx(json!({"sandbox": false})), "chg": fx(json!({"sandbox": false, "timeout": "10s"})), "pc": fx(json!({"sandbox": false, "session": "per-client"})), "new": fx(json!({"sandbox": false}))}
+            "mcpServers": {"keep": fx(json!({"sandbox": false})), "chg": fx(json!({"sandbox": false, "env": {"CHANGED": "1"}})), "pc": fx(json!({"sandbox": false, "session": "per-client"})), "new": fx(json!({"sandbox": false}))}
         }),
     );
     hup(&hub);

@@ -21,6 +21,8 @@ pub use expand::ExpandError;
 
 pub const DEFAULT_ADDR: &str = ":9090";
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_CLIENTS: usize = 16;
+pub const DEFAULT_PER_CLIENT_IDLE: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -161,6 +163,8 @@ pub struct ServerConfig {
     pub session: SessionMode,
     pub eager: bool,
     pub idle_timeout: Option<Duration>,
+    /// Per-client servers: how many upstreams may run at once.
+    pub max_clients: usize,
     pub request_timeout: Duration,
     pub init_timeout: Duration,
     /// `None`: no liveness pings. Default: 30 s for remote servers, off for stdio.
@@ -580,11 +584,20 @@ fn validate_server(
         Some(raw::GoDuration::Nanos(n)) => Duration::from_nanos(*n),
         Some(raw::GoDuration::Text(t)) => duration(t, &format!("{path}.timeout"))?,
     };
+    let idle_written = s.idle_timeout.is_some();
     let idle_timeout = s
         .idle_timeout
         .as_deref()
         .map(|t| duration(t, &format!("{path}.idleTimeout")))
-        .transpose()?;
+        .transpose()?
+        // A per-client child belongs to a client that may never say goodbye
+        // (most never send DELETE): it stops after a quiet spell by default.
+        .or((session == SessionMode::PerClient).then_some(DEFAULT_PER_CLIENT_IDLE));
+    let max_clients = match s.max_clients {
+        None => DEFAULT_MAX_CLIENTS,
+        Some(0) => return Err(invalid(format!("{path}.maxClients"), "must be at least 1")),
+        Some(n) => n as usize,
+    };
     let init_timeout = opt_duration(
         &s.init_timeout,
         &format!("{path}.initTimeout"),
@@ -635,7 +648,7 @@ fn validate_server(
             }
         }
     };
-    if !matches!(upstream, Upstream::Stdio(_)) && idle_timeout.is_some() {
+    if !matches!(upstream, Upstream::Stdio(_)) && session == SessionMode::Shared && idle_written {
         warnings.push(format!(
             "{path}.idleTimeout: only stops stdio children; ignored for a remote server"
         ));
@@ -646,6 +659,7 @@ fn validate_server(
         session,
         eager,
         idle_timeout,
+        max_clients,
         request_timeout,
         init_timeout,
         ping_interval,

@@ -127,8 +127,11 @@ pub struct Server {
     pub session: Option<String>,
     /// "lazy" (default) or "eager".
     pub start: Option<String>,
-    /// Stop a shared child after this long without any client session.
+    /// Stop a shared child after this long without any client session; a
+    /// per-client child after this long without a request (default 5m).
     pub idle_timeout: Option<String>,
+    /// Per-client servers: live upstreams at most (default 16).
+    pub max_clients: Option<u32>,
     /// How long the child may take to answer `initialize` (first `npx -y` downloads).
     pub init_timeout: Option<String>,
     /// How often to ping the upstream to find out it hung ("0s" turns it off).

@@ -52,8 +52,23 @@ pub fn http_error(status: StatusCode, msg: impl Into<String>) -> Response<Body> 
 
 /// A JSON-RPC error response with no id, for a request the hub refuses outright.
 pub fn rpc_error(status: StatusCode, code: i64, msg: impl Into<String>) -> Response<Body> {
-    let m = crate::jsonrpc::Message::error(None, code, msg);
-    json_response(status, &Value::Object(m.0))
+    message_response(status, &crate::jsonrpc::Message::error(None, code, msg))
+}
+
+/// One JSON-RPC message as a JSON response, written straight from its raw parts.
+pub fn message_response(status: StatusCode, m: &crate::jsonrpc::Message) -> Response<Body> {
+    bytes_response(status, m.to_bytes())
+}
+
+/// A JSON body the caller already serialized.
+pub fn bytes_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 pub struct App {

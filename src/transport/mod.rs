@@ -11,6 +11,7 @@ pub mod streamable;
 
 use crate::http::Body;
 use crate::jsonrpc::Message;
+use crate::session::outbound::Inbound;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -19,7 +20,7 @@ use hyper::body::Frame;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
@@ -33,21 +34,20 @@ pub fn event(name: &str, data: &[u8]) -> Bytes {
     b.into()
 }
 
+/// One `message` event, serialized straight into one buffer.
 pub fn message_event(m: &Message) -> Bytes {
-    event("message", &m.to_bytes())
-}
-
-/// What a stream's producer sends: a message, or the end of the stream.
-pub enum Out {
-    Msg(Message),
-    End,
+    let mut b = Vec::with_capacity(m.weight() + 48);
+    b.extend_from_slice(b"event: message\ndata: ");
+    m.write_to(&mut b);
+    b.extend_from_slice(b"\n\n");
+    b.into()
 }
 
 /// The state behind an SSE response body. `guard` is dropped with the body,
 /// which is how a transport learns that the client went away.
 pub struct SseStream<G: Send + 'static> {
     pub first: VecDeque<Bytes>,
-    pub rx: mpsc::UnboundedReceiver<Out>,
+    pub rx: Inbound,
     pub keepalive: Duration,
     pub shutdown: watch::Receiver<bool>,
     /// Ends the stream once this returns true for a delivered message (a POST
@@ -75,11 +75,11 @@ pub fn sse_response<G: Send + 'static>(
         }
         tokio::select! {
             m = s.rx.recv() => match m {
-                Some(Out::Msg(m)) => {
+                Some(m) => {
                     let end = (s.done)(&m);
                     Some((message_event(&m), (s, tick, end)))
                 }
-                Some(Out::End) | None => None,
+                None => None,
             },
             _ = tick.tick() => Some((Bytes::from_static(KEEPALIVE), (s, tick, finished))),
             _ = s.shutdown.changed() => None,

@@ -6,17 +6,24 @@
 //!
 //! POSTs are answered 202 as soon as the message is queued; a per-session task
 //! hands messages to the session in order, so a slow upstream start never makes
-//! a client's POST time out.
+//! a client's POST time out. That queue holds [`UPLINK`] messages; past it a
+//! POST gets 503. Everything for the client, answers included, goes through
+//! the stream's one bounded queue (`session::outbound`): a client that stops
+//! reading has its stream closed and its session ended.
 
-use super::{new_session_id, sse_response, Out, SseStream};
-use crate::http::{empty, http_error, read_body, rpc_error, App, Body};
+use super::{new_session_id, sse_response, SseStream};
+use crate::http::{empty, http_error, message_response, read_body, rpc_error, App, Body};
 use crate::hub::{OpenError, Server};
 use crate::jsonrpc::{parse_body, Incoming, Message, UPSTREAM_ERROR};
+use crate::session::outbound::{self, Outbound, Refused};
 use crate::session::{Downstream, Session, SessionInfo};
 use http::{Request, Response, StatusCode};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
+
+/// Client messages queued toward the session, per legacy SSE session.
+const UPLINK: usize = 64;
 
 #[derive(Default)]
 pub struct Registry {
@@ -26,17 +33,18 @@ pub struct Registry {
 #[derive(Clone)]
 struct Conn {
     server: String,
-    uplink: mpsc::UnboundedSender<Message>,
+    uplink: mpsc::Sender<Message>,
 }
 
-struct Sink(mpsc::UnboundedSender<Out>);
+struct Sink(Outbound);
 
 impl Downstream for Sink {
     fn deliver(&self, msg: Message) {
-        let _ = self.0.send(Out::Msg(msg));
+        // On overflow the queue closes itself; the stream ends and so does the session.
+        if let Err(Refused::Closed(_)) = self.0.push(msg) {}
     }
     fn closed(&self, _reason: &str) {
-        let _ = self.0.send(Out::End);
+        self.0.close();
     }
 }
 
@@ -92,22 +100,22 @@ pub async fn open(
             "this endpoint serves text/event-stream",
         );
     }
-    let (tx, rx) = mpsc::unbounded_channel();
     let id = new_session_id();
+    let (tx, rx) = outbound::channel(&server.cfg.name, &id);
     let info = SessionInfo {
         id: id.clone(),
         token,
     };
     let session = match app
         .hub
-        .open_session(&server, Arc::new(Sink(tx)), info)
+        .open_session(&server, Arc::new(Sink(tx.clone())), info)
         .await
     {
         Ok(s) => s,
         Err(e) => return open_error(e),
     };
-    let (up_tx, up_rx) = mpsc::unbounded_channel();
-    tokio::spawn(uplink(session, up_rx));
+    let (up_tx, up_rx) = mpsc::channel(UPLINK);
+    tokio::spawn(uplink(session, up_rx, tx));
     let name = server.cfg.name.clone();
     if let Ok(mut m) = app.sse.sessions.lock() {
         m.insert(
@@ -149,9 +157,18 @@ pub fn open_error(e: OpenError) -> Response<Body> {
     )
 }
 
-async fn uplink(session: Session, mut rx: mpsc::UnboundedReceiver<Message>) {
+/// Hands the client's messages to the session in order, until the client
+/// leaves or its stream closes (overflow, the upstream ended).
+async fn uplink(session: Session, mut rx: mpsc::Receiver<Message>, out: Outbound) {
     while let Some(m) = rx.recv().await {
-        session.send(m).await;
+        if !out.is_open() {
+            break;
+        }
+        if m.is_request() {
+            session.request(m, &out).await;
+        } else {
+            session.notify(m).await;
+        }
     }
     session.close();
 }
@@ -188,20 +205,24 @@ pub async fn post(
     let msgs = match parse_body(&body) {
         Ok(Incoming::Single(m)) => vec![m],
         Ok(Incoming::Batch(v)) => v,
-        Err(e) => {
-            let m = e.to_message();
-            return crate::http::json_response(
-                StatusCode::BAD_REQUEST,
-                &serde_json::Value::Object(m.0),
-            );
-        }
+        Err(e) => return message_response(StatusCode::BAD_REQUEST, &e.to_message()),
     };
     for m in msgs {
-        if conn.uplink.send(m).is_err() {
-            return http_error(
-                StatusCode::NOT_FOUND,
-                "the session has ended; open /sse again",
-            );
+        match conn.uplink.try_send(m) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return rpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    UPSTREAM_ERROR,
+                    format!("{UPLINK} messages are already queued for this session; retry later"),
+                )
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return http_error(
+                    StatusCode::NOT_FOUND,
+                    "the session has ended; open /sse again",
+                )
+            }
         }
     }
     let mut r = empty(StatusCode::ACCEPTED);

@@ -4,6 +4,7 @@
 //! see only [`Upstream`]: an [`Outbox`] to send with, `recv` for what comes back
 //! (`None` when the connection is gone), and for children their process.
 
+pub mod link;
 pub mod sse;
 pub mod stdio;
 pub mod streamable;
@@ -44,7 +45,7 @@ pub enum Outbox {
 }
 
 impl Outbox {
-    pub async fn send(&self, msg: &Message) -> Result<(), Closed> {
+    pub async fn send(&self, msg: Message) -> Result<(), Closed> {
         match self {
             Outbox::Stdin(s) => s.send(msg).await,
             Outbox::Sse(p) => p.send(msg).await,
@@ -53,10 +54,12 @@ impl Outbox {
     }
 
     /// Sends from code that cannot wait (a reply to a ping, a cancellation).
+    /// Gives up after [`DETACHED_SEND`]: a child that stopped reading must not
+    /// collect a task per message.
     pub fn send_detached(&self, msg: Message) {
         let me = self.clone();
         tokio::spawn(async move {
-            let _ = me.send(&msg).await;
+            let _ = tokio::time::timeout(DETACHED_SEND, me.send(msg)).await;
         });
     }
 
@@ -70,6 +73,19 @@ impl Outbox {
     }
 }
 
+const DETACHED_SEND: Duration = Duration::from_secs(10);
+
+/// What the upstream said: a message, or a line that is not JSON-RPC (with
+/// the id it seems to answer, so that request can fail at once).
+#[derive(Debug)]
+pub enum Received {
+    Msg(Message),
+    Garbage {
+        id: Option<crate::jsonrpc::Id>,
+        why: String,
+    },
+}
+
 /// Where messages from the upstream arrive.
 pub enum Inbox {
     Stdio(stdio::Reader),
@@ -78,10 +94,10 @@ pub enum Inbox {
 
 impl Inbox {
     /// The next message from the server; `None` once the connection is gone.
-    pub async fn recv(&mut self) -> Option<Message> {
+    pub async fn recv(&mut self) -> Option<Received> {
         match self {
             Inbox::Stdio(r) => r.recv().await,
-            Inbox::Channel(c) => c.recv().await,
+            Inbox::Channel(c) => c.recv().await.map(Received::Msg),
         }
     }
 }
@@ -106,7 +122,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub async fn recv(&mut self) -> Option<Message> {
+    pub async fn recv(&mut self) -> Option<Received> {
         self.rx.recv().await
     }
 
