@@ -102,6 +102,14 @@ impl Supervisor {
             cfg.request_timeout,
         )
         .await;
+        self.record_start(r)
+    }
+
+    /// Counts a connection attempt made elsewhere (tests' in-memory upstreams).
+    pub fn record_start(
+        &self,
+        r: Result<Upstream, ConnectError>,
+    ) -> Result<Upstream, ConnectError> {
         let mut i = self.lock();
         match &r {
             Ok(up) => {
@@ -111,6 +119,7 @@ impl Supervisor {
             }
             Err(e) => i.last_error = Some(e.to_string()),
         }
+        drop(i);
         r
     }
 

@@ -12,7 +12,8 @@ use super::Audit;
 use crate::jsonrpc::Id;
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+// tokio's clock, so tests can pause it.
+use tokio::time::Instant;
 
 pub struct Exchange {
     pub client: u64,

@@ -21,7 +21,9 @@ use crate::upstream::{Outbox, Received};
 use outbound::Outbound;
 use router::{Effect, Router};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock, so tests can pause it.
+use tokio::time::Instant;
 
 /// Who a session is, for logs: the downstream session id, and the config path
 /// of the token that opened it (never the token itself).
@@ -205,6 +207,16 @@ impl Upstream {
         sup: Arc<Supervisor>,
         kind: link::Kind,
     ) -> (Arc<Upstream>, tokio::task::JoinHandle<()>) {
+        Self::spawn_with(cfg, sup, kind, None)
+    }
+
+    /// Like [`Upstream::spawn`], reaching the upstream through `connect`.
+    pub fn spawn_with(
+        cfg: Arc<ServerConfig>,
+        sup: Arc<Supervisor>,
+        kind: link::Kind,
+        connect: Option<link::Connector>,
+    ) -> (Arc<Upstream>, tokio::task::JoinHandle<()>) {
         let shared = kind == link::Kind::Shared;
         let core = Arc::new(Core {
             router: Mutex::new(Router::new(
@@ -217,7 +229,7 @@ impl Upstream {
             last_used: Mutex::new(Instant::now()),
             shared,
         });
-        let (link, task) = Link::spawn(cfg, sup, kind, core.clone());
+        let (link, task) = Link::spawn(cfg, sup, kind, core.clone(), connect);
         (Arc::new(Upstream { core, link }), task)
     }
 
@@ -383,3 +395,6 @@ impl Drop for Session {
         self.close();
     }
 }
+
+#[cfg(test)]
+mod tests;

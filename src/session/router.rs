@@ -28,7 +28,9 @@ use crate::jsonrpc::{
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock, so tests can pause it.
+use tokio::time::Instant;
 
 /// Where a message for a client goes.
 pub enum Target {

@@ -21,8 +21,10 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock, so tests can pause it.
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 /// How often the driver expires deadlines and checks liveness and idleness.
 const TICK: Duration = Duration::from_millis(250);
@@ -89,8 +91,17 @@ enum Outcome {
     Stopped,
 }
 
+/// How a link reaches its upstream: the configured command or URL, or (in
+/// tests) an in-memory pair.
+pub type Connector = Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<'static, Result<Upstream, super::ConnectError>>
+        + Send
+        + Sync,
+>;
+
 pub struct Link {
     cfg: Arc<ServerConfig>,
+    connect: Option<Connector>,
     sup: Arc<Supervisor>,
     kind: Kind,
     handler: Arc<dyn Handler>,
@@ -112,9 +123,11 @@ impl Link {
         sup: Arc<Supervisor>,
         kind: Kind,
         handler: Arc<dyn Handler>,
+        connect: Option<Connector>,
     ) -> (Arc<Link>, tokio::task::JoinHandle<()>) {
         let link = Arc::new(Link {
             cfg,
+            connect,
             sup,
             kind,
             handler,
@@ -138,6 +151,11 @@ impl Link {
 
     pub fn state(&self) -> LinkState {
         self.state.borrow().clone()
+    }
+
+    /// Follows the state as it changes.
+    pub fn watch_state(&self) -> watch::Receiver<LinkState> {
+        self.state.subscribe()
     }
 
     pub fn outbox(&self) -> Option<Outbox> {
@@ -377,7 +395,11 @@ impl Link {
     }
 
     async fn run_once(&self, stop: &mut watch::Receiver<bool>) -> Outcome {
-        let mut child = match self.sup.start(&self.cfg).await {
+        let started = match &self.connect {
+            Some(c) => self.sup.record_start(c().await),
+            None => self.sup.start(&self.cfg).await,
+        };
+        let mut child = match started {
             Ok(c) => c,
             Err(e) => return Outcome::Crashed(e.to_string()),
         };

@@ -42,6 +42,8 @@ pub enum Outbox {
     Stdin(stdio::Stdin),
     Sse(sse::Poster),
     Streamable(streamable::Poster),
+    /// An in-memory upstream ([`memory`]), for tests of the routing core.
+    Memory(mpsc::Sender<Message>),
 }
 
 impl Outbox {
@@ -50,6 +52,7 @@ impl Outbox {
             Outbox::Stdin(s) => s.send(msg).await,
             Outbox::Sse(p) => p.send(msg).await,
             Outbox::Streamable(p) => p.send(msg).await,
+            Outbox::Memory(tx) => tx.send(msg).await.map_err(|_| Closed),
         }
     }
 
@@ -67,7 +70,7 @@ impl Outbox {
     pub async fn close(&self) {
         match self {
             Outbox::Stdin(s) => s.close().await,
-            Outbox::Sse(_) => {}
+            Outbox::Sse(_) | Outbox::Memory(_) => {}
             Outbox::Streamable(p) => p.close().await,
         }
     }
@@ -218,4 +221,20 @@ fn channel_upstream(
         last_error,
         tasks,
     }
+}
+
+/// An upstream in memory: what the hub sends arrives on the returned
+/// receiver, and what is sent on the returned sender reaches the hub
+/// (dropping it is the upstream going away). The routing core's tests drive
+/// the session layer with it, without a child or HTTP.
+pub fn memory(bound: usize) -> (Upstream, mpsc::Receiver<Message>, mpsc::Sender<Message>) {
+    let (up_tx, up_rx) = mpsc::channel(bound);
+    let (down_tx, down_rx) = mpsc::channel(bound);
+    let up = channel_upstream(
+        Outbox::Memory(up_tx),
+        down_rx,
+        Arc::new(Mutex::new(None)),
+        vec![],
+    );
+    (up, up_rx, down_tx)
 }
