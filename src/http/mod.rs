@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod origin;
+pub mod response;
 mod status;
 
 use crate::hub::{Hub, Snapshot};
@@ -14,61 +15,19 @@ use crate::systemd::listen::Listener;
 use crate::transport::{sse, streamable};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
-
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed_unsync()
-}
-
-pub fn empty(status: StatusCode) -> Response<Body> {
-    let mut r = Response::new(full(Bytes::new()));
-    *r.status_mut() = status;
-    r
-}
-
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut r = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-/// A plain JSON error for the HTTP layer (not a JSON-RPC exchange).
-pub fn http_error(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
-    json_response(status, &json!({"error": msg.into()}))
-}
+pub use response::{bytes_response, empty, full, json_response, message_response, Body, Rejection};
 
 /// A JSON-RPC error response with no id, for a request the hub refuses outright.
 pub fn rpc_error(status: StatusCode, code: i64, msg: impl Into<String>) -> Response<Body> {
     message_response(status, &crate::jsonrpc::Message::error(None, code, msg))
-}
-
-/// One JSON-RPC message as a JSON response, written straight from its raw parts.
-pub fn message_response(status: StatusCode, m: &crate::jsonrpc::Message) -> Response<Body> {
-    bytes_response(status, m.to_bytes())
-}
-
-/// A JSON body the caller already serialized.
-pub fn bytes_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
 }
 
 pub struct App {
@@ -195,12 +154,16 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         app.started.elapsed().as_millis() as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
-    let path = req.uri().path().to_string();
-    let trimmed = path.trim_start_matches('/');
-    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    let (first, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+    // The path is borrowed from the request only to route: the two names
+    // are copied out (small), so the request itself can move on.
+    let (first, rest) = {
+        let trimmed = req.uri().path().trim_start_matches('/');
+        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        let (f, r) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+        (Box::<str>::from(f), Box::<str>::from(r))
+    };
 
-    if first == "healthz" && rest.is_empty() {
+    if &*first == "healthz" && rest.is_empty() {
         return status::healthz(req.method());
     }
     if req.method() == Method::OPTIONS {
@@ -209,20 +172,13 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let snap = app.hub.current();
     let cors_origin = match snap.policy.check(req.headers()) {
         Ok(o) => o,
-        Err(origin::Rejected::Origin(o)) => {
-            return http_error(
-                StatusCode::FORBIDDEN,
-                format!("origin {o:?} is not allowed; add it to mcpProxy.options.allowedOrigins"),
-            )
-        }
-        Err(origin::Rejected::Host(h)) => {
-            return http_error(
-                StatusCode::FORBIDDEN,
-                format!("host {h:?} is not allowed; add it to mcpProxy.options.allowedHosts"),
-            )
-        }
+        Err(origin::Rejected::Origin(o)) => return Rejection::Origin(o).into_response(),
+        Err(origin::Rejected::Host(h)) => return Rejection::Host(h).into_response(),
     };
-    let mut resp = route(&app, &snap, req, first, rest).await;
+    let mut resp = match route(&app, &snap, req, &first, &rest).await {
+        Ok(r) => r,
+        Err(rej) => rej.into_response(),
+    };
     if let Some(o) = cors_origin {
         let h = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&o) {
@@ -243,32 +199,19 @@ async fn route(
     req: Request<Incoming>,
     first: &str,
     rest: &str,
-) -> Response<Body> {
+) -> Result<Response<Body>, Rejection> {
     if first == "status" && rest.is_empty() {
-        if let Err(r) = authorize(&snap.all_tokens(), req.headers()) {
-            return r;
-        }
-        return status::status(&app.hub, req.method());
+        authorize(&snap.all_tokens(), req.headers())?;
+        return Ok(status::status(&app.hub, req.method()));
     }
     let Some(server) = snap.server(first) else {
         // Do not confirm which names exist to a caller without the global token.
-        if let Err(r) = authorize(&snap.settings.auth_tokens, req.headers()) {
-            return r;
-        }
-        return http_error(
-            StatusCode::NOT_FOUND,
-            format!("no server named {first:?} is configured"),
-        );
+        authorize(&snap.settings.auth_tokens, req.headers())?;
+        return Err(Rejection::UnknownServer(first.into()));
     };
-    let token = match authorize(&server.cfg.auth_tokens, req.headers()) {
-        Ok(i) => i.map(|i| format!("{}[{i}]", server.cfg.token_source)),
-        Err(r) => return r,
-    };
+    let token = authorize(&server.cfg.auth_tokens, req.headers())?;
     if server.cfg.disabled {
-        return http_error(
-            StatusCode::NOT_FOUND,
-            format!("server {first:?} is disabled in the config"),
-        );
+        return Err(Rejection::Disabled(first.into()));
     }
     match (rest, req.method()) {
         ("sse", &Method::GET) => sse::open(app, server, req, token).await,
@@ -276,48 +219,20 @@ async fn route(
         ("mcp", &Method::POST) => streamable::post(app, server, req, token).await,
         ("mcp", &Method::GET) => streamable::get(app, server, req).await,
         ("mcp", &Method::DELETE) => streamable::delete(app, server, req).await,
-        ("sse", _) => not_allowed("GET"),
-        ("message", _) => not_allowed("POST"),
-        ("mcp", _) => not_allowed("GET, POST, DELETE"),
-        _ => http_error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no route {:?}; use /{first}/sse or /{first}/mcp",
-                req.uri().path()
-            ),
-        ),
+        ("sse", _) => Err(Rejection::Method("GET")),
+        ("message", _) => Err(Rejection::Method("POST")),
+        ("mcp", _) => Err(Rejection::Method("GET, POST, DELETE")),
+        _ => Err(Rejection::NoRoute {
+            path: req.uri().path().into(),
+            server: first.into(),
+        }),
     }
 }
 
-fn not_allowed(allow: &'static str) -> Response<Body> {
-    let mut r = http_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed; use {allow}"),
-    );
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
-fn authorize(
-    tokens: &[String],
-    headers: &http::HeaderMap,
-) -> Result<Option<usize>, Response<Body>> {
-    auth::check(tokens, headers).map_err(|e| {
-        let msg = match e {
-            auth::AuthError::Missing => "missing bearer token: send Authorization: Bearer <token>",
-            auth::AuthError::Invalid => "invalid bearer token",
-        };
-        let mut r = http_error(StatusCode::UNAUTHORIZED, msg);
-        let challenge = match e {
-            auth::AuthError::Missing => "Bearer realm=\"mcp-hub\"",
-            auth::AuthError::Invalid => "Bearer realm=\"mcp-hub\", error=\"invalid_token\"",
-        };
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(challenge),
-        );
-        r
+fn authorize(tokens: &[String], headers: &http::HeaderMap) -> Result<Option<usize>, Rejection> {
+    auth::check(tokens, headers).map_err(|e| match e {
+        auth::AuthError::Missing => Rejection::MissingToken,
+        auth::AuthError::Invalid => Rejection::InvalidToken,
     })
 }
 
@@ -350,7 +265,7 @@ fn preflight(app: &App, req: &Request<Incoming>) -> Response<Body> {
 }
 
 /// Reads a request body up to `limit` bytes; past it, 413 with a JSON-RPC error.
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
+pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Rejection> {
     let limited = http_body_util::Limited::new(req.into_body(), limit);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
@@ -358,15 +273,8 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Re
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            Err(rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                crate::jsonrpc::INVALID_REQUEST,
-                format!("request body is larger than {limit} bytes (mcpProxy.options.maxBodySize)"),
-            ))
+            Err(Rejection::TooLarge(limit))
         }
-        Err(e) => Err(http_error(
-            StatusCode::BAD_REQUEST,
-            format!("could not read the request body: {e}"),
-        )),
+        Err(e) => Err(Rejection::BodyRead(e.to_string())),
     }
 }

@@ -47,10 +47,10 @@ impl InFlight {
         self.next
     }
 
-    pub fn begin(&mut self, ex: Exchange) -> Result<u64, (Duplicate, Exchange)> {
+    pub fn begin(&mut self, ex: Exchange) -> Result<u64, Duplicate> {
         let key = (ex.client, ex.orig.clone());
         if self.by_client.contains_key(&key) {
-            return Err((Duplicate, ex));
+            return Err(Duplicate);
         }
         let up = self.next_id();
         self.by_client.insert(key, up);
@@ -156,8 +156,8 @@ mod tests {
     fn same_id_from_two_clients_is_fine_twice_from_one_is_not() {
         let now = Instant::now();
         let mut t = InFlight::default();
-        let a = t.begin(ex(1, 1, now)).ok().unwrap();
-        let b = t.begin(ex(2, 1, now)).ok().unwrap();
+        let a = t.begin(ex(1, 1, now)).unwrap();
+        let b = t.begin(ex(2, 1, now)).unwrap();
         assert_ne!(a, b);
         assert!(t.begin(ex(1, 1, now)).is_err());
         assert_eq!(t.complete(a).unwrap().client, 1);
@@ -170,10 +170,10 @@ mod tests {
         let now = Instant::now();
         let mut t = InFlight::default();
         assert_eq!(t.sole_client(), None);
-        let a = t.begin(ex(1, 1, now)).ok().unwrap();
-        let a2 = t.begin(ex(1, 2, now)).ok().unwrap();
+        let a = t.begin(ex(1, 1, now)).unwrap();
+        let a2 = t.begin(ex(1, 2, now)).unwrap();
         assert_eq!(t.sole_client(), Some((1, a2)));
-        let b = t.begin(ex(2, 1, now)).ok().unwrap();
+        let b = t.begin(ex(2, 1, now)).unwrap();
         assert_eq!(t.sole_client(), None);
         assert_eq!(t.clients_waiting(), 2);
         t.complete(a);
@@ -185,7 +185,7 @@ mod tests {
     fn expiry_and_drains() {
         let now = Instant::now();
         let mut t = InFlight::default();
-        t.begin(ex(1, 1, now)).ok().unwrap();
+        t.begin(ex(1, 1, now)).unwrap();
         t.begin(ex(1, 2, now + Duration::from_secs(10)))
             .ok()
             .unwrap();

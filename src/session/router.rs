@@ -263,18 +263,10 @@ impl Router {
         };
         let up = match self.inflight.begin(ex) {
             Ok(up) => up,
-            Err((_, ex)) => {
-                return answer(
-                    self,
-                    err(
-                        ex.orig.clone(),
-                        INVALID_REQUEST,
-                        format!(
-                            "request id {} is already in flight on this session; use a new id",
-                            ex.orig
-                        ),
-                    ),
-                )
+            Err(_) => {
+                let msg =
+                    format!("request id {id} is already in flight on this session; use a new id");
+                return answer(self, err(id, INVALID_REQUEST, msg));
             }
         };
         msg.set_id(up.into());

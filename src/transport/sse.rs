@@ -12,9 +12,9 @@
 //! reading has its stream closed and its session ended.
 
 use super::{new_session_id, sse_response, SseStream};
-use crate::http::{empty, http_error, message_response, read_body, rpc_error, App, Body};
+use crate::http::{empty, read_body, App, Body, Rejection};
 use crate::hub::{OpenError, Server};
-use crate::jsonrpc::{parse_body, Incoming, Message, UPSTREAM_ERROR};
+use crate::jsonrpc::{parse_body, Incoming, Message};
 use crate::session::outbound::{self, Outbound, Refused};
 use crate::session::{Downstream, Session, SessionInfo};
 use http::{Request, Response, StatusCode};
@@ -84,8 +84,8 @@ pub async fn open(
     app: &Arc<App>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
-    token: Option<String>,
-) -> Response<Body> {
+    token: Option<usize>,
+) -> Result<Response<Body>, Rejection> {
     let accept = req
         .headers()
         .get(http::header::ACCEPT)
@@ -95,16 +95,15 @@ pub async fn open(
         || accept.contains("*/*")
         || accept.contains("text/*"))
     {
-        return http_error(
-            StatusCode::NOT_ACCEPTABLE,
+        return Err(Rejection::AcceptStream(
             "this endpoint serves text/event-stream",
-        );
+        ));
     }
     let id = new_session_id();
     let (tx, rx) = outbound::channel(&server.cfg.name, &id);
     let info = SessionInfo {
         id: id.clone(),
-        token,
+        token: token.map(|i| format!("{}[{i}]", server.cfg.token_source)),
     };
     let session = match app
         .hub
@@ -112,7 +111,7 @@ pub async fn open(
         .await
     {
         Ok(s) => s,
-        Err(e) => return open_error(e),
+        Err(e) => return Err(open_error(e)),
     };
     let (up_tx, up_rx) = mpsc::channel(UPLINK);
     tokio::spawn(uplink(session, up_rx, tx));
@@ -131,7 +130,7 @@ pub async fn open(
         "endpoint",
         endpoint_url(app, &name, &id).as_bytes(),
     )]);
-    sse_response(
+    Ok(sse_response(
         SseStream {
             first,
             rx,
@@ -146,15 +145,17 @@ pub async fn open(
             },
         },
         &[],
-    )
+    ))
 }
 
-pub fn open_error(e: OpenError) -> Response<Body> {
-    rpc_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        UPSTREAM_ERROR,
-        e.to_string(),
-    )
+/// Opening a session failed: the server cannot start, is between restarts,
+/// or is at `maxClients`.
+pub fn open_error(e: OpenError) -> Rejection {
+    match e {
+        OpenError::Disabled(name) => Rejection::Disabled(name),
+        OpenError::Full(why) => Rejection::Busy(why),
+        e => Rejection::Unavailable(e.to_string()),
+    }
 }
 
 /// Hands the client's messages to the session in order, until the client
@@ -177,14 +178,14 @@ pub async fn post(
     app: &Arc<App>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
-) -> Response<Body> {
+) -> Result<Response<Body>, Rejection> {
     let id = req.uri().query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "sessionId")
             .map(|(_, v)| v.into_owned())
     });
     let Some(id) = id else {
-        return http_error(StatusCode::BAD_REQUEST, "missing sessionId query parameter");
+        return Err(Rejection::NoSessionParam);
     };
     let conn = app
         .sse
@@ -193,39 +194,31 @@ pub async fn post(
         .ok()
         .and_then(|m| m.get(&id).cloned());
     let Some(conn) = conn.filter(|c| c.server == server.cfg.name) else {
-        return http_error(
-            StatusCode::NOT_FOUND,
+        return Err(Rejection::UnknownSession(
             "unknown or expired session; open /sse again",
-        );
+        ));
     };
-    let body = match read_body(req, app.hub.current().settings.max_body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let msgs = match parse_body(&body) {
-        Ok(Incoming::Single(m)) => vec![m],
-        Ok(Incoming::Batch(v)) => v,
-        Err(e) => return message_response(StatusCode::BAD_REQUEST, &e.to_message()),
+    let body = read_body(req, app.hub.current().settings.max_body).await?;
+    let msgs = match parse_body(&body)? {
+        Incoming::Single(m) => vec![m],
+        Incoming::Batch(v) => v,
     };
     for m in msgs {
         match conn.uplink.try_send(m) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                return rpc_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    UPSTREAM_ERROR,
-                    format!("{UPLINK} messages are already queued for this session; retry later"),
-                )
+                return Err(Rejection::Busy(format!(
+                    "{UPLINK} messages are already queued for this session; retry later"
+                )))
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                return http_error(
-                    StatusCode::NOT_FOUND,
+                return Err(Rejection::UnknownSession(
                     "the session has ended; open /sse again",
-                )
+                ))
             }
         }
     }
     let mut r = empty(StatusCode::ACCEPTED);
     *r.body_mut() = crate::http::full("Accepted");
-    r
+    Ok(r)
 }

@@ -18,9 +18,9 @@
 //! offered (events carry no ids), which the spec allows.
 
 use super::{new_session_id, sse_response, SseStream};
-use crate::http::{bytes_response, empty, http_error, message_response, read_body, App, Body};
+use crate::http::{bytes_response, empty, message_response, read_body, App, Body, Rejection};
 use crate::hub::Server;
-use crate::jsonrpc::{parse_body, Id, Incoming, Message, INVALID_REQUEST, UPSTREAM_ERROR};
+use crate::jsonrpc::{parse_body, Id, Incoming, Message, UPSTREAM_ERROR};
 use crate::session::outbound::{self, Outbound, Refused};
 use crate::session::{Downstream, Session, SessionInfo, PROTOCOL_VERSIONS};
 use http::{header, HeaderMap, Request, Response, StatusCode};
@@ -166,25 +166,17 @@ fn accepts(headers: &HeaderMap) -> Accepts {
     }
 }
 
-fn rpc(status: StatusCode, code: i64, msg: impl Into<String>) -> Response<Body> {
-    crate::http::rpc_error(status, code, msg)
-}
-
-fn check_version(headers: &HeaderMap) -> Result<(), Response<Body>> {
+fn check_version(headers: &HeaderMap) -> Result<(), Rejection> {
     match headers
         .get(VERSION_HEADER)
         .map(|v| v.to_str().unwrap_or(""))
     {
         None => Ok(()),
         Some(v) if PROTOCOL_VERSIONS.contains(&v) => Ok(()),
-        Some(v) => Err(rpc(
-            StatusCode::BAD_REQUEST,
-            INVALID_REQUEST,
-            format!(
-                "unsupported MCP-Protocol-Version {v:?}; supported: {}",
-                PROTOCOL_VERSIONS.join(", ")
-            ),
-        )),
+        Some(v) => Err(Rejection::Version {
+            got: v.into(),
+            supported: PROTOCOL_VERSIONS.join(", "),
+        }),
     }
 }
 
@@ -193,13 +185,9 @@ fn lookup(
     app: &App,
     server: &Server,
     headers: &HeaderMap,
-) -> Result<Arc<StreamSession>, Response<Body>> {
+) -> Result<Arc<StreamSession>, Rejection> {
     let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
-        return Err(rpc(
-            StatusCode::BAD_REQUEST,
-            INVALID_REQUEST,
-            "missing Mcp-Session-Id header; send initialize first",
-        ));
+        return Err(Rejection::NoSession);
     };
     let found = app.streamable.lock().get(id).cloned();
     match found {
@@ -207,15 +195,11 @@ fn lookup(
         Some(s) if s.server == server.cfg.name => {
             app.streamable.lock().remove(id);
             s.close();
-            Err(rpc(
-                StatusCode::NOT_FOUND,
-                INVALID_REQUEST,
+            Err(Rejection::UnknownSession(
                 "session ended (the server restarted or went idle); initialize again",
             ))
         }
-        _ => Err(rpc(
-            StatusCode::NOT_FOUND,
-            INVALID_REQUEST,
+        _ => Err(Rejection::UnknownSession(
             "unknown or expired session; initialize again",
         )),
     }
@@ -225,8 +209,8 @@ pub async fn post(
     app: &Arc<App>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
-    token: Option<String>,
-) -> Response<Body> {
+    token: Option<usize>,
+) -> Result<Response<Body>, Rejection> {
     let headers = req.headers();
     let ctype = headers
         .get(header::CONTENT_TYPE)
@@ -237,63 +221,33 @@ pub async fn post(
         .to_ascii_lowercase()
         .starts_with("application/json")
     {
-        return rpc(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            INVALID_REQUEST,
-            "Content-Type must be application/json",
-        );
+        return Err(Rejection::ContentType);
     }
     let acc = accepts(headers);
     if !acc.json && !acc.sse {
-        return rpc(
-            StatusCode::NOT_ACCEPTABLE,
-            INVALID_REQUEST,
-            "Accept must include application/json and text/event-stream",
-        );
+        return Err(Rejection::Accept);
     }
-    if let Err(r) = check_version(headers) {
-        return r;
-    }
+    check_version(headers)?;
     let sess = match headers.get(SESSION_HEADER) {
-        Some(_) => match lookup(app, &server, headers) {
-            Ok(s) => Some(s),
-            Err(r) => return r,
-        },
+        Some(_) => Some(lookup(app, &server, headers)?),
         None => None,
     };
-    let body = match read_body(req, app.hub.current().settings.max_body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let (msgs, batch) = match parse_body(&body) {
-        Ok(Incoming::Single(m)) => (vec![m], false),
-        Ok(Incoming::Batch(v)) => (v, true),
-        Err(e) => return message_response(StatusCode::BAD_REQUEST, &e.to_message()),
+    let body = read_body(req, app.hub.current().settings.max_body).await?;
+    let (msgs, batch) = match parse_body(&body)? {
+        Incoming::Single(m) => (vec![m], false),
+        Incoming::Batch(v) => (v, true),
     };
     let is_init = msgs
         .iter()
         .any(|m| m.is_request() && m.method() == Some("initialize"));
     let (sess, new) = match sess {
         Some(s) => (s, false),
-        None if is_init => match create(app, &server, token).await {
-            Ok(s) => (s, true),
-            Err(r) => return r,
-        },
-        None => {
-            return rpc(
-                StatusCode::BAD_REQUEST,
-                INVALID_REQUEST,
-                "missing Mcp-Session-Id header; send initialize first",
-            )
-        }
+        None if is_init => (create(app, &server, token).await?, true),
+        None => return Err(Rejection::NoSession),
     };
     sess.touch();
     let Some(session) = sess.session.get() else {
-        return rpc(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            UPSTREAM_ERROR,
-            "session is not open",
-        );
+        return Err(Rejection::UnknownSession("session is not open"));
     };
     let mut remaining: HashSet<Id> = msgs
         .iter()
@@ -304,7 +258,7 @@ pub async fn post(
         for m in msgs {
             session.notify(m).await;
         }
-        return empty(StatusCode::ACCEPTED);
+        return Ok(empty(StatusCode::ACCEPTED));
     }
 
     // This POST's own stream: its requests' answers, progress and server requests.
@@ -369,7 +323,7 @@ pub async fn post(
             } else {
                 StatusCode::OK
             };
-            return message_response(status, err);
+            return Ok(message_response(status, err));
         }
         tracing::info!(mcp_server = %server.cfg.name, mcp_session = %sess.id, "session opened");
     }
@@ -395,7 +349,7 @@ pub async fn post(
                 r.headers_mut().insert(k, v);
             }
         }
-        return r;
+        return Ok(r);
     }
     let ended = remaining.is_empty();
     let first = got.iter().map(super::message_event).collect();
@@ -407,7 +361,7 @@ pub async fn post(
         }
         remaining.is_empty()
     });
-    sse_response(
+    Ok(sse_response(
         SseStream {
             first,
             rx,
@@ -418,14 +372,14 @@ pub async fn post(
             guard: PostGuard,
         },
         &extra,
-    )
+    ))
 }
 
 async fn create(
     app: &Arc<App>,
     server: &Arc<Server>,
-    token: Option<String>,
-) -> Result<Arc<StreamSession>, Response<Body>> {
+    token: Option<usize>,
+) -> Result<Arc<StreamSession>, Rejection> {
     let id = new_session_id();
     let (ambient, parked) = outbound::channel(&server.cfg.name, &id);
     let sess = Arc::new(StreamSession {
@@ -445,7 +399,7 @@ async fn create(
             Arc::new(Sink(Arc::downgrade(&sess))),
             SessionInfo {
                 id: sess.id.clone(),
-                token,
+                token: token.map(|i| format!("{}[{i}]", server.cfg.token_source)),
             },
         )
         .await
@@ -459,30 +413,20 @@ pub async fn get(
     app: &Arc<App>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
-) -> Response<Body> {
+) -> Result<Response<Body>, Rejection> {
     let headers = req.headers();
     if !accepts(headers).sse {
-        return http_error(
-            StatusCode::NOT_ACCEPTABLE,
+        return Err(Rejection::AcceptStream(
             "GET needs Accept: text/event-stream",
-        );
+        ));
     }
-    if let Err(r) = check_version(headers) {
-        return r;
-    }
-    let sess = match lookup(app, &server, headers) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    check_version(headers)?;
+    let sess = lookup(app, &server, headers)?;
     sess.touch();
     let Some(rx) = sess.parked.lock().ok().and_then(|mut p| p.take()) else {
-        return rpc(
-            StatusCode::CONFLICT,
-            INVALID_REQUEST,
-            "this session already has a GET stream open",
-        );
+        return Err(Rejection::StreamOpen);
     };
-    sse_response(
+    Ok(sse_response(
         SseStream {
             first: VecDeque::new(),
             rx: rx.parking(sess.parked.clone()),
@@ -493,25 +437,21 @@ pub async fn get(
             guard: Lease { sess: sess.clone() },
         },
         &[(SESSION_HEADER, sess.id.clone())],
-    )
+    ))
 }
 
 pub async fn delete(
     app: &Arc<App>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
-) -> Response<Body> {
-    let sess = match lookup(app, &server, req.headers()) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> Result<Response<Body>, Rejection> {
+    let sess = lookup(app, &server, req.headers())?;
     app.streamable.lock().remove(&sess.id);
     sess.close();
     tracing::info!(mcp_server = %server.cfg.name, mcp_session = %sess.id, "session deleted by client");
-    empty(StatusCode::OK)
+    Ok(empty(StatusCode::OK))
 }
 
-/// Expires idle sessions, and closes every session when the hub shuts down.
 /// `sessionIdleTimeout` is read on every pass, so a reload changes it at once.
 pub fn spawn_expiry(app: Arc<App>) {
     let every = Duration::from_millis(250);
