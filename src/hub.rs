@@ -213,6 +213,12 @@ impl Hub {
                     for up in prev.shared.iter().chain(prev.live_clients().iter()) {
                         up.update(cfg.clone());
                     }
+                    // A reload is a natural "try again" for a server that is failing.
+                    if let Some(sh) = &prev.shared {
+                        if matches!(sh.link.state(), LinkState::Failed(_)) {
+                            sh.link.retry_now();
+                        }
+                    }
                     Arc::new(Server {
                         cfg,
                         sup: prev.sup.clone(),
