@@ -31,8 +31,13 @@ pub struct Server {
 impl Server {
     /// Stops the upstream and ends every session (the server was changed or removed).
     fn retire(&self, why: &str) {
+        self.retire_within(why, crate::supervisor::STOP_GRACE);
+    }
+
+    /// [`Server::retire`] with each step of a child's stop bounded by `grace`.
+    fn retire_within(&self, why: &str, grace: Duration) {
         if let Some(sh) = &self.shared {
-            sh.link.retire(why);
+            sh.link.retire_within(why, grace);
         }
         let clients: Vec<_> = self
             .clients
@@ -40,7 +45,7 @@ impl Server {
             .map(|mut c| c.drain(..).collect())
             .unwrap_or_default();
         for p in clients {
-            p.link.retire(why);
+            p.link.retire_within(why, grace);
         }
     }
 
@@ -153,6 +158,7 @@ pub struct ReloadSummary {
 
 pub struct Hub {
     current: RwLock<Arc<Snapshot>>,
+    per_token: crate::session::TokenCounts,
     drivers: Mutex<Vec<JoinHandle<()>>>,
     started: Instant,
 }
@@ -174,6 +180,7 @@ impl Hub {
         };
         Arc::new(Hub {
             current: RwLock::new(Arc::new(snapshot)),
+            per_token: Default::default(),
             drivers: Mutex::new(drivers),
             started: Instant::now(),
         })
@@ -276,6 +283,17 @@ impl Hub {
         if cfg.disabled {
             return Err(OpenError::Disabled(cfg.name.clone()));
         }
+        let mut info = info;
+        if let Some(t) = &info.secret {
+            let max = self.current().settings.max_sessions_per_token;
+            info.slot = Some(
+                self.per_token
+                    .take(&t.0, max)
+                    .ok_or_else(|| OpenError::Full(format!(
+                        "this token already has maxSessionsPerToken ({max}) sessions open; close some or raise mcpProxy.options.maxSessionsPerToken"
+                    )))?,
+            );
+        }
         if let Some(sh) = &server.shared {
             if let Some(why) = sh.link.unavailable() {
                 return Err(OpenError::Unavailable(why));
@@ -288,14 +306,15 @@ impl Hub {
             d.retain(|t| !t.is_finished());
             d.push(task);
         }
+        // Listed before it is ready, so a shutdown meanwhile stops it too.
+        if let Ok(mut c) = server.clients.lock() {
+            c.push(up.clone());
+        }
         let session = up.attach(sink, info, &server.sup);
         if let Err(e) = up.link.ready().await {
             return Err(OpenError::Start(e));
         }
         tracing::info!(mcp_server = %cfg.name, pid = server.sup.snapshot().pid.unwrap_or(0), "started per-client upstream");
-        if let Ok(mut c) = server.clients.lock() {
-            c.push(up);
-        }
         Ok(session)
     }
 
@@ -322,11 +341,17 @@ impl Hub {
         Ok(())
     }
 
-    pub fn status(&self) -> Value {
+    /// Per-server state; with `token`, only the servers that token is valid for.
+    pub fn status(&self, token: Option<&str>) -> Value {
         let snap = self.current();
         let servers: Vec<Value> = snap
             .servers
             .values()
+            .filter(|s| {
+                token.is_none_or(|t| {
+                    s.cfg.auth_tokens.is_empty() || s.cfg.auth_tokens.iter().any(|x| x == t)
+                })
+            })
             .map(|s| {
                 let st = s.sup.snapshot();
                 json!({
@@ -356,10 +381,13 @@ impl Hub {
         })
     }
 
-    /// Stops every upstream gracefully and waits for the drivers, at most `timeout`.
+    /// Stops every upstream gracefully (stdin EOF, SIGTERM, SIGKILL, the steps
+    /// fitted into `timeout`) and waits for the drivers at most `timeout`; then
+    /// kills whatever process group is left, so nothing outlives the hub.
     pub async fn shutdown(&self, timeout: Duration) {
+        let grace = timeout * 2 / 5;
         for s in self.current().servers.values() {
-            s.retire("the hub is shutting down");
+            s.retire_within("the hub is shutting down", grace);
         }
         let drivers: Vec<_> = self
             .drivers
@@ -369,6 +397,10 @@ impl Hub {
         let all = futures_util::future::join_all(drivers);
         if tokio::time::timeout(timeout, all).await.is_err() {
             tracing::warn!("some children did not stop within {}s", timeout.as_secs());
+        }
+        let left = crate::upstream::stdio::kill_all_groups();
+        if left > 0 {
+            tracing::warn!("killed {left} process group(s) still running at exit");
         }
     }
 }

@@ -21,7 +21,7 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const CRASH_LOOP: u32 = 5;
 /// close stdin → wait → SIGTERM → wait → SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -163,19 +163,25 @@ impl Supervisor {
 /// Stops an upstream. A child and everything in its process group: close
 /// stdin, then SIGTERM, then SIGKILL, waiting [`STOP_GRACE`] between steps. A
 /// remote session: DELETE it.
-pub async fn stop_child(server: &str, mut up: Upstream) {
+pub async fn stop_child(server: &str, up: Upstream) {
+    stop_child_within(server, up, STOP_GRACE).await
+}
+
+/// [`stop_child`] waiting `grace` between steps (a shutdown with a short
+/// `shutdownTimeout` fits the whole sequence into it).
+pub async fn stop_child_within(server: &str, mut up: Upstream, grace: Duration) {
     up.tx.close().await;
     let Some(pgid) = up.pid().map(|p| Pid::from_raw(p as i32)) else {
         return;
     };
-    if tokio::time::timeout(STOP_GRACE, up.exited()).await.is_ok() {
+    if tokio::time::timeout(grace, up.exited()).await.is_ok() {
         // The leader exited; make sure nothing it forked outlives it.
         let _ = killpg(pgid, Signal::SIGKILL);
         return;
     }
     tracing::info!(mcp_server = %server, "child did not exit on stdin EOF; sending SIGTERM");
     let _ = killpg(pgid, Signal::SIGTERM);
-    if tokio::time::timeout(STOP_GRACE, up.exited()).await.is_ok() {
+    if tokio::time::timeout(grace, up.exited()).await.is_ok() {
         let _ = killpg(pgid, Signal::SIGKILL);
         return;
     }

@@ -89,6 +89,12 @@ pub struct HubSettings {
     pub session_idle_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub exit_on_idle: Option<Duration>,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub body_read_timeout: Duration,
+    pub max_sessions_per_token: usize,
+    /// `None`: a token sees the servers it is valid for.
+    pub status_tokens: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +187,15 @@ pub struct ServerConfig {
 impl ServerConfig {
     pub fn routes(&self) -> [String; 2] {
         [format!("/{}/sse", self.name), format!("/{}/mcp", self.name)]
+    }
+}
+
+/// A limit that must be at least 1, or its default.
+fn count(v: Option<u32>, path: &str, default: usize) -> Result<usize, Invalid> {
+    match v {
+        None => Ok(default),
+        Some(0) => Err(invalid(path, "must be at least 1")),
+        Some(n) => Ok(n as usize),
     }
 }
 
@@ -379,7 +394,37 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
             "mcpProxy.options.shutdownTimeout",
             Duration::from_secs(15),
         )?,
+        max_connections: count(
+            opts.max_connections,
+            "mcpProxy.options.maxConnections",
+            4096,
+        )?,
+        max_connections_per_ip: count(
+            opts.max_connections_per_ip,
+            "mcpProxy.options.maxConnectionsPerIp",
+            256,
+        )?,
+        body_read_timeout: opt_duration(
+            &opts.body_read_timeout,
+            "mcpProxy.options.bodyReadTimeout",
+            Duration::from_secs(30),
+        )?,
+        max_sessions_per_token: count(
+            opts.max_sessions_per_token,
+            "mcpProxy.options.maxSessionsPerToken",
+            1024,
+        )?,
+        status_tokens: opts
+            .status_tokens
+            .map(|t| tokens(t, "mcpProxy.options.statusTokens"))
+            .transpose()?,
     };
+    if hub.body_read_timeout.is_zero() {
+        return Err(invalid(
+            "mcpProxy.options.bodyReadTimeout",
+            "must be more than zero",
+        ));
+    }
     if hub.sse_keep_alive.is_zero() {
         return Err(invalid(
             "mcpProxy.options.sseKeepAlive",

@@ -47,6 +47,17 @@ pub struct ProxyOptions {
     pub exit_on_idle: Option<String>,
     /// Where each stdio server gets its private HOME (`<stateDir>/<name>`).
     pub state_dir: Option<String>,
+    /// Open connections at most, over all clients (default 4096).
+    pub max_connections: Option<u32>,
+    /// Open connections at most from one IP address (default 256).
+    pub max_connections_per_ip: Option<u32>,
+    /// How long a request body may take to arrive (default 30s).
+    pub body_read_timeout: Option<String>,
+    /// Open sessions at most per token (default 1024).
+    pub max_sessions_per_token: Option<u32>,
+    /// Tokens that may read `/status` for every server (default: a token sees
+    /// the servers it is valid for).
+    pub status_tokens: Option<Vec<String>>,
 }
 
 /// Options TBXark knows, valid at both levels.

@@ -37,6 +37,7 @@ pub struct App {
     started: std::time::Instant,
     pub sse: sse::Registry,
     pub streamable: streamable::Registry,
+    pub conns: Arc<Conns>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -47,6 +48,7 @@ impl App {
             started: std::time::Instant::now(),
             sse: sse::Registry::default(),
             streamable: streamable::Registry::default(),
+            conns: Arc::default(),
             hub,
             shutdown,
         });
@@ -59,18 +61,91 @@ impl App {
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
+/// Open connections, in total and per client address, against
+/// `maxConnections` and `maxConnectionsPerIp`: without them a neighbour with
+/// a few thousand silent connections takes every file descriptor.
+#[derive(Default)]
+pub struct Conns {
+    total: std::sync::atomic::AtomicUsize,
+    per_ip: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One admitted connection; counted until dropped.
+struct ConnSlot {
+    conns: Arc<Conns>,
+    ip: Option<std::net::IpAddr>,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.conns.total.fetch_sub(1, Ordering::Relaxed);
+        if let Some(ip) = self.ip {
+            if let Ok(mut m) = self.conns.per_ip.lock() {
+                if let Some(n) = m.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(&ip);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Conns {
+    /// Admits a connection, or says which limit it would pass.
+    fn admit(
+        self: &Arc<Self>,
+        ip: Option<std::net::IpAddr>,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Result<ConnSlot, &'static str> {
+        use std::sync::atomic::Ordering;
+        if self.total.fetch_add(1, Ordering::Relaxed) >= max_total {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+            return Err("maxConnections");
+        }
+        if let Some(ip) = ip {
+            let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(ip).or_default();
+            if *n >= max_per_ip {
+                drop(m);
+                self.total.fetch_sub(1, Ordering::Relaxed);
+                return Err("maxConnectionsPerIp");
+            }
+            *n += 1;
+        }
+        Ok(ConnSlot {
+            conns: self.clone(),
+            ip,
+        })
+    }
+
+    pub fn open(&self) -> usize {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Accepts on one listener and hands connections to the serve loop.
-async fn accept_loop(listener: Listener, tx: tokio::sync::mpsc::Sender<(Box<dyn Io>, String)>) {
+async fn accept_loop(
+    listener: Listener,
+    tx: tokio::sync::mpsc::Sender<(Box<dyn Io>, String, Option<std::net::IpAddr>)>,
+) {
     loop {
         let accepted = match &listener {
             Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
-                (Box::new(s) as Box<dyn Io>, peer.to_string())
+                (
+                    Box::new(s) as Box<dyn Io>,
+                    peer.to_string(),
+                    Some(peer.ip()),
+                )
             }),
             Listener::Unix(l) => l
                 .accept()
                 .await
-                .map(|(s, _)| (Box::new(s) as Box<dyn Io>, "unix".to_string())),
+                .map(|(s, _)| (Box::new(s) as Box<dyn Io>, "unix".to_string(), None)),
         };
         match accepted {
             Ok(c) => {
@@ -80,11 +155,30 @@ async fn accept_loop(listener: Listener, tx: tokio::sync::mpsc::Sender<(Box<dyn 
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
+                crate::ratelimit::warn("accept", format_args!("accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
+}
+
+/// Answers a connection past a limit with 503 and closes it, without reading
+/// the request: a flood must cost as little as possible.
+async fn refuse(mut stream: Box<dyn Io>, limit: &'static str) {
+    use tokio::io::AsyncWriteExt;
+    let body = format!(
+        "{{\"error\":\"too many open connections (mcpProxy.options.{limit}); try again later\"}}"
+    );
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 /// Serves HTTP on every listener until `shutdown` turns true, then waits up to
@@ -99,16 +193,32 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
         .collect();
     drop(tx);
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, peer, ip) = tokio::select! {
             c = rx.recv() => match c {
                 Some(c) => c,
                 None => break,
             },
             _ = shutdown.changed() => break,
         };
-        let app = app.clone();
+        let slot = {
+            let s = &app.hub.current().settings;
+            app.conns
+                .admit(ip, s.max_connections, s.max_connections_per_ip)
+        };
+        let slot = match slot {
+            Ok(slot) => slot,
+            Err(limit) => {
+                crate::ratelimit::warn(
+                    limit,
+                    format_args!("refused a connection from {peer}: {limit} reached"),
+                );
+                tokio::spawn(refuse(stream, limit));
+                continue;
+            }
+        };
+        let app2 = app.clone();
         let svc = hyper::service::service_fn(move |req| {
-            let app = app.clone();
+            let app = app2.clone();
             async move { Ok::<_, Infallible>(handle(app, req).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
@@ -117,6 +227,7 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
             .serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
@@ -201,15 +312,29 @@ async fn route(
     rest: &str,
 ) -> Result<Response<Body>, Rejection> {
     if first == "status" && rest.is_empty() {
-        authorize(&snap.all_tokens(), req.headers())?;
-        return Ok(status::status(&app.hub, req.method()));
+        // statusTokens see every server; otherwise a token sees the servers
+        // it is valid for, and nothing of the others.
+        let scope = match &snap.settings.status_tokens {
+            Some(list) => {
+                authorize(list, req.headers())?;
+                None
+            }
+            None => {
+                let all = snap.all_tokens();
+                authorize(&all, req.headers())?.map(|i| all[i].clone())
+            }
+        };
+        return Ok(status::status(&app.hub, req.method(), scope.as_deref()));
     }
     let Some(server) = snap.server(first) else {
         // Do not confirm which names exist to a caller without the global token.
         authorize(&snap.settings.auth_tokens, req.headers())?;
         return Err(Rejection::UnknownServer(first.into()));
     };
-    let token = authorize(&server.cfg.auth_tokens, req.headers())?;
+    let token = authorize(&server.cfg.auth_tokens, req.headers())?.map(|i| crate::session::Token {
+        label: i,
+        secret: crate::session::Secret(server.cfg.auth_tokens[i].as_str().into()),
+    });
     if server.cfg.disabled {
         return Err(Rejection::Disabled(first.into()));
     }
@@ -264,10 +389,19 @@ fn preflight(app: &App, req: &Request<Incoming>) -> Response<Body> {
     r
 }
 
-/// Reads a request body up to `limit` bytes; past it, 413 with a JSON-RPC error.
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Rejection> {
+/// Reads a request body up to `maxBodySize` bytes (past it, 413) within
+/// `bodyReadTimeout` (past it, 408: a client trickling a byte a second must
+/// not hold a connection and its task forever).
+pub async fn read_body(
+    req: Request<Incoming>,
+    settings: &crate::config::HubSettings,
+) -> Result<Bytes, Rejection> {
+    let limit = settings.max_body;
     let limited = http_body_util::Limited::new(req.into_body(), limit);
-    match limited.collect().await {
+    let collected = tokio::time::timeout(settings.body_read_timeout, limited.collect())
+        .await
+        .map_err(|_| Rejection::BodyTimeout(settings.body_read_timeout))?;
+    match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

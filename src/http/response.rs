@@ -64,6 +64,8 @@ pub enum Rejection {
     TooLarge(usize),
     #[error("could not read the request body: {0}")]
     BodyRead(String),
+    #[error("the request body did not arrive within {}s (mcpProxy.options.bodyReadTimeout)", .0.as_secs())]
+    BodyTimeout(std::time::Duration),
     #[error("{0}")]
     Body(#[from] BodyError),
     #[error("Content-Type must be application/json")]
@@ -99,6 +101,7 @@ impl Rejection {
             }
             Method(_) => StatusCode::METHOD_NOT_ALLOWED,
             TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             BodyRead(_) | Body(_) | Version { .. } | NoSession | NoSessionParam => {
                 StatusCode::BAD_REQUEST
             }

@@ -13,9 +13,10 @@ pub fn healthz(method: &Method) -> Response<Body> {
     json_response(StatusCode::OK, &json!({"status": "ok"}))
 }
 
-pub fn status(hub: &Hub, method: &Method) -> Response<Body> {
+/// `token`: show only the servers it is valid for (`None`: every server).
+pub fn status(hub: &Hub, method: &Method, token: Option<&str>) -> Response<Body> {
     if method != Method::GET {
         return Rejection::Method("GET").into_response();
     }
-    json_response(StatusCode::OK, &hub.status())
+    json_response(StatusCode::OK, &hub.status(token))
 }

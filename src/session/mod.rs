@@ -26,11 +26,87 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Who a session is, for logs: the downstream session id, and the config path
-/// of the token that opened it (never the token itself).
+/// of the token that opened it (never the token itself, which only `secret`
+/// holds, to check it against a reloaded config).
 #[derive(Debug, Default, Clone)]
 pub struct SessionInfo {
     pub id: String,
     pub token: Option<String>,
+    pub secret: Option<Secret>,
+    /// Counts the session against `maxSessionsPerToken` while it lives.
+    pub slot: Option<Arc<TokenSlot>>,
+}
+
+/// A token's value; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Arc<str>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// The token a request came with: its index in the server's list, and its value.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub label: usize,
+    pub secret: Secret,
+}
+
+impl Token {
+    /// The session's view of it: named by its place in the config.
+    pub fn info(&self, id: &str, source: &str) -> SessionInfo {
+        SessionInfo {
+            id: id.into(),
+            token: Some(format!("{source}[{}]", self.label)),
+            secret: Some(self.secret.clone()),
+            slot: None,
+        }
+    }
+}
+
+/// Open sessions per token, for `maxSessionsPerToken`.
+#[derive(Default)]
+pub struct TokenCounts(Arc<Mutex<std::collections::HashMap<Arc<str>, usize>>>);
+
+impl TokenCounts {
+    /// A slot for one more session, unless the token has `max` already.
+    pub fn take(&self, token: &Arc<str>, max: usize) -> Option<Arc<TokenSlot>> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(token.clone()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Arc::new(TokenSlot {
+            counts: self.0.clone(),
+            token: token.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+pub struct TokenSlot {
+    counts: Arc<Mutex<std::collections::HashMap<Arc<str>, usize>>>,
+    token: Arc<str>,
+}
+
+impl Drop for TokenSlot {
+    fn drop(&mut self) {
+        let mut m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.token) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.token);
+            }
+        }
+    }
+}
+
+/// Whether a session opened with `secret` may stay under `cfg`'s tokens.
+fn token_still_valid(cfg: &ServerConfig, secret: Option<&Secret>) -> bool {
+    cfg.auth_tokens.is_empty() || secret.is_some_and(|s| cfg.auth_tokens.iter().any(|t| *t == *s.0))
 }
 
 /// One audited `tools/call` (with `logEnabled`): started when the call goes up,
@@ -234,13 +310,37 @@ impl Upstream {
     }
 
     /// A reload changed settings that apply in place (tool filter, timeout,
-    /// audit logging, tokens).
+    /// audit logging, tokens). Sessions opened with a token that is no longer
+    /// valid end now: their streams close and their clients must come back
+    /// with a valid one.
     pub fn update(&self, cfg: Arc<ServerConfig>) {
-        self.core
-            .router()
-            .set_policy(cfg.tool_filter.clone(), cfg.request_timeout);
+        let (revoked, fx) = {
+            let mut r = self.core.router();
+            r.set_policy(cfg.tool_filter.clone(), cfg.request_timeout);
+            let gone = r.clients_where(|secret| !token_still_valid(&cfg, secret));
+            let mut fx = Vec::new();
+            let mut sinks = Vec::new();
+            for (c, sink) in gone {
+                fx.extend(r.detach(c));
+                sinks.push(sink);
+            }
+            (sinks, fx)
+        };
         if let Ok(mut c) = self.core.cfg.lock() {
-            *c = cfg;
+            *c = cfg.clone();
+        }
+        if revoked.is_empty() {
+            return;
+        }
+        tracing::info!(mcp_server = %cfg.name, "ending {} session(s) whose token a reload revoked", revoked.len());
+        if let Some(tx) = self.link.outbox() {
+            self.core.carry_detached(fx, &tx);
+        }
+        for s in revoked {
+            s.closed("its token was revoked by a config reload");
+        }
+        if !self.core.shared {
+            self.link.retire("its token was revoked by a config reload");
         }
     }
 
@@ -250,7 +350,7 @@ impl Upstream {
         info: SessionInfo,
         sup: &Arc<Supervisor>,
     ) -> Session {
-        let client = self.core.router().attach(sink);
+        let client = self.core.router().attach(sink, info.secret.clone());
         sup.session_opened();
         self.core.touch();
         self.link.wake();

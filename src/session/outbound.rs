@@ -103,12 +103,15 @@ impl Outbound {
             st.bytes = 0;
             drop(st);
             DROPPED.fetch_add(1 + queued as u64, Ordering::Relaxed);
-            tracing::warn!(
-                mcp_server = %self.0.label.0,
-                mcp_session = %self.0.label.1,
-                "client stream overflow: {queued} message(s) unread past {} bytes; dropping and closing the stream",
-                self.0.limit
-            );
+            if let Some(held) = crate::ratelimit::allow(&format!("overflow:{}", self.0.label.0)) {
+                tracing::warn!(
+                    mcp_server = %self.0.label.0,
+                    mcp_session = %self.0.label.1,
+                    "client stream overflow: {queued} message(s) unread past {} bytes; dropping and closing the stream{}",
+                    self.0.limit,
+                    if held > 0 { format!(" ({held} more overflows suppressed)") } else { String::new() }
+                );
+            }
             self.0.ready.notify_one();
             return Err(Refused::Overflow);
         }

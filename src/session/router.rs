@@ -19,7 +19,7 @@
 
 use super::inflight::{Exchange, InFlight};
 use super::outbound::{Outbound, Refused};
-use super::{Audit, Downstream};
+use super::{Audit, Downstream, Secret};
 use crate::config::ToolFilter;
 use crate::jsonrpc::{
     retain_named, to_raw, Id, Kind, Message, CANCELLED, INVALID_PARAMS, INVALID_REQUEST,
@@ -82,6 +82,8 @@ pub struct Router {
     tool_filter: Option<ToolFilter>,
     timeout: Duration,
     clients: HashMap<u64, Arc<dyn Downstream>>,
+    /// The token each client came with, to end its session when a reload revokes it.
+    tokens: HashMap<u64, Secret>,
     next_client: u64,
     inflight: InFlight,
     /// By the hub id the client sees.
@@ -110,6 +112,7 @@ impl Router {
             tool_filter,
             timeout,
             clients: HashMap::new(),
+            tokens: HashMap::new(),
             next_client: 0,
             inflight: InFlight::default(),
             server_reqs: HashMap::new(),
@@ -125,10 +128,25 @@ impl Router {
         self.timeout = timeout;
     }
 
-    pub fn attach(&mut self, sink: Arc<dyn Downstream>) -> u64 {
+    pub fn attach(&mut self, sink: Arc<dyn Downstream>, token: Option<Secret>) -> u64 {
         self.next_client += 1;
         self.clients.insert(self.next_client, sink);
+        if let Some(t) = token {
+            self.tokens.insert(self.next_client, t);
+        }
         self.next_client
+    }
+
+    /// The clients whose token `pred` rejects, with their sinks.
+    pub fn clients_where(
+        &self,
+        pred: impl Fn(Option<&Secret>) -> bool,
+    ) -> Vec<(u64, Arc<dyn Downstream>)> {
+        self.clients
+            .iter()
+            .filter(|(c, _)| pred(self.tokens.get(c)))
+            .map(|(c, s)| (*c, s.clone()))
+            .collect()
     }
 
     pub fn clients(&self) -> usize {
@@ -154,6 +172,7 @@ impl Router {
     /// asked it, and drop its subscriptions.
     pub fn detach(&mut self, client: u64) -> Vec<Effect> {
         let mut fx = Vec::new();
+        self.tokens.remove(&client);
         if self.clients.remove(&client).is_none() {
             return fx;
         }
@@ -445,7 +464,10 @@ impl Router {
                     "{n} clients have requests in flight: ambiguous in shared mode; use per-client"
                 ),
             };
-            tracing::warn!(mcp_server = %self.server, "refused the server's {method}: {why}");
+            if let Some(held) = crate::ratelimit::allow(&format!("attribution:{}", self.server)) {
+                tracing::warn!(mcp_server = %self.server, "refused the server's {method}: {why}{}",
+                    if held > 0 { format!(" ({held} more suppressed)") } else { String::new() });
+            }
             return vec![Effect::Up(err(
                 up_id,
                 UPSTREAM_ERROR,

@@ -256,7 +256,7 @@ mod property {
         ) {
             let mut r = router::Router::new("fx", true, None, Duration::from_secs(60));
             let sinks: Vec<_> = (0..4).map(|_| outbound::channel("fx", "c")).collect();
-            let clients: Vec<u64> = (0..4).map(|_| r.attach(Arc::new(Quiet))).collect();
+            let clients: Vec<u64> = (0..4).map(|_| r.attach(Arc::new(Quiet), None)).collect();
             let now = Instant::now();
             let mut sent = vec![];
             let mut expect: Vec<Vec<(Value, Value)>> = vec![vec![]; 4];

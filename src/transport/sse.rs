@@ -84,7 +84,7 @@ pub async fn open(
     app: &Arc<App>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
-    token: Option<usize>,
+    token: Option<crate::session::Token>,
 ) -> Result<Response<Body>, Rejection> {
     let accept = req
         .headers()
@@ -101,9 +101,12 @@ pub async fn open(
     }
     let id = new_session_id();
     let (tx, rx) = outbound::channel(&server.cfg.name, &id);
-    let info = SessionInfo {
-        id: id.clone(),
-        token: token.map(|i| format!("{}[{i}]", server.cfg.token_source)),
+    let info = match &token {
+        Some(t) => t.info(&id, &server.cfg.token_source),
+        None => SessionInfo {
+            id: id.clone(),
+            ..Default::default()
+        },
     };
     let session = match app
         .hub
@@ -198,7 +201,7 @@ pub async fn post(
             "unknown or expired session; open /sse again",
         ));
     };
-    let body = read_body(req, app.hub.current().settings.max_body).await?;
+    let body = read_body(req, &app.hub.current().settings).await?;
     let msgs = match parse_body(&body)? {
         Incoming::Single(m) => vec![m],
         Incoming::Batch(v) => v,

@@ -209,7 +209,7 @@ pub async fn post(
     app: &Arc<App>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
-    token: Option<usize>,
+    token: Option<crate::session::Token>,
 ) -> Result<Response<Body>, Rejection> {
     let headers = req.headers();
     let ctype = headers
@@ -232,7 +232,7 @@ pub async fn post(
         Some(_) => Some(lookup(app, &server, headers)?),
         None => None,
     };
-    let body = read_body(req, app.hub.current().settings.max_body).await?;
+    let body = read_body(req, &app.hub.current().settings).await?;
     let (msgs, batch) = match parse_body(&body)? {
         Incoming::Single(m) => (vec![m], false),
         Incoming::Batch(v) => (v, true),
@@ -378,7 +378,7 @@ pub async fn post(
 async fn create(
     app: &Arc<App>,
     server: &Arc<Server>,
-    token: Option<usize>,
+    token: Option<crate::session::Token>,
 ) -> Result<Arc<StreamSession>, Rejection> {
     let id = new_session_id();
     let (ambient, parked) = outbound::channel(&server.cfg.name, &id);
@@ -397,9 +397,12 @@ async fn create(
         .open_session(
             server,
             Arc::new(Sink(Arc::downgrade(&sess))),
-            SessionInfo {
-                id: sess.id.clone(),
-                token: token.map(|i| format!("{}[{i}]", server.cfg.token_source)),
+            match &token {
+                Some(t) => t.info(&sess.id, &server.cfg.token_source),
+                None => SessionInfo {
+                    id: sess.id.clone(),
+                    ..Default::default()
+                },
             },
         )
         .await

@@ -16,7 +16,7 @@
 use super::{Outbox, Received, Upstream};
 use crate::config::ServerConfig;
 use crate::jsonrpc::Message;
-use crate::supervisor::{reap_child, stop_child, Supervisor};
+use crate::supervisor::{reap_child, stop_child, stop_child_within, Supervisor, STOP_GRACE};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,6 +113,8 @@ pub struct Link {
     retry_now: AtomicBool,
     stop: watch::Sender<bool>,
     retired: Mutex<Option<String>>,
+    /// How long each step of the graceful stop may take (shorter at shutdown).
+    grace: Mutex<Duration>,
     /// Held by `panicIfInvalid`'s start-up check.
     required: AtomicBool,
 }
@@ -138,6 +140,7 @@ impl Link {
             retry_now: AtomicBool::new(false),
             stop: watch::Sender::new(false),
             retired: Mutex::new(None),
+            grace: Mutex::new(STOP_GRACE),
             required: AtomicBool::new(false),
         });
         let me = link.clone();
@@ -185,6 +188,14 @@ impl Link {
             r.get_or_insert_with(|| why.to_string());
         }
         self.stop.send_replace(true);
+    }
+
+    /// [`Link::retire`], giving each step of the child's stop at most `grace`.
+    pub fn retire_within(&self, why: &str, grace: Duration) {
+        if let Ok(mut g) = self.grace.lock() {
+            *g = grace.min(STOP_GRACE);
+        }
+        self.retire(why);
     }
 
     fn retired_reason(&self) -> String {
@@ -472,7 +483,8 @@ impl Link {
         }
         match outcome {
             Ok(o) => {
-                stop_child(&self.cfg.name, child).await;
+                let grace = self.grace.lock().map(|g| *g).unwrap_or(STOP_GRACE);
+                stop_child_within(&self.cfg.name, child, grace).await;
                 o
             }
             Err(exited) => Outcome::Crashed(reap_child(&self.cfg.name, child, exited).await),

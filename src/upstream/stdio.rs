@@ -39,6 +39,30 @@ pub struct Process {
     pub cgroup: Option<sandbox::cgroup::Group>,
 }
 
+/// Process groups of children not yet reaped, so the hub's exit can kill
+/// whatever a stop did not reach in time.
+static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let (Some(pid), Ok(mut g)) = (self.pid, GROUPS.lock()) {
+            g.retain(|p| *p != pid);
+        }
+    }
+}
+
+/// SIGKILLs every child process group still known; returns how many.
+pub fn kill_all_groups() -> usize {
+    let groups: Vec<u32> = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+    for g in &groups {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(*g as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    groups.len()
+}
+
 fn command_for(spec: &StdioSpec) -> Command {
     let mut cmd = Command::new(&spec.command);
     cmd.args(&spec.args);
@@ -63,7 +87,12 @@ pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnErro
             let p = sandbox::prepare(server, spec, profile)?;
             (Command::from(p.command), Some(p.status), p.group)
         }
-        None => (command_for(spec), None, None),
+        None => {
+            let mut cmd = command_for(spec);
+            // Unsandboxed, it has no pid namespace to die with: make it die with the hub.
+            sandbox::die_with_parent(&mut cmd);
+            (cmd, None, None)
+        }
     };
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -84,6 +113,9 @@ pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnErro
         }
     }
     let pid = child.id();
+    if let (Some(p), Ok(mut g)) = (pid, GROUPS.lock()) {
+        g.push(p);
+    }
     let stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");

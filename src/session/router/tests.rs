@@ -57,8 +57,8 @@ fn drain(rx: &mut Inbound) -> Vec<Value> {
 fn ids_progress_and_cancellation_are_rewritten_both_ways() {
     let mut r = router(true);
     let (a, b) = (Arc::new(Rec::default()), Arc::new(Rec::default()));
-    let ca = r.attach(a.clone());
-    let cb = r.attach(b.clone());
+    let ca = r.attach(a.clone(), None);
+    let cb = r.attach(b.clone(), None);
     let (ta, mut ra) = outbound::channel("fx", "a");
     let (tb, mut rb) = outbound::channel("fx", "b");
     let now = Instant::now();
@@ -113,8 +113,8 @@ fn ids_progress_and_cancellation_are_rewritten_both_ways() {
 fn server_requests_go_only_where_they_can_be_attributed() {
     let mut r = router(true);
     let (a, b) = (Arc::new(Rec::default()), Arc::new(Rec::default()));
-    let ca = r.attach(a.clone());
-    let cb = r.attach(b.clone());
+    let ca = r.attach(a.clone(), None);
+    let cb = r.attach(b.clone(), None);
     let (ta, mut ra) = outbound::channel("fx", "a");
     let (tb, _rb) = outbound::channel("fx", "b");
     let now = Instant::now();
@@ -158,7 +158,7 @@ fn server_requests_go_only_where_they_can_be_attributed() {
 fn a_per_client_upstream_routes_to_its_one_client() {
     let mut r = router(false);
     let a = Arc::new(Rec::default());
-    r.attach(a.clone());
+    r.attach(a.clone(), None);
     let up = run(r.from_upstream(
         Message::from_value(json!({"jsonrpc":"2.0","id":5,"method":"roots/list"})).unwrap(),
     ));
@@ -170,8 +170,8 @@ fn a_per_client_upstream_routes_to_its_one_client() {
 fn resource_updates_reach_subscribers_only() {
     let mut r = router(true);
     let (a, b) = (Arc::new(Rec::default()), Arc::new(Rec::default()));
-    let ca = r.attach(a.clone());
-    let cb = r.attach(b.clone());
+    let ca = r.attach(a.clone(), None);
+    let cb = r.attach(b.clone(), None);
     let (ta, _ra) = outbound::channel("fx", "a");
     let (tb, mut rb) = outbound::channel("fx", "b");
     let now = Instant::now();
@@ -211,7 +211,7 @@ fn resource_updates_reach_subscribers_only() {
 fn deadlines_duplicates_and_crashes_answer_every_request() {
     let mut r = router(true);
     let a = Arc::new(Rec::default());
-    let ca = r.attach(a.clone());
+    let ca = r.attach(a.clone(), None);
     let (ta, mut ra) = outbound::channel("fx", "a");
     let now = Instant::now();
     run(r.request(ca, req(json!(1), "tools/call", json!({})), &ta, now, None));
@@ -247,7 +247,7 @@ fn tool_filter_hides_and_refuses() {
         Duration::from_secs(10),
     );
     let a = Arc::new(Rec::default());
-    let ca = r.attach(a);
+    let ca = r.attach(a, None);
     let (ta, mut ra) = outbound::channel("fx", "a");
     let now = Instant::now();
     assert!(run(r.request(
