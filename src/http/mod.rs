@@ -12,10 +12,8 @@ mod status;
 
 use crate::hub::{Hub, Snapshot};
 use crate::systemd::listen::Listener;
-use crate::transport::{sse, streamable};
-use bytes::Bytes;
+use crate::transport::{self, sse, streamable};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -23,37 +21,36 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub use response::{bytes_response, empty, full, json_response, message_response, Body, Rejection};
-
-/// A JSON-RPC error response with no id, for a request the hub refuses outright.
-pub fn rpc_error(status: StatusCode, code: i64, msg: impl Into<String>) -> Response<Body> {
-    message_response(status, &crate::jsonrpc::Message::error(None, code, msg))
-}
+pub use response::{empty, Body, Rejection};
 
 pub struct App {
     pub hub: Arc<Hub>,
+    /// What the transports see of the hub.
+    pub ctx: Arc<transport::Ctx>,
     /// When the last request arrived, in ms since `started`: for exit-on-idle.
     last_request: std::sync::atomic::AtomicU64,
     started: std::time::Instant,
-    pub sse: sse::Registry,
-    pub streamable: streamable::Registry,
     pub conns: Arc<Conns>,
     pub shutdown: watch::Receiver<bool>,
 }
 
 impl App {
     pub fn new(hub: Arc<Hub>, shutdown: watch::Receiver<bool>) -> Arc<App> {
-        let app = Arc::new(App {
-            last_request: std::sync::atomic::AtomicU64::new(0),
-            started: std::time::Instant::now(),
+        let ctx = Arc::new(transport::Ctx {
+            hub: hub.clone(),
             sse: sse::Registry::default(),
             streamable: streamable::Registry::default(),
+            shutdown: shutdown.clone(),
+        });
+        streamable::spawn_expiry(ctx.clone());
+        Arc::new(App {
+            last_request: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            ctx,
             conns: Arc::default(),
             hub,
             shutdown,
-        });
-        streamable::spawn_expiry(app.clone());
-        app
+        })
     }
 }
 
@@ -265,16 +262,14 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         app.started.elapsed().as_millis() as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
-    // The path is borrowed from the request only to route: the two names
-    // are copied out (small), so the request itself can move on.
-    let (first, rest) = {
-        let trimmed = req.uri().path().trim_start_matches('/');
-        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-        let (f, r) = trimmed.split_once('/').unwrap_or((trimmed, ""));
-        (Box::<str>::from(f), Box::<str>::from(r))
-    };
+    // Routing borrows the path from a copy of the URI (a reference count, no
+    // allocation), so the request itself can move on to a transport.
+    let uri = req.uri().clone();
+    let trimmed = uri.path().trim_start_matches('/');
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    let (first, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
 
-    if &*first == "healthz" && rest.is_empty() {
+    if first == "healthz" && rest.is_empty() {
         return status::healthz(req.method());
     }
     if req.method() == Method::OPTIONS {
@@ -286,7 +281,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         Err(origin::Rejected::Origin(o)) => return Rejection::Origin(o).into_response(),
         Err(origin::Rejected::Host(h)) => return Rejection::Host(h).into_response(),
     };
-    let mut resp = match route(&app, &snap, req, &first, &rest).await {
+    let mut resp = match route(&app, &snap, req, first, rest).await {
         Ok(r) => r,
         Err(rej) => rej.into_response(),
     };
@@ -339,11 +334,11 @@ async fn route(
         return Err(Rejection::Disabled(first.into()));
     }
     match (rest, req.method()) {
-        ("sse", &Method::GET) => sse::open(app, server, req, token).await,
-        ("message", &Method::POST) => sse::post(app, server, req).await,
-        ("mcp", &Method::POST) => streamable::post(app, server, req, token).await,
-        ("mcp", &Method::GET) => streamable::get(app, server, req).await,
-        ("mcp", &Method::DELETE) => streamable::delete(app, server, req).await,
+        ("sse", &Method::GET) => sse::open(&app.ctx, server, req, token).await,
+        ("message", &Method::POST) => sse::post(&app.ctx, server, req).await,
+        ("mcp", &Method::POST) => streamable::post(&app.ctx, server, req, token).await,
+        ("mcp", &Method::GET) => streamable::get(&app.ctx, server, req).await,
+        ("mcp", &Method::DELETE) => streamable::delete(&app.ctx, server, req).await,
         ("sse", _) => Err(Rejection::Method("GET")),
         ("message", _) => Err(Rejection::Method("POST")),
         ("mcp", _) => Err(Rejection::Method("GET, POST, DELETE")),
@@ -387,28 +382,4 @@ fn preflight(app: &App, req: &Request<Incoming>) -> Response<Body> {
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     r
-}
-
-/// Reads a request body up to `maxBodySize` bytes (past it, 413) within
-/// `bodyReadTimeout` (past it, 408: a client trickling a byte a second must
-/// not hold a connection and its task forever).
-pub async fn read_body(
-    req: Request<Incoming>,
-    settings: &crate::config::HubSettings,
-) -> Result<Bytes, Rejection> {
-    let limit = settings.max_body;
-    let limited = http_body_util::Limited::new(req.into_body(), limit);
-    let collected = tokio::time::timeout(settings.body_read_timeout, limited.collect())
-        .await
-        .map_err(|_| Rejection::BodyTimeout(settings.body_read_timeout))?;
-    match collected {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Rejection::TooLarge(limit))
-        }
-        Err(e) => Err(Rejection::BodyRead(e.to_string())),
-    }
 }

@@ -1,7 +1,7 @@
 //! `/healthz` (open, for load balancers and systemd checks) and `/status`
 //! (per-server state, behind a token: it names servers and their errors).
 
-use super::{json_response, Body, Rejection};
+use super::response::{json_response, Body, Rejection};
 use crate::hub::Hub;
 use http::{Method, Response, StatusCode};
 use serde_json::json;

@@ -9,7 +9,42 @@
 pub mod sse;
 pub mod streamable;
 
-use crate::http::Body;
+/// What a transport needs from the hub, and nothing more: the registry of
+/// servers, its own session registries, and the shutdown signal. The HTTP
+/// layer owns one and hands it to every request it routes here.
+pub struct Ctx {
+    pub hub: std::sync::Arc<crate::hub::Hub>,
+    pub sse: sse::Registry,
+    pub streamable: streamable::Registry,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Reads a request body up to `maxBodySize` bytes (past it, 413) within
+/// `bodyReadTimeout` (past it, 408: a client trickling a byte a second must
+/// not hold a connection and its task forever).
+pub async fn read_body(
+    req: http::Request<hyper::body::Incoming>,
+    settings: &crate::config::HubSettings,
+) -> Result<Bytes, crate::http::response::Rejection> {
+    use crate::http::response::Rejection;
+    let limit = settings.max_body;
+    let limited = http_body_util::Limited::new(req.into_body(), limit);
+    let collected = tokio::time::timeout(settings.body_read_timeout, limited.collect())
+        .await
+        .map_err(|_| Rejection::BodyTimeout(settings.body_read_timeout))?;
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(Rejection::TooLarge(limit))
+        }
+        Err(e) => Err(Rejection::BodyRead(e.to_string())),
+    }
+}
+
+use crate::http::response::Body;
 use crate::jsonrpc::Message;
 use crate::session::outbound::Inbound;
 use bytes::Bytes;

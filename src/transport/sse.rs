@@ -12,7 +12,8 @@
 //! reading has its stream closed and its session ended.
 
 use super::{new_session_id, sse_response, SseStream};
-use crate::http::{empty, read_body, App, Body, Rejection};
+use super::{read_body, Ctx};
+use crate::http::response::{empty, Body, Rejection};
 use crate::hub::{OpenError, Server};
 use crate::jsonrpc::{parse_body, Incoming, Message};
 use crate::session::outbound::{self, Outbound, Refused};
@@ -50,7 +51,7 @@ impl Downstream for Sink {
 
 /// Removes the session when the stream's body is dropped (the client left).
 struct Guard {
-    app: Arc<App>,
+    app: Arc<Ctx>,
     id: String,
     server: String,
 }
@@ -72,7 +73,7 @@ impl Drop for Guard {
     }
 }
 
-fn endpoint_url(app: &App, server: &str, id: &str) -> String {
+fn endpoint_url(app: &Ctx, server: &str, id: &str) -> String {
     let path = format!("/{server}/message?sessionId={id}");
     match &app.hub.current().settings.base_url {
         Some(b) => format!("{}{path}", b.as_str().trim_end_matches('/')),
@@ -81,7 +82,7 @@ fn endpoint_url(app: &App, server: &str, id: &str) -> String {
 }
 
 pub async fn open(
-    app: &Arc<App>,
+    app: &Arc<Ctx>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
     token: Option<crate::session::Token>,
@@ -178,7 +179,7 @@ async fn uplink(session: Session, mut rx: mpsc::Receiver<Message>, out: Outbound
 }
 
 pub async fn post(
-    app: &Arc<App>,
+    app: &Arc<Ctx>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Rejection> {
@@ -222,6 +223,6 @@ pub async fn post(
         }
     }
     let mut r = empty(StatusCode::ACCEPTED);
-    *r.body_mut() = crate::http::full("Accepted");
+    *r.body_mut() = crate::http::response::full("Accepted");
     Ok(r)
 }

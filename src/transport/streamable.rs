@@ -18,7 +18,8 @@
 //! offered (events carry no ids), which the spec allows.
 
 use super::{new_session_id, sse_response, SseStream};
-use crate::http::{bytes_response, empty, message_response, read_body, App, Body, Rejection};
+use super::{read_body, Ctx};
+use crate::http::response::{bytes_response, empty, message_response, Body, Rejection};
 use crate::hub::Server;
 use crate::jsonrpc::{parse_body, Id, Incoming, Message, UPSTREAM_ERROR};
 use crate::session::outbound::{self, Outbound, Refused};
@@ -182,7 +183,7 @@ fn check_version(headers: &HeaderMap) -> Result<(), Rejection> {
 
 /// Finds the session named by the header. 400 when absent, 404 when unknown.
 fn lookup(
-    app: &App,
+    app: &Ctx,
     server: &Server,
     headers: &HeaderMap,
 ) -> Result<Arc<StreamSession>, Rejection> {
@@ -206,7 +207,7 @@ fn lookup(
 }
 
 pub async fn post(
-    app: &Arc<App>,
+    app: &Arc<Ctx>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
     token: Option<crate::session::Token>,
@@ -376,7 +377,7 @@ pub async fn post(
 }
 
 async fn create(
-    app: &Arc<App>,
+    app: &Arc<Ctx>,
     server: &Arc<Server>,
     token: Option<crate::session::Token>,
 ) -> Result<Arc<StreamSession>, Rejection> {
@@ -413,7 +414,7 @@ async fn create(
 }
 
 pub async fn get(
-    app: &Arc<App>,
+    app: &Arc<Ctx>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Rejection> {
@@ -444,7 +445,7 @@ pub async fn get(
 }
 
 pub async fn delete(
-    app: &Arc<App>,
+    app: &Arc<Ctx>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Rejection> {
@@ -456,7 +457,7 @@ pub async fn delete(
 }
 
 /// `sessionIdleTimeout` is read on every pass, so a reload changes it at once.
-pub fn spawn_expiry(app: Arc<App>) {
+pub fn spawn_expiry(app: Arc<Ctx>) {
     let every = Duration::from_millis(250);
     tokio::spawn(async move {
         let mut shutdown = app.shutdown.clone();
