@@ -314,6 +314,14 @@ impl Message {
         }
     }
 
+    /// Removes one top-level field of `params`.
+    pub fn remove_param(&mut self, key: &str) {
+        let Some(p) = &self.params else { return };
+        if let Some(edited) = edit(p, |m| m.shift_remove(key).map(|_| ())) {
+            self.params = Some(edited);
+        }
+    }
+
     /// Sets one top-level field of `result` (a cached initialize's
     /// `protocolVersion`).
     pub fn set_result_field(&mut self, key: &str, value: &RawValue) {

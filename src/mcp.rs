@@ -1,0 +1,199 @@
+//! The protocol's vocabulary, in one place: versions of both eras, the
+//! reserved `_meta` keys and error codes of 2026-07-28, and how a request is
+//! classified into its era. `jsonrpc` stays free of MCP; this module knows
+//! MCP but not HTTP.
+
+use crate::jsonrpc::Message;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+/// Handshake-era versions the hub accepts from clients, newest first.
+pub const LEGACY_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// Stateless-era versions, newest first.
+pub const MODERN_VERSIONS: [&str; 1] = ["2026-07-28"];
+pub const LATEST_MODERN: &str = MODERN_VERSIONS[0];
+
+pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+pub const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+pub const META_SUBSCRIPTION: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// Header and body disagree (or a required header is missing).
+pub const HEADER_MISMATCH: i64 = -32020;
+/// The request needs a client capability it did not declare.
+pub const MISSING_CAPABILITY: i64 = -32021;
+/// A protocol version the server does not serve.
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// Every version the hub serves, both eras, newest first.
+pub fn supported_versions() -> Vec<&'static str> {
+    MODERN_VERSIONS
+        .iter()
+        .chain(LEGACY_VERSIONS.iter())
+        .copied()
+        .collect()
+}
+
+/// The `data` of an unsupported-version error, as probing clients expect it.
+pub fn version_error_data(requested: &str) -> Value {
+    json!({"supported": supported_versions(), "requested": requested})
+}
+
+/// Which era a message speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Era {
+    Legacy,
+    /// A 2026-07-28+ request, with the version its `_meta` names.
+    Modern(String),
+}
+
+/// The `_meta` of a request's params, when it has one.
+pub fn request_meta(m: &Message) -> Option<serde_json::Map<String, Value>> {
+    m.param::<serde_json::Map<String, Value>>("_meta")
+}
+
+/// A request is modern when its `_meta` names a protocol version.
+pub fn classify(m: &Message) -> Era {
+    match request_meta(m)
+        .as_ref()
+        .and_then(|meta| meta.get(META_VERSION))
+        .and_then(Value::as_str)
+    {
+        Some(v) => Era::Modern(v.to_string()),
+        None => Era::Legacy,
+    }
+}
+
+/// Methods whose complete results carry cache hints (`ttlMs`, `cacheScope`).
+pub fn cacheable(method: &str) -> bool {
+    matches!(
+        method,
+        "server/discover"
+            | "tools/list"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+    )
+}
+
+/// The param a method's `Mcp-Name` header mirrors.
+pub fn name_param(method: &str) -> Option<&'static str> {
+    match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    }
+}
+
+/// Decodes a header value that may use the `=?base64?…?=` sentinel.
+pub fn decode_header(v: &str) -> Option<String> {
+    use base64::Engine as _;
+    match v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b) => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok()),
+        None => Some(v.to_string()),
+    }
+}
+
+/// The modern result a legacy upstream's result becomes: `resultType`, and
+/// for cacheable methods the hub's own cache hints. `ttlMs: 0` and `private`:
+/// a reload or a tool filter can change what the hub answers without a
+/// `list_changed`, and results may depend on the token.
+pub fn modernize_result(method: &str, result: &RawValue) -> Option<Box<RawValue>> {
+    let mut map: indexmap::IndexMap<String, Box<RawValue>> =
+        serde_json::from_str(result.get()).ok()?;
+    map.entry("resultType".into())
+        .or_insert_with(|| crate::jsonrpc::to_raw(&"complete"));
+    if cacheable(method) {
+        map.insert("ttlMs".into(), crate::jsonrpc::to_raw(&0));
+        map.insert("cacheScope".into(), crate::jsonrpc::to_raw(&"private"));
+    }
+    Some(crate::jsonrpc::to_raw(&map))
+}
+
+/// Modern `_meta` keys a legacy upstream must not see. Unknown keys (trace
+/// context, progress tokens, vendors') pass.
+pub fn strip_modern_meta(m: &mut Message) {
+    let Some(mut meta) = request_meta(m) else {
+        return;
+    };
+    meta.retain(|k, _| {
+        !matches!(
+            k.as_str(),
+            META_VERSION | META_CAPABILITIES | META_CLIENT_INFO | META_LOG_LEVEL
+        )
+    });
+    if meta.is_empty() {
+        m.remove_param("_meta");
+    } else {
+        m.set_param("_meta", &crate::jsonrpc::to_raw(&meta));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_by_meta() {
+        let modern = Message::request(
+            1u64.into(),
+            "tools/list",
+            json!({"_meta": {META_VERSION: "2026-07-28", META_CAPABILITIES: {}}}),
+        );
+        assert_eq!(classify(&modern), Era::Modern("2026-07-28".into()));
+        let legacy = Message::request(1u64.into(), "tools/list", json!({}));
+        assert_eq!(classify(&legacy), Era::Legacy);
+    }
+
+    #[test]
+    fn decodes_base64_sentinel() {
+        assert_eq!(decode_header("plain").as_deref(), Some("plain"));
+        assert_eq!(decode_header("=?base64?w6k=?=").as_deref(), Some("é"));
+        assert_eq!(decode_header("=?base64?!!?="), None);
+    }
+
+    #[test]
+    fn modern_results_get_type_and_hints() {
+        let r = RawValue::from_string(r#"{"tools":[{"name":"a","x":1.50}]}"#.into()).unwrap();
+        let m = modernize_result("tools/list", &r).unwrap();
+        assert_eq!(
+            m.get(),
+            r#"{"tools":[{"name":"a","x":1.50}],"resultType":"complete","ttlMs":0,"cacheScope":"private"}"#
+        );
+        let c = RawValue::from_string(r#"{"content":[]}"#.into()).unwrap();
+        assert_eq!(
+            modernize_result("tools/call", &c).unwrap().get(),
+            r#"{"content":[],"resultType":"complete"}"#
+        );
+    }
+
+    #[test]
+    fn strips_only_modern_keys() {
+        let mut m = Message::request(
+            1u64.into(),
+            "tools/call",
+            json!({"name": "x", "_meta": {META_VERSION: "2026-07-28", META_CAPABILITIES: {}, "progressToken": 5, "traceparent": "t"}}),
+        );
+        strip_modern_meta(&mut m);
+        assert_eq!(
+            m.params_value().unwrap(),
+            json!({"name": "x", "_meta": {"progressToken": 5, "traceparent": "t"}})
+        );
+        let mut bare = Message::request(
+            1u64.into(),
+            "tools/list",
+            json!({"_meta": {META_VERSION: "2026-07-28", META_CAPABILITIES: {}}}),
+        );
+        strip_modern_meta(&mut bare);
+        assert_eq!(bare.params_value().unwrap(), json!({}));
+    }
+}
