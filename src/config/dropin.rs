@@ -250,13 +250,12 @@ pub fn merge(
         // The main file is not an object: let typing report it.
         return Ok(origins);
     };
-    match root
+    // Not an object: typing reports the main file's error.
+    if let Value::Object(servers) = root
         .entry("mcpServers")
         .or_insert_with(|| Value::Object(Map::new()))
     {
-        Value::Object(servers) => servers.extend(added),
-        // Not an object: typing reports the main file's error.
-        _ => {}
+        servers.extend(added);
     }
     Ok(origins)
 }

@@ -243,6 +243,41 @@ fn take_backup<'a>(
     Ok(Backup { id, dir, manifest })
 }
 
+/// Replaces one file outside the config (a client's own config file)
+/// atomically, after copying the old one to `<file>.bak-<UTC time>` beside it.
+/// A new file gets `new_mode`; an existing one keeps its owner and mode.
+/// Returns the backup's path, when there was a file to back up.
+pub fn replace_with_backup(
+    path: &Path,
+    bytes: &[u8],
+    new_mode: u32,
+) -> Result<Option<PathBuf>, EditError> {
+    let backup = match std::fs::read(path) {
+        Ok(old) => {
+            let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
+                .to_string()
+                .replace([':', '-'], "");
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".bak-{stamp}"));
+            let b = PathBuf::from(name);
+            let mode = std::fs::metadata(path).map_or(0o600, |m| m.mode() & 0o777);
+            write_new(&b, &old, mode)?;
+            Some(b)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(path, "cannot read")(e)),
+    };
+    write_atomic(
+        path,
+        bytes,
+        &Template {
+            mode: new_mode,
+            owner: None,
+        },
+    )?;
+    Ok(backup)
+}
+
 /// Owner and mode for new files: the main config file's.
 struct Template {
     mode: u32,
