@@ -2,11 +2,13 @@
 //! before a transport sees it (Host/Origin, CORS preflight, bearer token).
 //!
 //! Routes: `/<name>/sse` + `/<name>/message?sessionId=` (legacy SSE),
-//! `/<name>/mcp` (streamable HTTP), `/healthz` (open), `/status` (token).
+//! `/<name>/mcp` (streamable HTTP), `/healthz` (open), `/status` (token),
+//! `/` (open; lists servers with a token).
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
 pub mod origin;
+mod root;
 mod status;
 
 use crate::hub::{Hub, Snapshot};
@@ -229,6 +231,9 @@ async fn route(
     first: &str,
     rest: &str,
 ) -> Response<Body> {
+    if first.is_empty() {
+        return root::root(app, snap, &req);
+    }
     if first == "status" && rest.is_empty() {
         if let Err(r) = authorize(&snap.all_tokens(), req.headers()) {
             return r;
