@@ -122,7 +122,7 @@ pub fn doctor(ctx: &Ctx, u: &GrantUser) -> anyhow::Result<bool> {
     let cfg = match ctx.load() {
         Ok((_, cfg)) => Some(cfg),
         Err(e) => {
-            out::note(format!("note: no servers checked: {e:#}"));
+            out::note(format!("note: no servers checked: {}", out::message(&e)));
             None
         }
     };

@@ -140,7 +140,10 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> anyhow::Result<bool> {
         )
     );
     if let Err(e) = live {
-        println!("(config only: no live data from the hub: {e:#})");
+        println!(
+            "(config only: no live data from the hub: {})",
+            out::message(&e)
+        );
     }
     Ok(true)
 }
@@ -271,7 +274,7 @@ pub fn run_test(
                     s
                 }
                 Err(e) => {
-                    steps.push(("connect".into(), Err(format!("{e:#}")), t.elapsed()));
+                    steps.push(("connect".into(), Err(out::message(&e)), t.elapsed()));
                     return steps;
                 }
             };
@@ -288,7 +291,7 @@ pub fn run_test(
                     t.elapsed(),
                 )),
                 Err(e) => {
-                    steps.push(("initialize".into(), Err(format!("{e:#}")), t.elapsed()));
+                    steps.push(("initialize".into(), Err(out::message(&e)), t.elapsed()));
                     session.close().await;
                     return steps;
                 }
@@ -298,7 +301,7 @@ pub fn run_test(
             steps.push((
                 "tools/list".into(),
                 r.map(|t| format!("{} tool(s)", t.len()))
-                    .map_err(|e| format!("{e:#}")),
+                    .map_err(|e| out::message(&e)),
                 t.elapsed(),
             ));
             session.close().await;

@@ -39,10 +39,28 @@ pub fn json(v: &Value) {
 
 /// Prints a failure: `error: …` on stderr, and `{"error": …}` on stdout with --json.
 pub fn error(as_json: bool, e: &anyhow::Error) {
+    let msg = message(e);
     if as_json {
-        json(&serde_json::json!({"ok": false, "error": format!("{e:#}")}));
+        json(&serde_json::json!({"ok": false, "error": msg}));
     }
-    eprintln!("error: {e:#}");
+    eprintln!("error: {msg}");
+}
+
+/// The error and its causes, each once: the config errors already include
+/// their cause's text, which `{:#}` would repeat.
+pub fn message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if msg.contains(&c) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&c);
+    }
+    msg
 }
 
 /// A note for people (stderr, so --json output stays one document).
