@@ -1,5 +1,5 @@
-//! The commands that change the config: `add`, `remove`, `enable`, `disable`
-//! and `restore`. Each builds the new file set in memory, validates the whole
+//! The commands that change the config: `add`, `remove`, `enable` and
+//! `disable` (`restore` is in its own file and shares `commit`). Each builds the new file set in memory, validates the whole
 //! merged config exactly as the hub will load it, and only then writes
 //! (atomically, with a backup: `config::edit`), reloads the running hub, and
 //! checks the effect through the hub's front door.
@@ -87,15 +87,6 @@ pub struct RemoveArgs {
 #[derive(Debug, Args)]
 pub struct ToggleArgs {
     pub name: String,
-    /// Print the change; write nothing
-    #[arg(long = "dry-run")]
-    pub dry_run: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct RestoreArgs {
-    /// The backup to restore (without it: list the backups)
-    pub backup: Option<String>,
     /// Print the change; write nothing
     #[arg(long = "dry-run")]
     pub dry_run: bool,
@@ -424,7 +415,7 @@ fn defining(
 
 /// Writes (or prints, with --dry-run) one file change, validates first,
 /// reloads, and returns (backup, reload) when it was written.
-fn commit(
+pub(super) fn commit(
     ctx: &Ctx,
     files: &dropin::Files,
     op: &str,
@@ -560,71 +551,6 @@ pub fn toggle(ctx: &Ctx, a: ToggleArgs, disable: bool) -> anyhow::Result<bool> {
             a.name,
             if disable { "disabled" } else { "enabled" }
         );
-    }
-    Ok(true)
-}
-
-pub fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<bool> {
-    let Some(id) = a.backup else {
-        let all = edit::backups(&ctx.config)?;
-        if ctx.json() {
-            out::json(&json!({"backups": all.iter().map(|b| json!({
-                "id": b.id, "created": b.manifest.created, "operation": b.manifest.operation,
-                "server": b.manifest.server, "files": b.manifest.files,
-            })).collect::<Vec<_>>()}));
-        } else if all.is_empty() {
-            println!("no backups in {}", edit::backup_dir(&ctx.config).display());
-        } else {
-            let rows: Vec<Vec<String>> = all
-                .iter()
-                .map(|b| {
-                    vec![
-                        b.id.clone(),
-                        b.manifest.operation.clone(),
-                        b.manifest.server.clone(),
-                        b.manifest
-                            .files
-                            .iter()
-                            .map(|f| {
-                                format!(
-                                    "{}{}",
-                                    f.path.display(),
-                                    if f.copy.is_none() { " (absent)" } else { "" }
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                out::table(&["BACKUP", "TAKEN BEFORE", "SERVER", "FILES"], &rows)
-            );
-            println!("restore one with: mcp-hub restore BACKUP");
-        }
-        return Ok(true);
-    };
-    let b = edit::backup(&ctx.config, &id)?;
-    let files = ctx.files()?;
-    let changes = b.contents()?;
-    let Some((backup, reloaded, _)) = commit(
-        ctx,
-        &files,
-        "restore",
-        &b.manifest.server,
-        changes,
-        a.dry_run,
-    )?
-    else {
-        return Ok(true);
-    };
-    if ctx.json() {
-        out::json(
-            &json!({"ok": true, "restored": id, "backup": backup, "reload": reloaded.describe()}),
-        );
-    } else {
-        println!("restored {id} (the state it replaced is backup {backup})");
     }
     Ok(true)
 }

@@ -18,6 +18,7 @@ mod inspect;
 mod logs;
 mod out;
 mod reload;
+mod restore;
 
 pub use check::check_report;
 
@@ -106,7 +107,7 @@ pub enum Command {
     /// Disable a server (options.disabled: its routes answer 404) and reload
     Disable(edit::ToggleArgs),
     /// List the backups the commands keep, or restore one, validate the result and reload
-    Restore(edit::RestoreArgs),
+    Restore(restore::RestoreArgs),
     /// List servers: live state from the running hub's /status, else the config only
     List(inspect::ListArgs),
     /// One server's effective config with secrets masked, the file it comes from,
@@ -149,7 +150,7 @@ pub fn run(config: PathBuf, global: Global, command: Command) -> ExitCode {
         Command::Remove(a) => edit::remove(&ctx, a),
         Command::Enable(a) => edit::toggle(&ctx, a, false),
         Command::Disable(a) => edit::toggle(&ctx, a, true),
-        Command::Restore(a) => edit::restore(&ctx, a),
+        Command::Restore(a) => restore::restore(&ctx, a),
         Command::List(a) => inspect::list(&ctx, a),
         Command::Show(a) => inspect::show(&ctx, a),
         Command::Test(a) => inspect::test(&ctx, a),
