@@ -26,6 +26,14 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     use systemd::{listen as sock, notify};
     let cfg = config::load(&config_path)?;
+    // For `mcp-hub add` & co. to find a hub systemd does not run (SIGHUP).
+    // Written before the sockets are announced, so whoever waits for those
+    // finds it; removed again if the start fails.
+    let _pid_file = systemd::pidfile::path(pid_file.as_deref()).and_then(|p| {
+        systemd::pidfile::PidFile::write(&p)
+            .inspect_err(|e| tracing::warn!("cannot write the pid file {}: {e}", p.display()))
+            .ok()
+    });
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -66,12 +74,6 @@ pub async fn start(
         listeners.into_iter().map(|(_, l)| l).collect(),
         drain,
     ));
-    // For `mcp-hub add` & co. to find a hub systemd does not run (SIGHUP).
-    let _pid_file = systemd::pidfile::path(pid_file.as_deref()).and_then(|p| {
-        systemd::pidfile::PidFile::write(&p)
-            .inspect_err(|e| tracing::warn!("cannot write the pid file {}: {e}", p.display()))
-            .ok()
-    });
     notify::ready(&notify::summary(&hub));
     notify::spawn_watchdog(hub.clone(), watchdog);
     Ok(Running {
