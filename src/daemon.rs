@@ -11,6 +11,8 @@ pub struct Running {
     stop: tokio::sync::watch::Sender<bool>,
     drain: std::time::Duration,
     config_path: std::path::PathBuf,
+    /// Removed when the hub stops (dropped with `Running`).
+    _pid_file: Option<systemd::pidfile::PidFile>,
 }
 
 /// Loads the config, takes (or binds) the sockets, starts the registry and
@@ -20,9 +22,18 @@ pub async fn start(
     listen: Option<String>,
     activated: systemd::listen::Activated,
     watchdog: Option<std::time::Duration>,
+    pid_file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<Running> {
     use systemd::{listen as sock, notify};
     let cfg = config::load(&config_path)?;
+    // For `mcp-hub add` & co. to find a hub systemd does not run (SIGHUP).
+    // Written before the sockets are announced, so whoever waits for those
+    // finds it; removed again if the start fails.
+    let _pid_file = systemd::pidfile::path(pid_file.as_deref()).and_then(|p| {
+        systemd::pidfile::PidFile::write(&p)
+            .inspect_err(|e| tracing::warn!("cannot write the pid file {}: {e}", p.display()))
+            .ok()
+    });
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -67,6 +78,7 @@ pub async fn start(
     notify::ready(&notify::summary(&hub));
     notify::spawn_watchdog(hub.clone(), watchdog);
     Ok(Running {
+        _pid_file,
         hub,
         app,
         server,

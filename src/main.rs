@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use mcp_hub::{cli, config, daemon, sandbox, systemd};
+use mcp_hub::{cli, daemon, sandbox, systemd};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -21,33 +21,6 @@ fn main() -> ExitCode {
     }
     let cli = cli::Cli::parse();
     match cli.command.unwrap_or(cli::Command::Serve { listen: None }) {
-        cli::Command::Check => match config::load(&cli.config) {
-            Ok(cfg) => {
-                print!("{}", cli::check_report(&cfg));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        cli::Command::Doctor => {
-            let cfg = match config::load(&cli.config) {
-                Ok(cfg) => Some(cfg),
-                Err(e) => {
-                    eprintln!("note: no servers checked: {e}");
-                    None
-                }
-            };
-            let host = sandbox::probe::Host::probe();
-            let (report, ok) = sandbox::probe::report(&host, cfg.as_ref());
-            print!("{report}");
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
         // Dispatched at the top of main; clap only knows it for --help.
         cli::Command::SandboxExec => sandbox::exec::main(),
         cli::Command::Serve { listen } => {
@@ -65,7 +38,15 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")
-                .and_then(|rt| rt.block_on(run(cli.config, listen, activated, watchdog)));
+                .and_then(|rt| {
+                    rt.block_on(run(
+                        cli.config,
+                        listen,
+                        activated,
+                        watchdog,
+                        cli.global.pid_file,
+                    ))
+                });
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -74,6 +55,8 @@ fn main() -> ExitCode {
                 }
             }
         }
+        // check, doctor and the operator's commands.
+        command => cli::run(cli.config, cli.global, command),
     }
 }
 
@@ -83,13 +66,14 @@ async fn run(
     listen: Option<String>,
     activated: systemd::listen::Activated,
     watchdog: Option<std::time::Duration>,
+    pid_file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // Installed before the hub starts, so a signal during startup is not lost.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let hub = daemon::start(config_path, listen, activated, watchdog).await?;
+    let hub = daemon::start(config_path, listen, activated, watchdog, pid_file).await?;
     {
         let idle = hub.idle();
         tokio::pin!(idle);

@@ -127,9 +127,23 @@ fn credentials_come_from_the_credentials_directory() {
         &[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())],
     );
     assert!(ok && out.contains("1 token(s)"), "{out}{err}");
-    let (ok, _, err) = check(cfg.to_str().unwrap(), &[]);
+    // A credentials directory without the file: the error the hub would hit.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (ok, _, err) = check(
+        cfg.to_str().unwrap(),
+        &[("CREDENTIALS_DIRECTORY", empty.to_str().unwrap())],
+    );
     assert!(
         !ok && err.contains("credential hub-token is not available"),
+        "{err}"
+    );
+    // Outside the service (no CREDENTIALS_DIRECTORY: an operator's shell), the
+    // reference is kept and named, so `check` still checks the rest.
+    let (ok, out, err) = check(cfg.to_str().unwrap(), &[]);
+    assert!(ok && out.contains("1 token(s)"), "{out}{err}");
+    assert!(
+        err.contains("${credential:hub-token} is read by the service at start"),
         "{err}"
     );
 }

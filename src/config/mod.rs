@@ -6,6 +6,8 @@
 //! `mcpProxy.options` into each server exactly as TBXark/mcp-proxy does: a server
 //! that sets `authTokens` replaces the global list, one that does not inherits it.
 
+pub mod dropin;
+pub mod edit;
 mod expand;
 mod raw;
 
@@ -46,6 +48,8 @@ pub enum ConfigError {
     },
     #[error("{file}: {0}", file = .1)]
     Invalid(Invalid, String),
+    #[error(transparent)]
+    Dropin(#[from] dropin::DropinError),
 }
 
 /// A validation error with the path it concerns.
@@ -70,6 +74,8 @@ pub struct Config {
     pub servers: IndexMap<String, ServerConfig>,
     /// Things that load but that an operator should hear about.
     pub warnings: Vec<String>,
+    /// The file each server is defined in (the main file or a drop-in).
+    pub origins: dropin::Origins,
 }
 
 #[derive(Debug, Clone)]
@@ -199,18 +205,29 @@ fn count(v: Option<u32>, path: &str, default: usize) -> Result<usize, Invalid> {
     }
 }
 
-/// Reads and validates a config file, with variables from the process environment.
+/// Reads and validates a config file and its `conf.d/*.json` drop-ins, with
+/// variables from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.into(),
-        source,
-    })?;
-    parse(&text, &path.display().to_string(), &lookup_env)
+    load_files(&dropin::Files::read(path)?, &lookup_env)
+}
+
+/// Validates a main file and its drop-ins as given (the CLI checks a change
+/// this way before writing it).
+pub fn load_files(
+    files: &dropin::Files,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    parse_merged(
+        &files.main_text,
+        &files.main.display().to_string(),
+        &files.dropins,
+        lookup,
+    )
 }
 
 /// Variables from the environment; `credential:NAME` from `$CREDENTIALS_DIRECTORY/NAME`
 /// (one trailing newline dropped, as `echo` writes it).
-fn lookup_env(key: &str) -> Option<String> {
+pub fn lookup_env(key: &str) -> Option<String> {
     match key.strip_prefix("credential:") {
         Some(name) => {
             let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
@@ -227,22 +244,43 @@ pub fn parse(
     file: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let stripped = json_comments::StripComments::new(text.as_bytes());
-    let mut value: serde_json::Value =
-        serde_json::from_reader(stripped).map_err(|source| ConfigError::Json {
-            file: file.into(),
-            source,
-        })?;
+    parse_merged(text, file, &Default::default(), lookup)
+}
+
+fn parse_merged(
+    text: &str,
+    file: &str,
+    dropins: &BTreeMap<PathBuf, String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut value = dropin::to_value(text, file).map_err(|source| ConfigError::Json {
+        file: file.into(),
+        source,
+    })?;
     expand::expand_tree(&mut value, "", lookup).map_err(|e| ConfigError::Expand(e, file.into()))?;
+    let origins = dropin::merge(&mut value, file, dropins, lookup)?;
     let raw: raw::File = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         ConfigError::Shape {
-            file: file.into(),
+            file: origins.file_for(&path, file).into(),
             path,
             msg: e.into_inner().to_string(),
         }
     })?;
-    validate(raw, default_state_dir(lookup)).map_err(|e| ConfigError::Invalid(e, file.into()))
+    let mut cfg = validate(raw, default_state_dir(lookup)).map_err(|e| {
+        let at = origins.file_for(&e.path, file).to_string();
+        ConfigError::Invalid(e, at)
+    })?;
+    for name in cfg.servers.keys() {
+        if !dropin::name_is_portable(name) {
+            cfg.warnings.push(format!(
+                "mcpServers.{name}: loads, but `mcp-hub add` would refuse this name: use {}",
+                dropin::NAME_RULE
+            ));
+        }
+    }
+    cfg.origins = origins;
+    Ok(cfg)
 }
 
 /// systemd's StateDirectory= when set, else /var/lib/mcp-hub for root, else the
@@ -450,6 +488,7 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
         hub,
         servers,
         warnings,
+        origins: Default::default(),
     })
 }
 

@@ -2,12 +2,14 @@
 //! before a transport sees it (Host/Origin, CORS preflight, bearer token).
 //!
 //! Routes: `/<name>/sse` + `/<name>/message?sessionId=` (legacy SSE),
-//! `/<name>/mcp` (streamable HTTP), `/healthz` (open), `/status` (token).
+//! `/<name>/mcp` (streamable HTTP), `/healthz` (open), `/status` (token),
+//! `/` (open; lists servers with a token).
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
 pub mod origin;
 pub mod response;
+mod root;
 mod status;
 
 use crate::hub::{Hub, Snapshot};
@@ -306,6 +308,9 @@ async fn route(
     first: &str,
     rest: &str,
 ) -> Result<Response<Body>, Rejection> {
+    if first.is_empty() {
+        return Ok(root::root(app, snap, &req));
+    }
     if first == "status" && rest.is_empty() {
         // statusTokens see every server; otherwise a token sees the servers
         // it is valid for, and nothing of the others.

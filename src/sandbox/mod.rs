@@ -11,9 +11,11 @@
 //! - `seccomp`: the deny-list
 //! - `cgroup`: memory/pids/cpu limits under a delegated cgroup
 //! - `probe`: what this host can enforce, for `doctor` and `/status`
+//! - `grant`: whether granted paths are usable by the servers' user, and the setfacl fix
 
 pub mod cgroup;
 pub mod exec;
+pub mod grant;
 pub mod probe;
 pub mod profile;
 mod seccomp;

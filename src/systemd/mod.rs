@@ -5,3 +5,4 @@
 pub mod journal;
 pub mod listen;
 pub mod notify;
+pub mod pidfile;

@@ -10,7 +10,7 @@ DEB=$(realpath "$1")
 FIXTURE=$(realpath "$2")
 CACHE=${MCP_HUB_E2E_CACHE:-/var/cache/mcp-hub-test}
 # Bump the suffix when the debootstrap package list changes.
-ROOT=$CACHE/root-bookworm-1
+ROOT=$CACHE/root-bookworm-2
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "ok   - $*"; }
@@ -32,7 +32,7 @@ if [ ! -x "$ROOT/lib/systemd/systemd" ]; then
   [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)
   echo "building the container root once (debootstrap from $mirror)"
   rm -rf "$ROOT.tmp"
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,ca-certificates,python3 \
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,ca-certificates,python3,acl \
     bookworm "$ROOT.tmp" "$mirror" >/dev/null || { echo "debootstrap failed" >&2; exit 1; }
   rm -f "$ROOT.tmp/etc/machine-id" && systemd-machine-id-setup --root="$ROOT.tmp" >/dev/null
   mv "$ROOT.tmp" "$ROOT"
@@ -150,6 +150,44 @@ check "journalctl -u mcp-hub shows MCP_SERVER and the audit fields" \
 check "a child's stderr line is a journal entry" \
   sh -c "nsenter -t $L -a journalctl -u mcp-hub --no-pager MCP_SERVER=fx | grep -q 'mcp-fixture ready'"
 check "the token never reaches the journal" sh -c "! nsenter -t $L -a journalctl --no-pager | grep -q '$TOKEN'"
+
+# 5b. The operator's commands, as root, against the packaged service. The token
+# is a credential only the service reads, so the commands get it from MCP_HUB_TOKEN.
+M() { X env MCP_HUB_TOKEN="$TOKEN" /usr/bin/mcp-hub "$@"; }
+code() { curl_in -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:9090$1"; }
+out=$(M add fx3 -- /usr/local/bin/mcp-fixture 2>&1)
+check "mcp-hub add writes conf.d/fx3.json" X test -f /etc/mcp-hub/conf.d/fx3.json
+check "mcp-hub add reloads through systemctl reload mcp-hub" has 'reloaded (systemctl reload mcp-hub)' "$out"
+check "mcp-hub add runs the test and it passes" has '^PASS' "$out"
+check "mcp-hub test fx3 passes on both routes" M test fx3
+check "mcp-hub list shows fx3 ready, live from /status" sh -c "nsenter -t $L -a env MCP_HUB_TOKEN=$TOKEN mcp-hub list --json | grep -q '\"source\": \"hub\"'"
+check "GET / answers 200 without a token" test "$(curl_in -o /dev/null -w '%{http_code}' http://127.0.0.1:9090/)" = 200
+out=$(M remove fx3 2>&1)
+check "mcp-hub remove verifies the 404" has 'verified: /fx3/mcp answers 404' "$out"
+check "/fx3/mcp answers 404 after remove" test "$(code /fx3/mcp)" = 404
+# A grant on a home Debian made 0700: the hub (as mcp-hub) cannot even resolve
+# the path, so it refuses the config on reload; check (as root) reports why,
+# with the fix, and add --grant applies that fix.
+X sh -c 'mkdir -p /home/administrator/projects && echo hello > /home/administrator/projects/readme.txt && chmod 700 /home/administrator'
+READ='{"attempt":"read","path":"/home/administrator/projects/readme.txt"}'
+X sh -c 'cat > /etc/mcp-hub/conf.d/files.json' <<'JSON'
+{"mcpServers": {"files": {"command": "/usr/local/bin/mcp-fixture", "sandbox": {"read": ["/home/administrator/projects"]}}}}
+JSON
+X systemctl reload mcp-hub
+sleep 1
+check "without the grant, the hub refuses the config on reload" has 'reload failed; still running the previous config: /etc/mcp-hub/conf.d/files.json: mcpServers.files.sandbox.read\[0\]: /home/administrator/projects: Permission denied' "$(X journalctl -u mcp-hub --no-pager -n 20)"
+out=$(M check 2>&1)
+check "mcp-hub check exits non-zero on the unusable grant" sh -c "! nsenter -t $L -a env MCP_HUB_TOKEN=$TOKEN mcp-hub check >/dev/null 2>&1"
+check "mcp-hub check names the blocking directory and the fix" has 'is not readable by mcp-hub (/home/administrator is 0700, owned by root); grant it with: setfacl -m u:mcp-hub:x /home/administrator && setfacl -R -m u:mcp-hub:rX,d:u:mcp-hub:rX /home/administrator/projects' "$out"
+check "mcp-hub doctor exits non-zero while the grant is unusable" sh -c "! nsenter -t $L -a mcp-hub doctor >/dev/null 2>&1"
+check "mcp-hub doctor names the unusable grant" has 'files: grant NOT usable' "$(M doctor 2>&1)"
+X rm /etc/mcp-hub/conf.d/files.json
+out=$(M add files --read /home/administrator/projects --grant -- /usr/local/bin/mcp-fixture 2>&1)
+check "mcp-hub add --grant applies the ACLs" has 'granted: setfacl -m u:mcp-hub:x /home/administrator' "$out"
+check "mcp-hub add --grant: the new server's test passes" has '^PASS' "$out"
+check "with the grant, the server reads the file" has 'succeeded' "$(M call files probe "$READ" 2>&1)"
+check "mcp-hub check is clean again" sh -c "nsenter -t $L -a env MCP_HUB_TOKEN=$TOKEN mcp-hub check >/dev/null 2>&1"
+M remove files >/dev/null
 
 # 6. Watchdog: a hub that stops pinging is killed and restarted.
 PID=$(X systemctl show -p MainPID --value mcp-hub)

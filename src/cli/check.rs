@@ -1,0 +1,153 @@
+//! `check` and `doctor`: the merged config's servers and routes, what the host
+//! can enforce, and whether each granted path is usable by the servers' user.
+
+use super::ctx::{self, Ctx};
+use super::out;
+use crate::config::{self, Config};
+use crate::sandbox::{grant, probe};
+use clap::Args;
+use serde_json::json;
+
+/// Who the grants are tested as.
+#[derive(Debug, Clone, Args)]
+pub struct GrantUser {
+    /// Test sandbox grants as this user (default: the user the servers run as:
+    /// mcp-hub for the packaged service, nobody for a root hub, else this user)
+    #[arg(long = "run-as", value_name = "USER")]
+    pub run_as: Option<String>,
+}
+
+/// The `check` report: one row per server.
+pub fn check_report(cfg: &Config) -> String {
+    let rows: Vec<Vec<String>> = cfg
+        .servers
+        .values()
+        .map(|s| {
+            let kind = if s.disabled {
+                format!("{} (disabled)", s.upstream.kind())
+            } else {
+                s.upstream.kind().to_string()
+            };
+            let auth = if s.auth_tokens.is_empty() {
+                "none".to_string()
+            } else {
+                format!("{} token(s)", s.auth_tokens.len())
+            };
+            vec![
+                s.name.clone(),
+                kind,
+                s.session.as_str().into(),
+                auth,
+                s.routes().join(" "),
+            ]
+        })
+        .collect();
+    let mut out = out::table(&["NAME", "KIND", "SESSION", "AUTH", "ROUTES"], &rows);
+    for w in &cfg.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    let listen = config::parse_listen_addr(&cfg.hub.addr).unwrap_or_default();
+    out.push_str(&format!(
+        "config OK: {} server(s), listening on {listen} unless socket-activated\n",
+        cfg.servers.len()
+    ));
+    out
+}
+
+/// Tests the grants; prints each problem. True when every grant is usable.
+fn grants(cfg: &Config, u: &GrantUser, only: Option<&str>) -> anyhow::Result<grant::Report> {
+    let user = grant::server_user(u.run_as.as_deref()).map_err(anyhow::Error::msg)?;
+    Ok(grant::check(cfg, only, &user))
+}
+
+fn credential_note(cfg: &Config) -> Option<String> {
+    let refs: Vec<&String> = cfg
+        .hub
+        .auth_tokens
+        .iter()
+        .chain(cfg.servers.values().flat_map(|s| s.auth_tokens.iter()))
+        .filter(|t| ctx::is_unresolved(t))
+        .collect();
+    refs.first().map(|r| {
+        format!("note: {r} is read by the service at start (LoadCredential=); not available to this command")
+    })
+}
+
+pub fn check(ctx: &Ctx, u: &GrantUser) -> anyhow::Result<bool> {
+    let (files, cfg) = ctx.load()?;
+    let report = grants(&cfg, u, None)?;
+    let ok = report.problems.is_empty();
+    if ctx.json() {
+        out::json(&json!({
+            "ok": ok,
+            "files": std::iter::once(&files.main).chain(files.dropins.keys()).collect::<Vec<_>>(),
+            "servers": cfg.servers.values().map(|s| json!({
+                "name": s.name, "kind": s.upstream.kind(), "session": s.session.as_str(),
+                "disabled": s.disabled, "routes": s.routes(),
+                "file": cfg.origins.0.get(&s.name),
+            })).collect::<Vec<_>>(),
+            "warnings": cfg.warnings,
+            "grantProblems": report.problems.iter().map(|p| json!({
+                "at": p.at, "path": p.path, "user": p.user, "blocker": p.blocker, "fix": p.fix_line(),
+            })).collect::<Vec<_>>(),
+            "grantsUntested": report.untested,
+        }));
+    } else {
+        print!("{}", check_report(&cfg));
+        if !files.dropins.is_empty() {
+            println!(
+                "drop-ins: {}",
+                files
+                    .dropins
+                    .keys()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if let Some(n) = credential_note(&cfg) {
+            out::note(n);
+        }
+        if let Some(n) = &report.untested {
+            out::note(format!("note: {n}"));
+        }
+        for p in &report.problems {
+            eprintln!("error: {p}");
+        }
+    }
+    Ok(ok)
+}
+
+pub fn doctor(ctx: &Ctx, u: &GrantUser) -> anyhow::Result<bool> {
+    let cfg = match ctx.load() {
+        Ok((_, cfg)) => Some(cfg),
+        Err(e) => {
+            out::note(format!("note: no servers checked: {}", out::message(&e)));
+            None
+        }
+    };
+    let host = probe::Host::probe();
+    let (report, mut ok) = probe::report(&host, cfg.as_ref());
+    let grant_report = match &cfg {
+        Some(c) => grants(c, u, None)?,
+        None => grant::Report::default(),
+    };
+    ok &= grant_report.problems.is_empty();
+    if ctx.json() {
+        out::json(&json!({
+            "ok": ok,
+            "report": report,
+            "grantProblems": grant_report.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "grantsUntested": grant_report.untested,
+        }));
+        return Ok(ok);
+    }
+    print!("{report}");
+    if let Some(n) = &grant_report.untested {
+        println!("{n}");
+    }
+    for p in &grant_report.problems {
+        println!("{}: grant NOT usable: {p}", p.server);
+    }
+    Ok(ok)
+}

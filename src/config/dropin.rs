@@ -1,0 +1,435 @@
+//! Drop-in configuration: `conf.d/*.json` beside the main config file, each
+//! holding only `mcpServers`, merged into the main file's servers in lexical
+//! order of their file names.
+//!
+//! Why drop-ins: one file per service is what the operator's commands
+//! (`mcp-hub add`, `remove`, …) write, and what a Docker setup with "one
+//! directory per service" maps to. The main file keeps the hub's settings.
+//!
+//! The merge happens on the JSON trees, after each file's own `${VAR}`
+//! expansion (so an expansion error names the drop-in it is in) and before
+//! the merged tree is typed and validated, so validation sees exactly one
+//! config. A server name defined twice, in any two files, is an error naming
+//! both. [`Origins`] remembers which file each server came from, so every
+//! later error about `mcpServers.NAME…` names that file, and `mcp-hub show`
+//! can say where a server is defined.
+//!
+//! [`Files`] is the set of texts a config is built from. The CLI validates a
+//! change by loading a modified `Files` (a drop-in replaced, added or
+//! removed) before it writes anything.
+
+use super::expand;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The directory of drop-ins for a main config file: `conf.d` beside it.
+pub fn dir(main: &Path) -> PathBuf {
+    main.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("conf.d")
+}
+
+/// Names the CLI gives servers: short, lower case, no hyphens. Claude Code
+/// names tools `mcp__<server>__<tool>` and providers cap tool names at 64
+/// characters; hyphens and dots break some clients' tool naming.
+pub fn name_is_portable(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// What `name_is_portable` asks for, in words, for errors and warnings.
+pub const NAME_RULE: &str = "1-32 of a-z 0-9 _ (clients build tool names like mcp__<server>__<tool> and cap them at 64 characters)";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DropinError {
+    #[error("{dir}: cannot read the drop-in directory: {source}")]
+    Dir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: not valid JSON (comments are allowed): {source}")]
+    Json {
+        file: String,
+        source: serde_json::Error,
+    },
+    #[error("{file}: a drop-in holds only \"mcpServers\" (an object of servers); found {found}")]
+    Shape { file: String, found: String },
+    #[error("{file}: {0}", file = .1)]
+    Expand(expand::ExpandError, String),
+    #[error("mcpServers.{name}: defined twice, in {first} and in {second}")]
+    Duplicate {
+        name: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// The texts a config is built from: the main file and its drop-ins, in the
+/// order they load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    pub main: PathBuf,
+    pub main_text: String,
+    /// Drop-in path → text. A BTreeMap of paths in one directory iterates in
+    /// lexical order of file names, which is the load order.
+    pub dropins: BTreeMap<PathBuf, String>,
+}
+
+impl Files {
+    /// Reads the main file and every `conf.d/*.json` beside it. A missing
+    /// `conf.d` is no drop-ins; hidden files (an editor's or our own temp
+    /// files) and other extensions are ignored.
+    pub fn read(main: &Path) -> Result<Files, super::ConfigError> {
+        let main_text =
+            std::fs::read_to_string(main).map_err(|source| super::ConfigError::Read {
+                path: main.into(),
+                source,
+            })?;
+        let dir = dir(main);
+        let mut dropins = BTreeMap::new();
+        for path in list(&dir)? {
+            let text = std::fs::read_to_string(&path).map_err(|source| DropinError::Read {
+                file: path.clone(),
+                source,
+            })?;
+            dropins.insert(path, text);
+        }
+        Ok(Files {
+            main: main.into(),
+            main_text,
+            dropins,
+        })
+    }
+
+    /// The file a server of this name would be added as.
+    pub fn dropin_path(&self, name: &str) -> PathBuf {
+        dir(&self.main).join(format!("{name}.json"))
+    }
+
+    /// The text of any file of this set, main or drop-in.
+    pub fn text(&self, path: &Path) -> Option<&str> {
+        if path == self.main {
+            Some(&self.main_text)
+        } else {
+            self.dropins.get(path).map(String::as_str)
+        }
+    }
+
+    /// Replaces (or with `None` removes) one file of the set.
+    pub fn set(&mut self, path: &Path, text: Option<String>) {
+        match (path == self.main, text) {
+            (true, Some(t)) => self.main_text = t,
+            (true, None) => self.main_text = "{}".into(),
+            (false, Some(t)) => {
+                self.dropins.insert(path.into(), t);
+            }
+            (false, None) => {
+                self.dropins.remove(path);
+            }
+        }
+    }
+}
+
+/// The drop-in files in `dir`, in load order.
+pub fn list(dir: &Path) -> Result<Vec<PathBuf>, DropinError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(source) => {
+            return Err(DropinError::Dir {
+                dir: dir.into(),
+                source,
+            })
+        }
+    };
+    let mut out = vec![];
+    for e in entries {
+        let e = e.map_err(|source| DropinError::Dir {
+            dir: dir.into(),
+            source,
+        })?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !name.ends_with(".json") {
+            continue;
+        }
+        out.push(e.path());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Which file each server came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(pub BTreeMap<String, String>);
+
+impl Origins {
+    /// The file that a config path (`mcpServers.NAME…`) is about; `main` for
+    /// anything else.
+    pub fn file_for<'a>(&'a self, path: &str, main: &'a str) -> &'a str {
+        let Some(rest) = path.strip_prefix("mcpServers.") else {
+            return main;
+        };
+        // Names may contain dots: take the longest name the path starts with.
+        self.0
+            .iter()
+            .filter(|(n, _)| {
+                rest.strip_prefix(n.as_str())
+                    .is_some_and(|r| r.is_empty() || r.starts_with('.') || r.starts_with('['))
+            })
+            .max_by_key(|(n, _)| n.len())
+            .map_or(main, |(_, f)| f.as_str())
+    }
+}
+
+/// Strips comments and parses one file's text.
+pub fn to_value(text: &str, file: &str) -> Result<Value, serde_json::Error> {
+    let _ = file;
+    serde_json::from_reader(json_comments::StripComments::new(text.as_bytes()))
+}
+
+/// Merges each drop-in's servers into `main` (already expanded), in order.
+/// Returns where each server came from.
+pub fn merge(
+    main: &mut Value,
+    main_file: &str,
+    dropins: &BTreeMap<PathBuf, String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Origins, DropinError> {
+    let mut origins = Origins::default();
+    if let Some(Value::Object(servers)) = main.get("mcpServers") {
+        for name in servers.keys() {
+            origins.0.insert(name.clone(), main_file.to_string());
+        }
+    }
+    if dropins.is_empty() {
+        return Ok(origins);
+    }
+    let mut added = Map::new();
+    for (path, text) in dropins {
+        let file = path.display().to_string();
+        let mut v = to_value(text, &file).map_err(|source| DropinError::Json {
+            file: file.clone(),
+            source,
+        })?;
+        let servers = servers_of(&mut v, &file)?;
+        let mut tree = Value::Object(Map::from_iter([(
+            "mcpServers".to_string(),
+            Value::Object(servers),
+        )]));
+        expand::expand_tree(&mut tree, "", lookup)
+            .map_err(|e| DropinError::Expand(e, file.clone()))?;
+        let Value::Object(mut m) = tree else {
+            unreachable!("built as an object above")
+        };
+        let Some(Value::Object(servers)) = m.remove("mcpServers") else {
+            unreachable!("built with mcpServers above")
+        };
+        for (name, server) in servers {
+            if let Some(first) = origins.0.get(&name) {
+                return Err(DropinError::Duplicate {
+                    name,
+                    first: first.clone(),
+                    second: file,
+                });
+            }
+            origins.0.insert(name.clone(), file.clone());
+            added.insert(name, server);
+        }
+    }
+    let Value::Object(root) = main else {
+        // The main file is not an object: let typing report it.
+        return Ok(origins);
+    };
+    // Not an object: typing reports the main file's error.
+    if let Value::Object(servers) = root
+        .entry("mcpServers")
+        .or_insert_with(|| Value::Object(Map::new()))
+    {
+        servers.extend(added);
+    }
+    Ok(origins)
+}
+
+/// The `mcpServers` object of one drop-in, or why it is not one.
+fn servers_of(v: &mut Value, file: &str) -> Result<Map<String, Value>, DropinError> {
+    let shape = |found: String| DropinError::Shape {
+        file: file.into(),
+        found,
+    };
+    let Value::Object(root) = v else {
+        return Err(shape(kind(v).into()));
+    };
+    if let Some(other) = root.keys().find(|k| *k != "mcpServers") {
+        return Err(shape(format!("the key {other:?}")));
+    }
+    match root.remove("mcpServers") {
+        None => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m),
+        Some(other) => Err(shape(format!("\"mcpServers\" as {}", kind(&other)))),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(main: &str, dropins: &[(&str, &str)]) -> Files {
+        Files {
+            main: "/etc/mcp-hub/config.json".into(),
+            main_text: main.into(),
+            dropins: dropins
+                .iter()
+                .map(|(n, t)| {
+                    (
+                        PathBuf::from(format!("/etc/mcp-hub/conf.d/{n}")),
+                        t.to_string(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn load(f: &Files) -> Result<crate::config::Config, String> {
+        crate::config::load_files(f, &|k| (k == "X").then(|| "x-value".into()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn dropins_merge_in_lexical_order_and_remember_their_file() {
+        let f = files(
+            r#"{"mcpServers": {"a": {"command": "/bin/true"}}}"#,
+            &[
+                (
+                    "20-c.json",
+                    r#"{"mcpServers": {"c": {"command": "/bin/true"}}}"#,
+                ),
+                (
+                    "10-b.json",
+                    r#"// comment
+                   {"mcpServers": {"b": {"url": "http://h/${X}/sse"}}}"#,
+                ),
+            ],
+        );
+        let c = load(&f).unwrap();
+        assert_eq!(c.servers.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(c.origins.0["a"], "/etc/mcp-hub/config.json");
+        assert_eq!(c.origins.0["b"], "/etc/mcp-hub/conf.d/10-b.json");
+        match &c.servers["b"].upstream {
+            crate::config::Upstream::Sse { url, .. } => assert_eq!(url.path(), "/x-value/sse"),
+            u => panic!("{u:?}"),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_names_both_files() {
+        let f = files(
+            r#"{"mcpServers": {"a": {"command": "/bin/true"}}}"#,
+            &[(
+                "a.json",
+                r#"{"mcpServers": {"a": {"command": "/bin/false"}}}"#,
+            )],
+        );
+        assert_eq!(
+            load(&f).unwrap_err(),
+            "mcpServers.a: defined twice, in /etc/mcp-hub/config.json and in /etc/mcp-hub/conf.d/a.json"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_dropin() {
+        let f = files(
+            "{}",
+            &[(
+                "b.json",
+                r#"{"mcpServers": {"b": {"command": "/bin/true", "timeout": "3q"}}}"#,
+            )],
+        );
+        let e = load(&f).unwrap_err();
+        assert!(
+            e.starts_with("/etc/mcp-hub/conf.d/b.json: mcpServers.b.timeout:"),
+            "{e}"
+        );
+        let f = files(
+            "{}",
+            &[("b.json", r#"{"mcpServers": {"b": {"comand": "x"}}}"#)],
+        );
+        let e = load(&f).unwrap_err();
+        assert!(
+            e.starts_with("/etc/mcp-hub/conf.d/b.json: mcpServers.b"),
+            "{e}"
+        );
+        let f = files("{}", &[("b.json", r#"{"mcpProxy": {}}"#)]);
+        assert_eq!(
+            load(&f).unwrap_err(),
+            "/etc/mcp-hub/conf.d/b.json: a drop-in holds only \"mcpServers\" (an object of servers); found the key \"mcpProxy\""
+        );
+        let f = files("{}", &[("b.json", "{nope")]);
+        assert!(load(&f)
+            .unwrap_err()
+            .starts_with("/etc/mcp-hub/conf.d/b.json: not valid JSON"));
+        let f = files(
+            "{}",
+            &[("b.json", r#"{"mcpServers": {"b": {"url": "${NOPE}"}}}"#)],
+        );
+        let e = load(&f).unwrap_err();
+        assert!(
+            e.starts_with(
+                "/etc/mcp-hub/conf.d/b.json: mcpServers.b.url: environment variable NOPE"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn names_outside_the_rule_load_with_a_warning() {
+        let f = files(
+            r#"{"mcpServers": {"My-Server": {"command": "/bin/true"}}}"#,
+            &[],
+        );
+        let c = load(&f).unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("mcpServers.My-Server: ")),
+            "{:?}",
+            c.warnings
+        );
+        assert!(name_is_portable("fetch_2"));
+        assert!(!name_is_portable("fetch-2"));
+        assert!(!name_is_portable(""));
+        assert!(!name_is_portable(&"a".repeat(33)));
+    }
+
+    #[test]
+    fn origins_match_the_longest_name() {
+        let o = Origins(BTreeMap::from([
+            ("a".to_string(), "one".to_string()),
+            ("a.b".to_string(), "two".to_string()),
+        ]));
+        assert_eq!(o.file_for("mcpServers.a.b.command", "main"), "two");
+        assert_eq!(o.file_for("mcpServers.a.command", "main"), "one");
+        assert_eq!(o.file_for("mcpServers.ab", "main"), "main");
+        assert_eq!(o.file_for("mcpProxy.addr", "main"), "main");
+    }
+}
