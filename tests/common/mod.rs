@@ -505,3 +505,184 @@ impl Mcp {
         Answer(Box::pin(events))
     }
 }
+
+impl Hub {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// The hub's resident set size from /proc, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// The log lines that contain every one of `needles`.
+    pub fn log_lines_with(&self, needles: &[&str]) -> Vec<String> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Live direct children of `parent` whose command name is `comm`.
+pub fn children_named(parent: i32, comm: &str) -> Vec<i32> {
+    pids_where(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            let name = s.split_once('(').and_then(|(_, r)| r.rsplit_once(')'));
+            name.is_some_and(|(n, rest)| {
+                n == comm && rest.split_whitespace().nth(1) == Some(&parent.to_string())
+            })
+        })
+    })
+}
+
+/// A stream of SSE `message` events whose data is read as it arrived (no
+/// JSON parsing), for GET streams and POST answers alike.
+pub struct RawEvents(std::pin::Pin<Box<dyn futures_util::Stream<Item = Option<String>> + Send>>);
+
+impl RawEvents {
+    pub fn new(resp: reqwest::Response) -> RawEvents {
+        Self::from_events(resp.bytes_stream().eventsource())
+    }
+
+    /// From parsed events; an error (e.g. the connection reset) ends the stream.
+    fn from_events<E: Send + 'static>(
+        events: impl futures_util::Stream<Item = Result<eventsource_stream::Event, E>> + Send + 'static,
+    ) -> RawEvents {
+        let events = events
+            .take_while(|e| std::future::ready(e.is_ok()))
+            .map(|e| match e {
+                Ok(e) if e.event == "message" && !e.data.is_empty() => Some(e.data),
+                _ => None,
+            });
+        RawEvents(Box::pin(events))
+    }
+
+    /// The next message's data, or `None` when the stream ended; panics after `secs`.
+    pub async fn next_raw(&mut self, secs: u64) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.0.next()).await {
+                Err(_) => panic!("no SSE message within {secs}s"),
+                Ok(None) => return None,
+                Ok(Some(Some(data))) => return Some(data),
+                Ok(Some(None)) => continue,
+            }
+        }
+    }
+
+    /// The next message as JSON; panics if the stream ends or nothing comes in `secs`.
+    pub async fn next_message(&mut self, secs: u64) -> Value {
+        let data = self.next_raw(secs).await.expect("the stream stays open");
+        serde_json::from_str(&data).unwrap()
+    }
+
+    /// Reads until the stream ends; false if it is still open after `secs`.
+    pub async fn ends_within(&mut self, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.0.next()).await {
+                Err(_) => return false,
+                Ok(None) => return true,
+                Ok(Some(_)) => continue,
+            }
+        }
+    }
+}
+
+impl Mcp {
+    /// Opens the session's GET stream (the caller decides whether to read it).
+    pub async fn get_stream(&self) -> reqwest::Response {
+        let resp = self
+            .http
+            .get(&self.url)
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", self.session.clone().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "GET stream");
+        resp
+    }
+
+    /// POSTs `body` as written and returns the status and the body as received.
+    pub async fn post_raw(&self, body: &str) -> (u16, String) {
+        let mut r = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(s) = &self.session {
+            r = r.header("mcp-session-id", s);
+        }
+        let resp = r.body(body.to_string()).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+
+    /// POSTs `body` and returns the answer's messages as they come: the events
+    /// of an SSE answer, or the one message of a JSON answer.
+    pub async fn post_events(&self, body: &Value) -> RawEvents {
+        let resp = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", self.session.clone().unwrap())
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        if resp.headers()["content-type"] == "text/event-stream" {
+            return RawEvents::new(resp);
+        }
+        let text = resp.text().await.unwrap();
+        RawEvents(Box::pin(futures_util::stream::iter([Some(text)])))
+    }
+}
+
+/// A legacy SSE session read as raw events: the endpoint URL to POST to, and
+/// the stream (which may end, unlike `LegacySse`'s).
+pub async fn legacy_raw(hub: &Hub, server: &str) -> (String, RawEvents) {
+    let resp = reqwest::Client::new()
+        .get(hub.url(&format!("/{server}/sse")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut events = Box::pin(resp.bytes_stream().eventsource());
+    let first = events.next().await.unwrap().unwrap();
+    assert_eq!(first.event, "endpoint");
+    let url = if first.data.starts_with("http") {
+        first.data
+    } else {
+        format!("{}{}", hub.base, first.data)
+    };
+    (url, RawEvents::from_events(events))
+}
+
+/// POSTs `body` as written to `url` with the test token; 0 if the request failed.
+pub async fn post_raw_to(http: &reqwest::Client, url: &str, body: &str) -> u16 {
+    http.post(url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
