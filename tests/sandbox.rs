@@ -658,6 +658,8 @@ async fn limits_not_enforced_are_reported_or_refused() {
         "{st}"
     );
     assert!(hub.log_contains("limits not enforced"));
+    // "256M" as systemd reads it, shown in bytes.
+    assert_eq!(st["sandbox"]["memoryMax"], 268_435_456, "{st}");
     let mut soft = Mcp::new(&hub, "soft");
     soft.initialize().await;
     let c = Mcp::new(&hub, "hard");

@@ -11,12 +11,14 @@
 //! - `seccomp`: the deny-list
 //! - `cgroup`: memory/pids/cpu limits under a delegated cgroup
 //! - `probe`: what this host can enforce, for `doctor` and `/status`
+//! - `size`: sizes as systemd reads them (`memoryMax`)
 
 pub mod cgroup;
 pub mod exec;
 pub mod probe;
 pub mod profile;
 mod seccomp;
+pub mod size;
 pub mod spec;
 
 use command_fds::{CommandFdExt, FdMapping};

@@ -196,6 +196,7 @@ pub fn report(host: &Host, cfg: Option<&Config>) -> (String, bool) {
                 s.name
             )),
             Some(p) => {
+                out.push_str(&format!("{}: limits: {}\n", s.name, limits_line(&p.limits)));
                 let missing = host.missing(p);
                 if missing.is_empty() {
                     out.push_str(&format!("{}: fully enforced\n", s.name));
@@ -212,4 +213,11 @@ pub fn report(host: &Host, cfg: Option<&Config>) -> (String, bool) {
         }
     }
     (out, ok)
+}
+
+/// A profile's limits as `doctor` prints them, memory in bytes.
+pub fn limits_line(l: &super::profile::Limits) -> String {
+    let memory = l.memory_max.map_or("none".to_string(), super::size::show);
+    let cpu = l.cpu_quota.map_or("none".to_string(), |q| format!("{q}%"));
+    format!("memoryMax {memory}, pidsMax {}, cpuQuota {cpu}", l.pids_max)
 }

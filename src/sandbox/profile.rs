@@ -161,17 +161,12 @@ pub fn validate(
     let memory_max = match &raw.memory_max {
         None => None,
         Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-        Some(serde_json::Value::String(s)) => Some(
-            s.trim()
-                .parse::<bytesize::ByteSize>()
-                .map_err(|e| {
-                    (
-                        format!("{path}.memoryMax"),
-                        format!("{s:?} is not a size ({e}); write e.g. \"256M\" or \"1GiB\""),
-                    )
-                })?
-                .as_u64(),
-        ),
+        Some(serde_json::Value::String(s)) => Some(super::size::parse(s).map_err(|e| {
+            (
+                format!("{path}.memoryMax"),
+                format!("{s:?} is not a size ({e}); write e.g. \"256M\" or \"1G\""),
+            )
+        })?),
         Some(v) => return Err((format!("{path}.memoryMax"), format!("{v} is not a size"))),
     };
     if memory_max.is_some_and(|m| m < 4 * 1024 * 1024) {
@@ -568,11 +563,16 @@ mod tests {
         let p = v(json!({"memoryMax": "256M", "cpuQuota": "50%", "pidsMax": 64, "network": "none", "connect": [443]}))
             .unwrap()
             .unwrap();
-        assert_eq!(p.limits.memory_max, Some(256_000_000));
+        // systemd's meaning: M is MiB.
+        assert_eq!(p.limits.memory_max, Some(268_435_456));
         assert_eq!(p.limits.cpu_quota, Some(50));
         assert_eq!(p.limits.pids_max, 64);
         assert_eq!(p.network, Network::None);
         assert_eq!(p.connect, Some(vec![443]));
+        let p = v(json!({"memoryMax": "256MB"})).unwrap().unwrap();
+        assert_eq!(p.limits.memory_max, Some(256_000_000));
+        let e = v(json!({"memoryMax": "1M"})).unwrap_err();
+        assert_eq!(e.1, "must be at least 4MiB");
     }
 
     #[test]
