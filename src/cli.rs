@@ -39,6 +39,14 @@ pub enum Command {
     /// limits) and whether each server's sandbox profile can be fully enforced;
     /// exits non-zero when one cannot
     Doctor,
+    /// Install a package-runner server's package (npx, uvx, pipx run) ahead of its
+    /// first start, or again from its lockfile
+    Install { name: String },
+    /// Install the newest versions of a server's package beside the current ones,
+    /// test them, and switch to them
+    Upgrade { name: String },
+    /// Switch a server back to its previous install
+    Rollback { name: String },
     /// The sandbox helper the hub runs for each stdio server (internal)
     #[command(name = "sandbox-exec", hide = true)]
     SandboxExec,

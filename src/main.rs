@@ -48,6 +48,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        cli::Command::Install { name } => pkg(&cli.config, &name, sandbox::upgrade::Op::Install),
+        cli::Command::Upgrade { name } => pkg(&cli.config, &name, sandbox::upgrade::Op::Upgrade),
+        cli::Command::Rollback { name } => pkg(&cli.config, &name, sandbox::upgrade::Op::Rollback),
         // Dispatched at the top of main; clap only knows it for --help.
         cli::Command::SandboxExec => sandbox::exec::main(),
         cli::Command::Serve { listen } => {
@@ -73,6 +76,23 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `install`, `upgrade`, `rollback`: the work is in `sandbox::upgrade`.
+fn pkg(config: &std::path::Path, name: &str, op: sandbox::upgrade::Op) -> ExitCode {
+    let done = config::load(config)
+        .map_err(|e| e.to_string())
+        .and_then(|cfg| sandbox::upgrade::run(&cfg, name, op).map_err(|e| e.to_string()));
+    match done {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

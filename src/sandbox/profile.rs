@@ -450,8 +450,9 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
     for p in &profile.write {
         mounts.bind(p.clone(), true, false);
     }
-    // Package runners keep what they download under HOME and execute it from there.
-    mounts.bind(req.home.to_path_buf(), true, true);
+    // HOME is writable, so it is never executable: package runners' packages
+    // are installed ahead of time and run from a read-only bind (install.rs).
+    mounts.bind(req.home.to_path_buf(), true, false);
     mounts.add("/proc".into(), MountKind::Proc);
     mounts.add("/dev".into(), MountKind::Dev);
     mounts.add("/tmp".into(), MountKind::Tmpfs);
@@ -605,7 +606,7 @@ mod tests {
             m.kind,
             MountKind::Bind {
                 write: true,
-                exec: true
+                exec: false
             }
         );
         assert_eq!(
