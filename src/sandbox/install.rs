@@ -140,6 +140,30 @@ pub fn package_of(spec: &crate::config::StdioSpec) -> Option<Result<Package, Str
     runner::classify(&spec.command, &spec.args)
 }
 
+/// A package-runner server's install as `/status`, `show` and `doctor` show
+/// it: the pinned version, where, and which of the hub's variables the
+/// install got; `None` for other servers.
+pub fn describe(spec: &crate::config::StdioSpec) -> Option<serde_json::Value> {
+    let pkg = package_of(spec)?;
+    let Ok(pkg) = pkg else {
+        return Some(serde_json::json!({"error": pkg.err()}));
+    };
+    let current = read_record(&spec.home)
+        .map(|r| r.current)
+        .filter(|c| c.requested == pkg.identity());
+    Some(match current {
+        Some(c) => serde_json::json!({
+            "package": c.package,
+            "version": c.version,
+            "dir": pkg_dir(&spec.home).join(&c.dir),
+            "lockfileSha256": c.lockfile_sha256,
+            "envPassed": c.env_passed,
+        }),
+        None => serde_json::json!({"package": pkg.spec, "version": null,
+            "note": "not installed yet: installs at the first start or with `mcp-hub install`"}),
+    })
+}
+
 /// What a start of an installed server runs.
 pub struct Ready {
     pub program: PathBuf,
@@ -398,8 +422,22 @@ fn install_into(
                     env.insert("PIP_CACHE_DIR".into(), cache.display().to_string());
                     env.insert("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into());
                     let pip = venv.join("bin/pip").display().to_string();
+                    // pipx's own choice: PIPX_DEFAULT_PYTHON, else the python
+                    // pipx runs with, else python3.
+                    let python = env
+                        .get("PIPX_DEFAULT_PYTHON")
+                        .cloned()
+                        .or_else(|| {
+                            let pipx = profile::resolve(&pkg.runner, &path, None)?;
+                            let i = profile::interpreter(&pipx, &path)?;
+                            i.file_name()?
+                                .to_str()?
+                                .starts_with("python")
+                                .then(|| i.display().to_string())
+                        })
+                        .unwrap_or_else(|| "python3".into());
                     (
-                        vec!["python3".into(), "-m".into(), "venv".into(), v],
+                        vec![python, "-m".into(), "venv".into(), v],
                         vec![pip.clone(), "install".into(), "--no-input".into()],
                         vec![pip, "freeze".into()],
                     )
@@ -582,7 +620,7 @@ impl Stepper<'_> {
             .take(3)
             .collect::<Vec<_>>()
             .join(" ");
-        let what = format!("install: `{shown}`");
+        let what = format!("`{shown}`");
         let profile = profile::Profile {
             read: self.reads.clone(),
             write: vec![self.dir.to_path_buf()],

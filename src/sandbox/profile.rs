@@ -335,7 +335,7 @@ fn install_dir(file: &Path) -> Option<PathBuf> {
 }
 
 /// The interpreter of a `#!` script, resolved through `env` if need be.
-fn interpreter(file: &Path, path: &str) -> Option<PathBuf> {
+pub fn interpreter(file: &Path, path: &str) -> Option<PathBuf> {
     use std::io::Read;
     let mut head = [0u8; 256];
     let n = std::fs::File::open(file).ok()?.read(&mut head).ok()?;
@@ -425,9 +425,12 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
             }
         }
     }
+    // A profile's exec dir already shows what lies under it, with its own
+    // rights (an install phase writes its own bin/ there).
+    let in_exec = |d: &Path| profile.exec.iter().any(|p| d.starts_with(p));
     for r in runnables {
         if let Some(dir) = install_dir(&r) {
-            if !mounts.covers(&dir) && dir.exists() {
+            if !mounts.covers(&dir) && !in_exec(&dir) && dir.exists() {
                 mounts.bind(dir, false, true);
             }
         }
