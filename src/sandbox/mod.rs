@@ -10,11 +10,13 @@
 //! - `exec`: the helper stage (namespaces, mounts, capabilities, Landlock, seccomp)
 //! - `seccomp`: the deny-list
 //! - `cgroup`: memory/pids/cpu limits under a delegated cgroup
+//! - `browser`: what `"browser": true` adds for Chromium-based servers
 //! - `probe`: what this host can enforce, for `doctor` and `/status`
 //! - `size`: sizes as systemd reads them (`memoryMax`)
 //! - `runner`, `install`: package-runner servers (npx, uvx, pipx run) installed
 //!   ahead of their first start, run read-only from `<stateDir>/<name>/pkg`
 
+mod browser;
 pub mod cgroup;
 pub mod exec;
 pub mod install;

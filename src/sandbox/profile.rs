@@ -34,6 +34,7 @@ struct Raw {
     pids_max: Option<u64>,
     cpu_quota: Option<String>,
     limits_required: Option<bool>,
+    browser: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct Profile {
     pub connect: Option<Vec<u16>>,
     pub bind: Option<Vec<u16>>,
     pub limits: Limits,
+    /// What Chromium-based servers need (`browser.rs`).
+    pub browser: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +89,7 @@ impl Default for Profile {
                 cpu_quota: None,
                 required: false,
             },
+            browser: false,
         }
     }
 }
@@ -206,6 +210,7 @@ pub fn validate(
             cpu_quota,
             required: raw.limits_required.unwrap_or(false),
         },
+        browser: raw.browser.unwrap_or(false),
     }))
 }
 
@@ -443,7 +448,12 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
         mounts.bind(cwd.clone(), false, false);
     }
 
-    for p in &profile.read {
+    let browser_reads = if profile.browser {
+        super::browser::read_binds()
+    } else {
+        vec![]
+    };
+    for p in profile.read.iter().chain(&browser_reads) {
         mounts.bind(p.clone(), false, false);
     }
     for p in &profile.exec {
@@ -467,6 +477,11 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("PATH".into(), path.into());
     env.insert("HOME".into(), home.clone());
+    if profile.browser {
+        for (k, v) in super::browser::ENV {
+            env.insert(k.to_string(), v.to_string());
+        }
+    }
     for (k, v) in req.env {
         env.insert(k.clone(), v.clone());
     }
@@ -625,6 +640,46 @@ mod tests {
         sorted.sort();
         assert_eq!(paths, sorted);
         assert_eq!(spec.nproc, Some(DEFAULT_PIDS_MAX));
+    }
+
+    #[test]
+    fn browser_profile_binds_fonts_and_turns_chromiums_sandbox_off() {
+        let p = v(json!({"browser": true})).unwrap().unwrap();
+        assert!(p.browser);
+        let home = tempfile::tempdir().unwrap();
+        let env = BTreeMap::new();
+        let mut req = Request {
+            server: "b",
+            command: "sh",
+            args: &[],
+            env: &env,
+            cwd: None,
+            default_path: "/usr/bin:/bin",
+            home: home.path(),
+            cgroup: None,
+            parent_pid: 1,
+            uid: 1000,
+            gid: 1000,
+        };
+        let spec = build(&p, &req).unwrap();
+        let bound = |s: &Spec, path: &str| s.mounts.iter().any(|m| m.path == Path::new(path));
+        if Path::new("/etc/fonts").exists() {
+            assert!(bound(&spec, "/etc/fonts"));
+        }
+        assert!(spec
+            .env
+            .contains(&("PLAYWRIGHT_MCP_SANDBOX".into(), "false".into())));
+        // Not without the option; and the configured env wins.
+        assert!(!bound(
+            &build(&Profile::default(), &req).unwrap(),
+            "/etc/fonts"
+        ));
+        let mine = BTreeMap::from([("PLAYWRIGHT_MCP_SANDBOX".to_string(), "true".to_string())]);
+        req.env = &mine;
+        let spec = build(&p, &req).unwrap();
+        assert!(spec
+            .env
+            .contains(&("PLAYWRIGHT_MCP_SANDBOX".into(), "true".into())));
     }
 
     #[test]
