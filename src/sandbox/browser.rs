@@ -34,3 +34,54 @@ pub fn read_binds() -> Vec<PathBuf> {
         .filter(|p| p.exists())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::sandbox::profile::{build, validate, Profile, Request};
+    use crate::sandbox::spec::Spec;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    #[test]
+    fn browser_profile_binds_fonts_and_turns_chromiums_sandbox_off() {
+        let p = validate(Some(&json!({"browser": true})), "s")
+            .unwrap()
+            .unwrap();
+        assert!(p.browser);
+        let home = tempfile::tempdir().unwrap();
+        let env = BTreeMap::new();
+        let mut req = Request {
+            server: "b",
+            command: "sh",
+            args: &[],
+            env: &env,
+            cwd: None,
+            default_path: "/usr/bin:/bin",
+            home: home.path(),
+            cgroup: None,
+            parent_pid: 1,
+            uid: 1000,
+            gid: 1000,
+        };
+        let spec = build(&p, &req).unwrap();
+        let bound = |s: &Spec, path: &str| s.mounts.iter().any(|m| m.path == Path::new(path));
+        if Path::new("/etc/fonts").exists() {
+            assert!(bound(&spec, "/etc/fonts"));
+        }
+        assert!(spec
+            .env
+            .contains(&("PLAYWRIGHT_MCP_SANDBOX".into(), "false".into())));
+        // Not without the option; and the configured env wins.
+        assert!(!bound(
+            &build(&Profile::default(), &req).unwrap(),
+            "/etc/fonts"
+        ));
+        let mine = BTreeMap::from([("PLAYWRIGHT_MCP_SANDBOX".to_string(), "true".to_string())]);
+        req.env = &mine;
+        let spec = build(&p, &req).unwrap();
+        assert!(spec
+            .env
+            .contains(&("PLAYWRIGHT_MCP_SANDBOX".into(), "true".into())));
+    }
+}

@@ -643,46 +643,6 @@ mod tests {
     }
 
     #[test]
-    fn browser_profile_binds_fonts_and_turns_chromiums_sandbox_off() {
-        let p = v(json!({"browser": true})).unwrap().unwrap();
-        assert!(p.browser);
-        let home = tempfile::tempdir().unwrap();
-        let env = BTreeMap::new();
-        let mut req = Request {
-            server: "b",
-            command: "sh",
-            args: &[],
-            env: &env,
-            cwd: None,
-            default_path: "/usr/bin:/bin",
-            home: home.path(),
-            cgroup: None,
-            parent_pid: 1,
-            uid: 1000,
-            gid: 1000,
-        };
-        let spec = build(&p, &req).unwrap();
-        let bound = |s: &Spec, path: &str| s.mounts.iter().any(|m| m.path == Path::new(path));
-        if Path::new("/etc/fonts").exists() {
-            assert!(bound(&spec, "/etc/fonts"));
-        }
-        assert!(spec
-            .env
-            .contains(&("PLAYWRIGHT_MCP_SANDBOX".into(), "false".into())));
-        // Not without the option; and the configured env wins.
-        assert!(!bound(
-            &build(&Profile::default(), &req).unwrap(),
-            "/etc/fonts"
-        ));
-        let mine = BTreeMap::from([("PLAYWRIGHT_MCP_SANDBOX".to_string(), "true".to_string())]);
-        req.env = &mine;
-        let spec = build(&p, &req).unwrap();
-        assert!(spec
-            .env
-            .contains(&("PLAYWRIGHT_MCP_SANDBOX".into(), "true".into())));
-    }
-
-    #[test]
     fn resolve_follows_path_and_shebang() {
         assert!(resolve("sh", "/nonexistent:/bin:/usr/bin", None).is_some());
         assert!(resolve("definitely-not-a-command", "/bin:/usr/bin", None).is_none());

@@ -25,19 +25,24 @@
 //! hub's proxy and CA variables ([`PASSED_VARS`]), so installs work behind a
 //! TLS-intercepting proxy. A failure reports the last [`STDERR_LINES`] lines
 //! of the package manager's stderr, not only the last.
+//!
+//! - `step`: one package manager run in the install sandbox
+//! - `npm`, `python`: the installs of each runner family and what they found
+
+mod npm;
+mod python;
+mod step;
 
 use super::runner::{self, Kind, Package};
-use super::{helper_command, profile, wait_ready_blocking, SandboxError};
+use super::{profile, SandboxError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use step::Stepper;
 
 pub const RECORD: &str = ".mcp-hub-install.json";
 /// How much of a failed step's stderr an error carries.
 pub const STDERR_LINES: usize = 20;
-/// How long one package manager run may take.
-const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The hub's variables an install inherits (either case), for proxies, private
 /// CAs and mirrors.
@@ -285,7 +290,15 @@ pub fn install(
 ) -> Result<Installed, InstallError> {
     let (name, dir) = new_dir(&spec.home)?;
     let result = install_into(server, spec, pkg, from.unwrap_or(Source::Spec), &dir).map(
-        |(package, version, program, lockfile, env_passed)| {
+        |(
+            Found {
+                package,
+                version,
+                program,
+                lockfile,
+            },
+            env_passed,
+        )| {
             let rel = |p: &Path| {
                 p.strip_prefix(pkg_dir(&spec.home))
                     .unwrap_or(p)
@@ -319,7 +332,36 @@ pub fn install(
     result
 }
 
-type Outcome = (String, String, PathBuf, PathBuf, Vec<String>);
+/// What an install produced.
+struct Found {
+    package: String,
+    version: String,
+    program: PathBuf,
+    lockfile: PathBuf,
+}
+
+/// One install in the making, for the package manager modules.
+struct Ctx<'a> {
+    spec: &'a crate::config::StdioSpec,
+    pkg: &'a Package,
+    dir: &'a Path,
+    /// The package manager's cache (removed after the install).
+    cache: PathBuf,
+    /// PATH, to find the runner.
+    path: String,
+    step: Stepper<'a>,
+}
+
+impl Ctx<'_> {
+    /// The package manager that comes with the runner: npm beside npx, uv
+    /// beside uvx; else the bare name, found in PATH.
+    fn beside(&self, tool: &str) -> String {
+        profile::resolve(&self.pkg.runner, &self.path, self.spec.cwd.as_deref())
+            .and_then(|p| p.parent().map(|d| d.join(tool)))
+            .filter(|t| t.exists())
+            .map_or(tool.to_string(), |t| t.display().to_string())
+    }
+}
 
 fn install_into(
     server: &str,
@@ -327,11 +369,10 @@ fn install_into(
     pkg: &Package,
     from: Source,
     dir: &Path,
-) -> Result<Outcome, InstallError> {
+) -> Result<(Found, Vec<String>), InstallError> {
     let (mut env, passed) = install_env(&spec.env);
     let home = dir.join(".home");
     std::fs::create_dir_all(&home).map_err(io(&home))?;
-    let cache = dir.join(".cache");
     // Build steps may run what they unpack; the sandbox's /tmp is noexec.
     let tmp = dir.join(".tmp");
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
@@ -346,122 +387,28 @@ fn install_into(
         .filter(|s| s.starts_with('/'))
         .filter_map(|s| std::fs::canonicalize(s).ok())
         .collect();
-    let step = Stepper {
-        server,
+    let ctx = Ctx {
+        spec,
+        pkg,
         dir,
-        home: &home,
-        cwd: spec.cwd.as_deref(),
-        reads,
+        cache: dir.join(".cache"),
+        path: env
+            .get("PATH")
+            .cloned()
+            .unwrap_or_else(profile::inherited_path),
+        step: Stepper {
+            server,
+            dir,
+            home: &home,
+            cwd: spec.cwd.as_deref(),
+            reads,
+        },
     };
-    let path = env
-        .get("PATH")
-        .cloned()
-        .unwrap_or_else(profile::inherited_path);
-    let beside = |tool: &str| -> String {
-        // The package manager that comes with the runner: npm beside npx, uv beside uvx.
-        match profile::resolve(&pkg.runner, &path, spec.cwd.as_deref()) {
-            Some(p) => p
-                .parent()
-                .map(|d| d.join(tool))
-                .filter(|t| t.exists())
-                .map_or(tool.to_string(), |t| t.display().to_string()),
-            None => tool.to_string(),
-        }
+    let found = match pkg.kind {
+        Kind::Npm => npm::install(&ctx, from, &mut env)?,
+        Kind::Uv | Kind::Pipx => python::install(&ctx, from, &mut env)?,
     };
-    let d = dir.display().to_string();
-    let (package, version, program, lockfile) = match pkg.kind {
-        Kind::Npm => {
-            env.insert("npm_config_cache".into(), cache.display().to_string());
-            env.insert("npm_config_update_notifier".into(), "false".into());
-            let npm = beside("npm");
-            let common = ["--prefix", &d, "--no-audit", "--no-fund", "--loglevel=warn"];
-            match from {
-                Source::Spec => {
-                    write(&dir.join("package.json"), b"{\"private\": true}\n")?;
-                    let mut argv = vec![npm, "install".into(), "--save-exact".into()];
-                    argv.extend(common.iter().map(|s| s.to_string()));
-                    argv.push(pkg.spec.clone());
-                    argv.extend(pkg.with.iter().cloned());
-                    step.run(&argv, &env, false)?;
-                }
-                Source::Lockfile(old) => {
-                    let src = pkg_dir(&spec.home).join(&old.dir);
-                    for f in ["package.json", "package-lock.json"] {
-                        copy(&src.join(f), &dir.join(f))?;
-                    }
-                    let mut argv = vec![npm, "ci".into()];
-                    argv.extend(common.iter().map(|s| s.to_string()));
-                    step.run(&argv, &env, false)?;
-                }
-            }
-            npm_result(pkg, dir)?
-        }
-        Kind::Uv | Kind::Pipx => {
-            let venv = dir.join("venv");
-            let python = venv.join("bin/python");
-            let (v, py) = (venv.display().to_string(), python.display().to_string());
-            let (create, installer, freeze): (Vec<String>, Vec<String>, Vec<String>) =
-                if pkg.kind == Kind::Uv {
-                    let uv = beside("uv");
-                    env.insert("UV_CACHE_DIR".into(), cache.display().to_string());
-                    // A Python uv downloads must outlive the install's scratch dirs.
-                    env.insert("UV_PYTHON_INSTALL_DIR".into(), format!("{d}/python"));
-                    env.insert("UV_LINK_MODE".into(), "copy".into());
-                    (
-                        vec![uv.clone(), "venv".into(), "--quiet".into(), v],
-                        vec![
-                            uv.clone(),
-                            "pip".into(),
-                            "install".into(),
-                            "--python".into(),
-                            py.clone(),
-                        ],
-                        vec![uv, "pip".into(), "freeze".into(), "--python".into(), py],
-                    )
-                } else {
-                    env.insert("PIP_CACHE_DIR".into(), cache.display().to_string());
-                    env.insert("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into());
-                    let pip = venv.join("bin/pip").display().to_string();
-                    // pipx's own choice: PIPX_DEFAULT_PYTHON, else the python
-                    // pipx runs with, else python3.
-                    let python = env
-                        .get("PIPX_DEFAULT_PYTHON")
-                        .cloned()
-                        .or_else(|| {
-                            let pipx = profile::resolve(&pkg.runner, &path, None)?;
-                            let i = profile::interpreter(&pipx, &path)?;
-                            i.file_name()?
-                                .to_str()?
-                                .starts_with("python")
-                                .then(|| i.display().to_string())
-                        })
-                        .unwrap_or_else(|| "python3".into());
-                    (
-                        vec![python, "-m".into(), "venv".into(), v],
-                        vec![pip.clone(), "install".into(), "--no-input".into()],
-                        vec![pip, "freeze".into()],
-                    )
-                };
-            step.run(&create, &env, false)?;
-            let lockfile = dir.join("requirements.lock");
-            let mut argv = installer;
-            match from {
-                Source::Spec => {
-                    argv.push(pkg.spec.clone());
-                    argv.extend(pkg.with.iter().cloned());
-                }
-                Source::Lockfile(old) => {
-                    copy(&pkg_dir(&spec.home).join(&old.lockfile), &lockfile)?;
-                    argv.extend(["-r".into(), lockfile.display().to_string()]);
-                }
-            }
-            step.run(&argv, &env, false)?;
-            let frozen = step.run(&freeze, &env, true)?;
-            write(&lockfile, frozen.as_bytes())?;
-            python_result(pkg, dir, &frozen)?
-        }
-    };
-    Ok((package, version, program, lockfile, passed))
+    Ok((found, passed))
 }
 
 /// The install's environment: the server's configured one, plus the hub's
@@ -504,202 +451,12 @@ fn read_json(p: &Path) -> Result<serde_json::Value, InstallError> {
     serde_json::from_slice(&text).map_err(|e| InstallError::Result(format!("{}: {e}", p.display())))
 }
 
-/// npm: the package's name (from the install's package.json for a path or
-/// tarball spec), version and bin.
-fn npm_result(
-    pkg: &Package,
-    dir: &Path,
-) -> Result<(String, String, PathBuf, PathBuf), InstallError> {
-    let root = read_json(&dir.join("package.json"))?;
-    let deps: Vec<String> = root["dependencies"]
-        .as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default();
-    let others: Vec<String> = pkg
-        .with
-        .iter()
-        .filter_map(|w| runner::npm_name(w))
-        .collect();
-    let name = runner::npm_name(&pkg.spec)
-        .or_else(|| deps.iter().find(|d| !others.contains(d)).cloned())
-        .ok_or_else(|| InstallError::Result(format!("npm installed nothing for {}", pkg.spec)))?;
-    let manifest = read_json(&dir.join("node_modules").join(&name).join("package.json"))?;
-    let version = manifest["version"].as_str().unwrap_or("").to_string();
-    let short = name.rsplit('/').next().unwrap_or(&name).to_string();
-    let bins: Vec<String> = match &manifest["bin"] {
-        serde_json::Value::String(_) => vec![short.clone()],
-        serde_json::Value::Object(o) => o.keys().cloned().collect(),
-        _ => vec![],
-    };
-    // npx's rule: the one bin, or the one named like the package.
-    let bin = match &pkg.bin {
-        Some(b) => b.clone(),
-        None if bins.len() == 1 => bins[0].clone(),
-        None if bins.contains(&short) => short,
-        None => {
-            return Err(InstallError::Result(format!(
-                "{name} has {} executables ({}); name one with `npx -p {name} COMMAND`",
-                bins.len(),
-                bins.join(", ")
-            )))
-        }
-    };
-    let program = dir.join("node_modules/.bin").join(&bin);
-    if !program.exists() {
-        return Err(InstallError::Result(format!(
-            "{name} {version} installs no executable {bin:?}"
-        )));
-    }
-    Ok((name, version, program, dir.join("package-lock.json")))
-}
-
-/// Python: the version from the freeze, the script from the venv's bin.
-fn python_result(
-    pkg: &Package,
-    dir: &Path,
-    frozen: &str,
-) -> Result<(String, String, PathBuf, PathBuf), InstallError> {
-    let name = pkg.python_name();
-    let want = runner::python_normalize(&name);
-    let version = frozen
-        .lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once("==")?;
-            (runner::python_normalize(n) == want).then(|| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let bin = pkg.bin.clone().unwrap_or_else(|| name.clone());
-    let program = dir.join("venv/bin").join(&bin);
-    if !program.exists() {
-        let have: Vec<String> = std::fs::read_dir(dir.join("venv/bin"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| {
-                !n.starts_with("python") && !n.starts_with("activate") && !n.starts_with("pip")
-            })
-            .collect();
-        return Err(InstallError::Result(format!(
-            "{name} {version} installs no command {bin:?} (it has: {})",
-            have.join(", ")
-        )));
-    }
-    Ok((name, version, program, dir.join("requirements.lock")))
-}
-
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Runs package manager steps in the install sandbox.
-struct Stepper<'a> {
-    server: &'a str,
-    dir: &'a Path,
-    home: &'a Path,
-    cwd: Option<&'a Path>,
-    /// Host paths the package manager reads (local packages).
-    reads: Vec<PathBuf>,
-}
-
-impl Stepper<'_> {
-    /// Runs `argv`; returns its stdout when `capture`, else logs it.
-    fn run(
-        &self,
-        argv: &[String],
-        env: &BTreeMap<String, String>,
-        capture: bool,
-    ) -> Result<String, InstallError> {
-        let shown = argv
-            .iter()
-            .map(|a| a.rsplit('/').next().unwrap_or(a))
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let what = format!("`{shown}`");
-        let profile = profile::Profile {
-            read: self.reads.clone(),
-            write: vec![self.dir.to_path_buf()],
-            exec: vec![self.dir.to_path_buf()],
-            ..profile::Profile::default()
-        };
-        let (uid, gid) = profile::run_as();
-        let default_path = profile::inherited_path();
-        let spec = profile::build(
-            &profile,
-            &profile::Request {
-                server: &format!("{}-install", self.server),
-                command: &argv[0],
-                args: &argv[1..],
-                env,
-                cwd: self.cwd,
-                default_path: &default_path,
-                home: self.home,
-                cgroup: None,
-                parent_pid: std::process::id(),
-                uid,
-                gid,
-            },
-        )
-        .map_err(|e| InstallError::Result(format!("{what}: {e}")))?;
-        let (mut cmd, status) = helper_command(&spec)?;
-        cmd.stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let child = cmd
-            .spawn()
-            .map_err(|e| InstallError::Sandbox(format!("{what}: spawn: {e}")))?;
-        drop(cmd);
-        wait_ready_blocking(status)?;
-        let pid = child.id();
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let d2 = done.clone();
-        // A hung package manager must not hold a server's start forever.
-        std::thread::spawn(move || {
-            let end = std::time::Instant::now() + STEP_TIMEOUT;
-            while std::time::Instant::now() < end {
-                if d2.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        });
-        let out = child.wait_with_output();
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        let out = out.map_err(|e| InstallError::Sandbox(format!("{what}: wait: {e}")))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
-            tracing::info!(target: "mcp_hub::install", mcp_server = %self.server, "{line}");
-        }
-        if !out.status.success() {
-            let lines: Vec<String> = stderr
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_string)
-                .collect();
-            let tail = lines[lines.len().saturating_sub(STDERR_LINES)..].to_vec();
-            return Err(InstallError::Step {
-                what,
-                status: out.status.to_string(),
-                stderr: tail,
-            });
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !capture {
-            for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-                tracing::debug!(target: "mcp_hub::install", mcp_server = %self.server, "{line}");
-            }
-        }
-        Ok(stdout)
-    }
 }
 
 #[cfg(test)]
