@@ -237,19 +237,24 @@ impl Scene {
 /// An npm package of the fixture (`mcp-hub-probe` 1.2.3, bin `mcp-hub-probe`),
 /// as a tarball npm installs without a registry.
 fn npm_tarball(base: &Path) -> String {
-    let pkg = mkdir(&base.join("npm").join("package"));
+    npm_tarball_version(base, "1.2.3")
+}
+
+fn npm_tarball_version(base: &Path, version: &str) -> String {
+    let top = base.join(format!("npm-{version}"));
+    let pkg = mkdir(&top.join("package"));
     std::fs::copy(fixture_path(), pkg.join("mcp-fixture")).unwrap();
     std::fs::write(
         pkg.join("package.json"),
-        r#"{"name": "mcp-hub-probe", "version": "1.2.3", "bin": {"mcp-hub-probe": "mcp-fixture"}}"#,
+        format!(r#"{{"name": "mcp-hub-probe", "version": "{version}", "bin": {{"mcp-hub-probe": "mcp-fixture"}}}}"#),
     )
     .unwrap();
-    let tgz = base.join("mcp-hub-probe-1.2.3.tgz");
+    let tgz = base.join(format!("mcp-hub-probe-{version}.tgz"));
     let st = std::process::Command::new("tar")
         .arg("czf")
         .arg(&tgz)
         .arg("-C")
-        .arg(base.join("npm"))
+        .arg(&top)
         .arg("package")
         .status()
         .unwrap();
@@ -933,4 +938,58 @@ fn install_upgrade_and_rollback_commands() {
         "{out}"
     );
     assert_eq!(record()["current"]["dir"], "v2");
+}
+
+#[tokio::test]
+async fn a_changed_package_is_installed_again_after_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = mkdir(dir.path());
+    let (old, new) = (
+        npm_tarball_version(&base, "1.2.3"),
+        npm_tarball_version(&base, "1.2.4"),
+    );
+    let state = base.join("state");
+    let hub = Hub::start(
+        json!({"options": {"stateDir": state}}),
+        json!({"p": {"command": "npx", "args": ["-y", old]}}),
+    );
+    let record = || -> Value {
+        serde_json::from_slice(&std::fs::read(state.join("p/pkg/.mcp-hub-install.json")).unwrap())
+            .unwrap()
+    };
+    let mut c = Mcp::new(&hub, "p");
+    c.initialize().await;
+    assert_eq!(c.call_text(1, "echo", json!({"text": "one"})).await, "one");
+    assert_eq!(record()["current"]["version"], "1.2.3");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&hub.config_path).unwrap()).unwrap();
+    cfg["mcpServers"]["p"]["args"] = json!(["-y", new]);
+    std::fs::write(&hub.config_path, cfg.to_string()).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(hub.child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = Mcp::new(&hub, "p");
+        let r = c
+            .post(&req(json!(1), "initialize", init_params("2025-11-25")))
+            .await;
+        if r.status == 200 && record()["current"]["version"] == "1.2.4" {
+            c.session = r
+                .headers
+                .get("mcp-session-id")
+                .map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(c.call_text(2, "echo", json!({"text": "two"})).await, "two");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no reinstall after reload: {}",
+            record()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(record()["previous"]["version"], "1.2.3");
+    assert!(hub.log_contains("installed mcp-hub-probe 1.2.4"));
 }
