@@ -878,6 +878,9 @@ fn install_upgrade_and_rollback_commands() {
             .arg("--config")
             .arg(&cfg)
             .args(args)
+            // A proxy the install inherits (a local tarball needs no network).
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("no_proxy", "localhost")
             .output()
             .unwrap();
         let text = format!(
@@ -898,6 +901,12 @@ fn install_upgrade_and_rollback_commands() {
         "{out}"
     );
     assert_eq!(record()["current"]["dir"], "v1");
+    let passed = record()["current"]["envPassed"].clone();
+    assert!(
+        passed.as_array().unwrap().contains(&json!("HTTPS_PROXY"))
+            && passed.as_array().unwrap().contains(&json!("no_proxy")),
+        "{passed}"
+    );
     let (_, out) = run(&["doctor"]);
     assert!(
         out.contains("p: package: mcp-hub-probe 1.2.3 pinned in"),

@@ -333,6 +333,7 @@ pub fn install(
 }
 
 /// What an install produced.
+#[derive(Debug)]
 struct Found {
     package: String,
     version: String,

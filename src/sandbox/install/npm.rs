@@ -90,3 +90,77 @@ fn result(pkg: &Package, dir: &Path) -> Result<Found, InstallError> {
         lockfile: dir.join("package-lock.json"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An install dir as npm leaves it, for a package with these bins.
+    fn fake(bins: serde_json::Value) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("node_modules/@s/pkg");
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::create_dir_all(d.path().join("node_modules/.bin")).unwrap();
+        let manifest = serde_json::json!({"name": "@s/pkg", "version": "2.0.1", "bin": bins});
+        std::fs::write(m.join("package.json"), manifest.to_string()).unwrap();
+        std::fs::write(
+            d.path().join("package.json"),
+            r#"{"dependencies": {"@s/pkg": "2.0.1"}}"#,
+        )
+        .unwrap();
+        for b in ["pkg", "other", "tool"] {
+            std::fs::write(d.path().join("node_modules/.bin").join(b), "").unwrap();
+        }
+        d
+    }
+
+    fn pkg(spec: &str, bin: Option<&str>) -> Package {
+        Package {
+            kind: runner::Kind::Npm,
+            runner: "npx".into(),
+            spec: spec.into(),
+            with: vec![],
+            bin: bin.map(str::to_string),
+            args: vec![],
+        }
+    }
+
+    #[test]
+    fn the_bin_npx_would_run() {
+        // A string bin is named after the package (without its scope).
+        let d = fake(serde_json::json!("cli.js"));
+        let f = result(&pkg("@s/pkg@^2", None), d.path()).unwrap();
+        assert_eq!(
+            (f.package.as_str(), f.version.as_str()),
+            ("@s/pkg", "2.0.1")
+        );
+        assert!(f.program.ends_with("node_modules/.bin/pkg"));
+        // The one bin; or the one named like the package; or the one asked for.
+        let d = fake(serde_json::json!({"tool": "a.js"}));
+        assert!(result(&pkg("@s/pkg", None), d.path())
+            .unwrap()
+            .program
+            .ends_with("tool"));
+        let d = fake(serde_json::json!({"pkg": "a.js", "other": "b.js"}));
+        assert!(result(&pkg("@s/pkg", None), d.path())
+            .unwrap()
+            .program
+            .ends_with("pkg"));
+        let d = fake(serde_json::json!({"tool": "a.js", "other": "b.js"}));
+        let e = result(&pkg("@s/pkg", None), d.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has 2 executables (tool, other)"), "{e}");
+        assert!(result(&pkg("@s/pkg", Some("other")), d.path())
+            .unwrap()
+            .program
+            .ends_with("other"));
+        // A tarball's name comes from what npm recorded.
+        assert_eq!(
+            result(&pkg("/x/pkg.tgz", Some("tool")), d.path())
+                .unwrap()
+                .package,
+            "@s/pkg"
+        );
+    }
+}
