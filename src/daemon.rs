@@ -28,6 +28,7 @@ pub async fn start(
     }
     sandbox_report(&cfg);
     sock::raise_fd_limit();
+    notify::init();
     let servers = cfg.servers.len();
     let listeners = if activated.is_empty() {
         let addr = listen.unwrap_or_else(|| cfg.hub.addr.clone());

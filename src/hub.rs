@@ -11,35 +11,99 @@
 
 use crate::config::{Config, HubSettings, ServerConfig, SessionMode};
 use crate::http::origin::Policy;
-use crate::session::{passthrough::Passthrough, shared::Shared, Downstream, Session, SessionInfo};
-use crate::supervisor::{State, Supervisor};
+use crate::session::{Downstream, Session, SessionInfo, Upstream};
+use crate::supervisor::Supervisor;
+use crate::upstream::link::{Kind, LinkState};
 use indexmap::IndexMap;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 pub struct Server {
     pub cfg: Arc<ServerConfig>,
     pub sup: Arc<Supervisor>,
-    shared: Option<Arc<Shared>>,
-    /// Open per-client sessions, so a reload can end them.
-    clients: Arc<Mutex<Vec<Weak<Passthrough>>>>,
+    shared: Option<Arc<Upstream>>,
+    /// Live per-client upstreams, for the `maxClients` cap, eviction and reload.
+    clients: Arc<Mutex<Vec<Arc<Upstream>>>>,
 }
 
 impl Server {
     /// Stops the upstream and ends every session (the server was changed or removed).
     fn retire(&self, why: &str) {
+        self.retire_within(why, crate::supervisor::STOP_GRACE);
+    }
+
+    /// [`Server::retire`] with each step of a child's stop bounded by `grace`.
+    fn retire_within(&self, why: &str, grace: Duration) {
         if let Some(sh) = &self.shared {
-            sh.retire(why);
+            sh.link.retire_within(why, grace);
         }
         let clients: Vec<_> = self
             .clients
             .lock()
             .map(|mut c| c.drain(..).collect())
             .unwrap_or_default();
-        for p in clients.iter().filter_map(Weak::upgrade) {
-            p.end(why);
+        for p in clients {
+            p.link.retire_within(why, grace);
+        }
+    }
+
+    /// The state `/status` shows: the shared link's, or for a per-client
+    /// server "ready" while any of its upstreams is.
+    pub fn state(&self) -> &'static str {
+        if self.cfg.disabled {
+            return "disabled";
+        }
+        match &self.shared {
+            Some(sh) => sh.link.state().as_str(),
+            None => {
+                let any = self
+                    .live_clients()
+                    .iter()
+                    .any(|p| p.link.state() == LinkState::Ready);
+                if any {
+                    "ready"
+                } else {
+                    "stopped"
+                }
+            }
+        }
+    }
+
+    fn live_clients(&self) -> Vec<Arc<Upstream>> {
+        let mut c = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        c.retain(|p| p.link.state() != LinkState::Stopped);
+        c.clone()
+    }
+
+    /// Makes room for one more per-client upstream: at `maxClients`, stops the
+    /// least recently used idle one; refuses when every one is busy.
+    fn make_room(&self) -> Result<(), OpenError> {
+        let live = self.live_clients();
+        if live.len() < self.cfg.max_clients {
+            return Ok(());
+        }
+        let victim = live
+            .iter()
+            .filter(|p| !p.busy())
+            .min_by_key(|p| p.last_used());
+        match victim {
+            Some(v) => {
+                tracing::info!(mcp_server = %self.cfg.name, "maxClients ({}) reached: stopping the least recently used idle per-client upstream", self.cfg.max_clients);
+                v.link.retire(&format!(
+                    "server {:?}: stopped to make room for a new session (maxClients {})",
+                    self.cfg.name, self.cfg.max_clients
+                ));
+                if let Ok(mut c) = self.clients.lock() {
+                    c.retain(|p| !Arc::ptr_eq(p, v));
+                }
+                Ok(())
+            }
+            None => Err(OpenError::Full(format!(
+                "server {:?} already runs maxClients ({}) per-client upstreams and all are busy; try again later or raise mcpServers.{}.maxClients",
+                self.cfg.name, self.cfg.max_clients, self.cfg.name
+            ))),
         }
     }
 }
@@ -52,6 +116,8 @@ pub enum OpenError {
     Unavailable(String),
     #[error("{0}")]
     Start(String),
+    #[error("{0}")]
+    Full(String),
 }
 
 /// One consistent view of the configuration in force. A request takes one and
@@ -92,6 +158,7 @@ pub struct ReloadSummary {
 
 pub struct Hub {
     current: RwLock<Arc<Snapshot>>,
+    per_token: crate::session::TokenCounts,
     drivers: Mutex<Vec<JoinHandle<()>>>,
     started: Instant,
 }
@@ -113,6 +180,7 @@ impl Hub {
         };
         Arc::new(Hub {
             current: RwLock::new(Arc::new(snapshot)),
+            per_token: Default::default(),
             drivers: Mutex::new(drivers),
             started: Instant::now(),
         })
@@ -132,9 +200,8 @@ impl Hub {
         let mut sessions = 0;
         let mut by_state = std::collections::BTreeMap::new();
         for s in self.current().servers.values() {
-            let st = s.sup.snapshot();
-            sessions += st.sessions;
-            *by_state.entry(st.state.as_str()).or_default() += 1;
+            sessions += s.sup.snapshot().sessions;
+            *by_state.entry(s.state()).or_default() += 1;
         }
         (sessions, by_state)
     }
@@ -149,8 +216,18 @@ impl Hub {
             let server = match old.servers.get(&name) {
                 Some(prev) if same_upstream(&prev.cfg, &cfg) => {
                     summary.kept.push(name.clone());
+                    let cfg = Arc::new(cfg);
+                    for up in prev.shared.iter().chain(prev.live_clients().iter()) {
+                        up.update(cfg.clone());
+                    }
+                    // A reload is a natural "try again" for a server that is failing.
+                    if let Some(sh) = &prev.shared {
+                        if matches!(sh.link.state(), LinkState::Failed(_)) {
+                            sh.link.retry_now();
+                        }
+                    }
                     Arc::new(Server {
-                        cfg: Arc::new(cfg),
+                        cfg,
                         sup: prev.sup.clone(),
                         shared: prev.shared.clone(),
                         clients: prev.clients.clone(),
@@ -193,8 +270,9 @@ impl Hub {
         summary
     }
 
-    /// Opens a client session on a server. `sink` receives what the server sends.
-    /// A shared upstream known to be down refuses at once (the route answers 503).
+    /// Opens a client session on a server. `sink` receives what the server
+    /// sends that belongs to no request. A shared upstream between restarts
+    /// refuses at once (the route answers 503); a failed one gets an attempt.
     pub async fn open_session(
         &self,
         server: &Server,
@@ -205,24 +283,39 @@ impl Hub {
         if cfg.disabled {
             return Err(OpenError::Disabled(cfg.name.clone()));
         }
-        match &server.shared {
-            Some(sh) => {
-                if let Some(why) = sh.unavailable() {
-                    return Err(OpenError::Unavailable(why));
-                }
-                Ok(Session::Shared(sh.attach(sink, info)))
-            }
-            None => {
-                let p = Passthrough::open(cfg.clone(), server.sup.clone(), sink, info)
-                    .await
-                    .map_err(OpenError::Start)?;
-                if let Ok(mut c) = server.clients.lock() {
-                    c.retain(|w| w.strong_count() > 0);
-                    c.push(Arc::downgrade(&p));
-                }
-                Ok(Session::Passthrough(p))
-            }
+        let mut info = info;
+        if let Some(t) = &info.secret {
+            let max = self.current().settings.max_sessions_per_token;
+            info.slot = Some(
+                self.per_token
+                    .take(&t.0, max)
+                    .ok_or_else(|| OpenError::Full(format!(
+                        "this token already has maxSessionsPerToken ({max}) sessions open; close some or raise mcpProxy.options.maxSessionsPerToken"
+                    )))?,
+            );
         }
+        if let Some(sh) = &server.shared {
+            if let Some(why) = sh.link.unavailable() {
+                return Err(OpenError::Unavailable(why));
+            }
+            return Ok(sh.attach(sink, info, &server.sup));
+        }
+        server.make_room()?;
+        let (up, task) = Upstream::spawn(cfg.clone(), server.sup.clone(), Kind::PerClient);
+        if let Ok(mut d) = self.drivers.lock() {
+            d.retain(|t| !t.is_finished());
+            d.push(task);
+        }
+        // Listed before it is ready, so a shutdown meanwhile stops it too.
+        if let Ok(mut c) = server.clients.lock() {
+            c.push(up.clone());
+        }
+        let session = up.attach(sink, info, &server.sup);
+        if let Err(e) = up.link.ready().await {
+            return Err(OpenError::Start(e));
+        }
+        tracing::info!(mcp_server = %cfg.name, pid = server.sup.snapshot().pid.unwrap_or(0), "started per-client upstream");
+        Ok(session)
     }
 
     /// `panicIfInvalid`: connects and initializes every server that asks for it,
@@ -235,8 +328,8 @@ impl Hub {
             .filter(|s| s.cfg.panic_if_invalid && !s.cfg.disabled)
         {
             let r = match &s.shared {
-                Some(sh) => sh.start_and_wait().await,
-                None => crate::session::passthrough::probe(&s.cfg, &s.sup).await,
+                Some(sh) => sh.link.start_and_wait().await,
+                None => probe(&s.cfg, &s.sup).await,
             };
             r.map_err(|e| {
                 format!(
@@ -248,18 +341,26 @@ impl Hub {
         Ok(())
     }
 
-    pub fn status(&self) -> Value {
+    /// Per-server state; with `token`, only the servers that token is valid for.
+    pub fn status(&self, token: Option<&str>) -> Value {
         let snap = self.current();
         let servers: Vec<Value> = snap
             .servers
             .values()
+            .filter(|s| {
+                token.is_none_or(|t| {
+                    s.cfg.auth_tokens.is_empty() || s.cfg.auth_tokens.iter().any(|x| x == t)
+                })
+            })
             .map(|s| {
                 let st = s.sup.snapshot();
                 json!({
                     "name": s.cfg.name,
                     "kind": s.cfg.upstream.kind(),
                     "session": s.cfg.session.as_str(),
-                    "state": st.state,
+                    "state": s.state(),
+                    "maxClients": (s.cfg.session == SessionMode::PerClient).then_some(s.cfg.max_clients),
+                    "idleTimeoutSecs": s.cfg.idle_timeout.map(|d| d.as_secs()),
                     "pid": st.pid,
                     "children": st.children,
                     "restarts": st.restarts,
@@ -275,14 +376,18 @@ impl Hub {
             "version": env!("CARGO_PKG_VERSION"),
             "configVersion": snap.settings.version,
             "uptimeSecs": self.started.elapsed().as_secs(),
+            "droppedMessages": crate::session::outbound::dropped_total(),
             "servers": servers,
         })
     }
 
-    /// Stops every upstream gracefully and waits for the drivers, at most `timeout`.
+    /// Stops every upstream gracefully (stdin EOF, SIGTERM, SIGKILL, the steps
+    /// fitted into `timeout`) and waits for the drivers at most `timeout`; then
+    /// kills whatever process group is left, so nothing outlives the hub.
     pub async fn shutdown(&self, timeout: Duration) {
+        let grace = timeout * 2 / 5;
         for s in self.current().servers.values() {
-            s.retire("the hub is shutting down");
+            s.retire_within("the hub is shutting down", grace);
         }
         let drivers: Vec<_> = self
             .drivers
@@ -292,6 +397,10 @@ impl Hub {
         let all = futures_util::future::join_all(drivers);
         if tokio::time::timeout(timeout, all).await.is_err() {
             tracing::warn!("some children did not stop within {}s", timeout.as_secs());
+        }
+        let left = crate::upstream::stdio::kill_all_groups();
+        if left > 0 {
+            tracing::warn!("killed {left} process group(s) still running at exit");
         }
     }
 }
@@ -320,16 +429,11 @@ fn sandbox_status(up: &crate::config::Upstream) -> Value {
 
 fn build(cfg: ServerConfig, drivers: &mut Vec<JoinHandle<()>>) -> Server {
     let cfg = Arc::new(cfg);
-    let initial = if cfg.disabled {
-        State::Disabled
-    } else {
-        State::Stopped
-    };
-    let sup = Arc::new(Supervisor::new(&cfg.name, initial));
+    let sup = Arc::new(Supervisor::new(&cfg.name));
     let shared = (cfg.session == SessionMode::Shared && !cfg.disabled).then(|| {
-        let sh = Shared::new(cfg.clone(), sup.clone());
-        drivers.push(sh.spawn_driver());
-        sh
+        let (up, task) = Upstream::spawn(cfg.clone(), sup.clone(), Kind::Shared);
+        drivers.push(task);
+        up
     });
     Server {
         cfg,
@@ -339,10 +443,60 @@ fn build(cfg: ServerConfig, drivers: &mut Vec<JoinHandle<()>>) -> Server {
     }
 }
 
-/// True when a reload may keep the running upstream: everything but the tokens
-/// (checked per request by the HTTP layer) is the same.
+/// `panicIfInvalid` for a per-client server: connect, initialize, stop.
+async fn probe(cfg: &Arc<ServerConfig>, sup: &Arc<Supervisor>) -> Result<(), String> {
+    let (up, task) = Upstream::spawn(cfg.clone(), sup.clone(), Kind::PerClient);
+    struct Quiet;
+    impl Downstream for Quiet {
+        fn deliver(&self, _: crate::jsonrpc::Message) {}
+        fn closed(&self, _: &str) {}
+    }
+    let session = up.attach(Arc::new(Quiet), SessionInfo::default(), sup);
+    let r = async {
+        up.link.ready().await?;
+        let (tx, mut rx) = crate::session::outbound::channel(&cfg.name, "probe");
+        let init = crate::jsonrpc::Message::request(
+            crate::jsonrpc::Id::Str("mcp-hub-probe".into()),
+            "initialize",
+            json!({"protocolVersion": crate::session::LATEST_PROTOCOL, "capabilities": {},
+                   "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}}),
+        );
+        session.request(init, &tx).await;
+        loop {
+            match tokio::time::timeout(cfg.init_timeout, rx.recv()).await {
+                Ok(Some(m)) if m.is_response() => {
+                    return match m.error_raw() {
+                        Some(e) => Err(format!("initialize failed: {}", e.get())),
+                        None => Ok(()),
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Err("the upstream closed".to_string()),
+                Err(_) => {
+                    return Err(format!(
+                        "did not answer initialize within {}s",
+                        cfg.init_timeout.as_secs()
+                    ))
+                }
+            }
+        }
+    }
+    .await;
+    drop(session);
+    let _ = task.await;
+    r
+}
+
+/// True when a reload may keep the running upstream: what starts or reaches
+/// it is the same. Tokens, the tool filter, audit logging and the request
+/// timeout apply in place, with no restart.
 fn same_upstream(old: &ServerConfig, new: &ServerConfig) -> bool {
     let mut probe = old.clone();
     probe.auth_tokens = new.auth_tokens.clone();
+    probe.token_source = new.token_source.clone();
+    probe.tool_filter = new.tool_filter.clone();
+    probe.log_enabled = new.log_enabled;
+    probe.request_timeout = new.request_timeout;
+    probe.panic_if_invalid = new.panic_if_invalid;
     probe == *new
 }

@@ -1,51 +1,80 @@
-//! JSON-RPC 2.0 messages as the hub moves them.
+//! JSON-RPC 2.0 messages as the hub moves them: an opaque, byte-exact [`Message`].
 //!
-//! A [`Message`] is the raw JSON object, so that everything the hub does not need
-//! to understand (unknown methods, unknown fields, `_meta`) is forwarded byte for
-//! byte in meaning. The hub only reads the envelope (`id`, `method`) and rewrites
-//! the few fields a proxy must own. Nothing here knows about MCP.
+//! The envelope (`id`, `method`) is parsed; every body (`params`, `result`,
+//! `error`, unknown top-level keys) stays the raw JSON text it arrived as
+//! (`serde_json::value::RawValue`). So `1.50`, `1e400`, a 24-digit integer, a
+//! `"\u00e9"` escape and key order reach the other side byte for byte, and a
+//! message the hub only forwards costs no DOM. Where the hub must look inside a
+//! body (a tool name, a progress token) it parses just that, lazily; where it
+//! must edit one (an id inside `params`), it splices raw values, so everything
+//! it does not touch stays as written. Nothing here knows about MCP.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Number, Value};
+use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use serde_json::Value;
 use std::fmt;
 
 /// Standard JSON-RPC error codes.
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 /// Implementation-defined server error: the upstream is unavailable or failed.
 pub const UPSTREAM_ERROR: i64 = -32000;
 /// Implementation-defined server error: the upstream did not answer in time.
 pub const TIMEOUT_ERROR: i64 = -32001;
+/// The request was cancelled (LSP's RequestCancelled, which MCP SDKs reuse).
+pub const CANCELLED: i64 = -32800;
 
-/// A request id: a string or a number, never null once a request is valid.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(untagged)]
+/// A request id: a number (kept as its exact JSON text) or a string.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Id {
-    Num(Number),
-    Str(String),
+    Num(Box<str>),
+    Str(Box<str>),
 }
 
 impl Id {
+    /// Reads an id from its raw JSON; `None` for null, objects, arrays, bools.
+    pub fn from_raw(raw: &RawValue) -> Option<Id> {
+        let t = raw.get().trim();
+        match t.as_bytes().first()? {
+            b'"' => serde_json::from_str::<String>(t)
+                .ok()
+                .map(|s| Id::Str(s.into())),
+            b'-' | b'0'..=b'9' => Some(Id::Num(t.into())),
+            _ => None,
+        }
+    }
+
     pub fn from_value(v: &Value) -> Option<Id> {
         match v {
-            Value::Number(n) => Some(Id::Num(n.clone())),
-            Value::String(s) => Some(Id::Str(s.clone())),
+            Value::Number(n) => Some(Id::Num(n.to_string().into())),
+            Value::String(s) => Some(Id::Str(s.as_str().into())),
             _ => None,
         }
     }
 
     pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.to_json()).unwrap_or(Value::Null)
+    }
+
+    /// The id as JSON text.
+    pub fn to_json(&self) -> String {
         match self {
-            Id::Num(n) => Value::Number(n.clone()),
-            Id::Str(s) => Value::String(s.clone()),
+            Id::Num(n) => n.to_string(),
+            Id::Str(s) => serde_json::to_string(&**s).unwrap_or_default(),
         }
+    }
+
+    fn to_raw(&self) -> Box<RawValue> {
+        raw(self.to_json())
     }
 
     /// The numeric value when the id is a non-negative integer; the hub's own ids are.
     pub fn as_u64(&self) -> Option<u64> {
         match self {
-            Id::Num(n) => n.as_u64(),
+            Id::Num(n) => n.parse().ok(),
             Id::Str(_) => None,
         }
     }
@@ -53,16 +82,13 @@ impl Id {
 
 impl From<u64> for Id {
     fn from(n: u64) -> Self {
-        Id::Num(n.into())
+        Id::Num(n.to_string().into())
     }
 }
 
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Id::Num(n) => write!(f, "{n}"),
-            Id::Str(s) => write!(f, "{s:?}"),
-        }
+        f.write_str(&self.to_json())
     }
 }
 
@@ -89,138 +115,397 @@ pub enum Invalid {
     Shape,
 }
 
-/// One JSON-RPC message, kept as the object it arrived as.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Message(pub Map<String, Value>);
+/// Raw JSON text that the hub built itself, so it is valid by construction.
+fn raw(text: String) -> Box<RawValue> {
+    RawValue::from_string(text).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+fn raw_of(v: &impl serde::Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// One JSON-RPC message: a parsed envelope around raw bodies.
+#[derive(Clone, Debug)]
+pub struct Message {
+    id: Option<Id>,
+    method: Option<Box<str>>,
+    params: Option<Box<RawValue>>,
+    result: Option<Box<RawValue>>,
+    error: Option<Box<RawValue>>,
+    /// Top-level keys the hub does not know, in order, as written.
+    extra: Vec<(Box<str>, Box<RawValue>)>,
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_bytes() == other.to_bytes()
+    }
+}
 
 impl Message {
-    /// Validates the envelope of a parsed value.
-    pub fn from_value(v: Value) -> Result<Message, Invalid> {
-        let Value::Object(map) = v else {
-            return Err(Invalid::NotAnObject);
+    /// Reads one message from its JSON text.
+    pub fn parse(text: &[u8]) -> Result<Message, BodyError> {
+        let map: IndexMap<String, Box<RawValue>> = match serde_json::from_slice(text) {
+            Ok(m) => m,
+            Err(e) if e.classify() == serde_json::error::Category::Data => {
+                return Err(Invalid::NotAnObject.into())
+            }
+            Err(e) => return Err(BodyError::Parse(e.to_string())),
         };
-        let msg = Message(map);
-        msg.kind()?;
-        Ok(msg)
+        Ok(Self::from_map(map)?)
+    }
+
+    fn from_raw(r: &RawValue) -> Result<Message, Invalid> {
+        let map: IndexMap<String, Box<RawValue>> =
+            serde_json::from_str(r.get()).map_err(|_| Invalid::NotAnObject)?;
+        Self::from_map(map)
+    }
+
+    fn from_map(map: IndexMap<String, Box<RawValue>>) -> Result<Message, Invalid> {
+        let mut m = Message {
+            id: None,
+            method: None,
+            params: None,
+            result: None,
+            error: None,
+            extra: Vec::new(),
+        };
+        let mut version = false;
+        for (k, v) in map {
+            match k.as_str() {
+                "jsonrpc" => version = v.get().trim() == "\"2.0\"",
+                "id" => {
+                    if v.get().trim() != "null" {
+                        m.id = Some(Id::from_raw(&v).ok_or(Invalid::Id)?);
+                    }
+                }
+                "method" => {
+                    let s: String = serde_json::from_str(v.get()).map_err(|_| Invalid::Method)?;
+                    m.method = Some(s.into());
+                }
+                "params" => m.params = Some(v),
+                "result" => m.result = Some(v),
+                "error" => m.error = Some(v),
+                _ => m.extra.push((k.into(), v)),
+            }
+        }
+        if !version {
+            return Err(Invalid::Version);
+        }
+        m.kind()?;
+        Ok(m)
+    }
+
+    /// Validates the envelope of a parsed value (tests and hub-built messages).
+    pub fn from_value(v: Value) -> Result<Message, Invalid> {
+        if !v.is_object() {
+            return Err(Invalid::NotAnObject);
+        }
+        Self::from_raw(&raw_of(&v))
     }
 
     pub fn kind(&self) -> Result<Kind<'_>, Invalid> {
-        if self.0.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-            return Err(Invalid::Version);
-        }
-        let id = match self.0.get("id") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(Id::from_value(v).ok_or(Invalid::Id)?),
-        };
-        match self.0.get("method") {
-            Some(Value::String(method)) => Ok(match id {
-                Some(id) => Kind::Request { id, method },
-                None => Kind::Notification { method },
+        match (&self.method, &self.id) {
+            (Some(method), Some(id)) => Ok(Kind::Request {
+                id: id.clone(),
+                method,
             }),
-            Some(_) => Err(Invalid::Method),
-            None => match id {
-                Some(id) if self.0.contains_key("result") || self.0.contains_key("error") => {
-                    Ok(Kind::Response { id })
-                }
-                _ => Err(Invalid::Shape),
-            },
+            (Some(method), None) => Ok(Kind::Notification { method }),
+            (None, Some(id)) if self.result.is_some() || self.error.is_some() => {
+                Ok(Kind::Response { id: id.clone() })
+            }
+            _ => Err(Invalid::Shape),
         }
     }
 
     pub fn method(&self) -> Option<&str> {
-        self.0.get("method").and_then(Value::as_str)
+        self.method.as_deref()
     }
 
-    pub fn id(&self) -> Option<Id> {
-        self.0.get("id").and_then(Id::from_value)
+    pub fn id(&self) -> Option<&Id> {
+        self.id.as_ref()
     }
 
-    pub fn set_id(&mut self, id: &Id) {
-        self.0.insert("id".into(), id.to_value());
+    pub fn set_id(&mut self, id: Id) {
+        self.id = Some(id);
     }
 
     pub fn is_request(&self) -> bool {
-        self.method().is_some() && self.id().is_some()
+        self.method.is_some() && self.id.is_some()
     }
 
     pub fn is_response(&self) -> bool {
-        self.method().is_none()
+        self.method.is_none()
     }
 
-    pub fn params(&self) -> Option<&Value> {
-        self.0.get("params")
+    pub fn is_error(&self) -> bool {
+        self.error.is_some()
     }
 
-    pub fn params_mut(&mut self) -> Option<&mut Map<String, Value>> {
-        self.0.get_mut("params").and_then(Value::as_object_mut)
-    }
-
-    pub fn result(&self) -> Option<&Value> {
-        self.0.get("result")
-    }
-
-    pub fn result_mut(&mut self) -> Option<&mut Value> {
-        self.0.get_mut("result")
-    }
-
-    /// `params._meta.progressToken`, which a request carries to ask for progress.
-    pub fn progress_token(&self) -> Option<&Value> {
-        self.params()?.get("_meta")?.get("progressToken")
-    }
-
-    pub fn set_progress_token(&mut self, token: Value) {
-        if let Some(meta) = self
-            .params_mut()
-            .and_then(|p| p.get_mut("_meta"))
-            .and_then(Value::as_object_mut)
-        {
-            meta.insert("progressToken".into(), token);
+    /// The error's code, for a response that is an error.
+    pub fn error_code(&self) -> Option<i64> {
+        #[derive(serde::Deserialize)]
+        struct E {
+            code: i64,
         }
+        let e: E = serde_json::from_str(self.error.as_ref()?.get()).ok()?;
+        Some(e.code)
+    }
+
+    pub fn error_raw(&self) -> Option<&RawValue> {
+        self.error.as_deref()
+    }
+
+    pub fn params_raw(&self) -> Option<&RawValue> {
+        self.params.as_deref()
+    }
+
+    pub fn result_raw(&self) -> Option<&RawValue> {
+        self.result.as_deref()
+    }
+
+    /// One top-level field of `params`, parsed as `T`.
+    pub fn param<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        field(self.params.as_deref()?, key)
+    }
+
+    /// One top-level field of `result`, parsed as `T`.
+    pub fn result_field<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        field(self.result.as_deref()?, key)
+    }
+
+    /// `params` parsed whole (for the few places that need a DOM).
+    pub fn params_value(&self) -> Option<Value> {
+        serde_json::from_str(self.params.as_ref()?.get()).ok()
+    }
+
+    /// `params._meta.progressToken`, as raw JSON, when a request asks for progress.
+    pub fn progress_token(&self) -> Option<Box<RawValue>> {
+        let meta: IndexMap<String, Box<RawValue>> = field(self.params.as_deref()?, "_meta")?;
+        meta.get("progressToken").cloned()
+    }
+
+    /// Replaces `params._meta.progressToken`; everything else stays as written.
+    pub fn set_progress_token(&mut self, token: &RawValue) {
+        let Some(p) = &self.params else { return };
+        let Some(edited) = edit(p, |params| {
+            let meta = params.get("_meta")?;
+            let new_meta = edit(meta, |m| {
+                m.insert("progressToken".into(), token.to_owned());
+                Some(())
+            })?;
+            params.insert("_meta".into(), new_meta);
+            Some(())
+        }) else {
+            return;
+        };
+        self.params = Some(edited);
+    }
+
+    /// Sets one top-level field of `params` (a notification's `progressToken`
+    /// or `requestId`); everything else stays as written.
+    pub fn set_param(&mut self, key: &str, value: &RawValue) {
+        let Some(p) = &self.params else { return };
+        if let Some(edited) = edit(p, |m| {
+            m.insert(key.into(), value.to_owned());
+            Some(())
+        }) {
+            self.params = Some(edited);
+        }
+    }
+
+    /// Sets one top-level field of `result` (a cached initialize's
+    /// `protocolVersion`).
+    pub fn set_result_field(&mut self, key: &str, value: &RawValue) {
+        let Some(r) = &self.result else { return };
+        if let Some(edited) = edit(r, |m| {
+            m.insert(key.into(), value.to_owned());
+            Some(())
+        }) {
+            self.result = Some(edited);
+        }
+    }
+
+    pub fn set_result_raw(&mut self, result: Box<RawValue>) {
+        self.result = Some(result);
     }
 
     pub fn request(id: Id, method: &str, params: Value) -> Message {
-        let mut m = Map::new();
-        m.insert("jsonrpc".into(), "2.0".into());
-        m.insert("id".into(), id.to_value());
-        m.insert("method".into(), method.into());
-        m.insert("params".into(), params);
-        Message(m)
+        Message {
+            id: Some(id),
+            method: Some(method.into()),
+            params: Some(raw_of(&params)),
+            result: None,
+            error: None,
+            extra: Vec::new(),
+        }
     }
 
     pub fn notification(method: &str, params: Option<Value>) -> Message {
-        let mut m = Map::new();
-        m.insert("jsonrpc".into(), "2.0".into());
-        m.insert("method".into(), method.into());
-        if let Some(p) = params {
-            m.insert("params".into(), p);
+        Message {
+            id: None,
+            method: Some(method.into()),
+            params: params.map(|p| raw_of(&p)),
+            result: None,
+            error: None,
+            extra: Vec::new(),
         }
-        Message(m)
     }
 
     pub fn response(id: Id, result: Value) -> Message {
-        let mut m = Map::new();
-        m.insert("jsonrpc".into(), "2.0".into());
-        m.insert("id".into(), id.to_value());
-        m.insert("result".into(), result);
-        Message(m)
+        Self::response_raw(id, raw_of(&result))
+    }
+
+    pub fn response_raw(id: Id, result: Box<RawValue>) -> Message {
+        Message {
+            id: Some(id),
+            method: None,
+            params: None,
+            result: Some(result),
+            error: None,
+            extra: Vec::new(),
+        }
     }
 
     /// An error response. `id` is `None` only when the request's id could not be read.
     pub fn error(id: Option<Id>, code: i64, message: impl Into<String>) -> Message {
-        let mut m = Map::new();
-        m.insert("jsonrpc".into(), "2.0".into());
-        m.insert("id".into(), id.map_or(Value::Null, |i| i.to_value()));
-        let mut e = Map::new();
+        Self::error_with(id, code, message, None)
+    }
+
+    /// An error response with `data`.
+    pub fn error_with(
+        id: Option<Id>,
+        code: i64,
+        message: impl Into<String>,
+        data: Option<Value>,
+    ) -> Message {
+        let mut e = serde_json::Map::new();
         e.insert("code".into(), code.into());
         e.insert("message".into(), Value::String(message.into()));
-        m.insert("error".into(), Value::Object(e));
-        Message(m)
+        if let Some(d) = data {
+            e.insert("data".into(), d);
+        }
+        Message {
+            id,
+            method: None,
+            params: None,
+            result: None,
+            error: Some(raw_of(&e)),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The size of the bodies, for queue accounting (the envelope is small).
+    pub fn weight(&self) -> usize {
+        let body = |r: &Option<Box<RawValue>>| r.as_ref().map_or(0, |r| r.get().len());
+        64 + body(&self.params)
+            + body(&self.result)
+            + body(&self.error)
+            + self
+                .extra
+                .iter()
+                .map(|(k, v)| k.len() + v.get().len())
+                .sum::<usize>()
+    }
+
+    /// Appends the message's JSON text to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"jsonrpc\":\"2.0\"");
+        let mut put = |k: &str, v: &str| {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(v.as_bytes());
+        };
+        match &self.id {
+            Some(id) => put("id", &id.to_json()),
+            None if self.method.is_none() => put("id", "null"),
+            None => {}
+        }
+        if let Some(m) = &self.method {
+            put("method", &serde_json::to_string(&**m).unwrap_or_default());
+        }
+        for (k, v) in [
+            ("params", &self.params),
+            ("result", &self.result),
+            ("error", &self.error),
+        ] {
+            if let Some(v) = v {
+                put(k, v.get());
+            }
+        }
+        for (k, v) in &self.extra {
+            let key = serde_json::to_string(&**k).unwrap_or_default();
+            out.extend_from_slice(b",");
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b":");
+            out.extend_from_slice(v.get().as_bytes());
+        }
+        out.push(b'}');
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serializing a map of JSON values cannot fail.
-        serde_json::to_vec(&self.0).unwrap_or_default()
+        let mut out = Vec::with_capacity(self.weight() + 32);
+        self.write_to(&mut out);
+        out
+    }
+
+    /// The message as a DOM (tests, and the rare edit that needs one).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_slice(&self.to_bytes()).unwrap_or(Value::Null)
+    }
+}
+
+/// Parses one top-level field of a raw JSON object as `T`.
+fn field<T: DeserializeOwned>(obj: &RawValue, key: &str) -> Option<T> {
+    let map: IndexMap<&str, &RawValue> = serde_json::from_str(obj.get()).ok()?;
+    serde_json::from_str(map.get(key)?.get()).ok()
+}
+
+/// Edits a raw JSON object through its top-level fields; `None` when it is
+/// not an object or `f` declines. Untouched values are copied as written.
+fn edit(
+    obj: &RawValue,
+    f: impl FnOnce(&mut IndexMap<String, Box<RawValue>>) -> Option<()>,
+) -> Option<Box<RawValue>> {
+    let mut map: IndexMap<String, Box<RawValue>> = serde_json::from_str(obj.get()).ok()?;
+    f(&mut map)?;
+    Some(raw_of(&map))
+}
+
+/// Keeps only the items of `result[key]` (an array of objects) that `keep`
+/// accepts, reading each item's `name`: the tool filter on `tools/list`. Items
+/// stay as written.
+pub fn retain_named(
+    result: &RawValue,
+    key: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Option<Box<RawValue>> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        #[serde(default)]
+        name: String,
+    }
+    edit(result, |m| {
+        let items: Vec<Box<RawValue>> = serde_json::from_str(m.get(key)?.get()).ok()?;
+        let kept: Vec<Box<RawValue>> = items
+            .into_iter()
+            .filter(|t| serde_json::from_str::<Named>(t.get()).is_ok_and(|n| keep(&n.name)))
+            .collect();
+        m.insert(key.into(), raw_of(&kept));
+        Some(())
+    })
+}
+
+/// Raw JSON for a value the hub builds (an id, a token).
+pub fn to_raw(v: &impl serde::Serialize) -> Box<RawValue> {
+    raw_of(v)
+}
+
+impl Id {
+    /// The id as raw JSON, to splice into a body.
+    pub fn raw(&self) -> Box<RawValue> {
+        self.to_raw()
     }
 }
 
@@ -253,106 +538,40 @@ impl BodyError {
 }
 
 pub fn parse_body(bytes: &[u8]) -> Result<Incoming, BodyError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
-    match v {
-        Value::Array(items) => {
-            if items.is_empty() {
-                return Err(BodyError::EmptyBatch);
-            }
-            let msgs = items
-                .into_iter()
-                .map(Message::from_value)
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Incoming::Batch(msgs))
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let items: Vec<Box<RawValue>> =
+            serde_json::from_slice(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
+        if items.is_empty() {
+            return Err(BodyError::EmptyBatch);
         }
-        v => Ok(Incoming::Single(Message::from_value(v)?)),
+        let msgs = items
+            .iter()
+            .map(|r| Message::from_raw(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Incoming::Batch(msgs));
     }
+    Ok(Incoming::Single(Message::parse(bytes)?))
+}
+
+/// For a line that is not valid JSON: the id it seems to answer, when one
+/// can be read (`"id":` followed by a number or a plain string), so the
+/// request it belonged to can fail at once instead of at its deadline.
+pub fn salvage_id(bytes: &[u8]) -> Option<Id> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let at = text.find("\"id\"")? + 4;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    if let Some(s) = rest.strip_prefix('"') {
+        let end = s.find('"')?;
+        let v = &s[..end];
+        return (!v.contains('\\')).then(|| Id::Str(v.into()));
+    }
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+        .unwrap_or(rest.len());
+    let n = &rest[..end];
+    (!n.is_empty() && n != "-").then(|| Id::Num(n.into()))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn msg(v: Value) -> Message {
-        Message::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn classifies_envelopes() {
-        let r = msg(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}));
-        assert_eq!(
-            r.kind().unwrap(),
-            Kind::Request {
-                id: 1u64.into(),
-                method: "tools/list"
-            }
-        );
-        let n = msg(json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
-        assert_eq!(
-            n.kind().unwrap(),
-            Kind::Notification {
-                method: "notifications/initialized"
-            }
-        );
-        let s = msg(json!({"jsonrpc":"2.0","id":"a","result":{}}));
-        assert_eq!(
-            s.kind().unwrap(),
-            Kind::Response {
-                id: Id::Str("a".into())
-            }
-        );
-    }
-
-    #[test]
-    fn rejects_bad_envelopes() {
-        assert_eq!(
-            Message::from_value(json!([1])).unwrap_err(),
-            Invalid::NotAnObject
-        );
-        assert_eq!(
-            Message::from_value(json!({"id":1,"method":"x"})).unwrap_err(),
-            Invalid::Version
-        );
-        assert_eq!(
-            Message::from_value(json!({"jsonrpc":"2.0","id":{},"method":"x"})).unwrap_err(),
-            Invalid::Id
-        );
-        assert_eq!(
-            Message::from_value(json!({"jsonrpc":"2.0","id":1})).unwrap_err(),
-            Invalid::Shape
-        );
-        assert_eq!(
-            Message::from_value(json!({"jsonrpc":"2.0","method":3})).unwrap_err(),
-            Invalid::Method
-        );
-    }
-
-    #[test]
-    fn keeps_unknown_fields_and_order() {
-        let text = r#"{"jsonrpc":"2.0","id":7,"method":"x/y","params":{"z":1,"a":{"_meta":{"k":[1,2]}}},"extra":true}"#;
-        let m = msg(serde_json::from_str(text).unwrap());
-        assert_eq!(String::from_utf8(m.to_bytes()).unwrap(), text);
-    }
-
-    #[test]
-    fn parses_batches_and_reports_errors() {
-        assert!(
-            matches!(parse_body(b"[{\"jsonrpc\":\"2.0\",\"method\":\"a\"}]"), Ok(Incoming::Batch(v)) if v.len() == 1)
-        );
-        assert!(matches!(parse_body(b"{not json"), Err(BodyError::Parse(_))));
-        assert!(matches!(parse_body(b"[]"), Err(BodyError::EmptyBatch)));
-        let e = parse_body(b"{oops").unwrap_err().to_message();
-        assert_eq!(e.0["error"]["code"], json!(PARSE_ERROR));
-    }
-
-    #[test]
-    fn rewrites_progress_token() {
-        let mut m = msg(
-            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":"t"}}}),
-        );
-        assert_eq!(m.progress_token(), Some(&json!("t")));
-        m.set_progress_token(json!(42));
-        assert_eq!(m.progress_token(), Some(&json!(42)));
-    }
-}
+mod tests;

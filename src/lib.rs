@@ -6,9 +6,6 @@
 // and the systemd glue allow it, for the system calls no safe wrapper covers,
 // each with a SAFETY note.
 #![deny(unsafe_code)]
-// The HTTP layer returns a finished response as its error value: the refusal *is*
-// the response, and it is built at most once per request.
-#![allow(clippy::result_large_err)]
 
 pub mod cli;
 pub mod config;
@@ -16,6 +13,7 @@ pub mod daemon;
 pub mod http;
 pub mod hub;
 pub mod jsonrpc;
+pub mod ratelimit;
 pub mod sandbox;
 pub mod session;
 pub mod supervisor;

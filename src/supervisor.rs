@@ -1,11 +1,12 @@
-//! Per-server lifecycle: the state `/status` shows, restart backoff, crash-loop
-//! detection, and the graceful stop of a child's whole process group.
+//! Per-server bookkeeping that outlives any one upstream: restart counts,
+//! the last error, the live pid, open sessions and children, the restart
+//! backoff; and the graceful stop of a child's whole process group.
 //!
-//! States: stopped → starting → ready → (crash) backoff → starting … and `failed`
-//! after a crash loop. Backoff doubles from 1 s to 60 s and resets after a run of
-//! [`STABLE_RUN`]. Five crashes in a row without a stable run mark the server
-//! `failed`; the hub keeps retrying at the longest interval while clients want it,
-//! so a fixed dependency recovers on its own, but `/status` says what is wrong.
+//! The lifecycle itself (which state an upstream is in) is the link's
+//! (`upstream::link`); this only counts. Backoff doubles from 1 s to 60 s and
+//! resets after a run of [`STABLE_RUN`]. Five crashes in a row without a
+//! stable run count as a crash loop: the link shows `failed` and keeps
+//! retrying at the longest interval.
 
 use crate::config::ServerConfig;
 use crate::upstream::{self, ConnectError, Upstream};
@@ -20,35 +21,10 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const CRASH_LOOP: u32 = 5;
 /// close stdin → wait → SIGTERM → wait → SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Stopped,
-    Starting,
-    Ready,
-    Backoff,
-    Failed,
-    Disabled,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Stopped => "stopped",
-            State::Starting => "starting",
-            State::Ready => "ready",
-            State::Backoff => "backoff",
-            State::Failed => "failed",
-            State::Disabled => "disabled",
-        }
-    }
-}
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
-    pub state: State,
     pub pid: Option<u32>,
     pub restarts: u64,
     pub sessions: usize,
@@ -58,13 +34,13 @@ pub struct Snapshot {
 }
 
 struct Inner {
-    state: State,
     pid: Option<u32>,
     restarts: u64,
     sessions: usize,
     children: usize,
     last_error: Option<String>,
     started: Option<Instant>,
+    ready: bool,
     crashes_in_a_row: u32,
     next_backoff: Duration,
 }
@@ -75,17 +51,17 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(name: &str, initial: State) -> Supervisor {
+    pub fn new(name: &str) -> Supervisor {
         Supervisor {
             name: name.into(),
             inner: Mutex::new(Inner {
-                state: initial,
                 pid: None,
                 restarts: 0,
                 sessions: 0,
                 children: 0,
                 last_error: None,
                 started: None,
+                ready: false,
                 crashes_in_a_row: 0,
                 next_backoff: BACKOFF_START,
             }),
@@ -99,21 +75,13 @@ impl Supervisor {
     pub fn snapshot(&self) -> Snapshot {
         let i = self.lock();
         Snapshot {
-            state: i.state,
             pid: i.pid,
             restarts: i.restarts,
             sessions: i.sessions,
             children: i.children,
             last_error: i.last_error.clone(),
-            uptime_secs: i
-                .started
-                .filter(|_| i.state == State::Ready)
-                .map(|s| s.elapsed().as_secs()),
+            uptime_secs: i.started.filter(|_| i.ready).map(|s| s.elapsed().as_secs()),
         }
-    }
-
-    pub fn state(&self) -> State {
-        self.lock().state
     }
 
     pub fn session_opened(&self) {
@@ -125,120 +93,95 @@ impl Supervisor {
         i.sessions = i.sessions.saturating_sub(1);
     }
 
-    async fn connect(&self, cfg: &ServerConfig) -> Result<Upstream, ConnectError> {
-        upstream::connect(
+    /// Connects an upstream (spawns the child, or reaches the remote server).
+    pub async fn start(&self, cfg: &ServerConfig) -> Result<Upstream, ConnectError> {
+        let r = upstream::connect(
             &self.name,
             &cfg.upstream,
             cfg.init_timeout,
             cfg.request_timeout,
         )
-        .await
+        .await;
+        self.record_start(r)
     }
 
-    /// Connects the shared upstream (spawns the child, or reaches the remote
-    /// server) and records it as starting.
-    pub async fn start_shared(&self, cfg: &ServerConfig) -> Result<Upstream, ConnectError> {
-        self.lock().state = State::Starting;
-        match self.connect(cfg).await {
-            Ok(up) => {
-                let mut i = self.lock();
-                i.pid = up.pid();
-                i.started = Some(Instant::now());
-                Ok(up)
-            }
-            Err(e) => {
-                self.lock().pid = None;
-                Err(e)
-            }
-        }
-    }
-
-    /// Connects one per-client upstream; the server is "ready" while any run.
-    pub async fn start_per_client(&self, cfg: &ServerConfig) -> Result<Upstream, ConnectError> {
-        match self.connect(cfg).await {
-            Ok(up) => {
-                let mut i = self.lock();
-                i.children += 1;
-                i.state = State::Ready;
-                i.started.get_or_insert_with(Instant::now);
-                Ok(up)
-            }
-            Err(e) => {
-                let mut i = self.lock();
-                i.last_error = Some(e.to_string());
-                Err(e)
-            }
-        }
-    }
-
-    pub fn per_client_exited(&self, error: Option<String>) {
+    /// Counts a connection attempt made elsewhere (tests' in-memory upstreams).
+    pub fn record_start(
+        &self,
+        r: Result<Upstream, ConnectError>,
+    ) -> Result<Upstream, ConnectError> {
         let mut i = self.lock();
-        i.children = i.children.saturating_sub(1);
-        if let Some(e) = error {
-            i.last_error = Some(e);
+        match &r {
+            Ok(up) => {
+                i.children += 1;
+                i.pid = up.pid();
+                i.started.get_or_insert_with(Instant::now);
+            }
+            Err(e) => i.last_error = Some(e.to_string()),
         }
-        if i.children == 0 {
-            i.state = State::Stopped;
-            i.started = None;
-        }
+        drop(i);
+        r
     }
 
     pub fn ready(&self) {
-        let mut i = self.lock();
-        i.state = State::Ready;
+        self.lock().ready = true;
     }
 
-    /// Records a crash or failed start and returns how long to wait before the next try.
-    pub fn crashed(&self, error: String) -> Duration {
+    /// Records a crash or failed start: how long to wait before the next try,
+    /// and whether this is a crash loop.
+    pub fn crashed(&self, error: String) -> (Duration, bool) {
         let mut i = self.lock();
-        let stable =
-            i.started.is_some_and(|s| s.elapsed() >= STABLE_RUN) && i.state == State::Ready;
+        let stable = i.ready && i.started.is_some_and(|s| s.elapsed() >= STABLE_RUN);
         if stable {
             i.crashes_in_a_row = 0;
             i.next_backoff = BACKOFF_START;
         }
         i.crashes_in_a_row += 1;
         i.restarts += 1;
-        i.pid = None;
-        i.started = None;
         i.last_error = Some(error);
         let delay = i.next_backoff;
         i.next_backoff = (i.next_backoff * 2).min(BACKOFF_MAX);
-        i.state = if i.crashes_in_a_row >= CRASH_LOOP {
-            State::Failed
-        } else {
-            State::Backoff
-        };
-        delay
+        Self::gone(&mut i);
+        (delay, i.crashes_in_a_row >= CRASH_LOOP)
     }
 
     /// A deliberate stop (idle, reload, shutdown): not a crash.
     pub fn stopped(&self) {
-        let mut i = self.lock();
-        if i.state != State::Failed {
-            i.state = State::Stopped;
+        Self::gone(&mut self.lock());
+    }
+
+    fn gone(i: &mut Inner) {
+        i.children = i.children.saturating_sub(1);
+        if i.children == 0 {
+            i.pid = None;
+            i.started = None;
+            i.ready = false;
         }
-        i.pid = None;
-        i.started = None;
     }
 }
 
 /// Stops an upstream. A child and everything in its process group: close
 /// stdin, then SIGTERM, then SIGKILL, waiting [`STOP_GRACE`] between steps. A
 /// remote session: DELETE it.
-pub async fn stop_child(server: &str, mut up: Upstream) {
+pub async fn stop_child(server: &str, up: Upstream) {
+    stop_child_within(server, up, STOP_GRACE).await
+}
+
+/// [`stop_child`] waiting `grace` between steps (a shutdown with a short
+/// `shutdownTimeout` fits the whole sequence into it).
+pub async fn stop_child_within(server: &str, mut up: Upstream, grace: Duration) {
     up.tx.close().await;
     let Some(pgid) = up.pid().map(|p| Pid::from_raw(p as i32)) else {
         return;
     };
-    if tokio::time::timeout(STOP_GRACE, up.exited()).await.is_ok() {
+    if tokio::time::timeout(grace, up.exited()).await.is_ok() {
         // The leader exited; make sure nothing it forked outlives it.
         let _ = killpg(pgid, Signal::SIGKILL);
         return;
     }
     tracing::info!(mcp_server = %server, "child did not exit on stdin EOF; sending SIGTERM");
     let _ = killpg(pgid, Signal::SIGTERM);
-    if tokio::time::timeout(STOP_GRACE, up.exited()).await.is_ok() {
+    if tokio::time::timeout(grace, up.exited()).await.is_ok() {
         let _ = killpg(pgid, Signal::SIGKILL);
         return;
     }
@@ -317,19 +260,14 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_crash_loop_fails() {
-        let s = Supervisor::new("x", State::Stopped);
-        let delays: Vec<_> = (0..7).map(|_| s.crashed("boom".into()).as_secs()).collect();
+        let s = Supervisor::new("x");
+        let r: Vec<_> = (0..7).map(|_| s.crashed("boom".into())).collect();
+        let delays: Vec<u64> = r.iter().map(|(d, _)| d.as_secs()).collect();
         assert_eq!(delays, vec![1, 2, 4, 8, 16, 32, 60]);
+        let failed: Vec<bool> = r.iter().map(|(_, f)| *f).collect();
+        assert_eq!(failed, vec![false, false, false, false, true, true, true]);
         let snap = s.snapshot();
-        assert_eq!(snap.state, State::Failed);
         assert_eq!(snap.restarts, 7);
         assert_eq!(snap.last_error.as_deref(), Some("boom"));
-    }
-
-    #[test]
-    fn a_few_crashes_are_backoff_not_failed() {
-        let s = Supervisor::new("x", State::Stopped);
-        s.crashed("a".into());
-        assert_eq!(s.state(), State::Backoff);
     }
 }

@@ -54,7 +54,7 @@ async fn reload_applies_a_per_server_diff() {
         &hub,
         &json!({
             "mcpProxy": {"options": {"authTokens": ["rotated-token"]}},
-            "mcpServers": {"keep": fx(json!({"sandbox": false})), "chg": fx(json!({"sandbox": false, "timeout": "10s"})), "pc": fx(json!({"sandbox": false, "session": "per-client"})), "new": fx(json!({"sandbox": false}))}
+            "mcpServers": {"keep": fx(json!({"sandbox": false})), "chg": fx(json!({"sandbox": false, "env": {"CHANGED": "1"}})), "pc": fx(json!({"sandbox": false, "session": "per-client", "options": {"authTokens": [TOKEN, "rotated-token"]}})), "new": fx(json!({"sandbox": false}))}
         }),
     );
     hup(&hub);
@@ -65,8 +65,12 @@ async fn reload_applies_a_per_server_diff() {
     // A rotated token counts from the very next request.
     let keep = sessions.get_mut("keep").unwrap();
     assert_eq!(keep.post(&call(2, "echo", json!({}))).await.status, 401);
+    // The session the old token opened ended with it; the child stays.
     keep.token = "rotated-token".into();
-    // Unchanged: same session, same child.
+    assert_eq!(keep.post(&call(3, "echo", json!({}))).await.status, 404);
+    let mut keep = Mcp::new(&hub, "keep");
+    keep.token = "rotated-token".into();
+    keep.initialize().await;
     assert_eq!(
         keep.call_text(3, "pid", json!({}))
             .await
@@ -74,8 +78,8 @@ async fn reload_applies_a_per_server_diff() {
             .unwrap(),
         pids["keep"]
     );
+    // Unchanged, and its token still valid for it: same session, same child.
     let pc = sessions.get_mut("pc").unwrap();
-    pc.token = "rotated-token".into();
     assert_eq!(
         pc.call_text(3, "pid", json!({}))
             .await

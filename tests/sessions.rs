@@ -10,7 +10,11 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn twenty_clients_interleaved_never_cross_talk() {
-    let hub = Hub::start(json!({}), json!({"fx": fx(json!({}))}));
+    // 500 concurrent connections, all from 127.0.0.1: past the default per-IP limit.
+    let hub = Hub::start(
+        json!({"options": {"maxConnectionsPerIp": 1024}}),
+        json!({"fx": fx(json!({}))}),
+    );
     let mut tasks = vec![];
     for client in 0..20u64 {
         let base = hub.base.clone();

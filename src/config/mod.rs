@@ -21,6 +21,8 @@ pub use expand::ExpandError;
 
 pub const DEFAULT_ADDR: &str = ":9090";
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_CLIENTS: usize = 16;
+pub const DEFAULT_PER_CLIENT_IDLE: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -87,6 +89,12 @@ pub struct HubSettings {
     pub session_idle_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub exit_on_idle: Option<Duration>,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub body_read_timeout: Duration,
+    pub max_sessions_per_token: usize,
+    /// `None`: a token sees the servers it is valid for.
+    pub status_tokens: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +169,8 @@ pub struct ServerConfig {
     pub session: SessionMode,
     pub eager: bool,
     pub idle_timeout: Option<Duration>,
+    /// Per-client servers: how many upstreams may run at once.
+    pub max_clients: usize,
     pub request_timeout: Duration,
     pub init_timeout: Duration,
     /// `None`: no liveness pings. Default: 30 s for remote servers, off for stdio.
@@ -177,6 +187,15 @@ pub struct ServerConfig {
 impl ServerConfig {
     pub fn routes(&self) -> [String; 2] {
         [format!("/{}/sse", self.name), format!("/{}/mcp", self.name)]
+    }
+}
+
+/// A limit that must be at least 1, or its default.
+fn count(v: Option<u32>, path: &str, default: usize) -> Result<usize, Invalid> {
+    match v {
+        None => Ok(default),
+        Some(0) => Err(invalid(path, "must be at least 1")),
+        Some(n) => Ok(n as usize),
     }
 }
 
@@ -375,7 +394,37 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
             "mcpProxy.options.shutdownTimeout",
             Duration::from_secs(15),
         )?,
+        max_connections: count(
+            opts.max_connections,
+            "mcpProxy.options.maxConnections",
+            4096,
+        )?,
+        max_connections_per_ip: count(
+            opts.max_connections_per_ip,
+            "mcpProxy.options.maxConnectionsPerIp",
+            256,
+        )?,
+        body_read_timeout: opt_duration(
+            &opts.body_read_timeout,
+            "mcpProxy.options.bodyReadTimeout",
+            Duration::from_secs(30),
+        )?,
+        max_sessions_per_token: count(
+            opts.max_sessions_per_token,
+            "mcpProxy.options.maxSessionsPerToken",
+            1024,
+        )?,
+        status_tokens: opts
+            .status_tokens
+            .map(|t| tokens(t, "mcpProxy.options.statusTokens"))
+            .transpose()?,
     };
+    if hub.body_read_timeout.is_zero() {
+        return Err(invalid(
+            "mcpProxy.options.bodyReadTimeout",
+            "must be more than zero",
+        ));
+    }
     if hub.sse_keep_alive.is_zero() {
         return Err(invalid(
             "mcpProxy.options.sseKeepAlive",
@@ -580,11 +629,20 @@ fn validate_server(
         Some(raw::GoDuration::Nanos(n)) => Duration::from_nanos(*n),
         Some(raw::GoDuration::Text(t)) => duration(t, &format!("{path}.timeout"))?,
     };
+    let idle_written = s.idle_timeout.is_some();
     let idle_timeout = s
         .idle_timeout
         .as_deref()
         .map(|t| duration(t, &format!("{path}.idleTimeout")))
-        .transpose()?;
+        .transpose()?
+        // A per-client child belongs to a client that may never say goodbye
+        // (most never send DELETE): it stops after a quiet spell by default.
+        .or((session == SessionMode::PerClient).then_some(DEFAULT_PER_CLIENT_IDLE));
+    let max_clients = match s.max_clients {
+        None => DEFAULT_MAX_CLIENTS,
+        Some(0) => return Err(invalid(format!("{path}.maxClients"), "must be at least 1")),
+        Some(n) => n as usize,
+    };
     let init_timeout = opt_duration(
         &s.init_timeout,
         &format!("{path}.initTimeout"),
@@ -635,7 +693,7 @@ fn validate_server(
             }
         }
     };
-    if !matches!(upstream, Upstream::Stdio(_)) && idle_timeout.is_some() {
+    if !matches!(upstream, Upstream::Stdio(_)) && session == SessionMode::Shared && idle_written {
         warnings.push(format!(
             "{path}.idleTimeout: only stops stdio children; ignored for a remote server"
         ));
@@ -646,6 +704,7 @@ fn validate_server(
         session,
         eager,
         idle_timeout,
+        max_clients,
         request_timeout,
         init_timeout,
         ping_interval,

@@ -47,6 +47,17 @@ pub struct ProxyOptions {
     pub exit_on_idle: Option<String>,
     /// Where each stdio server gets its private HOME (`<stateDir>/<name>`).
     pub state_dir: Option<String>,
+    /// Open connections at most, over all clients (default 4096).
+    pub max_connections: Option<u32>,
+    /// Open connections at most from one IP address (default 256).
+    pub max_connections_per_ip: Option<u32>,
+    /// How long a request body may take to arrive (default 30s).
+    pub body_read_timeout: Option<String>,
+    /// Open sessions at most per token (default 1024).
+    pub max_sessions_per_token: Option<u32>,
+    /// Tokens that may read `/status` for every server (default: a token sees
+    /// the servers it is valid for).
+    pub status_tokens: Option<Vec<String>>,
 }
 
 /// Options TBXark knows, valid at both levels.
@@ -127,8 +138,11 @@ pub struct Server {
     pub session: Option<String>,
     /// "lazy" (default) or "eager".
     pub start: Option<String>,
-    /// Stop a shared child after this long without any client session.
+    /// Stop a shared child after this long without any client session; a
+    /// per-client child after this long without a request (default 5m).
     pub idle_timeout: Option<String>,
+    /// Per-client servers: live upstreams at most (default 16).
+    pub max_clients: Option<u32>,
     /// How long the child may take to answer `initialize` (first `npx -y` downloads).
     pub init_timeout: Option<String>,
     /// How often to ping the upstream to find out it hung ("0s" turns it off).

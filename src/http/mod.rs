@@ -7,77 +7,50 @@
 
 pub mod auth;
 pub mod origin;
+pub mod response;
 mod status;
 
 use crate::hub::{Hub, Snapshot};
 use crate::systemd::listen::Listener;
-use crate::transport::{sse, streamable};
-use bytes::Bytes;
+use crate::transport::{self, sse, streamable};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
-
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed_unsync()
-}
-
-pub fn empty(status: StatusCode) -> Response<Body> {
-    let mut r = Response::new(full(Bytes::new()));
-    *r.status_mut() = status;
-    r
-}
-
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut r = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-/// A plain JSON error for the HTTP layer (not a JSON-RPC exchange).
-pub fn http_error(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
-    json_response(status, &json!({"error": msg.into()}))
-}
-
-/// A JSON-RPC error response with no id, for a request the hub refuses outright.
-pub fn rpc_error(status: StatusCode, code: i64, msg: impl Into<String>) -> Response<Body> {
-    let m = crate::jsonrpc::Message::error(None, code, msg);
-    json_response(status, &Value::Object(m.0))
-}
+pub use response::{empty, Body, Rejection};
 
 pub struct App {
     pub hub: Arc<Hub>,
+    /// What the transports see of the hub.
+    pub ctx: Arc<transport::Ctx>,
     /// When the last request arrived, in ms since `started`: for exit-on-idle.
     last_request: std::sync::atomic::AtomicU64,
     started: std::time::Instant,
-    pub sse: sse::Registry,
-    pub streamable: streamable::Registry,
+    pub conns: Arc<Conns>,
     pub shutdown: watch::Receiver<bool>,
 }
 
 impl App {
     pub fn new(hub: Arc<Hub>, shutdown: watch::Receiver<bool>) -> Arc<App> {
-        let app = Arc::new(App {
-            last_request: std::sync::atomic::AtomicU64::new(0),
-            started: std::time::Instant::now(),
+        let ctx = Arc::new(transport::Ctx {
+            hub: hub.clone(),
             sse: sse::Registry::default(),
             streamable: streamable::Registry::default(),
+            shutdown: shutdown.clone(),
+        });
+        streamable::spawn_expiry(ctx.clone());
+        Arc::new(App {
+            last_request: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            ctx,
+            conns: Arc::default(),
             hub,
             shutdown,
-        });
-        streamable::spawn_expiry(app.clone());
-        app
+        })
     }
 }
 
@@ -85,18 +58,91 @@ impl App {
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
+/// Open connections, in total and per client address, against
+/// `maxConnections` and `maxConnectionsPerIp`: without them a neighbour with
+/// a few thousand silent connections takes every file descriptor.
+#[derive(Default)]
+pub struct Conns {
+    total: std::sync::atomic::AtomicUsize,
+    per_ip: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One admitted connection; counted until dropped.
+struct ConnSlot {
+    conns: Arc<Conns>,
+    ip: Option<std::net::IpAddr>,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.conns.total.fetch_sub(1, Ordering::Relaxed);
+        if let Some(ip) = self.ip {
+            if let Ok(mut m) = self.conns.per_ip.lock() {
+                if let Some(n) = m.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(&ip);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Conns {
+    /// Admits a connection, or says which limit it would pass.
+    fn admit(
+        self: &Arc<Self>,
+        ip: Option<std::net::IpAddr>,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Result<ConnSlot, &'static str> {
+        use std::sync::atomic::Ordering;
+        if self.total.fetch_add(1, Ordering::Relaxed) >= max_total {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+            return Err("maxConnections");
+        }
+        if let Some(ip) = ip {
+            let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(ip).or_default();
+            if *n >= max_per_ip {
+                drop(m);
+                self.total.fetch_sub(1, Ordering::Relaxed);
+                return Err("maxConnectionsPerIp");
+            }
+            *n += 1;
+        }
+        Ok(ConnSlot {
+            conns: self.clone(),
+            ip,
+        })
+    }
+
+    pub fn open(&self) -> usize {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Accepts on one listener and hands connections to the serve loop.
-async fn accept_loop(listener: Listener, tx: tokio::sync::mpsc::Sender<(Box<dyn Io>, String)>) {
+async fn accept_loop(
+    listener: Listener,
+    tx: tokio::sync::mpsc::Sender<(Box<dyn Io>, String, Option<std::net::IpAddr>)>,
+) {
     loop {
         let accepted = match &listener {
             Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
-                (Box::new(s) as Box<dyn Io>, peer.to_string())
+                (
+                    Box::new(s) as Box<dyn Io>,
+                    peer.to_string(),
+                    Some(peer.ip()),
+                )
             }),
             Listener::Unix(l) => l
                 .accept()
                 .await
-                .map(|(s, _)| (Box::new(s) as Box<dyn Io>, "unix".to_string())),
+                .map(|(s, _)| (Box::new(s) as Box<dyn Io>, "unix".to_string(), None)),
         };
         match accepted {
             Ok(c) => {
@@ -106,11 +152,30 @@ async fn accept_loop(listener: Listener, tx: tokio::sync::mpsc::Sender<(Box<dyn 
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
+                crate::ratelimit::warn("accept", format_args!("accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
+}
+
+/// Answers a connection past a limit with 503 and closes it, without reading
+/// the request: a flood must cost as little as possible.
+async fn refuse(mut stream: Box<dyn Io>, limit: &'static str) {
+    use tokio::io::AsyncWriteExt;
+    let body = format!(
+        "{{\"error\":\"too many open connections (mcpProxy.options.{limit}); try again later\"}}"
+    );
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 /// Serves HTTP on every listener until `shutdown` turns true, then waits up to
@@ -125,16 +190,32 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
         .collect();
     drop(tx);
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, peer, ip) = tokio::select! {
             c = rx.recv() => match c {
                 Some(c) => c,
                 None => break,
             },
             _ = shutdown.changed() => break,
         };
-        let app = app.clone();
+        let slot = {
+            let s = &app.hub.current().settings;
+            app.conns
+                .admit(ip, s.max_connections, s.max_connections_per_ip)
+        };
+        let slot = match slot {
+            Ok(slot) => slot,
+            Err(limit) => {
+                crate::ratelimit::warn(
+                    limit,
+                    format_args!("refused a connection from {peer}: {limit} reached"),
+                );
+                tokio::spawn(refuse(stream, limit));
+                continue;
+            }
+        };
+        let app2 = app.clone();
         let svc = hyper::service::service_fn(move |req| {
-            let app = app.clone();
+            let app = app2.clone();
             async move { Ok::<_, Infallible>(handle(app, req).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
@@ -143,6 +224,7 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
             .serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
@@ -180,8 +262,10 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         app.started.elapsed().as_millis() as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
-    let path = req.uri().path().to_string();
-    let trimmed = path.trim_start_matches('/');
+    // Routing borrows the path from a copy of the URI (a reference count, no
+    // allocation), so the request itself can move on to a transport.
+    let uri = req.uri().clone();
+    let trimmed = uri.path().trim_start_matches('/');
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
     let (first, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
 
@@ -194,20 +278,13 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let snap = app.hub.current();
     let cors_origin = match snap.policy.check(req.headers()) {
         Ok(o) => o,
-        Err(origin::Rejected::Origin(o)) => {
-            return http_error(
-                StatusCode::FORBIDDEN,
-                format!("origin {o:?} is not allowed; add it to mcpProxy.options.allowedOrigins"),
-            )
-        }
-        Err(origin::Rejected::Host(h)) => {
-            return http_error(
-                StatusCode::FORBIDDEN,
-                format!("host {h:?} is not allowed; add it to mcpProxy.options.allowedHosts"),
-            )
-        }
+        Err(origin::Rejected::Origin(o)) => return Rejection::Origin(o).into_response(),
+        Err(origin::Rejected::Host(h)) => return Rejection::Host(h).into_response(),
     };
-    let mut resp = route(&app, &snap, req, first, rest).await;
+    let mut resp = match route(&app, &snap, req, first, rest).await {
+        Ok(r) => r,
+        Err(rej) => rej.into_response(),
+    };
     if let Some(o) = cors_origin {
         let h = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&o) {
@@ -228,81 +305,54 @@ async fn route(
     req: Request<Incoming>,
     first: &str,
     rest: &str,
-) -> Response<Body> {
+) -> Result<Response<Body>, Rejection> {
     if first == "status" && rest.is_empty() {
-        if let Err(r) = authorize(&snap.all_tokens(), req.headers()) {
-            return r;
-        }
-        return status::status(&app.hub, req.method());
+        // statusTokens see every server; otherwise a token sees the servers
+        // it is valid for, and nothing of the others.
+        let scope = match &snap.settings.status_tokens {
+            Some(list) => {
+                authorize(list, req.headers())?;
+                None
+            }
+            None => {
+                let all = snap.all_tokens();
+                authorize(&all, req.headers())?.map(|i| all[i].clone())
+            }
+        };
+        return Ok(status::status(&app.hub, req.method(), scope.as_deref()));
     }
     let Some(server) = snap.server(first) else {
         // Do not confirm which names exist to a caller without the global token.
-        if let Err(r) = authorize(&snap.settings.auth_tokens, req.headers()) {
-            return r;
-        }
-        return http_error(
-            StatusCode::NOT_FOUND,
-            format!("no server named {first:?} is configured"),
-        );
+        authorize(&snap.settings.auth_tokens, req.headers())?;
+        return Err(Rejection::UnknownServer(first.into()));
     };
-    let token = match authorize(&server.cfg.auth_tokens, req.headers()) {
-        Ok(i) => i.map(|i| format!("{}[{i}]", server.cfg.token_source)),
-        Err(r) => return r,
-    };
+    let token = authorize(&server.cfg.auth_tokens, req.headers())?.map(|i| crate::session::Token {
+        label: i,
+        secret: crate::session::Secret(server.cfg.auth_tokens[i].as_str().into()),
+    });
     if server.cfg.disabled {
-        return http_error(
-            StatusCode::NOT_FOUND,
-            format!("server {first:?} is disabled in the config"),
-        );
+        return Err(Rejection::Disabled(first.into()));
     }
     match (rest, req.method()) {
-        ("sse", &Method::GET) => sse::open(app, server, req, token).await,
-        ("message", &Method::POST) => sse::post(app, server, req).await,
-        ("mcp", &Method::POST) => streamable::post(app, server, req, token).await,
-        ("mcp", &Method::GET) => streamable::get(app, server, req).await,
-        ("mcp", &Method::DELETE) => streamable::delete(app, server, req).await,
-        ("sse", _) => not_allowed("GET"),
-        ("message", _) => not_allowed("POST"),
-        ("mcp", _) => not_allowed("GET, POST, DELETE"),
-        _ => http_error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no route {:?}; use /{first}/sse or /{first}/mcp",
-                req.uri().path()
-            ),
-        ),
+        ("sse", &Method::GET) => sse::open(&app.ctx, server, req, token).await,
+        ("message", &Method::POST) => sse::post(&app.ctx, server, req).await,
+        ("mcp", &Method::POST) => streamable::post(&app.ctx, server, req, token).await,
+        ("mcp", &Method::GET) => streamable::get(&app.ctx, server, req).await,
+        ("mcp", &Method::DELETE) => streamable::delete(&app.ctx, server, req).await,
+        ("sse", _) => Err(Rejection::Method("GET")),
+        ("message", _) => Err(Rejection::Method("POST")),
+        ("mcp", _) => Err(Rejection::Method("GET, POST, DELETE")),
+        _ => Err(Rejection::NoRoute {
+            path: req.uri().path().into(),
+            server: first.into(),
+        }),
     }
 }
 
-fn not_allowed(allow: &'static str) -> Response<Body> {
-    let mut r = http_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed; use {allow}"),
-    );
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
-fn authorize(
-    tokens: &[String],
-    headers: &http::HeaderMap,
-) -> Result<Option<usize>, Response<Body>> {
-    auth::check(tokens, headers).map_err(|e| {
-        let msg = match e {
-            auth::AuthError::Missing => "missing bearer token: send Authorization: Bearer <token>",
-            auth::AuthError::Invalid => "invalid bearer token",
-        };
-        let mut r = http_error(StatusCode::UNAUTHORIZED, msg);
-        let challenge = match e {
-            auth::AuthError::Missing => "Bearer realm=\"mcp-hub\"",
-            auth::AuthError::Invalid => "Bearer realm=\"mcp-hub\", error=\"invalid_token\"",
-        };
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(challenge),
-        );
-        r
+fn authorize(tokens: &[String], headers: &http::HeaderMap) -> Result<Option<usize>, Rejection> {
+    auth::check(tokens, headers).map_err(|e| match e {
+        auth::AuthError::Missing => Rejection::MissingToken,
+        auth::AuthError::Invalid => Rejection::InvalidToken,
     })
 }
 
@@ -332,26 +382,4 @@ fn preflight(app: &App, req: &Request<Incoming>) -> Response<Body> {
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     r
-}
-
-/// Reads a request body up to `limit` bytes; past it, 413 with a JSON-RPC error.
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Response<Body>> {
-    let limited = http_body_util::Limited::new(req.into_body(), limit);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                crate::jsonrpc::INVALID_REQUEST,
-                format!("request body is larger than {limit} bytes (mcpProxy.options.maxBodySize)"),
-            ))
-        }
-        Err(e) => Err(http_error(
-            StatusCode::BAD_REQUEST,
-            format!("could not read the request body: {e}"),
-        )),
-    }
 }

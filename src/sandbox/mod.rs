@@ -211,3 +211,26 @@ pub fn wait_ready_blocking(status: OwnedFd) -> Result<(), SandboxError> {
         Err(SandboxError::Setup(text))
     }
 }
+
+/// Makes an unsandboxed child die with the hub (`PR_SET_PDEATHSIG`): it has
+/// no pid namespace whose init could take it down, and a crashed hub would
+/// otherwise leave it running. Its own forks share its process group, which
+/// every stop signals.
+#[allow(unsafe_code)]
+pub fn die_with_parent(cmd: &mut tokio::process::Command) {
+    let hub = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // two async-signal-safe system calls (prctl, getppid); it allocates
+    // nothing and touches no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)?;
+            // The hub died between fork and prctl: the signal would never come.
+            if nix::unistd::getppid() != hub {
+                return Err(std::io::Error::other("the hub exited during spawn"));
+            }
+            Ok(())
+        });
+    }
+}

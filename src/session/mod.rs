@@ -1,29 +1,112 @@
 //! Sessions: how a client's messages reach an upstream and back.
 //!
-//! - `shared`: one upstream for all clients of a server; ids are rewritten so
-//!   clients never see each other's traffic.
-//! - `passthrough`: one upstream per client session, forwarded verbatim.
-//!
-//! A downstream transport hands the session a [`Downstream`] sink; the session
-//! calls `deliver` for every message meant for that client. Sessions guarantee
-//! that each client request gets exactly one response: the upstream's, or a
-//! JSON-RPC error when the upstream dies, times out or cannot start.
+//! Every server's traffic is routed by one [`router::Router`] over one
+//! [`Link`] per upstream: a `shared` server has one link for all its clients
+//! (the hub initializes it once, answers each client's `initialize` from the
+//! cache, and rewrites ids so clients never see each other's traffic); a
+//! `per-client` server has a link per client session, whose own `initialize`
+//! goes through. Each client request is an exchange with its own reply stream
+//! (`inflight`); traffic tied to no request goes to the session-wide
+//! [`Downstream`]. Every request gets exactly one answer: the upstream's, or
+//! an error when the upstream dies, times out, is cancelled or cannot start.
 
-pub mod passthrough;
-pub mod shared;
-
-use crate::config::{ServerConfig, ToolFilter};
-use crate::jsonrpc::{Id, Message, INVALID_PARAMS};
-use serde_json::Value;
-use std::sync::Arc;
-use std::time::Instant;
+pub mod inflight;
+pub mod outbound;
+pub mod router;
+use crate::config::ServerConfig;
+use crate::jsonrpc::{to_raw, Message, UPSTREAM_ERROR};
+use crate::supervisor::Supervisor;
+use crate::upstream::link::{self, Handler, Link};
+use crate::upstream::{Outbox, Received};
+use outbound::Outbound;
+use router::{Effect, Router};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+// tokio's clock, so tests can pause it.
+use tokio::time::Instant;
 
 /// Who a session is, for logs: the downstream session id, and the config path
-/// of the token that opened it (never the token itself).
+/// of the token that opened it (never the token itself, which only `secret`
+/// holds, to check it against a reloaded config).
 #[derive(Debug, Default, Clone)]
 pub struct SessionInfo {
     pub id: String,
     pub token: Option<String>,
+    pub secret: Option<Secret>,
+    /// Counts the session against `maxSessionsPerToken` while it lives.
+    pub slot: Option<Arc<TokenSlot>>,
+}
+
+/// A token's value; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Arc<str>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// The token a request came with: its index in the server's list, and its value.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub label: usize,
+    pub secret: Secret,
+}
+
+impl Token {
+    /// The session's view of it: named by its place in the config.
+    pub fn info(&self, id: &str, source: &str) -> SessionInfo {
+        SessionInfo {
+            id: id.into(),
+            token: Some(format!("{source}[{}]", self.label)),
+            secret: Some(self.secret.clone()),
+            slot: None,
+        }
+    }
+}
+
+/// Open sessions per token, for `maxSessionsPerToken`.
+#[derive(Default)]
+pub struct TokenCounts(Arc<Mutex<std::collections::HashMap<Arc<str>, usize>>>);
+
+impl TokenCounts {
+    /// A slot for one more session, unless the token has `max` already.
+    pub fn take(&self, token: &Arc<str>, max: usize) -> Option<Arc<TokenSlot>> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(token.clone()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Arc::new(TokenSlot {
+            counts: self.0.clone(),
+            token: token.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+pub struct TokenSlot {
+    counts: Arc<Mutex<std::collections::HashMap<Arc<str>, usize>>>,
+    token: Arc<str>,
+}
+
+impl Drop for TokenSlot {
+    fn drop(&mut self) {
+        let mut m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.token) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.token);
+            }
+        }
+    }
+}
+
+/// Whether a session opened with `secret` may stay under `cfg`'s tokens.
+fn token_still_valid(cfg: &ServerConfig, secret: Option<&Secret>) -> bool {
+    cfg.auth_tokens.is_empty() || secret.is_some_and(|s| cfg.auth_tokens.iter().any(|t| *t == *s.0))
 }
 
 /// One audited `tools/call` (with `logEnabled`): started when the call goes up,
@@ -39,12 +122,7 @@ impl Audit {
         if !cfg.log_enabled || msg.method() != Some("tools/call") {
             return None;
         }
-        let tool = msg
-            .params()
-            .and_then(|p| p.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let tool: String = msg.param("name").unwrap_or_default();
         Some(Audit {
             tool,
             started: Instant::now(),
@@ -54,14 +132,9 @@ impl Audit {
 
     /// `ok`, `tool-error` (a result with isError) or `error` (a JSON-RPC error).
     pub fn outcome_of(answer: &Message) -> &'static str {
-        if answer.0.contains_key("error") {
+        if answer.is_error() {
             "error"
-        } else if answer
-            .result()
-            .and_then(|r| r.get("isError"))
-            .and_then(Value::as_bool)
-            == Some(true)
-        {
+        } else if answer.result_field::<bool>("isError") == Some(true) {
             "tool-error"
         } else {
             "ok"
@@ -93,82 +166,335 @@ pub trait Downstream: Send + Sync {
     fn closed(&self, reason: &str);
 }
 
+/// One server's routing: the link's handler, shared by every session on it.
+pub struct Core {
+    router: Mutex<Router>,
+    /// The config in force (a reload updates the parts that apply in place).
+    cfg: Mutex<Arc<ServerConfig>>,
+    /// When a client last left (shared) or last sent a request (per-client).
+    last_used: Mutex<Instant>,
+    shared: bool,
+}
+
+impl Core {
+    fn router(&self) -> MutexGuard<'_, Router> {
+        self.router.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cfg(&self) -> Arc<ServerConfig> {
+        self.cfg
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    fn touch(&self) {
+        if let Ok(mut t) = self.last_used.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    /// Carries out effects from code that cannot wait: upstream-bound ones are
+    /// sent from their own task.
+    fn carry_detached(&self, fx: Vec<Effect>, tx: &Outbox) {
+        for e in fx {
+            if let Some(m) = e.deliver() {
+                tx.send_detached(m);
+            }
+        }
+    }
+}
+
+impl Handler for Core {
+    fn received(&self, r: Received, tx: &Outbox) {
+        let fx = match r {
+            Received::Msg(m) => self.router().from_upstream(m),
+            Received::Garbage { id: Some(id), why } => self.router().unparseable(&id, &why),
+            Received::Garbage { id: None, .. } => vec![],
+        };
+        self.carry_detached(fx, tx);
+    }
+
+    fn up(&self, tx: &Outbox) {
+        let fx = self.router().resubscribe();
+        self.carry_detached(fx, tx);
+    }
+
+    fn down(&self, why: &str) {
+        let fx = self.router().fail_all(why);
+        for e in fx {
+            e.deliver();
+        }
+    }
+
+    fn ended(&self, why: &str) {
+        let sinks = self.router().sinks();
+        for s in sinks {
+            s.closed(why);
+        }
+    }
+
+    fn tick(&self, now: Instant, tx: &Outbox) {
+        let fx = {
+            let mut r = self.router();
+            if r.soonest_deadline().is_none_or(|d| d > now) {
+                return;
+            }
+            r.expire(now)
+        };
+        self.carry_detached(fx, tx);
+    }
+
+    fn wanted(&self) -> bool {
+        self.router().clients() > 0
+    }
+
+    fn idle_for(&self, now: Instant) -> Option<Duration> {
+        let r = self.router();
+        let busy = if self.shared {
+            r.clients() > 0
+        } else {
+            r.in_flight() > 0
+        };
+        drop(r);
+        if busy {
+            return None;
+        }
+        let last = self.last_used.lock().map(|t| *t).unwrap_or(now);
+        Some(now.saturating_duration_since(last))
+    }
+
+    fn ping(&self, now: Instant, every: Duration) -> Result<Message, String> {
+        self.router().ping(now, every)
+    }
+}
+
+/// An upstream and its routing: one for a shared server, one per session of
+/// a per-client server.
+pub struct Upstream {
+    pub core: Arc<Core>,
+    pub link: Arc<Link>,
+}
+
+impl Upstream {
+    /// Creates the routing and starts the link's driver.
+    pub fn spawn(
+        cfg: Arc<ServerConfig>,
+        sup: Arc<Supervisor>,
+        kind: link::Kind,
+    ) -> (Arc<Upstream>, tokio::task::JoinHandle<()>) {
+        Self::spawn_with(cfg, sup, kind, None)
+    }
+
+    /// Like [`Upstream::spawn`], reaching the upstream through `connect`.
+    pub fn spawn_with(
+        cfg: Arc<ServerConfig>,
+        sup: Arc<Supervisor>,
+        kind: link::Kind,
+        connect: Option<link::Connector>,
+    ) -> (Arc<Upstream>, tokio::task::JoinHandle<()>) {
+        let shared = kind == link::Kind::Shared;
+        let core = Arc::new(Core {
+            router: Mutex::new(Router::new(
+                &cfg.name,
+                shared,
+                cfg.tool_filter.clone(),
+                cfg.request_timeout,
+            )),
+            cfg: Mutex::new(cfg.clone()),
+            last_used: Mutex::new(Instant::now()),
+            shared,
+        });
+        let (link, task) = Link::spawn(cfg, sup, kind, core.clone(), connect);
+        (Arc::new(Upstream { core, link }), task)
+    }
+
+    /// A reload changed settings that apply in place (tool filter, timeout,
+    /// audit logging, tokens). Sessions opened with a token that is no longer
+    /// valid end now: their streams close and their clients must come back
+    /// with a valid one.
+    pub fn update(&self, cfg: Arc<ServerConfig>) {
+        let (revoked, fx) = {
+            let mut r = self.core.router();
+            r.set_policy(cfg.tool_filter.clone(), cfg.request_timeout);
+            let gone = r.clients_where(|secret| !token_still_valid(&cfg, secret));
+            let mut fx = Vec::new();
+            let mut sinks = Vec::new();
+            for (c, sink) in gone {
+                fx.extend(r.detach(c));
+                sinks.push(sink);
+            }
+            (sinks, fx)
+        };
+        if let Ok(mut c) = self.core.cfg.lock() {
+            *c = cfg.clone();
+        }
+        if revoked.is_empty() {
+            return;
+        }
+        tracing::info!(mcp_server = %cfg.name, "ending {} session(s) whose token a reload revoked", revoked.len());
+        if let Some(tx) = self.link.outbox() {
+            self.core.carry_detached(fx, &tx);
+        }
+        for s in revoked {
+            s.closed("its token was revoked by a config reload");
+        }
+        if !self.core.shared {
+            self.link.retire("its token was revoked by a config reload");
+        }
+    }
+
+    pub fn attach(
+        self: &Arc<Self>,
+        sink: Arc<dyn Downstream>,
+        info: SessionInfo,
+        sup: &Arc<Supervisor>,
+    ) -> Session {
+        let client = self.core.router().attach(sink, info.secret.clone());
+        sup.session_opened();
+        self.core.touch();
+        self.link.wake();
+        Session {
+            up: self.clone(),
+            client,
+            info: Arc::new(info),
+            sup: sup.clone(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Requests in flight: an idle per-client upstream may be evicted.
+    pub fn busy(&self) -> bool {
+        self.core.router().in_flight() > 0
+    }
+
+    pub fn last_used(&self) -> Instant {
+        self.core
+            .last_used
+            .lock()
+            .map(|t| *t)
+            .unwrap_or_else(|_| Instant::now())
+    }
+}
+
 /// The protocol versions the hub accepts from clients, newest first.
 pub const PROTOCOL_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 pub const LATEST_PROTOCOL: &str = PROTOCOL_VERSIONS[0];
 
-pub enum Session {
-    Shared(shared::Client),
-    Passthrough(Arc<passthrough::Passthrough>),
+/// One client session on an upstream.
+pub struct Session {
+    up: Arc<Upstream>,
+    client: u64,
+    info: Arc<SessionInfo>,
+    sup: Arc<Supervisor>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
-    /// Forwards one message from the client. Responses come through the sink.
-    pub async fn send(&self, msg: Message) {
-        match self {
-            Session::Shared(c) => c.send(msg).await,
-            Session::Passthrough(p) => p.send(msg).await,
+    /// One request from the client; its answer, progress and any server
+    /// request tied to it go to `reply`.
+    pub async fn request(&self, msg: Message, reply: &Outbound) {
+        let core = &self.up.core;
+        let link = &self.up.link;
+        let Some(id) = msg.id().cloned() else { return };
+        core.touch();
+        if core.shared {
+            match msg.method() {
+                Some("initialize") => {
+                    let answer = match link.ready().await {
+                        Ok(()) => {
+                            let mut m = Message::response_raw(
+                                id,
+                                link.init_result().unwrap_or_else(|| {
+                                    serde_json::value::RawValue::NULL.to_owned()
+                                }),
+                            );
+                            let asked: Option<String> = msg.param("protocolVersion");
+                            if let Some(v) =
+                                asked.filter(|v| PROTOCOL_VERSIONS.contains(&v.as_str()))
+                            {
+                                m.set_result_field("protocolVersion", &to_raw(&v));
+                            }
+                            m
+                        }
+                        Err(e) => Message::error(Some(id), UPSTREAM_ERROR, e),
+                    };
+                    let _ = reply.push(answer);
+                    return;
+                }
+                Some("ping") => {
+                    let _ = reply.push(Message::response(id, serde_json::json!({})));
+                    return;
+                }
+                _ => {
+                    if let Err(e) = link.ready().await {
+                        let _ = reply.push(Message::error(Some(id), UPSTREAM_ERROR, e));
+                        return;
+                    }
+                }
+            }
+        }
+        let cfg = core.cfg();
+        let audit = Audit::start(&cfg, &msg, &self.info);
+        let fx = core
+            .router()
+            .request(self.client, msg, reply, Instant::now(), audit);
+        self.carry(fx, &cfg).await;
+    }
+
+    /// A notification or a response (to a server request) from the client.
+    pub async fn notify(&self, msg: Message) {
+        let fx = self.up.core.router().from_client(self.client, msg);
+        self.carry(fx, &self.up.core.cfg()).await;
+    }
+
+    /// Carries out effects; upstream-bound messages are sent here, bounded by
+    /// the request timeout so a child that stopped reading its stdin cannot
+    /// hold a caller past its deadline.
+    async fn carry(&self, fx: Vec<Effect>, cfg: &ServerConfig) {
+        for e in fx {
+            let Some(m) = e.deliver() else { continue };
+            let up_id = m.is_request().then(|| m.id().cloned()).flatten();
+            let sent = match self.up.link.outbox() {
+                Some(tx) => tokio::time::timeout(cfg.request_timeout, tx.send(m))
+                    .await
+                    .map_err(|_| "did not read its input in time")
+                    .and_then(|r| r.map_err(|_| "went away before the request was sent")),
+                None => Err("is restarting; try again"),
+            };
+            if let (Err(why), Some(id)) = (sent, up_id) {
+                let why = format!("server {:?} {why}", cfg.name);
+                let fx = self.up.core.router().unparseable_as(&id, &why);
+                for e in fx {
+                    e.deliver();
+                }
+            }
         }
     }
 
+    /// The client left (DELETE, closed stream, expiry).
     pub fn close(&self) {
-        match self {
-            Session::Shared(c) => c.close(),
-            Session::Passthrough(p) => p.close(),
+        if self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
         }
+        let fx = self.up.core.router().detach(self.client);
+        self.up.core.touch();
+        if let Some(tx) = self.up.link.outbox() {
+            self.up.core.carry_detached(fx, &tx);
+        }
+        self.sup.session_closed();
+        if !self.up.core.shared {
+            self.up.link.retire("the client session ended");
+        }
+        self.up.link.wake();
     }
 }
 
-/// Applies `toolFilter` to a `tools/list` result in place.
-pub fn filter_tool_list(filter: &ToolFilter, result: &mut Value) {
-    if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
-        tools.retain(|t| {
-            t.get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| filter.allows(n))
-        });
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close();
     }
-}
-
-/// If `msg` is a `tools/call` the filter blocks, the error to answer it with.
-/// A blocked tool is indistinguishable from one that does not exist.
-pub fn blocked_call(filter: Option<&ToolFilter>, id: &Id, msg: &Message) -> Option<Message> {
-    let filter = filter?;
-    if msg.method() != Some("tools/call") {
-        return None;
-    }
-    let name = msg
-        .params()
-        .and_then(|p| p.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    (!filter.allows(name)).then(|| {
-        Message::error(
-            Some(id.clone()),
-            INVALID_PARAMS,
-            format!("Unknown tool: {name}"),
-        )
-    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn filters_lists_and_calls() {
-        let f = ToolFilter::Block(vec!["rm".into()]);
-        let mut r = json!({"tools": [{"name": "ls"}, {"name": "rm"}], "nextCursor": "c"});
-        filter_tool_list(&f, &mut r);
-        assert_eq!(r, json!({"tools": [{"name": "ls"}], "nextCursor": "c"}));
-        let id = Id::from(1u64);
-        let call = Message::request(id.clone(), "tools/call", json!({"name": "rm"}));
-        let err = blocked_call(Some(&f), &id, &call).unwrap();
-        assert_eq!(err.0["error"]["message"], json!("Unknown tool: rm"));
-        let ok = Message::request(id.clone(), "tools/call", json!({"name": "ls"}));
-        assert!(blocked_call(Some(&f), &id, &ok).is_none());
-        let allow = ToolFilter::Allow(vec!["ls".into()]);
-        assert!(blocked_call(Some(&allow), &id, &call).is_some());
-    }
-}
+mod tests;

@@ -12,10 +12,40 @@
 
 use crate::hub::Hub;
 use sd_notify::NotifyState;
-use std::sync::Arc;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+/// The notify socket, opened once at start: at the open-file limit (a
+/// connection flood) a socket opened per message would fail, and with it the
+/// watchdog ping that keeps the service alive.
+static SOCKET: OnceLock<Option<(UnixDatagram, SocketAddr)>> = OnceLock::new();
+
+/// Opens the notify socket now, while descriptors are plenty.
+pub fn init() {
+    SOCKET.get_or_init(open);
+}
+
+fn open() -> Option<(UnixDatagram, SocketAddr)> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::env::var_os("NOTIFY_SOCKET")?;
+    let bytes = path.as_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name).ok()?,
+        None => SocketAddr::from_pathname(&path).ok()?,
+    };
+    Some((UnixDatagram::unbound().ok()?, addr))
+}
+
 fn send(states: &[NotifyState]) {
+    if let Some(Some((sock, addr))) = SOCKET.get() {
+        let msg: String = states.iter().map(|s| format!("{s}\n")).collect();
+        match sock.send_to_addr(msg.as_bytes(), addr) {
+            Ok(_) => return,
+            Err(e) => tracing::debug!("sd_notify on the opened socket failed: {e}"),
+        }
+    }
     if let Err(e) = sd_notify::notify(states) {
         tracing::debug!("sd_notify failed: {e}");
     }

@@ -9,8 +9,44 @@
 pub mod sse;
 pub mod streamable;
 
-use crate::http::Body;
+/// What a transport needs from the hub, and nothing more: the registry of
+/// servers, its own session registries, and the shutdown signal. The HTTP
+/// layer owns one and hands it to every request it routes here.
+pub struct Ctx {
+    pub hub: std::sync::Arc<crate::hub::Hub>,
+    pub sse: sse::Registry,
+    pub streamable: streamable::Registry,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Reads a request body up to `maxBodySize` bytes (past it, 413) within
+/// `bodyReadTimeout` (past it, 408: a client trickling a byte a second must
+/// not hold a connection and its task forever).
+pub async fn read_body(
+    req: http::Request<hyper::body::Incoming>,
+    settings: &crate::config::HubSettings,
+) -> Result<Bytes, crate::http::response::Rejection> {
+    use crate::http::response::Rejection;
+    let limit = settings.max_body;
+    let limited = http_body_util::Limited::new(req.into_body(), limit);
+    let collected = tokio::time::timeout(settings.body_read_timeout, limited.collect())
+        .await
+        .map_err(|_| Rejection::BodyTimeout(settings.body_read_timeout))?;
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(Rejection::TooLarge(limit))
+        }
+        Err(e) => Err(Rejection::BodyRead(e.to_string())),
+    }
+}
+
+use crate::http::response::Body;
 use crate::jsonrpc::Message;
+use crate::session::outbound::Inbound;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -19,7 +55,7 @@ use hyper::body::Frame;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
@@ -33,21 +69,20 @@ pub fn event(name: &str, data: &[u8]) -> Bytes {
     b.into()
 }
 
+/// One `message` event, serialized straight into one buffer.
 pub fn message_event(m: &Message) -> Bytes {
-    event("message", &m.to_bytes())
-}
-
-/// What a stream's producer sends: a message, or the end of the stream.
-pub enum Out {
-    Msg(Message),
-    End,
+    let mut b = Vec::with_capacity(m.weight() + 48);
+    b.extend_from_slice(b"event: message\ndata: ");
+    m.write_to(&mut b);
+    b.extend_from_slice(b"\n\n");
+    b.into()
 }
 
 /// The state behind an SSE response body. `guard` is dropped with the body,
 /// which is how a transport learns that the client went away.
 pub struct SseStream<G: Send + 'static> {
     pub first: VecDeque<Bytes>,
-    pub rx: mpsc::UnboundedReceiver<Out>,
+    pub rx: Inbound,
     pub keepalive: Duration,
     pub shutdown: watch::Receiver<bool>,
     /// Ends the stream once this returns true for a delivered message (a POST
@@ -75,11 +110,11 @@ pub fn sse_response<G: Send + 'static>(
         }
         tokio::select! {
             m = s.rx.recv() => match m {
-                Some(Out::Msg(m)) => {
+                Some(m) => {
                     let end = (s.done)(&m);
                     Some((message_event(&m), (s, tick, end)))
                 }
-                Some(Out::End) | None => None,
+                None => None,
             },
             _ = tick.tick() => Some((Bytes::from_static(KEEPALIVE), (s, tick, finished))),
             _ = s.shutdown.changed() => None,

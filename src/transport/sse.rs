@@ -6,17 +6,25 @@
 //!
 //! POSTs are answered 202 as soon as the message is queued; a per-session task
 //! hands messages to the session in order, so a slow upstream start never makes
-//! a client's POST time out.
+//! a client's POST time out. That queue holds [`UPLINK`] messages; past it a
+//! POST gets 503. Everything for the client, answers included, goes through
+//! the stream's one bounded queue (`session::outbound`): a client that stops
+//! reading has its stream closed and its session ended.
 
-use super::{new_session_id, sse_response, Out, SseStream};
-use crate::http::{empty, http_error, read_body, rpc_error, App, Body};
+use super::{new_session_id, sse_response, SseStream};
+use super::{read_body, Ctx};
+use crate::http::response::{empty, Body, Rejection};
 use crate::hub::{OpenError, Server};
-use crate::jsonrpc::{parse_body, Incoming, Message, UPSTREAM_ERROR};
+use crate::jsonrpc::{parse_body, Incoming, Message};
+use crate::session::outbound::{self, Outbound, Refused};
 use crate::session::{Downstream, Session, SessionInfo};
 use http::{Request, Response, StatusCode};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
+
+/// Client messages queued toward the session, per legacy SSE session.
+const UPLINK: usize = 64;
 
 #[derive(Default)]
 pub struct Registry {
@@ -26,23 +34,24 @@ pub struct Registry {
 #[derive(Clone)]
 struct Conn {
     server: String,
-    uplink: mpsc::UnboundedSender<Message>,
+    uplink: mpsc::Sender<Message>,
 }
 
-struct Sink(mpsc::UnboundedSender<Out>);
+struct Sink(Outbound);
 
 impl Downstream for Sink {
     fn deliver(&self, msg: Message) {
-        let _ = self.0.send(Out::Msg(msg));
+        // On overflow the queue closes itself; the stream ends and so does the session.
+        if let Err(Refused::Closed(_)) = self.0.push(msg) {}
     }
     fn closed(&self, _reason: &str) {
-        let _ = self.0.send(Out::End);
+        self.0.close();
     }
 }
 
 /// Removes the session when the stream's body is dropped (the client left).
 struct Guard {
-    app: Arc<App>,
+    app: Arc<Ctx>,
     id: String,
     server: String,
 }
@@ -64,7 +73,7 @@ impl Drop for Guard {
     }
 }
 
-fn endpoint_url(app: &App, server: &str, id: &str) -> String {
+fn endpoint_url(app: &Ctx, server: &str, id: &str) -> String {
     let path = format!("/{server}/message?sessionId={id}");
     match &app.hub.current().settings.base_url {
         Some(b) => format!("{}{path}", b.as_str().trim_end_matches('/')),
@@ -73,11 +82,11 @@ fn endpoint_url(app: &App, server: &str, id: &str) -> String {
 }
 
 pub async fn open(
-    app: &Arc<App>,
+    app: &Arc<Ctx>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
-    token: Option<String>,
-) -> Response<Body> {
+    token: Option<crate::session::Token>,
+) -> Result<Response<Body>, Rejection> {
     let accept = req
         .headers()
         .get(http::header::ACCEPT)
@@ -87,27 +96,29 @@ pub async fn open(
         || accept.contains("*/*")
         || accept.contains("text/*"))
     {
-        return http_error(
-            StatusCode::NOT_ACCEPTABLE,
+        return Err(Rejection::AcceptStream(
             "this endpoint serves text/event-stream",
-        );
+        ));
     }
-    let (tx, rx) = mpsc::unbounded_channel();
     let id = new_session_id();
-    let info = SessionInfo {
-        id: id.clone(),
-        token,
+    let (tx, rx) = outbound::channel(&server.cfg.name, &id);
+    let info = match &token {
+        Some(t) => t.info(&id, &server.cfg.token_source),
+        None => SessionInfo {
+            id: id.clone(),
+            ..Default::default()
+        },
     };
     let session = match app
         .hub
-        .open_session(&server, Arc::new(Sink(tx)), info)
+        .open_session(&server, Arc::new(Sink(tx.clone())), info)
         .await
     {
         Ok(s) => s,
-        Err(e) => return open_error(e),
+        Err(e) => return Err(open_error(e)),
     };
-    let (up_tx, up_rx) = mpsc::unbounded_channel();
-    tokio::spawn(uplink(session, up_rx));
+    let (up_tx, up_rx) = mpsc::channel(UPLINK);
+    tokio::spawn(uplink(session, up_rx, tx));
     let name = server.cfg.name.clone();
     if let Ok(mut m) = app.sse.sessions.lock() {
         m.insert(
@@ -123,7 +134,7 @@ pub async fn open(
         "endpoint",
         endpoint_url(app, &name, &id).as_bytes(),
     )]);
-    sse_response(
+    Ok(sse_response(
         SseStream {
             first,
             rx,
@@ -138,36 +149,47 @@ pub async fn open(
             },
         },
         &[],
-    )
+    ))
 }
 
-pub fn open_error(e: OpenError) -> Response<Body> {
-    rpc_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        UPSTREAM_ERROR,
-        e.to_string(),
-    )
+/// Opening a session failed: the server cannot start, is between restarts,
+/// or is at `maxClients`.
+pub fn open_error(e: OpenError) -> Rejection {
+    match e {
+        OpenError::Disabled(name) => Rejection::Disabled(name),
+        OpenError::Full(why) => Rejection::Busy(why),
+        e => Rejection::Unavailable(e.to_string()),
+    }
 }
 
-async fn uplink(session: Session, mut rx: mpsc::UnboundedReceiver<Message>) {
+/// Hands the client's messages to the session in order, until the client
+/// leaves or its stream closes (overflow, the upstream ended).
+async fn uplink(session: Session, mut rx: mpsc::Receiver<Message>, out: Outbound) {
     while let Some(m) = rx.recv().await {
-        session.send(m).await;
+        if !out.is_open() {
+            break;
+        }
+        if m.is_request() {
+            session.request(m, &out).await;
+        } else {
+            session.notify(m).await;
+        }
     }
     session.close();
 }
 
 pub async fn post(
-    app: &Arc<App>,
+    app: &Arc<Ctx>,
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
-) -> Response<Body> {
+) -> Result<Response<Body>, Rejection> {
     let id = req.uri().query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "sessionId")
             .map(|(_, v)| v.into_owned())
     });
     let Some(id) = id else {
-        return http_error(StatusCode::BAD_REQUEST, "missing sessionId query parameter");
+        return Err(Rejection::NoSessionParam);
     };
     let conn = app
         .sse
@@ -176,35 +198,31 @@ pub async fn post(
         .ok()
         .and_then(|m| m.get(&id).cloned());
     let Some(conn) = conn.filter(|c| c.server == server.cfg.name) else {
-        return http_error(
-            StatusCode::NOT_FOUND,
+        return Err(Rejection::UnknownSession(
             "unknown or expired session; open /sse again",
-        );
+        ));
     };
-    let body = match read_body(req, app.hub.current().settings.max_body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let msgs = match parse_body(&body) {
-        Ok(Incoming::Single(m)) => vec![m],
-        Ok(Incoming::Batch(v)) => v,
-        Err(e) => {
-            let m = e.to_message();
-            return crate::http::json_response(
-                StatusCode::BAD_REQUEST,
-                &serde_json::Value::Object(m.0),
-            );
-        }
+    let body = read_body(req, &app.hub.current().settings).await?;
+    let msgs = match parse_body(&body)? {
+        Incoming::Single(m) => vec![m],
+        Incoming::Batch(v) => v,
     };
     for m in msgs {
-        if conn.uplink.send(m).is_err() {
-            return http_error(
-                StatusCode::NOT_FOUND,
-                "the session has ended; open /sse again",
-            );
+        match conn.uplink.try_send(m) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(Rejection::Busy(format!(
+                    "{UPLINK} messages are already queued for this session; retry later"
+                )))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(Rejection::UnknownSession(
+                    "the session has ended; open /sse again",
+                ))
+            }
         }
     }
     let mut r = empty(StatusCode::ACCEPTED);
-    *r.body_mut() = crate::http::full("Accepted");
-    r
+    *r.body_mut() = crate::http::response::full("Accepted");
+    Ok(r)
 }

@@ -4,6 +4,7 @@
 //! see only [`Upstream`]: an [`Outbox`] to send with, `recv` for what comes back
 //! (`None` when the connection is gone), and for children their process.
 
+pub mod link;
 pub mod sse;
 pub mod stdio;
 pub mod streamable;
@@ -41,22 +42,27 @@ pub enum Outbox {
     Stdin(stdio::Stdin),
     Sse(sse::Poster),
     Streamable(streamable::Poster),
+    /// An in-memory upstream ([`memory`]), for tests of the routing core.
+    Memory(mpsc::Sender<Message>),
 }
 
 impl Outbox {
-    pub async fn send(&self, msg: &Message) -> Result<(), Closed> {
+    pub async fn send(&self, msg: Message) -> Result<(), Closed> {
         match self {
             Outbox::Stdin(s) => s.send(msg).await,
             Outbox::Sse(p) => p.send(msg).await,
             Outbox::Streamable(p) => p.send(msg).await,
+            Outbox::Memory(tx) => tx.send(msg).await.map_err(|_| Closed),
         }
     }
 
     /// Sends from code that cannot wait (a reply to a ping, a cancellation).
+    /// Gives up after [`DETACHED_SEND`]: a child that stopped reading must not
+    /// collect a task per message.
     pub fn send_detached(&self, msg: Message) {
         let me = self.clone();
         tokio::spawn(async move {
-            let _ = me.send(&msg).await;
+            let _ = tokio::time::timeout(DETACHED_SEND, me.send(msg)).await;
         });
     }
 
@@ -64,10 +70,23 @@ impl Outbox {
     pub async fn close(&self) {
         match self {
             Outbox::Stdin(s) => s.close().await,
-            Outbox::Sse(_) => {}
+            Outbox::Sse(_) | Outbox::Memory(_) => {}
             Outbox::Streamable(p) => p.close().await,
         }
     }
+}
+
+const DETACHED_SEND: Duration = Duration::from_secs(10);
+
+/// What the upstream said: a message, or a line that is not JSON-RPC (with
+/// the id it seems to answer, so that request can fail at once).
+#[derive(Debug)]
+pub enum Received {
+    Msg(Message),
+    Garbage {
+        id: Option<crate::jsonrpc::Id>,
+        why: String,
+    },
 }
 
 /// Where messages from the upstream arrive.
@@ -78,10 +97,10 @@ pub enum Inbox {
 
 impl Inbox {
     /// The next message from the server; `None` once the connection is gone.
-    pub async fn recv(&mut self) -> Option<Message> {
+    pub async fn recv(&mut self) -> Option<Received> {
         match self {
             Inbox::Stdio(r) => r.recv().await,
-            Inbox::Channel(c) => c.recv().await,
+            Inbox::Channel(c) => c.recv().await.map(Received::Msg),
         }
     }
 }
@@ -106,7 +125,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub async fn recv(&mut self) -> Option<Message> {
+    pub async fn recv(&mut self) -> Option<Received> {
         self.rx.recv().await
     }
 
@@ -202,4 +221,20 @@ fn channel_upstream(
         last_error,
         tasks,
     }
+}
+
+/// An upstream in memory: what the hub sends arrives on the returned
+/// receiver, and what is sent on the returned sender reaches the hub
+/// (dropping it is the upstream going away). The routing core's tests drive
+/// the session layer with it, without a child or HTTP.
+pub fn memory(bound: usize) -> (Upstream, mpsc::Receiver<Message>, mpsc::Sender<Message>) {
+    let (up_tx, up_rx) = mpsc::channel(bound);
+    let (down_tx, down_rx) = mpsc::channel(bound);
+    let up = channel_upstream(
+        Outbox::Memory(up_tx),
+        down_rx,
+        Arc::new(Mutex::new(None)),
+        vec![],
+    );
+    (up, up_rx, down_tx)
 }

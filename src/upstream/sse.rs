@@ -117,7 +117,7 @@ pub async fn connect(
 }
 
 impl Poster {
-    pub async fn send(&self, msg: &Message) -> Result<(), Closed> {
+    pub async fn send(&self, msg: Message) -> Result<(), Closed> {
         let body = msg.to_bytes();
         let sent = self
             .http
@@ -140,7 +140,7 @@ impl Poster {
         // The server refused this message: answer a request here so it does not hang.
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        if let (Some(id), true) = (msg.id(), msg.is_request()) {
+        if let (Some(id), true) = (msg.id().cloned(), msg.is_request()) {
             let err = Message::error(
                 Some(id),
                 UPSTREAM_ERROR,

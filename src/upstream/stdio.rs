@@ -7,14 +7,14 @@
 //! A server with a sandbox profile (the default) is started through the sandbox
 //! helper (`crate::sandbox`); one that opted out is spawned directly.
 
-use super::{Closed, Inbox, LastError, Outbox, Upstream};
+use super::{Closed, Inbox, LastError, Outbox, Received, Upstream};
 use crate::config::StdioSpec;
 use crate::jsonrpc::Message;
 use crate::sandbox;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// The longest line a child may print before the hub drops it as garbage.
@@ -37,6 +37,30 @@ pub struct Process {
     pub pid: Option<u32>,
     /// The sandbox's sub-cgroup, removed after the child is gone.
     pub cgroup: Option<sandbox::cgroup::Group>,
+}
+
+/// Process groups of children not yet reaped, so the hub's exit can kill
+/// whatever a stop did not reach in time.
+static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let (Some(pid), Ok(mut g)) = (self.pid, GROUPS.lock()) {
+            g.retain(|p| *p != pid);
+        }
+    }
+}
+
+/// SIGKILLs every child process group still known; returns how many.
+pub fn kill_all_groups() -> usize {
+    let groups: Vec<u32> = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+    for g in &groups {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(*g as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    groups.len()
 }
 
 fn command_for(spec: &StdioSpec) -> Command {
@@ -63,7 +87,12 @@ pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnErro
             let p = sandbox::prepare_start(server, spec, profile).await?;
             (Command::from(p.command), Some(p.status), p.group)
         }
-        None => (command_for(spec), None, None),
+        None => {
+            let mut cmd = command_for(spec);
+            // Unsandboxed, it has no pid namespace to die with: make it die with the hub.
+            sandbox::die_with_parent(&mut cmd);
+            (cmd, None, None)
+        }
     };
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -84,6 +113,9 @@ pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnErro
         }
     }
     let pid = child.id();
+    if let (Some(p), Ok(mut g)) = (pid, GROUPS.lock()) {
+        g.push(p);
+    }
     let stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -96,9 +128,7 @@ pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnErro
         last_stderr.clone(),
     ));
     Ok(Upstream {
-        tx: Outbox::Stdin(Stdin(Arc::new(tokio::sync::Mutex::new(Some(
-            BufWriter::new(stdin),
-        ))))),
+        tx: Outbox::Stdin(Stdin(Arc::new(tokio::sync::Mutex::new(Some(stdin))))),
         rx: Inbox::Stdio(Reader {
             server: server.to_string(),
             inner: BufReader::with_capacity(64 * 1024, stdout),
@@ -115,15 +145,17 @@ pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnErro
 /// request reaches the child without a hand-off to a writer task; the lock keeps
 /// each message's line whole and one sender's messages in order.
 #[derive(Clone)]
-pub struct Stdin(Arc<tokio::sync::Mutex<Option<BufWriter<ChildStdin>>>>);
+pub struct Stdin(Arc<tokio::sync::Mutex<Option<ChildStdin>>>);
 
 impl Stdin {
-    pub async fn send(&self, msg: &Message) -> Result<(), Closed> {
-        let mut line = msg.to_bytes();
+    pub async fn send(&self, msg: Message) -> Result<(), Closed> {
+        let mut line = Vec::with_capacity(msg.weight() + 32);
+        msg.write_to(&mut line);
         line.push(b'\n');
         let mut guard = self.0.lock().await;
         let w = guard.as_mut().ok_or(Closed)?;
-        if w.write_all(&line).await.is_err() || w.flush().await.is_err() {
+        // One write of one whole line: no buffer to flush per message.
+        if w.write_all(&line).await.is_err() {
             *guard = None;
             return Err(Closed);
         }
@@ -152,7 +184,7 @@ pub struct Reader {
 impl Reader {
     /// The next message, or `None` at EOF. Cancel-safe: a partial line stays in
     /// the buffer for the next call.
-    pub async fn recv(&mut self) -> Option<Message> {
+    pub async fn recv(&mut self) -> Option<Received> {
         loop {
             let room = (MAX_LINE as usize).saturating_sub(self.line.len()).max(1) as u64;
             match (&mut self.inner)
@@ -182,19 +214,18 @@ impl Reader {
                 if text.is_empty() {
                     None
                 } else {
-                    let r = serde_json::from_slice(text)
-                        .map_err(|e| e.to_string())
-                        .and_then(|v| Message::from_value(v).map_err(|e| e.to_string()));
-                    if let Err(e) = &r {
+                    Some(Message::parse(text).map_err(|e| {
                         let shown = String::from_utf8_lossy(&text[..text.len().min(200)]);
                         tracing::warn!(mcp_server = %self.server, "child wrote a stdout line that is not JSON-RPC ({e}): {shown}");
-                    }
-                    r.ok()
+                        (crate::jsonrpc::salvage_id(text), e.to_string())
+                    }))
                 }
             };
             self.line.clear();
-            if let Some(m) = parsed {
-                return Some(m);
+            match parsed {
+                Some(Ok(m)) => return Some(Received::Msg(m)),
+                Some(Err((id, why))) => return Some(Received::Garbage { id, why }),
+                None => {}
             }
         }
     }

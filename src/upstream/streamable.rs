@@ -100,18 +100,19 @@ impl Poster {
         }
     }
 
-    pub async fn send(&self, msg: &Message) -> Result<(), Closed> {
+    pub async fn send(&self, msg: Message) -> Result<(), Closed> {
         if !self.alive() {
             return Err(Closed);
         }
         if msg.is_request() && msg.method() != Some("initialize") {
-            let (me, msg) = (self.clone(), msg.clone());
+            // Posted from its own task: a long call must not hold up the next message.
+            let me = self.clone();
             tokio::spawn(async move {
                 let _ = me.exchange(msg).await;
             });
             return Ok(());
         }
-        self.exchange(msg.clone()).await
+        self.exchange(msg).await
     }
 
     fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
@@ -152,7 +153,7 @@ impl Poster {
         }
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
-            if let (Some(id), true) = (msg.id(), msg.is_request()) {
+            if let (Some(id), true) = (msg.id().cloned(), msg.is_request()) {
                 let snippet: String = text.chars().take(200).collect();
                 self.deliver(Message::error(
                     Some(id),
@@ -214,13 +215,8 @@ impl Poster {
             Ok(msgs) => {
                 for m in msgs {
                     if is_init {
-                        if let Some(v) = m
-                            .result()
-                            .and_then(|r| r.get("protocolVersion"))
-                            .and_then(|v| v.as_str())
-                        {
-                            *self.0.version.lock().unwrap_or_else(|e| e.into_inner()) =
-                                Some(v.to_string());
+                        if let Some(v) = m.result_field::<String>("protocolVersion") {
+                            *self.0.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
                         }
                     }
                     self.deliver(m).await;

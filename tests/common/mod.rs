@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-token";
 
+/// An environment key `Hub::start_env` reads as "run under this open-file limit".
+pub const NOFILE: &str = "__TEST_NOFILE";
+
 pub fn fixture() -> &'static str {
     env!("CARGO_BIN_EXE_mcp-fixture")
 }
@@ -87,7 +90,16 @@ impl Hub {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
-        let mut cmd = Command::new(user.map_or(hub_bin(), |u| u.2));
+        // `(NOFILE, "n")` in env: run the hub under that open-file limit.
+        let nofile = env.iter().find(|(k, _)| *k == NOFILE).map(|(_, v)| *v);
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(hub_bin());
+                c
+            }
+            None => Command::new(user.map_or(hub_bin(), |u| u.2)),
+        };
         if let Some((uid, gid, _)) = user {
             use std::os::unix::process::CommandExt;
             for p in [dir.path(), path.as_path()] {
@@ -96,22 +108,32 @@ impl Hub {
             // std drops root's supplementary groups when it switches the uid.
             cmd.uid(uid).gid(gid);
         }
-        let mut child = cmd
-            .args([
-                "--config",
-                path.to_str().unwrap(),
-                "serve",
-                "--listen",
-                listen,
-            ])
-            .env("MCP_HUB_LOG", "debug")
-            // Where servers get their private HOME, as systemd's StateDirectory= says.
-            .env("STATE_DIRECTORY", dir.path().join("state"))
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mcp-hub");
+        cmd.args([
+            "--config",
+            path.to_str().unwrap(),
+            "serve",
+            "--listen",
+            listen,
+        ])
+        .env("MCP_HUB_LOG", "debug")
+        // Where servers get their private HOME, as systemd's StateDirectory= says.
+        .env("STATE_DIRECTORY", dir.path().join("state"))
+        .envs(env.iter().copied().filter(|(k, _)| *k != NOFILE))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        // A binary copied while another test forks can be briefly "busy"
+        // (ETXTBSY: the fork inherited the copy's open write descriptor).
+        let mut tries = 0;
+        let mut child = loop {
+            match cmd.spawn() {
+                Ok(c) => break c,
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("start mcp-hub: {e}"),
+            }
+        };
         let stderr = child.stderr.take().unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();

@@ -1,0 +1,192 @@
+//! Responses the HTTP layer builds, and [`Rejection`]: every way the hub
+//! refuses a request, as one typed error that knows its HTTP status and, for
+//! the MCP routes, its JSON-RPC code, and renders itself.
+
+use crate::jsonrpc::{BodyError, Message, INVALID_REQUEST, UPSTREAM_ERROR};
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use serde_json::{json, Value};
+use std::convert::Infallible;
+
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+/// A JSON body the caller already serialized.
+pub fn bytes_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    bytes_response(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// One JSON-RPC message as a JSON response, written straight from its raw parts.
+pub fn message_response(status: StatusCode, m: &Message) -> Response<Body> {
+    bytes_response(status, m.to_bytes())
+}
+
+/// Why the hub refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    #[error("missing bearer token: send Authorization: Bearer <token>")]
+    MissingToken,
+    #[error("invalid bearer token")]
+    InvalidToken,
+    #[error("origin {0:?} is not allowed; add it to mcpProxy.options.allowedOrigins")]
+    Origin(String),
+    #[error("host {0:?} is not allowed; add it to mcpProxy.options.allowedHosts")]
+    Host(String),
+    #[error("no server named {0:?} is configured")]
+    UnknownServer(String),
+    #[error("server {0:?} is disabled in the config")]
+    Disabled(String),
+    #[error("no route {path:?}; use /{server}/sse or /{server}/mcp")]
+    NoRoute { path: String, server: String },
+    #[error("method not allowed; use {0}")]
+    Method(&'static str),
+    #[error("request body is larger than {0} bytes (mcpProxy.options.maxBodySize)")]
+    TooLarge(usize),
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error("the request body did not arrive within {}s (mcpProxy.options.bodyReadTimeout)", .0.as_secs())]
+    BodyTimeout(std::time::Duration),
+    #[error("{0}")]
+    Body(#[from] BodyError),
+    #[error("Content-Type must be application/json")]
+    ContentType,
+    #[error("Accept must include application/json and text/event-stream")]
+    Accept,
+    #[error("{0}")]
+    AcceptStream(&'static str),
+    #[error("unsupported MCP-Protocol-Version {got:?}; supported: {supported}")]
+    Version { got: String, supported: String },
+    #[error("missing Mcp-Session-Id header; send initialize first")]
+    NoSession,
+    #[error("missing sessionId query parameter")]
+    NoSessionParam,
+    #[error("{0}")]
+    UnknownSession(&'static str),
+    #[error("this session already has a GET stream open")]
+    StreamOpen,
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        use Rejection::*;
+        match self {
+            MissingToken | InvalidToken => StatusCode::UNAUTHORIZED,
+            Origin(_) | Host(_) => StatusCode::FORBIDDEN,
+            UnknownServer(_) | Disabled(_) | NoRoute { .. } | UnknownSession(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Method(_) => StatusCode::METHOD_NOT_ALLOWED,
+            TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            BodyRead(_) | Body(_) | Version { .. } | NoSession | NoSessionParam => {
+                StatusCode::BAD_REQUEST
+            }
+            ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Accept | AcceptStream(_) => StatusCode::NOT_ACCEPTABLE,
+            StreamOpen => StatusCode::CONFLICT,
+            Busy(_) | Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The JSON-RPC code, for refusals an MCP client reads as a JSON-RPC
+    /// error; `None` renders a plain `{"error": …}`.
+    fn rpc_code(&self) -> Option<i64> {
+        use Rejection::*;
+        match self {
+            Body(e) => Some(e.to_message().error_code().unwrap_or(INVALID_REQUEST)),
+            TooLarge(_)
+            | ContentType
+            | Accept
+            | Version { .. }
+            | NoSession
+            | UnknownSession(_)
+            | StreamOpen => Some(INVALID_REQUEST),
+            Busy(_) | Unavailable(_) => Some(UPSTREAM_ERROR),
+            _ => None,
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let mut r = match (&self, self.rpc_code()) {
+            (Rejection::Body(e), _) => message_response(status, &e.to_message()),
+            (_, Some(code)) => {
+                message_response(status, &Message::error(None, code, self.to_string()))
+            }
+            (_, None) => json_response(status, &json!({"error": self.to_string()})),
+        };
+        let h = r.headers_mut();
+        match self {
+            Rejection::MissingToken => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"mcp-hub\""),
+                );
+            }
+            Rejection::InvalidToken => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"mcp-hub\", error=\"invalid_token\""),
+                );
+            }
+            Rejection::Method(allow) => {
+                h.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            _ => {}
+        }
+        r
+    }
+}
+
+impl From<Rejection> for Response<Body> {
+    fn from(r: Rejection) -> Self {
+        r.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_render_status_code_and_headers() {
+        let r = Rejection::InvalidToken.into_response();
+        assert_eq!(r.status(), 401);
+        assert!(r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token"));
+        assert_eq!(
+            Rejection::Method("GET").into_response().headers()["allow"],
+            "GET"
+        );
+        assert_eq!(Rejection::TooLarge(5).status(), 413);
+        assert_eq!(Rejection::TooLarge(5).rpc_code(), Some(INVALID_REQUEST));
+        assert_eq!(Rejection::Busy("x".into()).status(), 503);
+        assert_eq!(Rejection::Host("x".into()).rpc_code(), None);
+    }
+}

@@ -1,0 +1,597 @@
+//! Routing over one upstream: what the clients send goes up with hub-owned
+//! ids, and what comes down goes to exactly the place it belongs.
+//!
+//! - A response, a progress notification and a cancellation go to the
+//!   exchange they name (its reply stream), with the client's own id or token.
+//! - A server→client request (sampling, elicitation, roots) goes to a client
+//!   only when it can be attributed exactly: on a per-client upstream, to its
+//!   one client; on a shared one, when exactly one client has requests in
+//!   flight. Otherwise the hub answers the server with an error ("ambiguous in
+//!   shared mode; use per-client") and never guesses: a wrong guess shows one
+//!   user's prompt to another.
+//! - `resources/updated` goes to the clients that subscribed to that URI; the
+//!   upstream subscription is made by the first subscriber and dropped with the
+//!   last one.
+//! - Any other notification (list_changed, logging) goes to every client.
+//!
+//! The router is sans-IO: each call returns [`Effect`]s that the caller carries
+//! out after releasing its lock, so it is tested as plain data.
+
+use super::inflight::{Exchange, InFlight};
+use super::outbound::{Outbound, Refused};
+use super::{Audit, Downstream, Secret};
+use crate::config::ToolFilter;
+use crate::jsonrpc::{
+    retain_named, to_raw, Id, Kind, Message, CANCELLED, INVALID_PARAMS, INVALID_REQUEST,
+    TIMEOUT_ERROR, UPSTREAM_ERROR,
+};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+// tokio's clock, so tests can pause it.
+use tokio::time::Instant;
+
+/// Where a message for a client goes.
+pub enum Target {
+    /// One exchange's reply stream; if it has closed, a non-response falls
+    /// back to the client's session stream.
+    Stream {
+        out: Outbound,
+        fallback: Option<Arc<dyn Downstream>>,
+    },
+    /// The client's session-wide stream.
+    Session(Arc<dyn Downstream>),
+}
+
+pub enum Effect {
+    To(Target, Message),
+    Up(Message),
+}
+
+impl Effect {
+    /// Carries out a client-bound effect; returns an upstream-bound message.
+    pub fn deliver(self) -> Option<Message> {
+        match self {
+            Effect::Up(m) => Some(m),
+            Effect::To(Target::Session(s), m) => {
+                s.deliver(m);
+                None
+            }
+            Effect::To(Target::Stream { out, fallback }, m) => {
+                if let Err(Refused::Closed(m)) = out.push(m) {
+                    if let (false, Some(s)) = (m.is_response(), fallback) {
+                        s.deliver(m);
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+/// A server→client request on its way to a client.
+struct ServerRequest {
+    client: u64,
+    up_id: Id,
+}
+
+pub struct Router {
+    server: Arc<str>,
+    shared: bool,
+    tool_filter: Option<ToolFilter>,
+    timeout: Duration,
+    clients: HashMap<u64, Arc<dyn Downstream>>,
+    /// The token each client came with, to end its session when a reload revokes it.
+    tokens: HashMap<u64, Secret>,
+    next_client: u64,
+    inflight: InFlight,
+    /// By the hub id the client sees.
+    server_reqs: HashMap<u64, ServerRequest>,
+    /// URI → subscribed clients.
+    subs: BTreeMap<String, BTreeSet<u64>>,
+    /// Requests the hub itself sent (pings, re-subscriptions): their answers stop here.
+    own: HashSet<u64>,
+    ping: Option<(u64, Instant)>,
+}
+
+fn err(id: Id, code: i64, msg: impl Into<String>) -> Message {
+    Message::error(Some(id), code, msg)
+}
+
+impl Router {
+    pub fn new(
+        server: &str,
+        shared: bool,
+        tool_filter: Option<ToolFilter>,
+        timeout: Duration,
+    ) -> Router {
+        Router {
+            server: server.into(),
+            shared,
+            tool_filter,
+            timeout,
+            clients: HashMap::new(),
+            tokens: HashMap::new(),
+            next_client: 0,
+            inflight: InFlight::default(),
+            server_reqs: HashMap::new(),
+            subs: BTreeMap::new(),
+            own: HashSet::new(),
+            ping: None,
+        }
+    }
+
+    /// Settings a reload may change in place.
+    pub fn set_policy(&mut self, tool_filter: Option<ToolFilter>, timeout: Duration) {
+        self.tool_filter = tool_filter;
+        self.timeout = timeout;
+    }
+
+    pub fn attach(&mut self, sink: Arc<dyn Downstream>, token: Option<Secret>) -> u64 {
+        self.next_client += 1;
+        self.clients.insert(self.next_client, sink);
+        if let Some(t) = token {
+            self.tokens.insert(self.next_client, t);
+        }
+        self.next_client
+    }
+
+    /// The clients whose token `pred` rejects, with their sinks.
+    pub fn clients_where(
+        &self,
+        pred: impl Fn(Option<&Secret>) -> bool,
+    ) -> Vec<(u64, Arc<dyn Downstream>)> {
+        self.clients
+            .iter()
+            .filter(|(c, _)| pred(self.tokens.get(c)))
+            .map(|(c, s)| (*c, s.clone()))
+            .collect()
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    pub fn sinks(&self) -> Vec<Arc<dyn Downstream>> {
+        self.clients.values().cloned().collect()
+    }
+
+    fn stream(&self, client: u64, out: &Outbound) -> Target {
+        Target::Stream {
+            out: out.clone(),
+            fallback: self.clients.get(&client).cloned(),
+        }
+    }
+
+    /// A client left: cancel what it has in flight, refuse what the server
+    /// asked it, and drop its subscriptions.
+    pub fn detach(&mut self, client: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.tokens.remove(&client);
+        if self.clients.remove(&client).is_none() {
+            return fx;
+        }
+        for (up, ex) in self.inflight.drain_client(client) {
+            if let Some(a) = ex.audit {
+                a.finish(&self.server, "cancelled");
+            }
+            fx.push(Effect::Up(cancelled(up, "client session ended")));
+        }
+        let asked: Vec<u64> = self
+            .server_reqs
+            .iter()
+            .filter(|(_, r)| r.client == client)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in asked {
+            if let Some(r) = self.server_reqs.remove(&h) {
+                fx.push(Effect::Up(err(
+                    r.up_id,
+                    UPSTREAM_ERROR,
+                    "the client session this request went to has ended",
+                )));
+            }
+        }
+        let uris: Vec<String> = self.subs.keys().cloned().collect();
+        for uri in uris {
+            fx.extend(self.unsubscribe(client, &uri));
+        }
+        fx
+    }
+
+    /// Removes one subscription; the upstream's goes with the last subscriber.
+    fn unsubscribe(&mut self, client: u64, uri: &str) -> Option<Effect> {
+        let set = self.subs.get_mut(uri)?;
+        if !set.remove(&client) || !set.is_empty() {
+            return None;
+        }
+        self.subs.remove(uri);
+        let id = self.inflight.next_id();
+        self.own.insert(id);
+        Some(Effect::Up(Message::request(
+            id.into(),
+            "resources/unsubscribe",
+            json!({ "uri": uri }),
+        )))
+    }
+
+    /// One request from a client, with the stream its answer goes to.
+    pub fn request(
+        &mut self,
+        client: u64,
+        mut msg: Message,
+        reply: &Outbound,
+        now: Instant,
+        audit: Option<Audit>,
+    ) -> Vec<Effect> {
+        let Ok(Kind::Request { id, method }) = msg.kind() else {
+            return vec![];
+        };
+        let method: Box<str> = method.into();
+        let answer = |r: &Self, m: Message| vec![Effect::To(r.stream(client, reply), m)];
+        if let (Some(f), "tools/call") = (&self.tool_filter, &*method) {
+            let name: String = msg.param("name").unwrap_or_default();
+            if !f.allows(&name) {
+                // A blocked tool is indistinguishable from one that does not exist.
+                return answer(
+                    self,
+                    err(id, INVALID_PARAMS, format!("Unknown tool: {name}")),
+                );
+            }
+        }
+        if matches!(&*method, "resources/subscribe" | "resources/unsubscribe") {
+            let Some(uri) = msg.param::<String>("uri") else {
+                return answer(self, err(id, INVALID_PARAMS, "params.uri must be a string"));
+            };
+            if &*method == "resources/subscribe" {
+                let set = self.subs.entry(uri).or_default();
+                let first = set.is_empty();
+                set.insert(client);
+                if !first {
+                    return answer(self, Message::response(id, json!({})));
+                }
+            } else {
+                // The upstream hears of it only when the last subscriber leaves.
+                let last = self
+                    .subs
+                    .get(&uri)
+                    .is_some_and(|s| s.len() == 1 && s.contains(&client));
+                if !last {
+                    if let Some(s) = self.subs.get_mut(&uri) {
+                        s.remove(&client);
+                    }
+                    return answer(self, Message::response(id, json!({})));
+                }
+                self.subs.remove(&uri);
+            }
+        }
+        let progress = msg.progress_token();
+        let ex = Exchange {
+            client,
+            orig: id.clone(),
+            progress,
+            method,
+            deadline: now + self.timeout,
+            reply: reply.clone(),
+            audit,
+        };
+        let up = match self.inflight.begin(ex) {
+            Ok(up) => up,
+            Err(_) => {
+                let msg =
+                    format!("request id {id} is already in flight on this session; use a new id");
+                return answer(self, err(id, INVALID_REQUEST, msg));
+            }
+        };
+        msg.set_id(up.into());
+        if self.inflight.get(up).is_some_and(|e| e.progress.is_some()) {
+            msg.set_progress_token(&to_raw(&up));
+        }
+        vec![Effect::Up(msg)]
+    }
+
+    /// A notification or a response from a client.
+    pub fn from_client(&mut self, client: u64, mut msg: Message) -> Vec<Effect> {
+        match msg.kind() {
+            Ok(Kind::Response { id }) => {
+                let Some(h) = id.as_u64() else { return vec![] };
+                match self.server_reqs.get(&h) {
+                    Some(r) if r.client == client => {}
+                    _ => return vec![],
+                }
+                let Some(r) = self.server_reqs.remove(&h) else {
+                    return vec![];
+                };
+                msg.set_id(r.up_id);
+                vec![Effect::Up(msg)]
+            }
+            Ok(Kind::Notification {
+                method: "notifications/cancelled",
+            }) => {
+                let Some(orig) = msg
+                    .param::<serde_json::Value>("requestId")
+                    .and_then(|v| Id::from_value(&v))
+                else {
+                    return vec![];
+                };
+                let Some(up) = self.inflight.by_client(client, &orig) else {
+                    return vec![];
+                };
+                let Some(ex) = self.inflight.complete(up) else {
+                    return vec![];
+                };
+                if let Some(a) = ex.audit {
+                    a.finish(&self.server, "cancelled");
+                }
+                msg.set_param("requestId", &to_raw(&up));
+                vec![
+                    Effect::Up(msg),
+                    Effect::To(
+                        self.stream(client, &ex.reply),
+                        err(ex.orig, CANCELLED, "request cancelled by the client"),
+                    ),
+                ]
+            }
+            // The hub initialized a shared upstream itself.
+            Ok(Kind::Notification {
+                method: "notifications/initialized",
+            }) if self.shared => vec![],
+            Ok(Kind::Notification { .. }) => vec![Effect::Up(msg)],
+            _ => vec![],
+        }
+    }
+
+    /// One message from the upstream.
+    pub fn from_upstream(&mut self, mut msg: Message) -> Vec<Effect> {
+        match msg.kind() {
+            Ok(Kind::Response { id }) => {
+                let Some(up) = id.as_u64() else { return vec![] };
+                if self.ping.is_some_and(|(p, _)| p == up) {
+                    self.ping = None;
+                    return vec![];
+                }
+                if self.own.remove(&up) {
+                    return vec![];
+                }
+                let Some(ex) = self.inflight.complete(up) else {
+                    return vec![]; // answered already (timed out or cancelled)
+                };
+                if let Some(a) = ex.audit {
+                    a.finish(&self.server, Audit::outcome_of(&msg));
+                }
+                if let (Some(f), "tools/list", Some(r)) =
+                    (&self.tool_filter, &*ex.method, msg.result_raw())
+                {
+                    if let Some(kept) = retain_named(r, "tools", |n| f.allows(n)) {
+                        msg.set_result_raw(kept);
+                    }
+                }
+                msg.set_id(ex.orig);
+                vec![Effect::To(self.stream(ex.client, &ex.reply), msg)]
+            }
+            Ok(Kind::Request { id, method: "ping" }) => {
+                vec![Effect::Up(Message::response(id, json!({})))]
+            }
+            Ok(Kind::Request { id, method }) => self.server_request(id, method.to_string(), msg),
+            Ok(Kind::Notification {
+                method: "notifications/progress",
+            }) => {
+                let Some(up) = msg.param::<u64>("progressToken") else {
+                    return vec![];
+                };
+                let Some(ex) = self.inflight.get(up) else {
+                    return vec![];
+                };
+                let Some(token) = ex.progress.clone() else {
+                    return vec![];
+                };
+                let target = self.stream(ex.client, &ex.reply);
+                msg.set_param("progressToken", &token);
+                vec![Effect::To(target, msg)]
+            }
+            Ok(Kind::Notification {
+                method: "notifications/cancelled",
+            }) => {
+                let Some(up_id) = msg
+                    .param::<serde_json::Value>("requestId")
+                    .and_then(|v| Id::from_value(&v))
+                else {
+                    return vec![];
+                };
+                let Some(h) = self
+                    .server_reqs
+                    .iter()
+                    .find(|(_, r)| r.up_id == up_id)
+                    .map(|(h, _)| *h)
+                else {
+                    return vec![];
+                };
+                let Some(r) = self.server_reqs.remove(&h) else {
+                    return vec![];
+                };
+                msg.set_param("requestId", &to_raw(&h));
+                match self.clients.get(&r.client) {
+                    Some(s) => vec![Effect::To(Target::Session(s.clone()), msg)],
+                    None => vec![],
+                }
+            }
+            Ok(Kind::Notification {
+                method: "notifications/resources/updated",
+            }) => {
+                let uri: Option<String> = msg.param("uri");
+                let subscribers = uri.and_then(|u| self.subs.get(&u));
+                subscribers
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| self.clients.get(c))
+                    .map(|s| Effect::To(Target::Session(s.clone()), msg.clone()))
+                    .collect()
+            }
+            Ok(Kind::Notification { .. }) => self
+                .clients
+                .values()
+                .map(|s| Effect::To(Target::Session(s.clone()), msg.clone()))
+                .collect(),
+            Err(_) => vec![],
+        }
+    }
+
+    /// A server→client request: to the one client it provably belongs to, or
+    /// refused with the reason.
+    fn server_request(&mut self, up_id: Id, method: String, mut msg: Message) -> Vec<Effect> {
+        let target = match self.inflight.sole_client() {
+            Some((client, newest)) => {
+                let ex = self.inflight.get(newest).map(|e| e.reply.clone());
+                ex.map(|out| (client, self.stream(client, &out)))
+            }
+            // A per-client upstream has one client, waiting or not.
+            None if !self.shared && self.inflight.is_empty() => self
+                .clients
+                .iter()
+                .next()
+                .map(|(c, s)| (*c, Target::Session(s.clone()))),
+            None => None,
+        };
+        let Some((client, target)) = target else {
+            let why = match self.inflight.clients_waiting() {
+                0 => "no client request is in flight to attribute it to".to_string(),
+                n => format!(
+                    "{n} clients have requests in flight: ambiguous in shared mode; use per-client"
+                ),
+            };
+            if let Some(held) = crate::ratelimit::allow(&format!("attribution:{}", self.server)) {
+                tracing::warn!(mcp_server = %self.server, "refused the server's {method}: {why}{}",
+                    if held > 0 { format!(" ({held} more suppressed)") } else { String::new() });
+            }
+            return vec![Effect::Up(err(
+                up_id,
+                UPSTREAM_ERROR,
+                format!("mcp-hub cannot route {method} to a client: {why}"),
+            ))];
+        };
+        let h = self.inflight.next_id();
+        self.server_reqs.insert(h, ServerRequest { client, up_id });
+        msg.set_id(h.into());
+        vec![Effect::To(target, msg)]
+    }
+
+    /// Answers every exchange past its deadline and cancels it upstream.
+    pub fn expire(&mut self, now: Instant) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        for (up, ex) in self.inflight.expired(now) {
+            if let Some(a) = ex.audit {
+                a.finish(&self.server, "timeout");
+            }
+            let secs = self.timeout.as_secs_f64();
+            let e = format!(
+                "server {:?} did not answer {} within {secs}s",
+                self.server, ex.method
+            );
+            fx.push(Effect::To(
+                self.stream(ex.client, &ex.reply),
+                err(ex.orig, TIMEOUT_ERROR, e),
+            ));
+            fx.push(Effect::Up(cancelled(up, "timed out in mcp-hub")));
+        }
+        fx
+    }
+
+    pub fn soonest_deadline(&self) -> Option<Instant> {
+        self.inflight.soonest_deadline()
+    }
+
+    /// The upstream is gone: every exchange gets an error naming `why`.
+    pub fn fail_all(&mut self, why: &str) -> Vec<Effect> {
+        self.server_reqs.clear();
+        self.own.clear();
+        self.ping = None;
+        let mut fx = Vec::new();
+        for (_, ex) in self.inflight.drain() {
+            if let Some(a) = ex.audit {
+                a.finish(&self.server, "lost");
+            }
+            fx.push(Effect::To(
+                self.stream(ex.client, &ex.reply),
+                err(
+                    ex.orig,
+                    UPSTREAM_ERROR,
+                    format!("{why}; the request was lost"),
+                ),
+            ));
+        }
+        fx
+    }
+
+    /// A new upstream session: renew the subscriptions clients hold.
+    pub fn resubscribe(&mut self) -> Vec<Effect> {
+        let uris: Vec<String> = self.subs.keys().cloned().collect();
+        uris.into_iter()
+            .map(|uri| {
+                let id = self.inflight.next_id();
+                self.own.insert(id);
+                Effect::Up(Message::request(
+                    id.into(),
+                    "resources/subscribe",
+                    json!({ "uri": uri }),
+                ))
+            })
+            .collect()
+    }
+
+    /// A liveness ping to send, or why the last one counts as unanswered.
+    pub fn ping(&mut self, now: Instant, every: Duration) -> Result<Message, String> {
+        if let Some((_, sent)) = self.ping {
+            return Err(format!(
+                "did not answer an MCP ping within {}s",
+                now.duration_since(sent).min(every).as_secs()
+            ));
+        }
+        let id = self.inflight.next_id();
+        self.ping = Some((id, now));
+        Ok(Message::request(id.into(), "ping", json!({})))
+    }
+
+    /// A fresh hub id (the shared upstream's own initialize).
+    pub fn next_id(&mut self) -> u64 {
+        self.inflight.next_id()
+    }
+
+    /// For a line the upstream wrote that is not JSON: fail the request it
+    /// seems to answer at once.
+    pub fn unparseable(&mut self, id: &Id, why: &str) -> Vec<Effect> {
+        let msg = format!(
+            "server {:?} answered with a line that is not valid JSON: {why}",
+            self.server
+        );
+        self.unparseable_as(id, &msg)
+    }
+
+    /// Fails one exchange, named by its upstream id, with `msg`.
+    pub fn unparseable_as(&mut self, id: &Id, msg: &str) -> Vec<Effect> {
+        let Some(ex) = id.as_u64().and_then(|up| self.inflight.complete(up)) else {
+            return vec![];
+        };
+        if let Some(a) = ex.audit {
+            a.finish(&self.server, "error");
+        }
+        vec![Effect::To(
+            self.stream(ex.client, &ex.reply),
+            err(ex.orig, UPSTREAM_ERROR, msg),
+        )]
+    }
+}
+
+fn cancelled(up: u64, reason: &str) -> Message {
+    Message::notification(
+        "notifications/cancelled",
+        Some(json!({"requestId": up, "reason": reason})),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,493 @@
+//! One upstream's lifecycle: connect → handshake → ready → liveness → idle
+//! stop → backoff → failed, as one [`LinkState`] on a `watch` that `/status`
+//! and waiting requests read.
+//!
+//! A shared server has one link for its whole life, restarted after a crash
+//! with the supervisor's backoff. A per-client session has its own link that
+//! is not restarted: when its upstream dies the session ends. `failed` (a
+//! crash loop) is not terminal: the link keeps retrying at the longest
+//! backoff, and a new request or a reload asks for an attempt at once, so a
+//! recovered cause (a restarted database, a fixed binary) is picked up.
+//!
+//! The handshake (`initialize` toward a shared upstream) is one function,
+//! [`Link::handshake`]; routing is the [`Handler`]'s business, so this module
+//! knows nothing of clients.
+
+use super::{Outbox, Received, Upstream};
+use crate::config::ServerConfig;
+use crate::jsonrpc::Message;
+use crate::supervisor::{reap_child, stop_child, stop_child_within, Supervisor, STOP_GRACE};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+// tokio's clock, so tests can pause it.
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+/// How often the driver expires deadlines and checks liveness and idleness.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Where an upstream is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not running: nobody needs it yet, or it stopped when idle.
+    Idle,
+    Starting,
+    Ready,
+    /// Crashed or failed to start; the next attempt follows the backoff.
+    Backoff(String),
+    /// A crash loop; still retried at the longest backoff.
+    Failed(String),
+    /// Retired (reload, shutdown) or, per-client, ended.
+    Stopped,
+}
+
+impl LinkState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LinkState::Idle | LinkState::Stopped => "stopped",
+            LinkState::Starting => "starting",
+            LinkState::Ready => "ready",
+            LinkState::Backoff(_) => "backoff",
+            LinkState::Failed(_) => "failed",
+        }
+    }
+}
+
+/// What the routing layer does with a link's traffic and events.
+pub trait Handler: Send + Sync + 'static {
+    /// Every message (or unparseable line) from the upstream, in order.
+    fn received(&self, r: Received, tx: &Outbox);
+    /// A connection is ready (after the handshake).
+    fn up(&self, tx: &Outbox);
+    /// The connection is gone; what is in flight fails with `why`.
+    fn down(&self, why: &str);
+    /// The link ended for good; its clients' sessions end with `why`.
+    fn ended(&self, why: &str);
+    /// Expire deadlines.
+    fn tick(&self, now: Instant, tx: &Outbox);
+    /// Whether the upstream should run (clients attached, …).
+    fn wanted(&self) -> bool;
+    /// How long the upstream has been unused; `None` while in use.
+    fn idle_for(&self, now: Instant) -> Option<Duration>;
+    /// A liveness ping to send, or why the last one counts as unanswered.
+    fn ping(&self, now: Instant, every: Duration) -> Result<Message, String>;
+}
+
+/// How a link behaves: a shared server's, or one client's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Restarted after a crash; the hub does the handshake once for all.
+    Shared,
+    /// Ends with its upstream; the client's own initialize goes through.
+    PerClient,
+}
+
+enum Outcome {
+    Crashed(String),
+    Idle,
+    Stopped,
+}
+
+/// How a link reaches its upstream: the configured command or URL, or (in
+/// tests) an in-memory pair.
+pub type Connector = Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<'static, Result<Upstream, super::ConnectError>>
+        + Send
+        + Sync,
+>;
+
+pub struct Link {
+    cfg: Arc<ServerConfig>,
+    connect: Option<Connector>,
+    sup: Arc<Supervisor>,
+    kind: Kind,
+    handler: Arc<dyn Handler>,
+    state: watch::Sender<LinkState>,
+    tx: Mutex<Option<Outbox>>,
+    init: Mutex<Option<Box<RawValue>>>,
+    wake: Notify,
+    /// Set by a request or a reload: skip the rest of the backoff.
+    retry_now: AtomicBool,
+    stop: watch::Sender<bool>,
+    retired: Mutex<Option<String>>,
+    /// How long each step of the graceful stop may take (shorter at shutdown).
+    grace: Mutex<Duration>,
+    /// Held by `panicIfInvalid`'s start-up check.
+    required: AtomicBool,
+}
+
+impl Link {
+    pub fn spawn(
+        cfg: Arc<ServerConfig>,
+        sup: Arc<Supervisor>,
+        kind: Kind,
+        handler: Arc<dyn Handler>,
+        connect: Option<Connector>,
+    ) -> (Arc<Link>, tokio::task::JoinHandle<()>) {
+        let link = Arc::new(Link {
+            cfg,
+            connect,
+            sup,
+            kind,
+            handler,
+            state: watch::Sender::new(LinkState::Idle),
+            tx: Mutex::new(None),
+            init: Mutex::new(None),
+            wake: Notify::new(),
+            retry_now: AtomicBool::new(false),
+            stop: watch::Sender::new(false),
+            retired: Mutex::new(None),
+            grace: Mutex::new(STOP_GRACE),
+            required: AtomicBool::new(false),
+        });
+        let me = link.clone();
+        let task = tokio::spawn(async move { me.run().await });
+        (link, task)
+    }
+
+    pub fn cfg(&self) -> &Arc<ServerConfig> {
+        &self.cfg
+    }
+
+    pub fn state(&self) -> LinkState {
+        self.state.borrow().clone()
+    }
+
+    /// Follows the state as it changes.
+    pub fn watch_state(&self) -> watch::Receiver<LinkState> {
+        self.state.subscribe()
+    }
+
+    pub fn outbox(&self) -> Option<Outbox> {
+        self.tx.lock().ok().and_then(|t| t.clone())
+    }
+
+    /// The upstream's answer to the hub's own `initialize` (shared links).
+    pub fn init_result(&self) -> Option<Box<RawValue>> {
+        self.init.lock().ok().and_then(|i| i.clone())
+    }
+
+    /// Something changed that may make the upstream wanted.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Try again now, whatever the backoff says (a request, a reload).
+    pub fn retry_now(&self) {
+        self.retry_now.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Stops the upstream gracefully and ends the link; its clients' sessions
+    /// end with `why`.
+    pub fn retire(&self, why: &str) {
+        if let Ok(mut r) = self.retired.lock() {
+            r.get_or_insert_with(|| why.to_string());
+        }
+        self.stop.send_replace(true);
+    }
+
+    /// [`Link::retire`], giving each step of the child's stop at most `grace`.
+    pub fn retire_within(&self, why: &str, grace: Duration) {
+        if let Ok(mut g) = self.grace.lock() {
+            *g = grace.min(STOP_GRACE);
+        }
+        self.retire(why);
+    }
+
+    fn retired_reason(&self) -> String {
+        self.retired
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "the hub is shutting down".into())
+    }
+
+    fn wanted(&self) -> bool {
+        self.kind == Kind::PerClient
+            || self.cfg.eager
+            || self.required.load(Ordering::Relaxed)
+            || self.handler.wanted()
+    }
+
+    /// Why new sessions are refused right now (the upstream is between restarts).
+    pub fn unavailable(&self) -> Option<String> {
+        match &*self.state.borrow() {
+            LinkState::Backoff(e) => Some(format!(
+                "server {:?} is restarting after: {e}",
+                self.cfg.name
+            )),
+            _ => None,
+        }
+    }
+
+    /// Starts the upstream now and waits for the outcome of that attempt.
+    pub async fn start_and_wait(&self) -> Result<(), String> {
+        self.required.store(true, Ordering::Relaxed);
+        let r = self.ready().await;
+        self.required.store(false, Ordering::Relaxed);
+        r
+    }
+
+    /// Waits until the upstream is ready, starting it if needed; a failed
+    /// upstream gets an attempt at once. If the attempt it waited for fails,
+    /// says why at once rather than at the deadline.
+    pub async fn ready(&self) -> Result<(), String> {
+        if *self.state.borrow() == LinkState::Ready {
+            return Ok(());
+        }
+        let mut rx = self.state.subscribe();
+        let deadline = tokio::time::Instant::now() + self.cfg.init_timeout + Duration::from_secs(5);
+        let mut saw_attempt = false;
+        if matches!(*rx.borrow(), LinkState::Failed(_)) {
+            self.retry_now();
+        }
+        loop {
+            match &*rx.borrow_and_update() {
+                LinkState::Ready => return Ok(()),
+                LinkState::Failed(e) if saw_attempt => {
+                    return Err(format!("server {:?} is failing: {e}", self.cfg.name))
+                }
+                LinkState::Backoff(e) if saw_attempt => {
+                    return Err(format!("server {:?} failed to start: {e}", self.cfg.name))
+                }
+                LinkState::Stopped => {
+                    return Err(format!(
+                        "server {:?}: {}",
+                        self.cfg.name,
+                        self.retired_reason()
+                    ))
+                }
+                LinkState::Idle | LinkState::Starting => saw_attempt = true,
+                LinkState::Backoff(_) | LinkState::Failed(_) => {}
+            }
+            self.wake.notify_one();
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Err(format!(
+                    "server {:?} did not become ready within {}s",
+                    self.cfg.name,
+                    self.cfg.init_timeout.as_secs()
+                ));
+            }
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut stop = self.stop.subscribe();
+        loop {
+            while !self.wanted() && !*stop.borrow() {
+                if !matches!(*self.state.borrow(), LinkState::Failed(_)) {
+                    self.state.send_replace(LinkState::Idle);
+                }
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            if *stop.borrow() {
+                return self.finish();
+            }
+            self.retry_now.store(false, Ordering::Relaxed);
+            self.state.send_replace(LinkState::Starting);
+            match self.run_once(&mut stop).await {
+                Outcome::Stopped => {
+                    self.sup.stopped();
+                    return self.finish();
+                }
+                Outcome::Idle => {
+                    tracing::info!(mcp_server = %self.cfg.name, "stopped idle upstream");
+                    self.sup.stopped();
+                    if self.kind == Kind::PerClient {
+                        self.retire(&format!(
+                            "server {:?}: the per-client upstream stopped after its idleTimeout",
+                            self.cfg.name
+                        ));
+                        return self.finish();
+                    }
+                }
+                Outcome::Crashed(err) => {
+                    let msg = format!("server {:?}: {err}", self.cfg.name);
+                    self.handler.down(&msg);
+                    let (delay, failed) = self.sup.crashed(err.clone());
+                    if self.kind == Kind::PerClient {
+                        tracing::warn!(mcp_server = %self.cfg.name, "per-client upstream {err}; ending its session");
+                        self.retire(&err);
+                        return self.finish();
+                    }
+                    tracing::warn!(mcp_server = %self.cfg.name, "{err}; restarting in {}s{}", delay.as_secs(),
+                        if failed { " (crash loop: marked failed, retried on the next request)" } else { "" });
+                    self.state.send_replace(if failed {
+                        LinkState::Failed(err)
+                    } else {
+                        LinkState::Backoff(err)
+                    });
+                    let sleep = tokio::time::sleep(delay);
+                    tokio::pin!(sleep);
+                    loop {
+                        tokio::select! {
+                            _ = &mut sleep => break,
+                            _ = stop.changed() => break,
+                            _ = self.wake.notified() => {
+                                if self.retry_now.load(Ordering::Relaxed) { break }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The link's last act: fail what is in flight and end every session.
+    fn finish(&self) {
+        let why = self.retired_reason();
+        self.handler.down(&why);
+        self.handler.ended(&why);
+        self.state.send_replace(LinkState::Stopped);
+    }
+
+    /// The hub's own `initialize` toward a shared upstream. It offers sampling and
+    /// elicitation (routed to a client only when attributable) but not roots:
+    /// roots are one client's local paths, and a shared server (e.g.
+    /// server-filesystem, which swaps its allowed directories for the client's
+    /// roots) must not be repointed by whichever client connected first.
+    fn init_params() -> Value {
+        json!({
+            "protocolVersion": crate::session::LATEST_PROTOCOL,
+            "capabilities": {"sampling": {}, "elicitation": {}},
+            "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}
+        })
+    }
+
+    /// Initializes a shared upstream; what arrives meanwhile is routed as usual.
+    async fn handshake(
+        &self,
+        child: &mut Upstream,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Box<RawValue>, Result<Outcome, Option<std::io::Result<std::process::ExitStatus>>>>
+    {
+        const INIT_ID: &str = "mcp-hub-initialize";
+        let init = Message::request(
+            crate::jsonrpc::Id::Str(INIT_ID.into()),
+            "initialize",
+            Self::init_params(),
+        );
+        let _ = child.tx.send(init).await;
+        let deadline = tokio::time::Instant::now() + self.cfg.init_timeout;
+        loop {
+            tokio::select! {
+                st = super::exited(&mut child.process) => return Err(Err(Some(st))),
+                m = child.rx.recv() => match m {
+                    None => return Err(Err(None)),
+                    Some(Received::Msg(m)) if m.is_response()
+                        && m.id() == Some(&crate::jsonrpc::Id::Str(INIT_ID.into())) => {
+                        if let Some(err) = m.error_raw() {
+                            return Err(Ok(Outcome::Crashed(format!("initialize failed: {}", err.get()))));
+                        }
+                        return Ok(m.result_raw().map(|r| r.to_owned())
+                            .unwrap_or_else(|| RawValue::NULL.to_owned()));
+                    }
+                    Some(other) => self.handler.received(other, &child.tx),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(Ok(Outcome::Crashed(format!(
+                        "did not answer initialize within {}s",
+                        self.cfg.init_timeout.as_secs()
+                    ))));
+                }
+                _ = stop.changed() => return Err(Ok(Outcome::Stopped)),
+            }
+        }
+    }
+
+    async fn run_once(&self, stop: &mut watch::Receiver<bool>) -> Outcome {
+        let started = match &self.connect {
+            Some(c) => self.sup.record_start(c().await),
+            None => self.sup.start(&self.cfg).await,
+        };
+        let mut child = match started {
+            Ok(c) => c,
+            Err(e) => return Outcome::Crashed(e.to_string()),
+        };
+        match child.pid() {
+            Some(pid) => tracing::info!(mcp_server = %self.cfg.name, pid, "started"),
+            None => {
+                tracing::info!(mcp_server = %self.cfg.name, "connecting to {} upstream", self.cfg.upstream.kind())
+            }
+        }
+        if self.kind == Kind::Shared {
+            match self.handshake(&mut child, stop).await {
+                Ok(result) => {
+                    let _ = child
+                        .tx
+                        .send(Message::notification("notifications/initialized", None))
+                        .await;
+                    if let Ok(mut i) = self.init.lock() {
+                        *i = Some(result);
+                    }
+                }
+                Err(Ok(outcome)) => {
+                    stop_child(&self.cfg.name, child).await;
+                    return outcome;
+                }
+                Err(Err(exited)) => {
+                    return Outcome::Crashed(reap_child(&self.cfg.name, child, exited).await)
+                }
+            }
+        }
+        if let Ok(mut t) = self.tx.lock() {
+            *t = Some(child.tx.clone());
+        }
+        self.sup.ready();
+        self.state.send_replace(LinkState::Ready);
+        self.handler.up(&child.tx);
+        tracing::info!(mcp_server = %self.cfg.name, "ready");
+
+        let mut tick = tokio::time::interval(TICK);
+        let mut next_ping = self.cfg.ping_interval.map(|d| Instant::now() + d);
+        let outcome = loop {
+            tokio::select! {
+                // A grandchild may hold stdout open after the server died: watch both.
+                st = super::exited(&mut child.process) => break Err(Some(st)),
+                m = child.rx.recv() => match m {
+                    Some(r) => self.handler.received(r, &child.tx),
+                    None => break Err(None),
+                },
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.handler.tick(now, &child.tx);
+                    if let (Some(at), Some(every)) = (next_ping, self.cfg.ping_interval) {
+                        if now >= at {
+                            next_ping = Some(now + every);
+                            match self.handler.ping(now, every) {
+                                Ok(p) => child.tx.send_detached(p),
+                                Err(why) => break Ok(Outcome::Crashed(why)),
+                            }
+                        }
+                    }
+                    let idle = self.cfg.idle_timeout.filter(|_| !self.cfg.eager);
+                    if idle.is_some_and(|limit| self.handler.idle_for(now).is_some_and(|d| d >= limit)) {
+                        break Ok(Outcome::Idle);
+                    }
+                }
+                _ = stop.changed() => break Ok(Outcome::Stopped),
+            }
+        };
+        if let Ok(mut t) = self.tx.lock() {
+            *t = None;
+        }
+        match outcome {
+            Ok(o) => {
+                let grace = self.grace.lock().map(|g| *g).unwrap_or(STOP_GRACE);
+                stop_child_within(&self.cfg.name, child, grace).await;
+                o
+            }
+            Err(exited) => Outcome::Crashed(reap_child(&self.cfg.name, child, exited).await),
+        }
+    }
+}
