@@ -419,6 +419,7 @@ fn sandbox_status(up: &crate::config::Upstream) -> Value {
     let enforced = matches!(cgroup, crate::sandbox::cgroup::State::Delegated { .. });
     json!({
         "enabled": true,
+        "package": crate::sandbox::install::describe(spec),
         "network": if p.network == crate::sandbox::profile::Network::None { "none" } else { "host" },
         "memoryMax": limits.memory_max,
         "pidsMax": limits.pids_max,

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
     }
 }
 
+/// `install`, `upgrade`, `rollback`: the work is in `sandbox::upgrade`.
 /// Runs the hub until SIGTERM, SIGINT or exit-on-idle; SIGHUP reloads.
 async fn run(
     config_path: std::path::PathBuf,

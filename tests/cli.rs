@@ -182,6 +182,11 @@ fn doctor_exits_non_zero_when_a_profile_cannot_be_enforced() {
         "capped": {"command": fx, "sandbox": {"memoryMax": "256M"}},
         "open": {"command": fx, "sandbox": false}}));
     assert!(out.contains("open: WARNING: sandbox disabled"), "{out}");
+    // Sizes as systemd reads them, shown in bytes.
+    assert!(
+        out.contains("capped: limits: memoryMax 268435456 bytes (256 MiB), pidsMax 512"),
+        "{out}"
+    );
     if out.contains("cgroup v2 limits:             limits not enforced") {
         assert!(!ok, "an unenforceable profile must fail doctor: {out}");
         assert!(out.contains("capped: NOT fully enforced"), "{out}");

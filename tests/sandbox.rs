@@ -73,6 +73,8 @@ struct Scene {
     _root: tempfile::TempDir,
     ro: PathBuf,
     rw: PathBuf,
+    /// The probe's HOME (`<stateDir>/probe`); a pinned probe's install is in `pkg/`.
+    home: PathBuf,
     secret: PathBuf,
     suid_dir: PathBuf,
     sibling_secret: PathBuf,
@@ -100,6 +102,16 @@ fn mkdir(p: &Path) -> PathBuf {
 impl Scene {
     /// `extra` is merged into the probe's sandbox profile.
     async fn with(mode: Mode, extra: Value) -> (Scene, Mcp) {
+        Self::build(mode, extra, false).await
+    }
+
+    /// The probe as a pinned package: an npm tarball of the fixture, started
+    /// with `npx -y`, so the hub installs it into `<stateDir>/probe/pkg` first.
+    async fn pinned(mode: Mode) -> (Scene, Mcp) {
+        Self::build(mode, json!({}), true).await
+    }
+
+    async fn build(mode: Mode, extra: Value, pinned: bool) -> (Scene, Mcp) {
         let root = tempfile::tempdir().unwrap();
         let base = mkdir(root.path());
         let ro = mkdir(&base.join("ro"));
@@ -170,8 +182,16 @@ impl Scene {
             profile[k] = v.clone();
         }
         let fx_path = fixture.to_str().unwrap().to_string();
+        let (command, args) = if pinned {
+            (
+                "npx".to_string(),
+                json!(["-y", npm_tarball(&base), tag.clone()]),
+            )
+        } else {
+            (fx_path.clone(), json!([tag.clone()]))
+        };
         let servers = json!({
-            "probe": {"command": fx_path, "args": [tag.clone()], "env": {"CONFIGURED": "yes"}, "sandbox": profile},
+            "probe": {"command": command, "args": args, "env": {"CONFIGURED": "yes"}, "sandbox": profile},
             "sibling": {"command": fx_path, "env": {"SIBLING_SECRET": "hunter2"}},
         });
         let proxy = json!({"options": {"stateDir": state}});
@@ -194,6 +214,7 @@ impl Scene {
             _root: root,
             ro,
             rw,
+            home: state.join("probe"),
             secret,
             suid_dir,
             sibling_secret,
@@ -211,6 +232,35 @@ impl Scene {
         };
         (scene, c)
     }
+}
+
+/// An npm package of the fixture (`mcp-hub-probe` 1.2.3, bin `mcp-hub-probe`),
+/// as a tarball npm installs without a registry.
+fn npm_tarball(base: &Path) -> String {
+    npm_tarball_version(base, "1.2.3")
+}
+
+fn npm_tarball_version(base: &Path, version: &str) -> String {
+    let top = base.join(format!("npm-{version}"));
+    let pkg = mkdir(&top.join("package"));
+    std::fs::copy(fixture_path(), pkg.join("mcp-fixture")).unwrap();
+    std::fs::write(
+        pkg.join("package.json"),
+        format!(r#"{{"name": "mcp-hub-probe", "version": "{version}", "bin": {{"mcp-hub-probe": "mcp-fixture"}}}}"#),
+    )
+    .unwrap();
+    let tgz = base.join(format!("mcp-hub-probe-{version}.tgz"));
+    let st = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(&top)
+        .arg("package")
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar");
+    std::fs::set_permissions(&tgz, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    tgz.to_str().unwrap().to_string()
 }
 
 fn fixture_path() -> &'static str {
@@ -338,15 +388,112 @@ both!(e03_links_to_hidden_files, |s, c| {
     .await;
 });
 
-// 4. Executing a file dropped into the write dir (or /tmp).
+// 4. Executing a file dropped into the write dir, HOME, /tmp or /dev/shm, or
+// mapping one executable (what loading a dropped library does).
 both!(e04_exec_of_dropped_files, |s, c| {
     blocked(&mut c, json!({"attempt": "exec-dropped", "path": s.rw})).await;
+    blocked(&mut c, json!({"attempt": "exec-dropped", "path": s.home})).await;
+    for dir in [
+        s.rw.to_str().unwrap(),
+        s.home.to_str().unwrap(),
+        "/tmp",
+        "/dev/shm",
+    ] {
+        blocked(&mut c, json!({"attempt": "mmap-exec", "path": dir})).await;
+    }
+    // Control: the server's own binary maps and runs.
+    allowed(
+        &mut c,
+        json!({"attempt": "mmap-exec", "path": "", "file": "/proc/self/exe"}),
+    )
+    .await;
     blocked(&mut c, json!({"attempt": "exec-dropped", "path": "/tmp"})).await;
     blocked(
         &mut c,
         json!({"attempt": "exec-dropped", "path": "/dev/shm"}),
     )
     .await;
+});
+
+macro_rules! pinned {
+    ($name:ident, |$s:ident, $c:ident| $body:block) => {
+        mod $name {
+            use super::*;
+            async fn run(mode: Mode) {
+                #[allow(unused_mut, unused_variables)]
+                let (mut $s, mut $c) = Scene::pinned(mode).await;
+                $body
+            }
+            #[tokio::test]
+            async fn as_root() {
+                if need_root(concat!(stringify!($name), " as root")) {
+                    run(Mode::Root).await
+                }
+            }
+            #[tokio::test]
+            async fn as_unprivileged_user() {
+                run(Mode::Unprivileged).await
+            }
+        }
+    };
+}
+
+// 4b. A pinned package (npx, installed by the hub before its first start)
+// runs from its read-only install; nothing it can write can be executed.
+pinned!(e04b_pinned_package_executes_nothing_it_writes, |s, c| {
+    let pkg = s.home.join("pkg");
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(pkg.join(".mcp-hub-install.json")).unwrap()).unwrap();
+    assert_eq!(record["current"]["package"], "mcp-hub-probe", "{record}");
+    assert_eq!(record["current"]["version"], "1.2.3", "{record}");
+    assert_eq!(
+        record["current"]["lockfileSha256"].as_str().unwrap().len(),
+        64,
+        "{record}"
+    );
+    let dir = pkg.join(record["current"]["dir"].as_str().unwrap());
+    let installed = dir.join("node_modules/mcp-hub-probe/mcp-fixture");
+    // Controls: the pinned server runs, and its install executes and maps.
+    assert_eq!(
+        c.call_text(2, "echo", json!({"text": "pinned"})).await,
+        "pinned"
+    );
+    let r = attempt(
+        &mut c,
+        json!({"attempt": "exec", "path": installed, "args": ["--print-ids"]}),
+    )
+    .await;
+    assert_eq!(r["escaped"], true, "the install executes: {r}");
+    allowed(
+        &mut c,
+        json!({"attempt": "mmap-exec", "path": "", "file": installed}),
+    )
+    .await;
+    // Nothing written executes: HOME, /tmp, a write dir, /dev/shm.
+    for dir in [
+        s.home.to_str().unwrap(),
+        "/tmp",
+        s.rw.to_str().unwrap(),
+        "/dev/shm",
+    ] {
+        blocked(&mut c, json!({"attempt": "exec-dropped", "path": dir})).await;
+        blocked(&mut c, json!({"attempt": "mmap-exec", "path": dir})).await;
+    }
+    // And the install cannot be changed from inside.
+    blocked(&mut c, json!({"attempt": "create", "path": pkg})).await;
+    blocked(&mut c, json!({"attempt": "create", "path": dir})).await;
+    blocked(
+        &mut c,
+        json!({"attempt": "write", "path": pkg.join(".mcp-hub-install.json")}),
+    )
+    .await;
+    blocked(&mut c, json!({"attempt": "write", "path": installed})).await;
+    blocked(&mut c, json!({"attempt": "rename", "path": pkg})).await;
+    // Control, last: the pinned server still runs.
+    assert_eq!(
+        c.call_text(3, "echo", json!({"text": "still"})).await,
+        "still"
+    );
 });
 
 // 5a. `network: none`: nothing outside the sandbox is reachable.
@@ -658,6 +805,8 @@ async fn limits_not_enforced_are_reported_or_refused() {
         "{st}"
     );
     assert!(hub.log_contains("limits not enforced"));
+    // "256M" as systemd reads it, shown in bytes.
+    assert_eq!(st["sandbox"]["memoryMax"], 268_435_456, "{st}");
     let mut soft = Mcp::new(&hub, "soft");
     soft.initialize().await;
     let c = Mcp::new(&hub, "hard");
@@ -667,4 +816,189 @@ async fn limits_not_enforced_are_reported_or_refused() {
     assert_eq!(r.status, 503);
     let msg = r.last()["error"]["message"].as_str().unwrap().to_string();
     assert!(msg.contains("limits are required"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_failed_install_reports_its_last_stderr_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-package.tgz");
+    let hub = Hub::start(
+        json!({"options": {"stateDir": dir.path().join("state")}}),
+        json!({"gone": {"command": "npx", "args": ["-y", missing]},
+               "odd": {"command": "npx", "args": ["--registry", "http://127.0.0.1:9", "pkg"]}}),
+    );
+    let c = Mcp::new(&hub, "gone");
+    let r = c
+        .post(&req(json!(1), "initialize", init_params("2025-11-25")))
+        .await;
+    assert_eq!(r.status, 503);
+    let msg = r.last()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("sandbox: install: `npm install --save-exact` failed"),
+        "{msg}"
+    );
+    // More than npm's last hint line: the lines that say what went wrong.
+    let lines = msg.lines().filter(|l| l.contains("npm error")).count();
+    assert!(lines >= 3, "{msg}");
+    assert!(msg.contains("ENOENT"), "{msg}");
+    let st = hub.server_status("gone").await;
+    assert!(st["lastError"].as_str().unwrap().contains("ENOENT"), "{st}");
+    // A failed install leaves nothing behind to run.
+    let pkg = dir.path().join("state/gone/pkg");
+    assert!(!pkg.join(".mcp-hub-install.json").exists());
+    assert!(!pkg.join("v1").exists());
+
+    // An option that could change what gets installed is refused by name.
+    let c = Mcp::new(&hub, "odd");
+    let r = c
+        .post(&req(json!(1), "initialize", init_params("2025-11-25")))
+        .await;
+    let msg = r.last()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("npx: option --registry is not supported for a preinstalled server"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn install_upgrade_and_rollback_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = mkdir(dir.path());
+    let tgz = npm_tarball(&base);
+    let state = base.join("state");
+    let cfg = base.join("config.json");
+    let write_cfg = |servers: Value| {
+        let c = json!({"mcpProxy": {"options": {"stateDir": state}}, "mcpServers": servers});
+        std::fs::write(&cfg, c.to_string()).unwrap();
+    };
+    write_cfg(json!({"p": {"command": "npx", "args": ["-y", tgz]},
+                     "plain": {"command": fixture_path()}}));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(hub_bin())
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            // A proxy the install inherits (a local tarball needs no network).
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("no_proxy", "localhost")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let record = || -> Value {
+        serde_json::from_slice(&std::fs::read(state.join("p/pkg/.mcp-hub-install.json")).unwrap())
+            .unwrap()
+    };
+    let (ok, out) = run(&["install", "p"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("p: installed mcp-hub-probe 1.2.3 (pinned now)"),
+        "{out}"
+    );
+    assert_eq!(record()["current"]["dir"], "v1");
+    let passed = record()["current"]["envPassed"].clone();
+    assert!(
+        passed.as_array().unwrap().contains(&json!("HTTPS_PROXY"))
+            && passed.as_array().unwrap().contains(&json!("no_proxy")),
+        "{passed}"
+    );
+    let (_, out) = run(&["doctor"]);
+    assert!(
+        out.contains("p: package: mcp-hub-probe 1.2.3 pinned in"),
+        "{out}"
+    );
+    // Again: from the lockfile, into a new directory, the old one kept as previous.
+    let (ok, out) = run(&["install", "p"]);
+    assert!(ok && out.contains("(from its lockfile)"), "{out}");
+    assert_eq!(record()["current"]["dir"], "v2");
+    assert_eq!(record()["previous"]["dir"], "v1");
+    // Upgrade: installed beside, tested (initialize + tools/list in its sandbox), switched.
+    let (ok, out) = run(&["upgrade", "p"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("p: upgraded mcp-hub-probe 1.2.3 -> 1.2.3"),
+        "{out}"
+    );
+    assert_eq!(record()["current"]["dir"], "v3");
+    assert!(
+        !state.join("p/pkg/v1").exists(),
+        "only current and previous are kept"
+    );
+    let (ok, out) = run(&["rollback", "p"]);
+    assert!(ok && out.contains("rolled back"), "{out}");
+    assert_eq!(record()["current"]["dir"], "v2");
+    assert_eq!(record()["previous"]["dir"], "v3");
+    // Not a package runner; not a server.
+    let (ok, out) = run(&["install", "plain"]);
+    assert!(!ok && out.contains("not a package runner"), "{out}");
+    let (ok, out) = run(&["upgrade", "nope"]);
+    assert!(!ok && out.contains("no server \"nope\""), "{out}");
+    // An upgrade that fails its test keeps the current install.
+    write_cfg(json!({"p": {"command": "npx", "args": ["-y", tgz, "--exit-on-init"]}}));
+    let (ok, out) = run(&["upgrade", "p"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("failed its test, the current install stays"),
+        "{out}"
+    );
+    assert_eq!(record()["current"]["dir"], "v2");
+}
+
+#[tokio::test]
+async fn a_changed_package_is_installed_again_after_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = mkdir(dir.path());
+    let (old, new) = (
+        npm_tarball_version(&base, "1.2.3"),
+        npm_tarball_version(&base, "1.2.4"),
+    );
+    let state = base.join("state");
+    let hub = Hub::start(
+        json!({"options": {"stateDir": state}}),
+        json!({"p": {"command": "npx", "args": ["-y", old]}}),
+    );
+    let record = || -> Value {
+        serde_json::from_slice(&std::fs::read(state.join("p/pkg/.mcp-hub-install.json")).unwrap())
+            .unwrap()
+    };
+    let mut c = Mcp::new(&hub, "p");
+    c.initialize().await;
+    assert_eq!(c.call_text(1, "echo", json!({"text": "one"})).await, "one");
+    assert_eq!(record()["current"]["version"], "1.2.3");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&hub.config_path).unwrap()).unwrap();
+    cfg["mcpServers"]["p"]["args"] = json!(["-y", new]);
+    std::fs::write(&hub.config_path, cfg.to_string()).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(hub.child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = Mcp::new(&hub, "p");
+        let r = c
+            .post(&req(json!(1), "initialize", init_params("2025-11-25")))
+            .await;
+        if r.status == 200 && record()["current"]["version"] == "1.2.4" {
+            c.session = r
+                .headers
+                .get("mcp-session-id")
+                .map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(c.call_text(2, "echo", json!({"text": "two"})).await, "two");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no reinstall after reload: {}",
+            record()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(record()["previous"]["version"], "1.2.3");
+    assert!(hub.log_contains("installed mcp-hub-probe 1.2.4"));
 }

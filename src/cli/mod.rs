@@ -126,6 +126,14 @@ pub enum Command {
     /// client needs for the hub's servers; tokens go in as environment references
     #[command(name = "client-config")]
     ClientConfig(clients::ClientArgs),
+    /// Install a package-runner server's package (npx, uvx, pipx run) ahead of its
+    /// first start, or again from its lockfile
+    Install { name: String },
+    /// Install the newest versions of a server's package beside the current ones,
+    /// test them, and switch to them
+    Upgrade { name: String },
+    /// Switch a server back to its previous install
+    Rollback { name: String },
     /// The sandbox helper the hub runs for each stdio server (internal)
     #[command(name = "sandbox-exec", hide = true)]
     SandboxExec,
@@ -137,6 +145,14 @@ pub enum Which {
     Http,
     Sse,
     Both,
+}
+
+/// `install`, `upgrade`, `rollback`: the package of a package-runner server.
+fn pkg(ctx: &ctx::Ctx, name: &str, op: crate::sandbox::upgrade::Op) -> anyhow::Result<bool> {
+    let (_, cfg) = ctx.load()?;
+    let line = crate::sandbox::upgrade::run(&cfg, name, op)?;
+    println!("{line}");
+    Ok(true)
 }
 
 /// Runs an operator command (everything but `serve` and `sandbox-exec`).
@@ -158,6 +174,9 @@ pub fn run(config: PathBuf, global: Global, command: Command) -> ExitCode {
         Command::Call(a) => inspect::call(&ctx, a),
         Command::Logs(a) => logs::logs(&ctx, a),
         Command::ClientConfig(a) => clients::client_config(&ctx, a),
+        Command::Install { name } => pkg(&ctx, &name, crate::sandbox::upgrade::Op::Install),
+        Command::Upgrade { name } => pkg(&ctx, &name, crate::sandbox::upgrade::Op::Upgrade),
+        Command::Rollback { name } => pkg(&ctx, &name, crate::sandbox::upgrade::Op::Rollback),
         Command::Serve { .. } | Command::SandboxExec => {
             unreachable!("dispatched by main")
         }

@@ -10,16 +10,25 @@
 //! - `exec`: the helper stage (namespaces, mounts, capabilities, Landlock, seccomp)
 //! - `seccomp`: the deny-list
 //! - `cgroup`: memory/pids/cpu limits under a delegated cgroup
+//! - `browser`: what `"browser": true` adds for Chromium-based servers
 //! - `probe`: what this host can enforce, for `doctor` and `/status`
 //! - `grant`: whether granted paths are usable by the servers' user, and the setfacl fix
+//! - `size`: sizes as systemd reads them (`memoryMax`)
+//! - `runner`, `install`: package-runner servers (npx, uvx, pipx run) installed
+//!   ahead of their first start, run read-only from `<stateDir>/<name>/pkg`
 
+mod browser;
 pub mod cgroup;
 pub mod exec;
 pub mod grant;
+pub mod install;
 pub mod probe;
 pub mod profile;
+pub mod runner;
 mod seccomp;
+pub mod size;
 pub mod spec;
+pub mod upgrade;
 
 use command_fds::{CommandFdExt, FdMapping};
 use profile::Profile;
@@ -45,6 +54,8 @@ pub enum SandboxError {
     LimitsRequired(String),
     #[error("sandbox: {0}")]
     Setup(String),
+    #[error("sandbox: install: {0}")]
+    Install(#[from] install::InstallError),
 }
 
 /// A spawned-to-be helper: the command, the read end of its status pipe and
@@ -55,12 +66,43 @@ pub struct Prepared {
     pub group: Option<cgroup::Group>,
 }
 
+/// Prepares one start of a sandboxed server: a package-runner server
+/// (`npx`, `uvx`…) is installed first when it is not yet (off the runtime's
+/// threads: that can take minutes) and then runs from its install; any other
+/// command is prepared as it is.
+pub async fn prepare_start(
+    server: &str,
+    start: &crate::config::StdioSpec,
+    profile: &Profile,
+) -> Result<Prepared, SandboxError> {
+    let Some(pkg) = install::package_of(start) else {
+        return prepare(server, start, profile);
+    };
+    let pkg = pkg.map_err(|e| SandboxError::Install(install::InstallError::Runner(e)))?;
+    let (name, spec) = (server.to_string(), start.clone());
+    let ready = tokio::task::spawn_blocking(move || install::ensure(&name, &spec, &pkg))
+        .await
+        .map_err(|e| SandboxError::Setup(format!("install task: {e}")))??;
+    prepare_installed(server, start, profile, Some(&ready))
+}
+
 /// Prepares the helper command for one start of a sandboxed server. Blocking
 /// file-system work, but little of it (a few stats, one small pipe write).
 pub fn prepare(
     server: &str,
     start: &crate::config::StdioSpec,
     profile: &Profile,
+) -> Result<Prepared, SandboxError> {
+    prepare_installed(server, start, profile, None)
+}
+
+/// [`prepare`], running an installed package when `ready` says so: its
+/// program, from `pkg/` bound read-only and executable.
+pub fn prepare_installed(
+    server: &str,
+    start: &crate::config::StdioSpec,
+    profile: &Profile,
+    ready: Option<&install::Ready>,
 ) -> Result<Prepared, SandboxError> {
     let (uid, gid) = profile::run_as();
     let home_err = |e| SandboxError::Home(start.home.display().to_string(), e);
@@ -81,12 +123,21 @@ pub fn prepare(
         }
     };
     let default_path = profile::inherited_path();
+    let mut with_pkg;
+    let (profile, command, args) = match ready {
+        Some(r) => {
+            with_pkg = profile.clone();
+            with_pkg.exec.push(r.pkg.clone());
+            (&with_pkg, r.program.display().to_string(), &r.args)
+        }
+        None => (profile, start.command.clone(), &start.args),
+    };
     let spec = profile::build(
         profile,
         &profile::Request {
             server,
-            command: &start.command,
-            args: &start.args,
+            command: &command,
+            args,
             env: &start.env,
             cwd: start.cwd.as_deref(),
             default_path: &default_path,

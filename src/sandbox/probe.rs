@@ -196,6 +196,10 @@ pub fn report(host: &Host, cfg: Option<&Config>) -> (String, bool) {
                 s.name
             )),
             Some(p) => {
+                out.push_str(&format!("{}: limits: {}\n", s.name, limits_line(&p.limits)));
+                if let Some(i) = super::install::describe(stdio) {
+                    out.push_str(&format!("{}: package: {}\n", s.name, install_line(&i)));
+                }
                 let missing = host.missing(p);
                 if missing.is_empty() {
                     out.push_str(&format!("{}: fully enforced\n", s.name));
@@ -212,4 +216,38 @@ pub fn report(host: &Host, cfg: Option<&Config>) -> (String, bool) {
         }
     }
     (out, ok)
+}
+
+/// A profile's limits as `doctor` prints them, memory in bytes.
+pub fn limits_line(l: &super::profile::Limits) -> String {
+    let memory = l.memory_max.map_or("none".to_string(), super::size::show);
+    let cpu = l.cpu_quota.map_or("none".to_string(), |q| format!("{q}%"));
+    format!("memoryMax {memory}, pidsMax {}, cpuQuota {cpu}", l.pids_max)
+}
+
+/// A package-runner server's install, as `doctor` prints it.
+fn install_line(i: &serde_json::Value) -> String {
+    match (&i["version"], &i["error"]) {
+        (_, serde_json::Value::String(e)) => format!("cannot be installed: {e}"),
+        (serde_json::Value::String(v), _) => format!(
+            "{} {v} pinned in {} (lockfile sha256 {}; passed: {})",
+            i["package"].as_str().unwrap_or(""),
+            i["dir"].as_str().unwrap_or(""),
+            i["lockfileSha256"].as_str().unwrap_or(""),
+            i["envPassed"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "no variables".into()),
+        ),
+        _ => format!(
+            "{} {}",
+            i["package"].as_str().unwrap_or(""),
+            i["note"].as_str().unwrap_or("")
+        ),
+    }
 }

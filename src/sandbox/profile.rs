@@ -34,6 +34,7 @@ struct Raw {
     pids_max: Option<u64>,
     cpu_quota: Option<String>,
     limits_required: Option<bool>,
+    browser: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct Profile {
     pub connect: Option<Vec<u16>>,
     pub bind: Option<Vec<u16>>,
     pub limits: Limits,
+    /// What Chromium-based servers need (`browser.rs`).
+    pub browser: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +89,7 @@ impl Default for Profile {
                 cpu_quota: None,
                 required: false,
             },
+            browser: false,
         }
     }
 }
@@ -161,17 +165,12 @@ pub fn validate(
     let memory_max = match &raw.memory_max {
         None => None,
         Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-        Some(serde_json::Value::String(s)) => Some(
-            s.trim()
-                .parse::<bytesize::ByteSize>()
-                .map_err(|e| {
-                    (
-                        format!("{path}.memoryMax"),
-                        format!("{s:?} is not a size ({e}); write e.g. \"256M\" or \"1GiB\""),
-                    )
-                })?
-                .as_u64(),
-        ),
+        Some(serde_json::Value::String(s)) => Some(super::size::parse(s).map_err(|e| {
+            (
+                format!("{path}.memoryMax"),
+                format!("{s:?} is not a size ({e}); write e.g. \"256M\" or \"1G\""),
+            )
+        })?),
         Some(v) => return Err((format!("{path}.memoryMax"), format!("{v} is not a size"))),
     };
     if memory_max.is_some_and(|m| m < 4 * 1024 * 1024) {
@@ -211,6 +210,7 @@ pub fn validate(
             cpu_quota,
             required: raw.limits_required.unwrap_or(false),
         },
+        browser: raw.browser.unwrap_or(false),
     }))
 }
 
@@ -340,7 +340,7 @@ fn install_dir(file: &Path) -> Option<PathBuf> {
 }
 
 /// The interpreter of a `#!` script, resolved through `env` if need be.
-fn interpreter(file: &Path, path: &str) -> Option<PathBuf> {
+pub fn interpreter(file: &Path, path: &str) -> Option<PathBuf> {
     use std::io::Read;
     let mut head = [0u8; 256];
     let n = std::fs::File::open(file).ok()?.read(&mut head).ok()?;
@@ -430,9 +430,12 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
             }
         }
     }
+    // A profile's exec dir already shows what lies under it, with its own
+    // rights (an install phase writes its own bin/ there).
+    let in_exec = |d: &Path| profile.exec.iter().any(|p| d.starts_with(p));
     for r in runnables {
         if let Some(dir) = install_dir(&r) {
-            if !mounts.covers(&dir) && dir.exists() {
+            if !mounts.covers(&dir) && !in_exec(&dir) && dir.exists() {
                 mounts.bind(dir, false, true);
             }
         }
@@ -445,7 +448,12 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
         mounts.bind(cwd.clone(), false, false);
     }
 
-    for p in &profile.read {
+    let browser_reads = if profile.browser {
+        super::browser::read_binds()
+    } else {
+        vec![]
+    };
+    for p in profile.read.iter().chain(&browser_reads) {
         mounts.bind(p.clone(), false, false);
     }
     for p in &profile.exec {
@@ -455,8 +463,9 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
     for p in &profile.write {
         mounts.bind(p.clone(), true, false);
     }
-    // Package runners keep what they download under HOME and execute it from there.
-    mounts.bind(req.home.to_path_buf(), true, true);
+    // HOME is writable, so it is never executable: package runners' packages
+    // are installed ahead of time and run from a read-only bind (install.rs).
+    mounts.bind(req.home.to_path_buf(), true, false);
     mounts.add("/proc".into(), MountKind::Proc);
     mounts.add("/dev".into(), MountKind::Dev);
     mounts.add("/tmp".into(), MountKind::Tmpfs);
@@ -468,6 +477,11 @@ pub fn build(profile: &Profile, req: &Request) -> Result<Spec, BuildError> {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("PATH".into(), path.into());
     env.insert("HOME".into(), home.clone());
+    if profile.browser {
+        for (k, v) in super::browser::ENV {
+            env.insert(k.to_string(), v.to_string());
+        }
+    }
     for (k, v) in req.env {
         env.insert(k.clone(), v.clone());
     }
@@ -568,11 +582,16 @@ mod tests {
         let p = v(json!({"memoryMax": "256M", "cpuQuota": "50%", "pidsMax": 64, "network": "none", "connect": [443]}))
             .unwrap()
             .unwrap();
-        assert_eq!(p.limits.memory_max, Some(256_000_000));
+        // systemd's meaning: M is MiB.
+        assert_eq!(p.limits.memory_max, Some(268_435_456));
         assert_eq!(p.limits.cpu_quota, Some(50));
         assert_eq!(p.limits.pids_max, 64);
         assert_eq!(p.network, Network::None);
         assert_eq!(p.connect, Some(vec![443]));
+        let p = v(json!({"memoryMax": "256MB"})).unwrap().unwrap();
+        assert_eq!(p.limits.memory_max, Some(256_000_000));
+        let e = v(json!({"memoryMax": "1M"})).unwrap_err();
+        assert_eq!(e.1, "must be at least 4MiB");
     }
 
     #[test]
@@ -605,7 +624,7 @@ mod tests {
             m.kind,
             MountKind::Bind {
                 write: true,
-                exec: true
+                exec: false
             }
         );
         assert_eq!(

@@ -84,7 +84,7 @@ fn command_for(spec: &StdioSpec) -> Command {
 pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnError> {
     let (mut cmd, status, cgroup) = match &spec.sandbox {
         Some(profile) => {
-            let p = sandbox::prepare(server, spec, profile)?;
+            let p = sandbox::prepare_start(server, spec, profile).await?;
             (Command::from(p.command), Some(p.status), p.group)
         }
         None => {

@@ -1,7 +1,9 @@
 """Real MCP servers in mcp-hub's sandbox, through the hub: server-filesystem
-confined to one directory, server-everything fetched by `npx -y` and
-mcp-server-fetch fetched by `uvx`, both with the default profile (no `sandbox`
-key at all). The hub runs as root here, so the servers run as nobody."""
+confined to one directory, server-everything by `npx -y` and mcp-server-fetch
+by `uvx`, both with the default profile (no `sandbox` key at all), and
+mcp-server-time by `pipx run` with `network: none`. The package runners'
+packages are installed by the hub before their first start and pinned. The hub
+runs as root here, so the servers run as nobody."""
 
 import asyncio
 import os
@@ -64,6 +66,9 @@ def hub(tmp_path_factory, confined):
     for k in ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "PIP_INDEX_URL"):
         if os.environ.get(k):
             uv_env[k] = os.environ[k]
+    pip_env = {"PIPX_DEFAULT_PYTHON": "/usr/bin/python3", "SSL_CERT_FILE": CA}
+    if os.environ.get("PIP_INDEX_URL"):
+        pip_env["PIP_INDEX_URL"] = os.environ["PIP_INDEX_URL"]
     state = tmp_path_factory.mktemp("state")
     os.chmod(state, 0o755)
     servers = {
@@ -73,8 +78,13 @@ def hub(tmp_path_factory, confined):
                        "initTimeout": "300s"},
         "fetch": {"command": str(HERE / ".venv" / "bin" / "uvx"), "args": ["mcp-server-fetch"], "env": uv_env,
                   "initTimeout": "300s"},
+        # pipx itself is not needed: the hub installs into a venv of this python.
+        "time": {"command": "pipx", "args": ["run", "--spec", "mcp-server-time==2026.10.19", "mcp-server-time",
+                                             "--local-timezone=UTC"],
+                 "env": pip_env, "initTimeout": "300s", "sandbox": {"network": "none"}},
     }
     h = Hub(servers, proxy={"options": {"stateDir": str(state)}}, tmp=tmp_path_factory.mktemp("hub"))
+    h.state = state
     yield h
     h.stop()
 
@@ -117,6 +127,39 @@ def test_fetch_via_uvx_with_the_default_profile(hub):
             assert "fetch" in tools, tools
     run(go())
     assert hub_status(hub, "fetch")["sandbox"]["enabled"] is True
+    assert pinned(hub, "fetch")["package"] == "mcp-server-fetch"
+
+
+def test_everything_was_installed_and_pinned(hub):
+    # The npx package was installed before its first start, at the version asked.
+    async def go():
+        async with connect(hub, "everything") as s:
+            await s.list_tools()
+    run(go())
+    rec = pinned(hub, "everything")
+    assert rec["package"] == "@modelcontextprotocol/server-everything", rec
+    assert rec["version"] == EVERYTHING.rsplit("@", 1)[1], rec
+    assert rec["lockfile"].endswith("package-lock.json") and len(rec["lockfileSha256"]) == 64, rec
+
+
+def test_pipx_run_installed_then_started_offline(hub):
+    async def go():
+        async with connect(hub, "time") as s:
+            tools = {t.name for t in (await s.list_tools()).tools}
+            assert "get_current_time" in tools, tools
+            r = await s.call_tool("get_current_time", {"timezone": "UTC"})
+            assert "UTC" in text_of(r), text_of(r)
+    run(go())
+    rec = pinned(hub, "time")
+    assert (rec["package"], rec["version"]) == ("mcp-server-time", "2026.10.19"), rec
+    assert rec["lockfile"].endswith("requirements.lock"), rec
+
+
+def pinned(hub, name):
+    """The current install from <stateDir>/<name>/pkg/.mcp-hub-install.json."""
+    import json
+    with open(os.path.join(hub.state, name, "pkg", ".mcp-hub-install.json")) as f:
+        return json.load(f)["current"]
 
 
 def hub_status(hub, name):
