@@ -42,6 +42,7 @@ impl App {
             hub: hub.clone(),
             sse: sse::Registry::default(),
             streamable: streamable::Registry::default(),
+            holds: Default::default(),
             shutdown: shutdown.clone(),
         });
         streamable::spawn_expiry(ctx.clone());
@@ -325,6 +326,14 @@ async fn route(
             }
         };
         return Ok(status::status(&app.hub, req.method(), scope.as_deref()));
+    }
+    // OAuth discovery: the hub uses configured bearer tokens, and says so
+    // with a 404 rather than a 401 that would start an OAuth flow.
+    if first == ".well-known" {
+        return Err(Rejection::NoRoute {
+            path: req.uri().path().into(),
+            server: "<name>".into(),
+        });
     }
     let Some(server) = snap.server(first) else {
         // Do not confirm which names exist to a caller without the global token.

@@ -74,8 +74,8 @@ pub enum Rejection {
     Accept,
     #[error("{0}")]
     AcceptStream(&'static str),
-    #[error("unsupported MCP-Protocol-Version {got:?}; supported: {supported}")]
-    Version { got: String, supported: String },
+    #[error("unsupported MCP-Protocol-Version {got:?}; supported: {}", crate::mcp::supported_versions().join(", "))]
+    Version { got: String },
     #[error("missing Mcp-Session-Id header; send initialize first")]
     NoSession,
     #[error("missing sessionId query parameter")]
@@ -118,13 +118,10 @@ impl Rejection {
         use Rejection::*;
         match self {
             Body(e) => Some(e.to_message().error_code().unwrap_or(INVALID_REQUEST)),
-            TooLarge(_)
-            | ContentType
-            | Accept
-            | Version { .. }
-            | NoSession
-            | UnknownSession(_)
-            | StreamOpen => Some(INVALID_REQUEST),
+            Version { .. } => Some(crate::mcp::UNSUPPORTED_VERSION),
+            TooLarge(_) | ContentType | Accept | NoSession | UnknownSession(_) | StreamOpen => {
+                Some(INVALID_REQUEST)
+            }
             Busy(_) | Unavailable(_) => Some(UPSTREAM_ERROR),
             _ => None,
         }
@@ -134,6 +131,15 @@ impl Rejection {
         let status = self.status();
         let mut r = match (&self, self.rpc_code()) {
             (Rejection::Body(e), _) => message_response(status, &e.to_message()),
+            (Rejection::Version { got }, Some(code)) => message_response(
+                status,
+                &Message::error_with(
+                    None,
+                    code,
+                    self.to_string(),
+                    Some(crate::mcp::version_error_data(got)),
+                ),
+            ),
             (_, Some(code)) => {
                 message_response(status, &Message::error(None, code, self.to_string()))
             }

@@ -6,6 +6,8 @@
 //! Framing is small enough to own: a JSON message serializes to one line (JSON
 //! escapes newlines in strings), so each event is `event:` + one `data:` line.
 
+pub mod hold;
+pub mod modern;
 pub mod sse;
 pub mod streamable;
 
@@ -16,6 +18,8 @@ pub struct Ctx {
     pub hub: std::sync::Arc<crate::hub::Hub>,
     pub sse: sse::Registry,
     pub streamable: streamable::Registry,
+    /// Modern calls waiting for their client's answers (MRTR).
+    pub holds: hold::Table,
     pub shutdown: watch::Receiver<bool>,
 }
 

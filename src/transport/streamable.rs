@@ -22,6 +22,7 @@ use super::{read_body, Ctx};
 use crate::http::response::{bytes_response, empty, message_response, Body, Rejection};
 use crate::hub::Server;
 use crate::jsonrpc::{parse_body, Id, Incoming, Message, UPSTREAM_ERROR};
+use crate::mcp;
 use crate::session::outbound::{self, Outbound, Refused};
 use crate::session::{Downstream, Session, SessionInfo, PROTOCOL_VERSIONS};
 use http::{header, HeaderMap, Request, Response, StatusCode};
@@ -174,10 +175,7 @@ fn check_version(headers: &HeaderMap) -> Result<(), Rejection> {
     {
         None => Ok(()),
         Some(v) if PROTOCOL_VERSIONS.contains(&v) => Ok(()),
-        Some(v) => Err(Rejection::Version {
-            got: v.into(),
-            supported: PROTOCOL_VERSIONS.join(", "),
-        }),
+        Some(v) => Err(Rejection::Version { got: v.into() }),
     }
 }
 
@@ -228,16 +226,26 @@ pub async fn post(
     if !acc.json && !acc.sse {
         return Err(Rejection::Accept);
     }
-    check_version(headers)?;
+    // A 2026-07-28 request carries its version in a header the legacy check
+    // refuses: decide once the body says which era it is.
+    let version = check_version(headers);
+    let modern_headers = super::modern::Headers::from(headers);
     let sess = match headers.get(SESSION_HEADER) {
         Some(_) => Some(lookup(app, &server, headers)?),
         None => None,
     };
     let body = read_body(req, &app.hub.current().settings).await?;
     let (msgs, batch) = match parse_body(&body)? {
+        // Modern: the request names its version in `_meta` and needs no session.
+        Incoming::Single(m)
+            if sess.is_none() && matches!(mcp::classify(&m), mcp::Era::Modern(_)) =>
+        {
+            return super::modern::post(app, server, modern_headers, m, token).await;
+        }
         Incoming::Single(m) => (vec![m], false),
         Incoming::Batch(v) => (v, true),
     };
+    version?;
     let is_init = msgs
         .iter()
         .any(|m| m.is_request() && m.method() == Some("initialize"));
@@ -425,6 +433,10 @@ pub async fn get(
         ));
     }
     check_version(headers)?;
+    // No session: 2026-07-28 has no GET stream (subscriptions/listen replaced it).
+    if !headers.contains_key(SESSION_HEADER) {
+        return Err(Rejection::Method("POST"));
+    }
     let sess = lookup(app, &server, headers)?;
     sess.touch();
     let Some(rx) = sess.parked.lock().ok().and_then(|mut p| p.take()) else {
@@ -449,6 +461,9 @@ pub async fn delete(
     server: Arc<Server>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Rejection> {
+    if !req.headers().contains_key(SESSION_HEADER) {
+        return Err(Rejection::Method("POST"));
+    }
     let sess = lookup(app, &server, req.headers())?;
     app.streamable.lock().remove(&sess.id);
     sess.close();
@@ -466,6 +481,7 @@ pub fn spawn_expiry(app: Arc<Ctx>) {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => {
+                    app.holds.clear();
                     let all: Vec<_> = app.streamable.lock().drain().map(|(_, s)| s).collect();
                     for s in all {
                         s.close();
@@ -473,6 +489,7 @@ pub fn spawn_expiry(app: Arc<Ctx>) {
                     return;
                 }
             }
+            app.holds.expire();
             let timeout = app.hub.current().settings.session_idle_timeout;
             let expired: Vec<Arc<StreamSession>> = {
                 let mut map = app.streamable.lock();

@@ -475,6 +475,16 @@ impl Hub {
 pub struct Answer(std::pin::Pin<Box<dyn futures_util::Stream<Item = Value> + Send>>);
 
 impl Answer {
+    /// The events of an SSE response.
+    pub fn from_response(resp: reqwest::Response) -> Answer {
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let events = resp
+            .bytes_stream()
+            .eventsource()
+            .map(|e| serde_json::from_str(&e.unwrap().data).unwrap());
+        Answer(Box::pin(events))
+    }
+
     pub async fn next(&mut self) -> Value {
         tokio::time::timeout(Duration::from_secs(10), self.0.next())
             .await

@@ -1,0 +1,216 @@
+//! Held upstream calls for MRTR (2026-07-28's "input required").
+//!
+//! A legacy upstream asks its client a question (sampling, elicitation,
+//! roots) by sending a request in the middle of a call. A modern client cannot
+//! take requests: the hub answers its call with `resultType:
+//! "input_required"`, keeps the upstream call open here under a handle, and
+//! resumes it when the client retries with its answers and the handle as
+//! `requestState`. A handle is 128 random bits behind this hub's prefix (so a
+//! load balancer can send the retry back here), lives [`TTL`], and is bound to
+//! the token, the server, the method and the call's name and arguments: a
+//! retry that lands on another hub, comes late or asks for something else
+//! gets a clear error, never someone else's call.
+
+use crate::session::outbound::Inbound;
+use crate::session::{Secret, Session};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a held call waits for the client's retry.
+pub const TTL: Duration = Duration::from_secs(300);
+/// Held calls at most, over all clients: each keeps an upstream call open.
+pub const MAX_HELD: usize = 1024;
+
+/// An upstream call waiting for a modern client's answers.
+pub struct Held {
+    pub session: Session,
+    pub rx: Inbound,
+    pub token: Option<Secret>,
+    pub server: String,
+    pub binding: String,
+    /// Hub ids of the server's requests the client must answer.
+    pub pending: Vec<String>,
+    /// The client's capabilities for this call, for the next round.
+    pub caps: Value,
+    pub log: bool,
+    deadline: Instant,
+}
+
+impl Held {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        session: Session,
+        rx: Inbound,
+        token: Option<Secret>,
+        server: &str,
+        binding: String,
+        pending: Vec<String>,
+        caps: Value,
+        log: bool,
+    ) -> Held {
+        Held {
+            session,
+            rx,
+            token,
+            server: server.into(),
+            binding,
+            pending,
+            caps,
+            log,
+            deadline: Instant::now() + TTL,
+        }
+    }
+}
+
+/// Why a retry's `requestState` was not accepted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refused {
+    #[error("requestState was issued by another hub ({0}); send the retry to the hub that answered input_required (this is {1})")]
+    OtherHub(String, String),
+    #[error("requestState is unknown or expired: a held call waits {}s for its retry", TTL.as_secs())]
+    Unknown,
+    #[error("requestState belongs to another token, server or call; retry the same call with the same arguments")]
+    Mismatch,
+    #[error("{MAX_HELD} calls are already waiting for input on this hub; try again later")]
+    Full,
+}
+
+#[derive(Default)]
+pub struct Table {
+    held: Mutex<HashMap<String, Held>>,
+}
+
+/// This process's handle prefix: random, so two hubs never collide.
+pub fn prefix() -> &'static str {
+    static P: OnceLock<String> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut b = [0u8; 4];
+        let _ = getrandom::fill(&mut b);
+        format!(
+            "h{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        )
+    })
+}
+
+/// What a handle is bound to: the method and the call's identity (its name
+/// or URI, and its arguments), not its per-attempt envelope.
+pub fn binding(method: &str, params: &Value) -> String {
+    let name = params.get("name").or_else(|| params.get("uri"));
+    let args = params.get("arguments");
+    format!(
+        "{method}\u{0}{}\u{0}{}",
+        name.map(Value::to_string).unwrap_or_default(),
+        args.map(Value::to_string).unwrap_or_default()
+    )
+}
+
+impl Table {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds a call; returns its handle. When the table is full the call is
+    /// dropped, which cancels it upstream.
+    pub fn hold(&self, h: Held) -> Result<String, Refused> {
+        let mut m = self.lock();
+        if m.len() >= MAX_HELD {
+            return Err(Refused::Full);
+        }
+        let handle = format!("{}.{}", prefix(), crate::transport::new_session_id());
+        m.insert(handle.clone(), h);
+        Ok(handle)
+    }
+
+    /// Takes a held call back for its retry, checking what it is bound to.
+    pub fn resume(
+        &self,
+        handle: &str,
+        token: Option<&Secret>,
+        server: &str,
+        binding: &str,
+    ) -> Result<Held, Refused> {
+        let (p, _) = handle.split_once('.').ok_or(Refused::Unknown)?;
+        if p != prefix() {
+            return Err(Refused::OtherHub(p.into(), prefix().into()));
+        }
+        let mut m = self.lock();
+        let h = m.get(handle).ok_or(Refused::Unknown)?;
+        if h.token.as_ref() != token || h.server != server || h.binding != binding {
+            return Err(Refused::Mismatch);
+        }
+        if h.deadline <= Instant::now() {
+            m.remove(handle);
+            return Err(Refused::Unknown);
+        }
+        m.remove(handle).ok_or(Refused::Unknown)
+    }
+
+    /// Drops calls whose retry never came; their sessions end, which cancels
+    /// the upstream calls.
+    pub fn expire(&self) -> usize {
+        let now = Instant::now();
+        let gone: Vec<Held> = {
+            let mut m = self.lock();
+            let keys: Vec<String> = m
+                .iter()
+                .filter(|(_, h)| h.deadline <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter().filter_map(|k| m.remove(k)).collect()
+        };
+        gone.len()
+    }
+
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn binding_ignores_the_envelope_but_not_the_call() {
+        let a = binding(
+            "tools/call",
+            &json!({"name": "x", "arguments": {"a": 1}, "_meta": {"k": 1}}),
+        );
+        let b = binding(
+            "tools/call",
+            &json!({"name": "x", "arguments": {"a": 1}, "requestState": "s", "inputResponses": {}}),
+        );
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            binding("tools/call", &json!({"name": "x", "arguments": {"a": 2}}))
+        );
+        assert_ne!(
+            a,
+            binding("prompts/get", &json!({"name": "x", "arguments": {"a": 1}}))
+        );
+    }
+
+    #[test]
+    fn foreign_and_unknown_handles_are_refused() {
+        let t = Table::default();
+        assert!(matches!(
+            t.resume("hdeadbeef.00", None, "s", "b"),
+            Err(Refused::OtherHub(..)) | Err(Refused::Unknown)
+        ));
+        let mine = format!("{}.0123", prefix());
+        assert_eq!(
+            t.resume(&mine, None, "s", "b").err(),
+            Some(Refused::Unknown)
+        );
+        assert_eq!(
+            t.resume("nodot", None, "s", "b").err(),
+            Some(Refused::Unknown)
+        );
+    }
+}

@@ -1,0 +1,685 @@
+//! MCP 2026-07-28 requests on `/<name>/mcp`, beside the 2025 sessions.
+//!
+//! A POST whose request carries `_meta["io.modelcontextprotocol/protocolVersion"]`
+//! is modern: no session, no handshake, everything the hub needs is in the
+//! request. Headers are checked against the body (`MCP-Protocol-Version`,
+//! `Mcp-Method`, `Mcp-Name`: 400 with -32020 when they differ), required
+//! `_meta` keys too (-32602), and an unknown version gets -32022 with the
+//! versions the hub serves.
+//!
+//! Each request is an exchange of its own on the server's upstream: on a
+//! shared server a transient client of the shared upstream, on a per-client
+//! server a transient upstream the hub initializes with the request's own
+//! client capabilities. Toward the (legacy) upstream the modern `_meta` keys
+//! are stripped; back toward the client every result gets `resultType`, and the
+//! six cacheable ones `ttlMs: 0` and `cacheScope: "private"` (what the hub
+//! answers can change with a reload or a tool filter and may depend on the
+//! token). A question the upstream asks during the call (sampling,
+//! elicitation, roots) becomes `input_required` and the call is held
+//! (`hold.rs`) until the client retries with its answers. `server/discover`
+//! is answered from the upstream's identity; `subscriptions/listen` is a
+//! long-lived SSE stream of the change notifications the client asked for.
+
+use super::hold::{self, Held};
+use super::{sse_response, Ctx, SseStream};
+use crate::http::response::{bytes_response, Body, Rejection};
+use crate::hub::Server;
+use crate::jsonrpc::{
+    to_raw, Id, Kind, Message, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, UPSTREAM_ERROR,
+};
+use crate::mcp::{self, Era};
+use crate::session::outbound::{self, Inbound, Outbound};
+use crate::session::{Downstream, Session, SessionInfo, Token};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// The few request headers a modern request is checked against, copied
+/// before the body is read.
+pub struct Headers {
+    version: Option<HeaderValue>,
+    method: Option<HeaderValue>,
+    name: Option<HeaderValue>,
+}
+
+impl Headers {
+    pub fn from(h: &HeaderMap) -> Headers {
+        Headers {
+            version: h.get("mcp-protocol-version").cloned(),
+            method: h.get("mcp-method").cloned(),
+            name: h.get("mcp-name").cloned(),
+        }
+    }
+}
+
+/// A JSON-RPC error with the HTTP status 2026-07-28 maps its code to.
+fn rpc_status(code: i64) -> StatusCode {
+    match code {
+        -32700 | INVALID_REQUEST | INVALID_PARAMS | -32022..=-32020 => StatusCode::BAD_REQUEST,
+        METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
+    }
+}
+
+fn error(id: Option<Id>, code: i64, msg: impl Into<String>, data: Option<Value>) -> Response<Body> {
+    render(&Message::error_with(id, code, msg, data))
+}
+
+/// An error message as the response 2026-07-28 maps its code to.
+fn render(m: &Message) -> Response<Body> {
+    bytes_response(
+        m.error_code().map_or(StatusCode::OK, rpc_status),
+        m.to_bytes(),
+    )
+}
+
+/// Checks a modern request's headers and `_meta`; the error response if they fail.
+fn validate(h: &Headers, m: &Message, version: &str) -> Result<Value, Message> {
+    let id = m.id().cloned();
+    let method = m.method().unwrap_or("");
+    let meta = mcp::request_meta(m).unwrap_or_default();
+    let Some(caps) = meta.get(mcp::META_CAPABILITIES).filter(|c| c.is_object()) else {
+        return Err(Message::error_with(
+            id,
+            INVALID_PARAMS,
+            format!("params._meta[\"{}\"] is required", mcp::META_CAPABILITIES),
+            None,
+        ));
+    };
+    let header =
+        |v: &Option<HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok()).map(str::to_string);
+    if header(&h.version).as_deref() != Some(version) {
+        return Err(Message::error_with(
+            id,
+            mcp::HEADER_MISMATCH,
+            format!("the MCP-Protocol-Version header must equal params._meta protocolVersion ({version:?})"),
+            None,
+        ));
+    }
+    if !mcp::MODERN_VERSIONS.contains(&version) {
+        return Err(Message::error_with(
+            id,
+            mcp::UNSUPPORTED_VERSION,
+            format!("unsupported protocol version {version:?}"),
+            Some(mcp::version_error_data(version)),
+        ));
+    }
+    if header(&h.method).as_deref() != Some(method) {
+        return Err(Message::error_with(
+            id,
+            mcp::HEADER_MISMATCH,
+            format!("the Mcp-Method header must equal the body's method ({method:?})"),
+            None,
+        ));
+    }
+    if let Some(p) = mcp::name_param(method) {
+        let body: Option<String> = m.param(p);
+        let given = header(&h.name).and_then(|v| mcp::decode_header(&v));
+        if given.is_none() || given != body {
+            return Err(Message::error_with(
+                id,
+                mcp::HEADER_MISMATCH,
+                format!("the Mcp-Name header must equal params.{p}"),
+                None,
+            ));
+        }
+    }
+    Ok(caps.clone())
+}
+
+/// A modern request (or notification) on `/<name>/mcp`.
+pub async fn post(
+    ctx: &Arc<Ctx>,
+    server: Arc<Server>,
+    h: Headers,
+    msg: Message,
+    token: Option<Token>,
+) -> Result<Response<Body>, Rejection> {
+    let Ok(Kind::Request { id, method }) = msg.kind() else {
+        // The core defines no client notification over HTTP but cancellation,
+        // which is closing the stream.
+        return Ok(crate::http::empty(StatusCode::ACCEPTED));
+    };
+    let Era::Modern(version) = mcp::classify(&msg) else {
+        return Err(Rejection::NoSession);
+    };
+    let caps = match validate(&h, &msg, &version) {
+        Ok(c) => c,
+        Err(e) => return Ok(render(&e)),
+    };
+    match method {
+        "server/discover" => Ok(discover(ctx, &server, id, &caps, token).await),
+        "subscriptions/listen" => Ok(listen(ctx, server, msg, caps, token).await),
+        "initialize"
+        | "ping"
+        | "logging/setLevel"
+        | "resources/subscribe"
+        | "resources/unsubscribe" => Ok(error(
+            Some(id),
+            METHOD_NOT_FOUND,
+            format!("{method} does not exist in protocol {version}"),
+            None,
+        )),
+        _ => Ok(call(ctx, server, msg, caps, token).await),
+    }
+}
+
+/// Where a modern client's session-wide traffic goes: its log messages (when
+/// the request asked for a level) to the current call's stream; for a listen
+/// stream, the change notifications it asked for.
+struct Sink {
+    out: Mutex<Option<Outbound>>,
+    log: bool,
+    listen: Option<Filter>,
+}
+
+impl Downstream for Sink {
+    fn deliver(&self, mut msg: Message) {
+        let wanted = match (&self.listen, msg.method()) {
+            (Some(f), Some(m)) => f.wants(m, msg.param::<String>("uri").as_deref()),
+            (None, Some("notifications/message")) => self.log,
+            _ => false,
+        };
+        if !wanted {
+            return;
+        }
+        if let Some(f) = &self.listen {
+            let mut meta = mcp::request_meta(&msg).unwrap_or_default();
+            meta.insert(mcp::META_SUBSCRIPTION.into(), f.id.to_value());
+            msg.set_param("_meta", &to_raw(&meta));
+        }
+        if let Some(o) = self.out.lock().ok().and_then(|o| o.clone()) {
+            let _ = o.push(msg);
+        }
+    }
+    fn closed(&self, _reason: &str) {
+        if let Some(o) = self.out.lock().ok().and_then(|o| o.clone()) {
+            o.close();
+        }
+    }
+}
+
+/// What a `subscriptions/listen` asked for.
+struct Filter {
+    id: Id,
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+    uris: Vec<String>,
+}
+
+impl Filter {
+    fn wants(&self, method: &str, uri: Option<&str>) -> bool {
+        match method {
+            "notifications/tools/list_changed" => self.tools,
+            "notifications/prompts/list_changed" => self.prompts,
+            "notifications/resources/list_changed" => self.resources,
+            "notifications/resources/updated" => {
+                uri.is_some_and(|u| self.uris.iter().any(|x| x == u))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The legacy capabilities a modern client's per-request ones amount to.
+fn legacy_caps(caps: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for k in ["sampling", "elicitation", "roots", "experimental"] {
+        if let Some(v) = caps.get(k) {
+            out.insert(k.into(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// Opens a transient session for one modern exchange. A per-client upstream
+/// is initialized here, with the request's own capabilities.
+async fn open(
+    ctx: &Arc<Ctx>,
+    server: &Server,
+    sink: Arc<Sink>,
+    caps: &Value,
+    token: Option<&Token>,
+) -> Result<(Session, Option<Message>), Response<Body>> {
+    let id = format!("modern-{}", super::new_session_id());
+    let info = match token {
+        Some(t) => t.info(&id, &server.cfg.token_source),
+        None => SessionInfo {
+            id,
+            ..Default::default()
+        },
+    };
+    let session = ctx
+        .hub
+        .open_session(server, sink, info)
+        .await
+        .map_err(|e| super::sse::open_error(e).into_response())?;
+    // The shared upstream was initialized by the hub; a per-client one now.
+    let init = Message::request(
+        Id::Str("mcp-hub-initialize".into()),
+        "initialize",
+        json!({"protocolVersion": crate::session::LATEST_PROTOCOL,
+               "capabilities": legacy_caps(caps),
+               "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}}),
+    );
+    let (tx, mut rx) = outbound::channel(&server.cfg.name, "modern-init");
+    session.request(init, &tx).await;
+    let answer = loop {
+        match rx.recv().await {
+            Some(m) if m.is_response() => break m,
+            Some(_) => {}
+            None => {
+                return Err(error(
+                    None,
+                    UPSTREAM_ERROR,
+                    format!(
+                        "server {:?} ended before it answered initialize",
+                        server.cfg.name
+                    ),
+                    None,
+                ))
+            }
+        }
+    };
+    if server.cfg.session == crate::config::SessionMode::PerClient {
+        session
+            .notify(Message::notification("notifications/initialized", None))
+            .await;
+    }
+    Ok((session, Some(answer)))
+}
+
+/// `server/discover`, synthesized from the upstream's `initialize` answer.
+async fn discover(
+    ctx: &Arc<Ctx>,
+    server: &Server,
+    id: Id,
+    caps: &Value,
+    token: Option<Token>,
+) -> Response<Body> {
+    let sink = Arc::new(Sink {
+        out: Mutex::new(None),
+        log: false,
+        listen: None,
+    });
+    let (session, init) = match open(ctx, server, sink, caps, token.as_ref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    drop(session);
+    let Some(init) = init.filter(|m| !m.is_error()) else {
+        return error(
+            Some(id),
+            UPSTREAM_ERROR,
+            format!("server {:?} did not initialize", server.cfg.name),
+            None,
+        );
+    };
+    let r: Value = init
+        .result_raw()
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or(Value::Null);
+    let mut result = json!({
+        "resultType": "complete",
+        "supportedVersions": mcp::MODERN_VERSIONS,
+        "capabilities": r.get("capabilities").cloned().unwrap_or(json!({})),
+        "ttlMs": 0,
+        "cacheScope": "private",
+        "_meta": {mcp::META_SERVER_INFO: r.get("serverInfo").cloned().unwrap_or(json!({}))},
+    });
+    if let Some(i) = r.get("instructions") {
+        result["instructions"] = i.clone();
+    }
+    bytes_response(StatusCode::OK, Message::response(id, result).to_bytes())
+}
+
+/// One modern call: forwarded as an exchange, answered as JSON or, when
+/// progress or logs come first, as an SSE stream ending with the answer.
+async fn call(
+    ctx: &Arc<Ctx>,
+    server: Arc<Server>,
+    mut msg: Message,
+    caps: Value,
+    token: Option<Token>,
+) -> Response<Body> {
+    let Some(id) = msg.id().cloned() else {
+        return error(None, INVALID_REQUEST, "a request needs an id", None);
+    };
+    let method = msg.method().unwrap_or("").to_string();
+    let meta = mcp::request_meta(&msg).unwrap_or_default();
+    let log = meta.contains_key(mcp::META_LOG_LEVEL);
+    let progress = meta.get("progressToken").cloned();
+    let params = msg.params_value().unwrap_or(json!({}));
+    let binding = hold::binding(&method, &params);
+    let (out, out_rx) = outbound::channel(&server.cfg.name, "modern");
+
+    // A retry of a held call: answer the server's questions and go on waiting.
+    let resumed = match params.get("requestState").and_then(Value::as_str) {
+        Some(state) => {
+            match ctx.holds.resume(
+                state,
+                token.as_ref().map(|t| &t.secret),
+                &server.cfg.name,
+                &binding,
+            ) {
+                Ok(h) => Some(h),
+                Err(e) => return error(Some(id), INVALID_PARAMS, e.to_string(), None),
+            }
+        }
+        None => None,
+    };
+    let (session, rx) = match resumed {
+        Some(held) => {
+            let answers = params
+                .get("inputResponses")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            for key in &held.pending {
+                let reply = match answers.get(key) {
+                    Some(v) => Message::response(Id::Num(key.as_str().into()), v.clone()),
+                    None => Message::error(
+                        Some(Id::Num(key.as_str().into())),
+                        UPSTREAM_ERROR,
+                        "the client retried without answering this request",
+                    ),
+                };
+                held.session.notify(reply).await;
+            }
+            (held.session, held.rx)
+        }
+        None => {
+            let sink = Arc::new(Sink {
+                out: Mutex::new(Some(out.clone())),
+                log,
+                listen: None,
+            });
+            let (session, _) = match open(ctx, &server, sink, &caps, token.as_ref()).await {
+                Ok(s) => s,
+                Err(r) => return r,
+            };
+            mcp::strip_modern_meta(&mut msg);
+            let (reply, rx) = outbound::channel(&server.cfg.name, "modern");
+            session.request(msg, &reply).await;
+            (session, rx)
+        }
+    };
+    let round = Round {
+        ctx: ctx.clone(),
+        server: server.cfg.name.clone(),
+        id,
+        method,
+        progress,
+        caps,
+        log,
+        token: token.map(|t| t.secret),
+        binding,
+    };
+    tokio::spawn(round.pump(session, rx, out));
+    respond(out_rx, ctx).await
+}
+
+/// The rest of one modern call after it was sent up.
+struct Round {
+    ctx: Arc<Ctx>,
+    server: String,
+    id: Id,
+    method: String,
+    progress: Option<Value>,
+    caps: Value,
+    log: bool,
+    token: Option<crate::session::Secret>,
+    binding: String,
+}
+
+impl Round {
+    /// Moves what the upstream says for this call to the client's stream,
+    /// turning questions into `input_required` and holding the call.
+    async fn pump(self, session: Session, mut rx: Inbound, out: Outbound) {
+        loop {
+            let m = tokio::select! {
+                m = rx.recv() => m,
+                _ = closed(&out) => {
+                    // The client hung up: that is how a modern client cancels.
+                    session.notify(Message::notification(
+                        "notifications/cancelled",
+                        Some(json!({"requestId": self.id.to_value(), "reason": "the client closed the stream"})),
+                    )).await;
+                    return;
+                }
+            };
+            let Some(mut m) = m else {
+                let _ = out.push(Message::error(
+                    Some(self.id.clone()),
+                    UPSTREAM_ERROR,
+                    "the upstream ended before it answered",
+                ));
+                out.close();
+                return;
+            };
+            match m.kind() {
+                Ok(Kind::Response { .. }) => {
+                    m.set_id(self.id.clone());
+                    let _ = out.push(self.modernize(m));
+                    out.close();
+                    return;
+                }
+                Ok(Kind::Notification {
+                    method: "notifications/progress",
+                }) => {
+                    if let Some(t) = &self.progress {
+                        m.set_param("progressToken", &to_raw(t));
+                        let _ = out.push(m);
+                    }
+                }
+                Ok(Kind::Request { id, method }) => {
+                    let method = method.to_string();
+                    if !self.may_ask(&method) {
+                        session
+                            .notify(Message::error(
+                                Some(id),
+                                METHOD_NOT_FOUND,
+                                format!("the client did not declare the capability {method} needs"),
+                            ))
+                            .await;
+                        continue;
+                    }
+                    // Gather the questions already queued into one round.
+                    let mut asked = vec![(id, method, m.params_value())];
+                    while let (Some(next), _) = rx.try_recv() {
+                        match next.kind() {
+                            Ok(Kind::Request { id, method }) if self.may_ask(method) => {
+                                asked.push((id, method.to_string(), next.params_value()))
+                            }
+                            _ => {}
+                        }
+                    }
+                    let mut requests = serde_json::Map::new();
+                    let mut pending = vec![];
+                    for (id, method, params) in asked {
+                        let key = id.to_string();
+                        let mut r = json!({"method": method});
+                        if let Some(p) = params {
+                            r["params"] = p;
+                        }
+                        requests.insert(key.clone(), r);
+                        pending.push(key);
+                    }
+                    let held = Held::new(
+                        session,
+                        rx,
+                        self.token.clone(),
+                        &self.server,
+                        self.binding.clone(),
+                        pending,
+                        self.caps.clone(),
+                        self.log,
+                    );
+                    let answer = match self.ctx.holds.hold(held) {
+                        Ok(handle) => Message::response(
+                            self.id.clone(),
+                            json!({"resultType": "input_required",
+                                   "inputRequests": requests,
+                                   "requestState": handle}),
+                        ),
+                        Err(e) => {
+                            Message::error(Some(self.id.clone()), UPSTREAM_ERROR, e.to_string())
+                        }
+                    };
+                    let _ = out.push(answer);
+                    out.close();
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether this request's capabilities let the server ask `method`.
+    fn may_ask(&self, method: &str) -> bool {
+        let cap = match method {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            "roots/list" => "roots",
+            _ => return false,
+        };
+        self.caps.get(cap).is_some()
+    }
+
+    /// A legacy answer as a modern one: `resultType` and cache hints on
+    /// results; the retired error codes mapped to their modern meaning.
+    fn modernize(&self, mut m: Message) -> Message {
+        if let Some(r) = m.result_raw() {
+            if let Some(r) = mcp::modernize_result(&self.method, r) {
+                m.set_result_raw(r);
+            }
+            return m;
+        }
+        match m.error_code() {
+            // Resource not found is invalid params now.
+            Some(-32002) => {
+                let msg = m
+                    .error_raw()
+                    .and_then(|e| serde_json::from_str::<Value>(e.get()).ok())
+                    .and_then(|e| e.get("message").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_else(|| "resource not found".into());
+                Message::error(Some(self.id.clone()), INVALID_PARAMS, msg)
+            }
+            _ => m,
+        }
+    }
+}
+
+/// Resolves when nobody reads `out` any more.
+async fn closed(out: &Outbound) {
+    while out.is_open() {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The client's answer: JSON when the result is the first thing to say, else
+/// SSE ending with the result.
+async fn respond(mut rx: Inbound, ctx: &Ctx) -> Response<Body> {
+    let Some(first) = rx.recv().await else {
+        return error(
+            None,
+            UPSTREAM_ERROR,
+            "the call ended without an answer",
+            None,
+        );
+    };
+    if first.is_response() {
+        let status = first.error_code().map_or(StatusCode::OK, rpc_status);
+        return bytes_response(status, first.to_bytes());
+    }
+    sse_response(
+        SseStream {
+            first: VecDeque::from([super::message_event(&first)]),
+            rx,
+            keepalive: ctx.hub.current().settings.sse_keep_alive,
+            shutdown: ctx.shutdown.clone(),
+            done: Box::new(|m: &Message| m.is_response()),
+            ended: false,
+            guard: (),
+        },
+        &[],
+    )
+}
+
+/// `subscriptions/listen`: acknowledged, then the change notifications asked
+/// for, each tagged with the listen's id, until the client closes the stream.
+async fn listen(
+    ctx: &Arc<Ctx>,
+    server: Arc<Server>,
+    msg: Message,
+    caps: Value,
+    token: Option<Token>,
+) -> Response<Body> {
+    let Some(id) = msg.id().cloned() else {
+        return error(None, INVALID_REQUEST, "a request needs an id", None);
+    };
+    let n = msg.param::<Value>("notifications").unwrap_or(json!({}));
+    let flag = |k: &str| n.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let uris: Vec<String> = n
+        .get("resourceSubscriptions")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let filter = Filter {
+        id: id.clone(),
+        tools: flag("toolsListChanged"),
+        prompts: flag("promptsListChanged"),
+        resources: flag("resourcesListChanged"),
+        uris,
+    };
+    let mut honored = json!({
+        "toolsListChanged": filter.tools,
+        "promptsListChanged": filter.prompts,
+        "resourcesListChanged": filter.resources,
+    });
+    if !filter.uris.is_empty() {
+        honored["resourceSubscriptions"] = json!(filter.uris);
+    }
+    let uris = filter.uris.clone();
+    let (out, rx) = outbound::channel(&server.cfg.name, "listen");
+    let sink = Arc::new(Sink {
+        out: Mutex::new(Some(out.clone())),
+        log: false,
+        listen: Some(filter),
+    });
+    let (session, _) = match open(ctx, &server, sink, &caps, token.as_ref()).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    for (i, uri) in uris.iter().enumerate() {
+        let (tx, _rx) = outbound::channel(&server.cfg.name, "listen-subscribe");
+        session
+            .request(
+                Message::request(
+                    Id::Str(format!("mcp-hub-listen-{i}").into()),
+                    "resources/subscribe",
+                    json!({"uri": uri}),
+                ),
+                &tx,
+            )
+            .await;
+    }
+    let ack = Message::notification(
+        "notifications/subscriptions/acknowledged",
+        Some(json!({"notifications": honored, "_meta": {mcp::META_SUBSCRIPTION: id.to_value()}})),
+    );
+    sse_response(
+        SseStream {
+            first: VecDeque::from([super::message_event(&ack)]),
+            rx,
+            keepalive: ctx.hub.current().settings.sse_keep_alive,
+            shutdown: ctx.shutdown.clone(),
+            done: Box::new(|_| false),
+            ended: false,
+            // The session lives as long as the stream: closing it unsubscribes.
+            guard: session,
+        },
+        &[],
+    )
+}

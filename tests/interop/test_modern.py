@@ -1,0 +1,103 @@
+"""MCP 2026-07-28 through the hub: the official Python SDK client pinned to the
+stateless era, and in auto mode (it must negotiate 2026-07-28 through the hub),
+against server-everything, a 2025-era stdio server, in shared and per-client
+mode. Questions the server asks during a call (sampling, elicitation) reach
+the modern client as input_required and the hub holds the call until the
+client's retry (MRTR); the raw HTTP checks the headers and caching hints."""
+
+import asyncio
+import json
+import urllib.request
+
+import mcp.types as types
+import pytest
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from conftest import TOKEN
+from test_python_sdk import run, text_of
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SERVERS = ["everything", "everything-pc"]
+
+
+def client(hub, server, mode, **kw):
+    transport = streamable_http_client(hub.url(f"/{server}/mcp"), http_client=create_mcp_http_client(headers=AUTH))
+    return Client(transport, mode=mode, **kw)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("mode", ["2026-07-28", "auto"])
+def test_modern_client_calls_a_legacy_server(hub, server, mode):
+    async def go():
+        async with client(hub, server, mode) as c:
+            assert c.protocol_version == "2026-07-28", f"negotiated {c.protocol_version}"
+            names = {t.name for t in (await c.list_tools()).tools}
+            assert {"echo", "get-sum"} <= names
+            assert text_of(await c.call_tool("echo", {"message": "modern"})) == "Echo: modern"
+            prompts = {p.name for p in (await c.list_prompts()).prompts}
+            assert "simple-prompt" in prompts
+    run(go())
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_elicitation_and_sampling_become_input_required(hub, server):
+    asked = {"elicitation": 0, "sampling": 0}
+
+    async def elicit(context, params):
+        asked["elicitation"] += 1
+        return types.ElicitResult(action="accept", content={"name": "modern client"})
+
+    async def sample(context, params: types.CreateMessageRequestParams):
+        asked["sampling"] += 1
+        return types.CreateMessageResult(role="assistant", model="modern",
+                                         content=types.TextContent(type="text", text="sampled by the modern client"))
+
+    async def go():
+        async with client(hub, server, "2026-07-28", elicitation_callback=elicit, sampling_callback=sample) as c:
+            r = await c.call_tool("trigger-elicitation-request", {})
+            assert not r.is_error, text_of(r)
+            assert "modern client" in text_of(r)
+            r = await c.call_tool("trigger-sampling-request", {"prompt": "say hi"})
+            assert not r.is_error, text_of(r)
+            assert "sampled by the modern client" in text_of(r)
+    run(go())
+    assert asked == {"elicitation": 1, "sampling": 1}
+
+
+def post(hub, server, body, headers):
+    req = urllib.request.Request(hub.url(f"/{server}/mcp"), data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "Accept": "application/json, text/event-stream", **AUTH, **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def modern(method, params=None, **meta):
+    p = dict(params or {})
+    p["_meta"] = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}, **meta}
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": p}
+
+
+H = {"MCP-Protocol-Version": "2026-07-28"}
+
+
+def test_discover_and_cache_hints_from_a_legacy_server(hub):
+    code, r = post(hub, "everything", modern("server/discover"), {**H, "Mcp-Method": "server/discover"})
+    assert code == 200, r
+    res = r["result"]
+    assert res["resultType"] == "complete" and "2026-07-28" in res["supportedVersions"]
+    assert res["ttlMs"] == 0 and res["cacheScope"] == "private"
+    assert "tools" in res["capabilities"]
+    assert res["_meta"]["io.modelcontextprotocol/serverInfo"]["name"]
+    code, r = post(hub, "everything", modern("tools/list"), {**H, "Mcp-Method": "tools/list"})
+    assert code == 200 and r["result"]["resultType"] == "complete" and r["result"]["ttlMs"] == 0
+    # No session was made for any of it.
+    code, r = post(hub, "everything", modern("tools/call", {"name": "echo", "arguments": {"message": "x"}}),
+                   {**H, "Mcp-Method": "tools/call", "Mcp-Name": "echo"})
+    assert code == 200 and r["result"]["resultType"] == "complete", r
