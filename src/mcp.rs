@@ -88,6 +88,24 @@ pub fn name_param(method: &str) -> Option<&'static str> {
     }
 }
 
+/// A header value as sent: plain printable ASCII as it is, anything else in
+/// the `=?base64?…?=` sentinel.
+pub fn encode_header(v: &str) -> String {
+    use base64::Engine as _;
+    let plain = !v.is_empty()
+        && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && v.trim() == v
+        && !v.starts_with("=?");
+    if plain {
+        v.to_string()
+    } else {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(v)
+        )
+    }
+}
+
 /// Decodes a header value that may use the `=?base64?…?=` sentinel.
 pub fn decode_header(v: &str) -> Option<String> {
     use base64::Engine as _;
@@ -138,6 +156,56 @@ pub fn strip_modern_meta(m: &mut Message) {
     }
 }
 
+/// The `_meta` the hub puts on a request toward a modern upstream.
+pub fn hub_meta(caps: &Value, client_info: Option<&Value>, log_level: Option<&str>) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(META_VERSION.into(), LATEST_MODERN.into());
+    m.insert(META_CAPABILITIES.into(), caps.clone());
+    m.insert(
+        META_CLIENT_INFO.into(),
+        client_info
+            .cloned()
+            .unwrap_or_else(|| json!({"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")})),
+    );
+    if let Some(l) = log_level {
+        m.insert(META_LOG_LEVEL.into(), l.into());
+    }
+    Value::Object(m)
+}
+
+/// Whether a `server/discover` answer says the server speaks a modern version.
+pub fn is_modern_discover(m: &Message) -> bool {
+    m.result_field::<Vec<String>>("supportedVersions")
+        .is_some_and(|v| v.iter().any(|x| MODERN_VERSIONS.contains(&x.as_str())))
+}
+
+/// An `initialize` result for a 2025 client, made from a `server/discover` one.
+pub fn init_from_discover(d: &RawValue) -> Box<RawValue> {
+    let d: Value = serde_json::from_str(d.get()).unwrap_or(Value::Null);
+    let mut r = json!({
+        "protocolVersion": LEGACY_VERSIONS[0],
+        "capabilities": d.get("capabilities").cloned().unwrap_or(json!({})),
+        "serverInfo": d.get("_meta").and_then(|m| m.get(META_SERVER_INFO)).cloned()
+            .unwrap_or(json!({"name": "unknown", "version": ""})),
+    });
+    if let Some(i) = d.get("instructions") {
+        r["instructions"] = i.clone();
+    }
+    crate::jsonrpc::to_raw(&r)
+}
+
+/// A modern result as a 2025 client reads it: without `resultType`, `ttlMs`
+/// and `cacheScope`.
+pub fn legacy_result(result: &RawValue) -> Option<Box<RawValue>> {
+    let mut map: indexmap::IndexMap<String, Box<RawValue>> =
+        serde_json::from_str(result.get()).ok()?;
+    let mut changed = false;
+    for k in ["resultType", "ttlMs", "cacheScope"] {
+        changed |= map.shift_remove(k).is_some();
+    }
+    changed.then(|| crate::jsonrpc::to_raw(&map))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +220,13 @@ mod tests {
         assert_eq!(classify(&modern), Era::Modern("2026-07-28".into()));
         let legacy = Message::request(1u64.into(), "tools/list", json!({}));
         assert_eq!(classify(&legacy), Era::Legacy);
+    }
+
+    #[test]
+    fn encodes_unsafe_header_values() {
+        assert_eq!(encode_header("echo"), "echo");
+        assert_eq!(encode_header("é"), "=?base64?w6k=?=");
+        assert_eq!(decode_header(&encode_header(" x ")).as_deref(), Some(" x "));
     }
 
     #[test]

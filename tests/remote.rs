@@ -192,9 +192,11 @@ fn panic_if_invalid_refuses_to_start() {
 async fn an_upstream_that_forgot_the_session_is_initialized_again() {
     let addr = format!("127.0.0.1:{}", free_port());
     let a = Hub::start_on(&addr, json!({}), json!({"fx": fx(json!({}))}));
+    // A chained hub speaks 2026-07-28 (no session to forget); pinned to the
+    // 2025 era, it has one.
     let b = Hub::start(
         json!({}),
-        json!({"up": remote(format!("http://{addr}/fx/mcp"), json!({"transportType": "streamable-http"}))}),
+        json!({"up": remote(format!("http://{addr}/fx/mcp"), json!({"transportType": "streamable-http", "protocol": "legacy"}))}),
     );
     let mut c = Mcp::new(&b, "up");
     c.initialize().await;

@@ -168,6 +168,17 @@ impl ToolFilter {
     }
 }
 
+/// Which MCP era the hub speaks to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Probe with `server/discover`; fall back to `initialize`.
+    Auto,
+    /// The 2024-11-05 … 2025-11-25 handshake only.
+    Legacy,
+    /// 2026-07-28 only.
+    Modern,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub name: String,
@@ -177,6 +188,8 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// Per-client servers: how many upstreams may run at once.
     pub max_clients: usize,
+    /// The era to speak upstream.
+    pub protocol: Protocol,
     pub request_timeout: Duration,
     pub init_timeout: Duration,
     /// `None`: no liveness pings. Default: 30 s for remote servers, off for stdio.
@@ -677,6 +690,17 @@ fn validate_server(
         // A per-client child belongs to a client that may never say goodbye
         // (most never send DELETE): it stops after a quiet spell by default.
         .or((session == SessionMode::PerClient).then_some(DEFAULT_PER_CLIENT_IDLE));
+    let protocol = match s.protocol.as_deref() {
+        None | Some("auto") => Protocol::Auto,
+        Some("legacy") => Protocol::Legacy,
+        Some("2026-07-28") => Protocol::Modern,
+        Some(other) => {
+            return Err(invalid(
+                format!("{path}.protocol"),
+                format!("{other:?} is not \"auto\", \"legacy\" or \"2026-07-28\""),
+            ))
+        }
+    };
     let max_clients = match s.max_clients {
         None => DEFAULT_MAX_CLIENTS,
         Some(0) => return Err(invalid(format!("{path}.maxClients"), "must be at least 1")),
@@ -744,6 +768,7 @@ fn validate_server(
         eager,
         idle_timeout,
         max_clients,
+        protocol,
         request_timeout,
         init_timeout,
         ping_interval,

@@ -143,6 +143,8 @@ pub struct Server {
     pub idle_timeout: Option<String>,
     /// Per-client servers: live upstreams at most (default 16).
     pub max_clients: Option<u32>,
+    /// Which MCP era to speak upstream: "auto" (default), "legacy" or "2026-07-28".
+    pub protocol: Option<String>,
     /// How long the child may take to answer `initialize` (first `npx -y` downloads).
     pub init_timeout: Option<String>,
     /// How often to ping the upstream to find out it hung ("0s" turns it off).

@@ -25,6 +25,22 @@ pub struct Exchange {
     pub deadline: Instant,
     pub reply: Outbound,
     pub audit: Option<Audit>,
+    /// The client speaks 2026-07-28 itself: its answers pass untranslated.
+    pub client_modern: bool,
+    /// Toward a 2026-07-28 upstream for a 2025 client: the request as sent,
+    /// to retry it with the client's answers (MRTR).
+    pub retry: Option<crate::jsonrpc::Message>,
+    /// The MRTR round in progress, if the upstream asked for input.
+    pub mrtr: Option<Mrtr>,
+}
+
+/// One round of "input required" the hub drives for a 2025 client.
+#[derive(Default)]
+pub struct Mrtr {
+    pub state: Option<Box<RawValue>>,
+    pub pending: Vec<String>,
+    pub answers: indexmap::IndexMap<String, Box<RawValue>>,
+    pub rounds: u32,
 }
 
 /// A second request with an id the same client still has in flight.
@@ -66,6 +82,16 @@ impl InFlight {
 
     pub fn get(&self, up: u64) -> Option<&Exchange> {
         self.by_up.get(&up)
+    }
+
+    pub fn get_mut(&mut self, up: u64) -> Option<&mut Exchange> {
+        self.by_up.get_mut(&up)
+    }
+
+    /// Puts an exchange back under its id (an MRTR round keeps it in flight).
+    pub fn put(&mut self, up: u64, ex: Exchange) {
+        self.by_client.insert((ex.client, ex.orig.clone()), up);
+        self.by_up.insert(up, ex);
     }
 
     /// The exchange a client's own id names (its cancellation).
@@ -149,6 +175,9 @@ mod tests {
             deadline: at,
             reply: outbound::channel("s", "c").0,
             audit: None,
+            client_modern: false,
+            retry: None,
+            mrtr: None,
         }
     }
 

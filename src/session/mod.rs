@@ -35,6 +35,8 @@ pub struct SessionInfo {
     pub secret: Option<Secret>,
     /// Counts the session against `maxSessionsPerToken` while it lives.
     pub slot: Option<Arc<TokenSlot>>,
+    /// The client speaks 2026-07-28 itself (one transient session per request).
+    pub modern: bool,
 }
 
 /// A token's value; never printed.
@@ -62,6 +64,7 @@ impl Token {
             token: Some(format!("{source}[{}]", self.label)),
             secret: Some(self.secret.clone()),
             slot: None,
+            modern: false,
         }
     }
 }
@@ -215,8 +218,12 @@ impl Handler for Core {
         self.carry_detached(fx, tx);
     }
 
-    fn up(&self, tx: &Outbox) {
-        let fx = self.router().resubscribe();
+    fn up(&self, tx: &Outbox, modern: bool) {
+        let fx = {
+            let mut r = self.router();
+            r.set_modern(modern);
+            r.resubscribe()
+        };
         self.carry_detached(fx, tx);
     }
 
@@ -350,7 +357,10 @@ impl Upstream {
         info: SessionInfo,
         sup: &Arc<Supervisor>,
     ) -> Session {
-        let client = self.core.router().attach(sink, info.secret.clone());
+        let client = self
+            .core
+            .router()
+            .attach_as(sink, info.secret.clone(), info.modern);
         sup.session_opened();
         self.core.touch();
         self.link.wake();
@@ -360,6 +370,7 @@ impl Upstream {
             info: Arc::new(info),
             sup: sup.clone(),
             closed: std::sync::atomic::AtomicBool::new(false),
+            legacy: Mutex::new(LegacyClient::default()),
         }
     }
 
@@ -388,6 +399,16 @@ pub struct Session {
     info: Arc<SessionInfo>,
     sup: Arc<Supervisor>,
     closed: std::sync::atomic::AtomicBool,
+    /// What a 2025 client said once that a 2026-07-28 upstream needs on
+    /// every request: its capabilities, its info, its log level.
+    legacy: Mutex<LegacyClient>,
+}
+
+#[derive(Default)]
+struct LegacyClient {
+    caps: Option<serde_json::Value>,
+    info: Option<serde_json::Value>,
+    log_level: Option<String>,
 }
 
 impl Session {
@@ -398,7 +419,13 @@ impl Session {
         let link = &self.up.link;
         let Some(id) = msg.id().cloned() else { return };
         core.touch();
+        let mut msg = msg;
         if core.shared {
+            // Remembered from every 2025 client: the upstream's era is known
+            // only once it is up.
+            if !self.info.modern && msg.method() == Some("initialize") {
+                self.remember(&msg);
+            }
             match msg.method() {
                 Some("initialize") => {
                     let answer = match link.ready().await {
@@ -431,6 +458,16 @@ impl Session {
                         let _ = reply.push(Message::error(Some(id), UPSTREAM_ERROR, e));
                         return;
                     }
+                    if link.is_modern() && !self.info.modern {
+                        if msg.method() == Some("logging/setLevel") {
+                            if let Ok(mut l) = self.legacy.lock() {
+                                l.log_level = msg.param("level");
+                            }
+                            let _ = reply.push(Message::response(id, serde_json::json!({})));
+                            return;
+                        }
+                        self.envelope(&mut msg);
+                    }
                 }
             }
         }
@@ -440,6 +477,58 @@ impl Session {
             .router()
             .request(self.client, msg, reply, Instant::now(), audit);
         self.carry(fx, &cfg).await;
+    }
+
+    /// What a 2025 client's `initialize` says that every 2026-07-28 request
+    /// must repeat: its capabilities (those the hub can relay: questions on
+    /// this client's stream) and its info.
+    fn remember(&self, init: &Message) {
+        let p = init.params_value().unwrap_or_default();
+        let caps = p.get("capabilities").cloned().unwrap_or_default();
+        let mut keep = serde_json::Map::new();
+        for k in ["sampling", "elicitation", "roots"] {
+            if let Some(v) = caps.get(k) {
+                keep.insert(k.into(), v.clone());
+            }
+        }
+        // 2025-06-18's `elicitation: {}` is form mode, which 2026-07-28 names.
+        if let Some(e) = keep.get_mut("elicitation") {
+            if e.as_object().is_some_and(|o| o.is_empty()) {
+                *e = serde_json::json!({"form": {}});
+            }
+        }
+        if let Ok(mut l) = self.legacy.lock() {
+            l.caps = Some(serde_json::Value::Object(keep));
+            l.info = p.get("clientInfo").cloned();
+        }
+    }
+
+    /// Whether this session's upstream speaks 2026-07-28.
+    pub fn upstream_modern(&self) -> bool {
+        self.up.core.shared && self.up.link.is_modern()
+    }
+
+    /// The per-request `_meta` a 2026-07-28 upstream needs, made from what
+    /// this 2025 client said in its `initialize` (unknown `_meta` keys stay).
+    fn envelope(&self, msg: &mut Message) {
+        let l = self.legacy.lock().unwrap_or_else(|e| e.into_inner());
+        let hub = crate::mcp::hub_meta(
+            l.caps.as_ref().unwrap_or(&serde_json::json!({})),
+            l.info.as_ref(),
+            l.log_level.as_deref(),
+        );
+        let mut meta = crate::mcp::request_meta(msg).unwrap_or_default();
+        if let serde_json::Value::Object(h) = hub {
+            meta.extend(h);
+        }
+        if msg.params_raw().is_none() {
+            *msg = Message::request(
+                msg.id().cloned().unwrap_or(0u64.into()),
+                msg.method().unwrap_or(""),
+                serde_json::json!({}),
+            );
+        }
+        msg.set_param("_meta", &to_raw(&meta));
     }
 
     /// A notification or a response (to a server request) from the client.

@@ -17,7 +17,7 @@
 //! The router is sans-IO: each call returns [`Effect`]s that the caller carries
 //! out after releasing its lock, so it is tested as plain data.
 
-use super::inflight::{Exchange, InFlight};
+use super::inflight::{Exchange, InFlight, Mrtr};
 use super::outbound::{Outbound, Refused};
 use super::{Audit, Downstream, Secret};
 use crate::config::ToolFilter;
@@ -74,7 +74,12 @@ impl Effect {
 struct ServerRequest {
     client: u64,
     up_id: Id,
+    /// For an MRTR question: the exchange it belongs to (`up_id` is its key).
+    mrtr: Option<u64>,
 }
+
+/// How many "input required" rounds the hub drives for one call.
+const MRTR_ROUNDS: u32 = 10;
 
 pub struct Router {
     server: Arc<str>,
@@ -93,6 +98,12 @@ pub struct Router {
     /// Requests the hub itself sent (pings, re-subscriptions): their answers stop here.
     own: HashSet<u64>,
     ping: Option<(u64, Instant)>,
+    /// The upstream speaks 2026-07-28.
+    modern_up: bool,
+    /// Clients that speak 2026-07-28 themselves.
+    modern_clients: HashSet<u64>,
+    /// The hub's `subscriptions/listen` toward a modern upstream.
+    listen: Option<u64>,
 }
 
 fn err(id: Id, code: i64, msg: impl Into<String>) -> Message {
@@ -119,7 +130,16 @@ impl Router {
             subs: BTreeMap::new(),
             own: HashSet::new(),
             ping: None,
+            modern_up: false,
+            modern_clients: HashSet::new(),
+            listen: None,
         }
+    }
+
+    /// Which era the (re)connected upstream speaks.
+    pub fn set_modern(&mut self, modern: bool) {
+        self.modern_up = modern;
+        self.listen = None;
     }
 
     /// Settings a reload may change in place.
@@ -129,8 +149,21 @@ impl Router {
     }
 
     pub fn attach(&mut self, sink: Arc<dyn Downstream>, token: Option<Secret>) -> u64 {
+        self.attach_as(sink, token, false)
+    }
+
+    /// Attaches a client; `modern`: it speaks 2026-07-28 itself.
+    pub fn attach_as(
+        &mut self,
+        sink: Arc<dyn Downstream>,
+        token: Option<Secret>,
+        modern: bool,
+    ) -> u64 {
         self.next_client += 1;
         self.clients.insert(self.next_client, sink);
+        if modern {
+            self.modern_clients.insert(self.next_client);
+        }
         if let Some(t) = token {
             self.tokens.insert(self.next_client, t);
         }
@@ -173,6 +206,7 @@ impl Router {
     pub fn detach(&mut self, client: u64) -> Vec<Effect> {
         let mut fx = Vec::new();
         self.tokens.remove(&client);
+        self.modern_clients.remove(&client);
         if self.clients.remove(&client).is_none() {
             return fx;
         }
@@ -211,6 +245,10 @@ impl Router {
             return None;
         }
         self.subs.remove(uri);
+        if self.modern_up {
+            // Dropped from the next listen; the current one may still carry it.
+            return None;
+        }
         let id = self.inflight.next_id();
         self.own.insert(id);
         Some(Effect::Up(Message::request(
@@ -248,6 +286,23 @@ impl Router {
             let Some(uri) = msg.param::<String>("uri") else {
                 return answer(self, err(id, INVALID_PARAMS, "params.uri must be a string"));
             };
+            if self.modern_up {
+                // 2026-07-28 has no subscribe: the hub's listen carries the URIs.
+                let before = self.subs.len();
+                if &*method == "resources/subscribe" {
+                    self.subs.entry(uri).or_default().insert(client);
+                } else if let Some(s) = self.subs.get_mut(&uri) {
+                    s.remove(&client);
+                    if s.is_empty() {
+                        self.subs.remove(&uri);
+                    }
+                }
+                let mut fx = answer(self, Message::response(id, json!({})));
+                if self.subs.len() != before {
+                    fx.extend(self.relisten());
+                }
+                return fx;
+            }
             if &*method == "resources/subscribe" {
                 let set = self.subs.entry(uri).or_default();
                 let first = set.is_empty();
@@ -271,6 +326,7 @@ impl Router {
             }
         }
         let progress = msg.progress_token();
+        let client_modern = self.modern_clients.contains(&client);
         let ex = Exchange {
             client,
             orig: id.clone(),
@@ -279,6 +335,9 @@ impl Router {
             deadline: now + self.timeout,
             reply: reply.clone(),
             audit,
+            client_modern,
+            retry: None,
+            mrtr: None,
         };
         let up = match self.inflight.begin(ex) {
             Ok(up) => up,
@@ -291,6 +350,11 @@ impl Router {
         msg.set_id(up.into());
         if self.inflight.get(up).is_some_and(|e| e.progress.is_some()) {
             msg.set_progress_token(&to_raw(&up));
+        }
+        if self.modern_up && !client_modern {
+            if let Some(ex) = self.inflight.get_mut(up) {
+                ex.retry = Some(msg.clone());
+            }
         }
         vec![Effect::Up(msg)]
     }
@@ -307,6 +371,9 @@ impl Router {
                 let Some(r) = self.server_reqs.remove(&h) else {
                     return vec![];
                 };
+                if let Some(up) = r.mrtr {
+                    return self.mrtr_answer(up, r.up_id, msg);
+                }
                 msg.set_id(r.up_id);
                 vec![Effect::Up(msg)]
             }
@@ -341,6 +408,8 @@ impl Router {
             Ok(Kind::Notification {
                 method: "notifications/initialized",
             }) if self.shared => vec![],
+            // 2026-07-28 has no client notifications but cancellation.
+            Ok(Kind::Notification { .. }) if self.modern_up => vec![],
             Ok(Kind::Notification { .. }) => vec![Effect::Up(msg)],
             _ => vec![],
         }
@@ -361,6 +430,26 @@ impl Router {
                 let Some(ex) = self.inflight.complete(up) else {
                     return vec![]; // answered already (timed out or cancelled)
                 };
+                if self.modern_up && !ex.client_modern && msg.result_raw().is_some() {
+                    let kind: Option<String> = msg.result_field("resultType");
+                    match kind.as_deref() {
+                        Some("input_required") => return self.mrtr_round(up, ex, &msg),
+                        None | Some("complete") => {
+                            if let Some(r) = msg.result_raw().and_then(crate::mcp::legacy_result) {
+                                msg.set_result_raw(r);
+                            }
+                        }
+                        Some(other) => {
+                            let e = err(
+                                ex.orig.clone(),
+                                -32603,
+                                format!("server {:?} answered with resultType {other:?}, which a 2025-era client cannot receive", self.server),
+                            );
+                            return vec![Effect::To(self.stream(ex.client, &ex.reply), e)];
+                        }
+                    }
+                }
+                let ex = ex;
                 if let Some(a) = ex.audit {
                     a.finish(&self.server, Audit::outcome_of(&msg));
                 }
@@ -475,9 +564,178 @@ impl Router {
             ))];
         };
         let h = self.inflight.next_id();
-        self.server_reqs.insert(h, ServerRequest { client, up_id });
+        self.server_reqs.insert(
+            h,
+            ServerRequest {
+                client,
+                up_id,
+                mrtr: None,
+            },
+        );
         msg.set_id(h.into());
         vec![Effect::To(target, msg)]
+    }
+
+    /// A 2026-07-28 upstream needs input for a 2025 client's call: ask the
+    /// client each question as a request on the call's stream, and keep the
+    /// call in flight until the answers are in.
+    fn mrtr_round(&mut self, up: u64, mut ex: Exchange, msg: &Message) -> Vec<Effect> {
+        let rounds = ex.mrtr.as_ref().map_or(0, |m| m.rounds) + 1;
+        let stream = self.stream(ex.client, &ex.reply);
+        if rounds > MRTR_ROUNDS {
+            let e = err(
+                ex.orig,
+                UPSTREAM_ERROR,
+                format!(
+                    "server {:?} still asked for input after {MRTR_ROUNDS} rounds",
+                    self.server
+                ),
+            );
+            return vec![Effect::To(stream, e)];
+        }
+        let requests: indexmap::IndexMap<String, serde_json::Value> =
+            msg.result_field("inputRequests").unwrap_or_default();
+        let state: Option<Box<serde_json::value::RawValue>> = msg.result_field("requestState");
+        let mut fx = Vec::new();
+        let mut pending = Vec::new();
+        for (key, req) in requests {
+            let method = req.get("method").and_then(|m| m.as_str()).unwrap_or("");
+            if !matches!(
+                method,
+                "sampling/createMessage" | "elicitation/create" | "roots/list"
+            ) {
+                let e = err(
+                    ex.orig,
+                    UPSTREAM_ERROR,
+                    format!(
+                        "server {:?} asked for {method:?}, which mcp-hub cannot relay",
+                        self.server
+                    ),
+                );
+                return vec![Effect::To(stream, e)];
+            }
+            let h = self.inflight.next_id();
+            self.server_reqs.insert(
+                h,
+                ServerRequest {
+                    client: ex.client,
+                    up_id: Id::Str(key.as_str().into()),
+                    mrtr: Some(up),
+                },
+            );
+            let params = req.get("params").cloned().unwrap_or(json!({}));
+            fx.push(Effect::To(
+                Target::Stream {
+                    out: ex.reply.clone(),
+                    fallback: self.clients.get(&ex.client).cloned(),
+                },
+                Message::request(h.into(), method, params),
+            ));
+            pending.push(key);
+        }
+        ex.mrtr = Some(Mrtr {
+            state,
+            pending,
+            answers: Default::default(),
+            rounds,
+        });
+        let ready = ex.mrtr.as_ref().is_some_and(|m| m.pending.is_empty());
+        self.inflight.put(up, ex);
+        if ready {
+            // Only state came back ("try again"): retry at once.
+            fx.extend(self.mrtr_retry(up));
+        }
+        fx
+    }
+
+    /// A 2025 client answered one question of an MRTR round.
+    fn mrtr_answer(&mut self, up: u64, key: Id, msg: Message) -> Vec<Effect> {
+        let Id::Str(key) = key else { return vec![] };
+        let Some(ex) = self.inflight.get_mut(up) else {
+            return vec![];
+        };
+        if msg.is_error() {
+            // The client refused: the call ends with its error.
+            let Some(ex) = self.inflight.complete(up) else {
+                return vec![];
+            };
+            let mut e = msg;
+            e.set_id(ex.orig.clone());
+            return vec![Effect::To(self.stream(ex.client, &ex.reply), e)];
+        }
+        let Some(round) = ex.mrtr.as_mut() else {
+            return vec![];
+        };
+        round.pending.retain(|k| **k != *key);
+        if let Some(r) = msg.result_raw() {
+            round.answers.insert(key.to_string(), r.to_owned());
+        }
+        if round.pending.is_empty() {
+            return self.mrtr_retry(up);
+        }
+        vec![]
+    }
+
+    /// Sends the call again with the client's answers, under a new id.
+    fn mrtr_retry(&mut self, up: u64) -> Vec<Effect> {
+        let Some(mut ex) = self.inflight.complete(up) else {
+            return vec![];
+        };
+        let Some(mut m) = ex.retry.clone() else {
+            return vec![];
+        };
+        let round = ex.mrtr.take().unwrap_or_default();
+        let rounds = round.rounds;
+        let has_progress = ex.progress.is_some();
+        let Ok(new_up) = self.inflight.begin(ex) else {
+            return vec![];
+        };
+        m.set_id(new_up.into());
+        if has_progress {
+            m.set_progress_token(&to_raw(&new_up));
+        }
+        m.set_param("inputResponses", &to_raw(&round.answers));
+        match &round.state {
+            Some(s) => m.set_param("requestState", s),
+            None => m.remove_param("requestState"),
+        }
+        if let Some(ex) = self.inflight.get_mut(new_up) {
+            ex.retry = Some(m.clone());
+            ex.mrtr = Some(Mrtr {
+                rounds,
+                ..Default::default()
+            });
+        }
+        vec![Effect::Up(m)]
+    }
+
+    /// The hub's one `subscriptions/listen` toward a modern upstream, asked
+    /// again when the set of URIs clients subscribed to changes.
+    fn relisten(&mut self) -> Vec<Effect> {
+        if !self.modern_up {
+            return vec![];
+        }
+        let mut fx = Vec::new();
+        if let Some(old) = self.listen.take() {
+            self.own.remove(&old);
+            fx.push(Effect::Up(cancelled(old, "mcp-hub renews its listen")));
+        }
+        let id = self.inflight.next_id();
+        self.own.insert(id);
+        self.listen = Some(id);
+        let uris: Vec<&String> = self.subs.keys().collect();
+        let mut notifications = json!({
+            "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true,
+        });
+        if !uris.is_empty() {
+            notifications["resourceSubscriptions"] = json!(uris);
+        }
+        fx.push(Effect::Up(Message::request(
+            id.into(),
+            "subscriptions/listen",
+            json!({"notifications": notifications, "_meta": crate::mcp::hub_meta(&json!({}), None, None)}),
+        )));
+        fx
     }
 
     /// Answers every exchange past its deadline and cancels it upstream.
@@ -529,6 +787,9 @@ impl Router {
 
     /// A new upstream session: renew the subscriptions clients hold.
     pub fn resubscribe(&mut self) -> Vec<Effect> {
+        if self.modern_up {
+            return self.relisten();
+        }
         let uris: Vec<String> = self.subs.keys().cloned().collect();
         uris.into_iter()
             .map(|uri| {

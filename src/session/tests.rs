@@ -37,8 +37,17 @@ impl Peer {
             .to_value()
     }
 
-    /// Answers the hub's initialize (shared links).
+    /// Answers the hub's handshake (shared links) as a 2025 server: the
+    /// `server/discover` probe is an unknown method, then `initialize`.
     async fn handshake(&mut self) {
+        let probe = self.recv().await;
+        assert_eq!(probe["method"], json!("server/discover"));
+        assert_eq!(
+            probe["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            json!("2026-07-28")
+        );
+        self.send(json!({"jsonrpc":"2.0","id": probe["id"], "error": {"code": -32601, "message": "Method not found"}}))
+            .await;
         let init = self.recv().await;
         assert_eq!(init["method"], json!("initialize"));
         self.send(json!({"jsonrpc":"2.0","id": init["id"], "result": {
@@ -239,6 +248,87 @@ async fn an_idle_shared_upstream_stops_and_restarts_on_demand() {
         p
     });
     assert_eq!(peer.recv().await["method"], json!("tools/list"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_modern_upstream_gets_each_clients_envelope_and_drives_input_required() {
+    let (up, sup, mut peers, _) = shared(json!({}), 0);
+    let s = up.attach(Arc::new(Quiet), SessionInfo::default(), &sup);
+    let (reply, mut rx) = outbound::channel("fx", "s");
+    let init = Message::request(
+        1u64.into(),
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}},
+               "clientInfo": {"name": "legacy", "version": "1"}}),
+    );
+    let (_, mut peer) = tokio::join!(s.request(init, &reply), async {
+        let mut p = peers.recv().await.unwrap();
+        let probe = p.recv().await;
+        assert_eq!(probe["method"], json!("server/discover"));
+        p.send(json!({"jsonrpc":"2.0","id": probe["id"], "result": {
+            "resultType": "complete", "supportedVersions": ["2026-07-28"],
+            "capabilities": {"tools": {}}, "ttlMs": 0, "cacheScope": "public",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "modern", "version": "2"}}}}))
+            .await;
+        // The hub's listen for change notifications.
+        assert_eq!(p.recv().await["method"], json!("subscriptions/listen"));
+        p
+    });
+    // The 2025 client's initialize is answered from the discover result.
+    let answer = next(&mut rx).await;
+    assert_eq!(answer["result"]["serverInfo"]["name"], json!("modern"));
+    assert_eq!(answer["result"]["protocolVersion"], json!("2025-06-18"));
+    // A call carries the client's envelope; input_required becomes a real
+    // elicitation request on the call's stream, and the answer a retry.
+    let (_, call) = tokio::join!(
+        s.request(
+            Message::request(2u64.into(), "tools/call", json!({"name": "greet"})),
+            &reply
+        ),
+        peer.recv()
+    );
+    let meta = &call["params"]["_meta"];
+    assert_eq!(
+        meta["io.modelcontextprotocol/protocolVersion"],
+        json!("2026-07-28")
+    );
+    assert_eq!(
+        meta["io.modelcontextprotocol/clientCapabilities"],
+        json!({"elicitation": {"form": {}}})
+    );
+    assert_eq!(
+        meta["io.modelcontextprotocol/clientInfo"]["name"],
+        json!("legacy")
+    );
+    peer.send(
+        json!({"jsonrpc":"2.0","id": call["id"], "result": {"resultType": "input_required",
+        "inputRequests": {"q": {"method": "elicitation/create", "params": {"message": "name?"}}},
+        "requestState": "opaque-1"}}),
+    )
+    .await;
+    let asked = next(&mut rx).await;
+    assert_eq!(asked["method"], json!("elicitation/create"));
+    s.notify(
+        Message::from_value(json!({"jsonrpc":"2.0","id": asked["id"], "result": {"action": "accept", "content": {"name": "x"}}}))
+            .unwrap(),
+    )
+    .await;
+    let retry = peer.recv().await;
+    assert_ne!(retry["id"], call["id"], "a retry has a new id");
+    assert_eq!(retry["params"]["requestState"], json!("opaque-1"));
+    assert_eq!(
+        retry["params"]["inputResponses"]["q"]["content"]["name"],
+        json!("x")
+    );
+    peer.send(json!({"jsonrpc":"2.0","id": retry["id"], "result": {"resultType": "complete", "content": []}}))
+        .await;
+    let done = next(&mut rx).await;
+    assert_eq!(done["id"], json!(2));
+    assert_eq!(
+        done["result"],
+        json!({"content": []}),
+        "resultType is not for a 2025 client"
+    );
 }
 
 mod property {

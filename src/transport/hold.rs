@@ -19,6 +19,15 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// What every hub handle starts with, so a retry carrying a modern
+/// upstream's own `requestState` passes through untouched.
+pub const TAG: &str = "mcp-hub/";
+
+/// Whether a `requestState` is one of the hub's handles.
+pub fn is_handle(state: &str) -> bool {
+    state.starts_with(TAG)
+}
+
 /// How long a held call waits for the client's retry.
 pub const TTL: Duration = Duration::from_secs(300);
 /// Held calls at most, over all clients: each keeps an upstream call open.
@@ -120,7 +129,7 @@ impl Table {
         if m.len() >= MAX_HELD {
             return Err(Refused::Full);
         }
-        let handle = format!("{}.{}", prefix(), crate::transport::new_session_id());
+        let handle = format!("{TAG}{}.{}", prefix(), crate::transport::new_session_id());
         m.insert(handle.clone(), h);
         Ok(handle)
     }
@@ -133,7 +142,10 @@ impl Table {
         server: &str,
         binding: &str,
     ) -> Result<Held, Refused> {
-        let (p, _) = handle.split_once('.').ok_or(Refused::Unknown)?;
+        let (p, _) = handle
+            .strip_prefix(TAG)
+            .and_then(|h| h.split_once('.'))
+            .ok_or(Refused::Unknown)?;
         if p != prefix() {
             return Err(Refused::OtherHub(p.into(), prefix().into()));
         }
@@ -200,10 +212,10 @@ mod tests {
     fn foreign_and_unknown_handles_are_refused() {
         let t = Table::default();
         assert!(matches!(
-            t.resume("hdeadbeef.00", None, "s", "b"),
+            t.resume("mcp-hub/hdeadbeef.00", None, "s", "b"),
             Err(Refused::OtherHub(..)) | Err(Refused::Unknown)
         ));
-        let mine = format!("{}.0123", prefix());
+        let mine = format!("{TAG}{}.0123", prefix());
         assert_eq!(
             t.resume(&mine, None, "s", "b").err(),
             Some(Refused::Unknown)

@@ -244,13 +244,14 @@ async fn open(
     token: Option<&Token>,
 ) -> Result<(Session, Option<Message>), Response<Body>> {
     let id = format!("modern-{}", super::new_session_id());
-    let info = match token {
+    let mut info = match token {
         Some(t) => t.info(&id, &server.cfg.token_source),
         None => SessionInfo {
             id,
             ..Default::default()
         },
     };
+    info.modern = true;
     let session = ctx
         .hub
         .open_session(server, sink, info)
@@ -356,7 +357,11 @@ async fn call(
     let (out, out_rx) = outbound::channel(&server.cfg.name, "modern");
 
     // A retry of a held call: answer the server's questions and go on waiting.
-    let resumed = match params.get("requestState").and_then(Value::as_str) {
+    let resumed = match params
+        .get("requestState")
+        .and_then(Value::as_str)
+        .filter(|s| hold::is_handle(s))
+    {
         Some(state) => {
             match ctx.holds.resume(
                 state,
@@ -400,7 +405,11 @@ async fn call(
                 Ok(s) => s,
                 Err(r) => return r,
             };
-            mcp::strip_modern_meta(&mut msg);
+            // A legacy upstream must never see the modern keys; a modern one
+            // gets the client's own envelope.
+            if !session.upstream_modern() {
+                mcp::strip_modern_meta(&mut msg);
+            }
             let (reply, rx) = outbound::channel(&server.cfg.name, "modern");
             session.request(msg, &reply).await;
             (session, rx)

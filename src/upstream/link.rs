@@ -56,12 +56,31 @@ impl LinkState {
     }
 }
 
+/// Who an upstream is, in its own era's words.
+#[derive(Clone, Debug)]
+pub enum UpstreamInfo {
+    /// Its answer to `initialize`.
+    Legacy(Box<RawValue>),
+    /// Its `server/discover` result.
+    Modern(Box<RawValue>),
+}
+
+impl UpstreamInfo {
+    /// An `initialize` result for a 2025 client.
+    pub fn init_result(&self) -> Box<RawValue> {
+        match self {
+            UpstreamInfo::Legacy(r) => r.clone(),
+            UpstreamInfo::Modern(d) => crate::mcp::init_from_discover(d),
+        }
+    }
+}
+
 /// What the routing layer does with a link's traffic and events.
 pub trait Handler: Send + Sync + 'static {
     /// Every message (or unparseable line) from the upstream, in order.
     fn received(&self, r: Received, tx: &Outbox);
-    /// A connection is ready (after the handshake).
-    fn up(&self, tx: &Outbox);
+    /// A connection is ready (after the handshake); `modern`: it speaks 2026-07-28.
+    fn up(&self, tx: &Outbox, modern: bool);
     /// The connection is gone; what is in flight fails with `why`.
     fn down(&self, why: &str);
     /// The link ended for good; its clients' sessions end with `why`.
@@ -107,7 +126,7 @@ pub struct Link {
     handler: Arc<dyn Handler>,
     state: watch::Sender<LinkState>,
     tx: Mutex<Option<Outbox>>,
-    init: Mutex<Option<Box<RawValue>>>,
+    info: Mutex<Option<UpstreamInfo>>,
     wake: Notify,
     /// Set by a request or a reload: skip the rest of the backoff.
     retry_now: AtomicBool,
@@ -135,7 +154,7 @@ impl Link {
             handler,
             state: watch::Sender::new(LinkState::Idle),
             tx: Mutex::new(None),
-            init: Mutex::new(None),
+            info: Mutex::new(None),
             wake: Notify::new(),
             retry_now: AtomicBool::new(false),
             stop: watch::Sender::new(false),
@@ -165,9 +184,20 @@ impl Link {
         self.tx.lock().ok().and_then(|t| t.clone())
     }
 
-    /// The upstream's answer to the hub's own `initialize` (shared links).
+    /// Who the upstream is, from the last handshake (shared links).
+    pub fn info(&self) -> Option<UpstreamInfo> {
+        self.info.lock().ok().and_then(|i| i.clone())
+    }
+
+    /// What a 2025 client's `initialize` is answered with: the upstream's own
+    /// answer, or one made from its `server/discover` result.
     pub fn init_result(&self) -> Option<Box<RawValue>> {
-        self.init.lock().ok().and_then(|i| i.clone())
+        self.info().map(|i| i.init_result())
+    }
+
+    /// Whether the upstream speaks 2026-07-28.
+    pub fn is_modern(&self) -> bool {
+        matches!(self.info(), Some(UpstreamInfo::Modern(_)))
     }
 
     /// Something changed that may make the upstream wanted.
@@ -364,45 +394,106 @@ impl Link {
         })
     }
 
-    /// Initializes a shared upstream; what arrives meanwhile is routed as usual.
-    async fn handshake(
+    /// Sends one request of the hub's own and waits for its answer; what
+    /// arrives meanwhile is routed as usual. `Err(Ok(_))`: the link should end
+    /// that way; `Err(Err(_))`: the child went away.
+    async fn ask(
         &self,
         child: &mut Upstream,
         stop: &mut watch::Receiver<bool>,
-    ) -> Result<Box<RawValue>, Result<Outcome, Option<std::io::Result<std::process::ExitStatus>>>>
-    {
-        const INIT_ID: &str = "mcp-hub-initialize";
-        let init = Message::request(
-            crate::jsonrpc::Id::Str(INIT_ID.into()),
-            "initialize",
-            Self::init_params(),
-        );
-        let _ = child.tx.send(init).await;
-        let deadline = tokio::time::Instant::now() + self.cfg.init_timeout;
+        request: Message,
+        within: Duration,
+    ) -> Result<Message, Result<Outcome, Option<std::io::Result<std::process::ExitStatus>>>> {
+        let id = request.id().cloned();
+        let what = request.method().unwrap_or("").to_string();
+        let _ = child.tx.send(request).await;
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             tokio::select! {
                 st = super::exited(&mut child.process) => return Err(Err(Some(st))),
                 m = child.rx.recv() => match m {
                     None => return Err(Err(None)),
-                    Some(Received::Msg(m)) if m.is_response()
-                        && m.id() == Some(&crate::jsonrpc::Id::Str(INIT_ID.into())) => {
-                        if let Some(err) = m.error_raw() {
-                            return Err(Ok(Outcome::Crashed(format!("initialize failed: {}", err.get()))));
-                        }
-                        return Ok(m.result_raw().map(|r| r.to_owned())
-                            .unwrap_or_else(|| RawValue::NULL.to_owned()));
-                    }
+                    Some(Received::Msg(m)) if m.is_response() && m.id() == id.as_ref() => return Ok(m),
                     Some(other) => self.handler.received(other, &child.tx),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     return Err(Ok(Outcome::Crashed(format!(
-                        "did not answer initialize within {}s",
-                        self.cfg.init_timeout.as_secs()
+                        "did not answer {what} within {}s",
+                        within.as_secs()
                     ))));
                 }
                 _ = stop.changed() => return Err(Ok(Outcome::Stopped)),
             }
         }
+    }
+
+    /// The one handshake: which era the upstream speaks, and who it is.
+    /// `auto` probes `server/discover` (the 2026-07-28 way to ask) and falls
+    /// back to `initialize` on anything but a modern answer; a legacy SSE
+    /// upstream is asked nothing but `initialize`.
+    async fn negotiate(
+        &self,
+        child: &mut Upstream,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<UpstreamInfo, Result<Outcome, Option<std::io::Result<std::process::ExitStatus>>>>
+    {
+        use crate::config::Protocol;
+        let probe = self.cfg.protocol != Protocol::Legacy
+            && !matches!(self.cfg.upstream, crate::config::Upstream::Sse { .. });
+        if probe {
+            let discover = Message::request(
+                crate::jsonrpc::Id::Str("mcp-hub-discover".into()),
+                "server/discover",
+                json!({"_meta": crate::mcp::hub_meta(&json!({"sampling": {}, "elicitation": {}}), None, None)}),
+            );
+            // A legacy server answers an unknown method at once; one that says
+            // nothing is given a short while, not the whole initTimeout.
+            let within = self.cfg.init_timeout.min(Duration::from_secs(10));
+            match self.ask(child, stop, discover, within).await {
+                Ok(m) if crate::mcp::is_modern_discover(&m) => {
+                    tracing::info!(mcp_server = %self.cfg.name, "upstream speaks 2026-07-28");
+                    return Ok(UpstreamInfo::Modern(
+                        m.result_raw()
+                            .map(|r| r.to_owned())
+                            .unwrap_or_else(|| RawValue::NULL.to_owned()),
+                    ));
+                }
+                Ok(m) if self.cfg.protocol == Protocol::Modern => {
+                    return Err(Ok(Outcome::Crashed(format!(
+                        "\"protocol\": \"2026-07-28\" but server/discover answered {}",
+                        String::from_utf8_lossy(&m.to_bytes())
+                    ))))
+                }
+                Ok(_) => {}
+                Err(Err(e)) => return Err(Err(e)),
+                Err(Ok(Outcome::Crashed(why))) if self.cfg.protocol == Protocol::Modern => {
+                    return Err(Ok(Outcome::Crashed(why)))
+                }
+                Err(Ok(Outcome::Crashed(_))) => {}
+                Err(Ok(o)) => return Err(Ok(o)),
+            }
+        }
+        let init = Message::request(
+            crate::jsonrpc::Id::Str("mcp-hub-initialize".into()),
+            "initialize",
+            Self::init_params(),
+        );
+        let m = self.ask(child, stop, init, self.cfg.init_timeout).await?;
+        if let Some(err) = m.error_raw() {
+            return Err(Ok(Outcome::Crashed(format!(
+                "initialize failed: {}",
+                err.get()
+            ))));
+        }
+        let _ = child
+            .tx
+            .send(Message::notification("notifications/initialized", None))
+            .await;
+        Ok(UpstreamInfo::Legacy(
+            m.result_raw()
+                .map(|r| r.to_owned())
+                .unwrap_or_else(|| RawValue::NULL.to_owned()),
+        ))
     }
 
     async fn run_once(&self, stop: &mut watch::Receiver<bool>) -> Outcome {
@@ -421,14 +512,10 @@ impl Link {
             }
         }
         if self.kind == Kind::Shared {
-            match self.handshake(&mut child, stop).await {
-                Ok(result) => {
-                    let _ = child
-                        .tx
-                        .send(Message::notification("notifications/initialized", None))
-                        .await;
-                    if let Ok(mut i) = self.init.lock() {
-                        *i = Some(result);
+            match self.negotiate(&mut child, stop).await {
+                Ok(info) => {
+                    if let Ok(mut i) = self.info.lock() {
+                        *i = Some(info);
                     }
                 }
                 Err(Ok(outcome)) => {
@@ -445,7 +532,7 @@ impl Link {
         }
         self.sup.ready();
         self.state.send_replace(LinkState::Ready);
-        self.handler.up(&child.tx);
+        self.handler.up(&child.tx, self.is_modern());
         tracing::info!(mcp_server = %self.cfg.name, "ready");
 
         let mut tick = tokio::time::interval(TICK);

@@ -130,8 +130,7 @@ impl Poster {
     async fn exchange(&self, msg: Message) -> Result<(), Closed> {
         let i = &self.0;
         let is_init = msg.method() == Some("initialize");
-        let sent = self
-            .request(reqwest::Method::POST)
+        let sent = modern_headers(self.request(reqwest::Method::POST), &msg)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .timeout(i.timeout)
@@ -292,4 +291,20 @@ impl Poster {
             t.abort();
         }
     }
+}
+
+/// The headers a 2026-07-28 request carries beside its body (`MCP-Protocol-Version`,
+/// `Mcp-Method`, `Mcp-Name`), taken from the body itself; nothing for a 2025 one.
+fn modern_headers(mut r: reqwest::RequestBuilder, msg: &Message) -> reqwest::RequestBuilder {
+    let crate::mcp::Era::Modern(version) = crate::mcp::classify(msg) else {
+        return r;
+    };
+    let method = msg.method().unwrap_or("");
+    r = r
+        .header("mcp-protocol-version", version)
+        .header("mcp-method", method);
+    if let Some(name) = crate::mcp::name_param(method).and_then(|p| msg.param::<String>(p)) {
+        r = r.header("mcp-name", crate::mcp::encode_header(&name));
+    }
+    r
 }

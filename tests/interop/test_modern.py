@@ -101,3 +101,71 @@ def test_discover_and_cache_hints_from_a_legacy_server(hub):
     code, r = post(hub, "everything", modern("tools/call", {"name": "echo", "arguments": {"message": "x"}}),
                    {**H, "Mcp-Method": "tools/call", "Mcp-Name": "echo"})
     assert code == 200 and r["result"]["resultType"] == "complete", r
+
+
+# --- 2026-07-28 upstreams: a dual-era Python-SDK server over stdio and streamable HTTP ---
+
+import pathlib
+
+from conftest import HERE, Hub, Proc, free_port
+from test_python_sdk import TRANSPORTS, connect
+
+
+@pytest.fixture(scope="module")
+def modern_hub(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("modern-upstream")
+    port = free_port()
+    http = Proc("py-modern-http", [str(HERE / ".venv" / "bin" / "python"), str(HERE / "py_modern_server.py"),
+                                   "http", str(port)], port, logs)
+    server = [str(HERE / "py_modern_server.py"), "stdio"]
+    py = str(HERE / ".venv" / "bin" / "python")
+    h = Hub({
+        "modern": {"command": py, "args": server, "sandbox": False},
+        "modern-http": {"url": f"http://127.0.0.1:{port}/mcp", "transportType": "streamable-http"},
+        "pinned-legacy": {"command": py, "args": server, "sandbox": False, "protocol": "legacy"},
+    }, tmp=tmp_path_factory.mktemp("hub-modern"))
+    yield h
+    h.stop()
+    http.stop()
+
+
+@pytest.mark.parametrize("server", ["modern", "modern-http"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_legacy_client_on_a_modern_upstream(modern_hub, server, transport):
+    """The hub speaks 2026-07-28 upstream for a 2025 client, and drives the
+    input_required loop with real elicitation requests on the client's stream."""
+    asked = []
+
+    async def elicit(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": "legacy client"})
+
+    async def go():
+        async with connect(modern_hub, server, transport, elicitation_callback=elicit) as s:
+            assert text_of(await s.call_tool("era", {})) == "2026-07-28"
+            assert text_of(await s.call_tool("add", {"a": 2, "b": 3})) == "5"
+            r = await s.call_tool("greet", {})
+            assert not r.is_error, text_of(r)
+            assert text_of(r) == "hello legacy client"
+    run(go())
+    assert asked == ["What is your name?"]
+
+
+@pytest.mark.parametrize("server", ["modern", "modern-http"])
+def test_modern_client_on_a_modern_upstream(modern_hub, server):
+    async def elicit(context, params):
+        return types.ElicitResult(action="accept", content={"name": "modern client"})
+
+    async def go():
+        async with client(modern_hub, server, "auto", elicitation_callback=elicit) as c:
+            assert c.protocol_version == "2026-07-28"
+            assert text_of(await c.call_tool("era", {})) == "2026-07-28"
+            assert text_of(await c.call_tool("greet", {})) == "hello modern client"
+    run(go())
+
+
+def test_protocol_legacy_keeps_a_dual_era_server_on_2025(modern_hub):
+    async def go():
+        async with connect(modern_hub, "pinned-legacy", "streamable-http") as s:
+            assert text_of(await s.call_tool("era", {})) != "2026-07-28"
+    run(go())
