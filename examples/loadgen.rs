@@ -265,6 +265,8 @@ enum Path {
     Floor,
     Streamable,
     Sse,
+    /// 2026-07-28: no session; every call carries its `_meta` and headers.
+    Modern,
 }
 
 impl Path {
@@ -273,6 +275,7 @@ impl Path {
             Path::Floor => "floor (HTTP→stdio)",
             Path::Streamable => "hub streamable HTTP",
             Path::Sse => "hub legacy SSE",
+            Path::Modern => "hub 2026-07-28",
         }
     }
 }
@@ -280,6 +283,7 @@ impl Path {
 enum Client {
     Post(Conn),
     Sse(Sse),
+    Modern(Conn),
 }
 
 impl Client {
@@ -292,6 +296,7 @@ impl Client {
                 Client::Post(c)
             }
             Path::Sse => Client::Sse(Sse::open(hub).await),
+            Path::Modern => Client::Modern(Conn::open(hub, "/bench/mcp").await),
         }
     }
 
@@ -304,6 +309,24 @@ impl Client {
                 debug_assert!(answer.windows(5).any(|w| w == b"hello"));
             }
             Client::Sse(s) => s.call(id, &body).await,
+            Client::Modern(c) => {
+                let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": "hello"},
+                        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+                c.send.ready().await.expect("connection open");
+                let req = c
+                    .request("POST")
+                    .header("content-type", "application/json")
+                    .header("mcp-protocol-version", "2026-07-28")
+                    .header("mcp-method", "tools/call")
+                    .header("mcp-name", "echo")
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .unwrap();
+                let resp = c.send.send_request(req).await.unwrap();
+                let answer = resp.into_body().collect().await.unwrap().to_bytes();
+                debug_assert!(answer.windows(5).any(|w| w == b"hello"));
+            }
         }
     }
 
@@ -448,7 +471,7 @@ async fn main() {
     );
     let mut results: HashMap<(usize, u8), Stats> = HashMap::new();
     for conc in LEVELS {
-        for path in [Path::Floor, Path::Streamable, Path::Sse] {
+        for path in [Path::Floor, Path::Streamable, Path::Sse, Path::Modern] {
             let r = measure(path, &floor_addr, &hub_addr, conc, o.seconds).await;
             println!(
                 "{:<22} {:>5} {:>9} {:>9.0} {:>9.1} {:>9.1}",
@@ -468,7 +491,7 @@ async fn main() {
         "hub / floor", "p50 at c=1", "calls/s at c=64"
     );
     let floor = |c| &results[&(c, Path::Floor as u8)];
-    for path in [Path::Streamable, Path::Sse] {
+    for path in [Path::Streamable, Path::Sse, Path::Modern] {
         let r = |c| &results[&(c, path as u8)];
         println!(
             "{:<22} {:>13.2}× {:>16.2}×",
