@@ -122,6 +122,7 @@ def modern_hub(tmp_path_factory):
     h = Hub({
         "modern": {"command": py, "args": server, "sandbox": False},
         "modern-http": {"url": f"http://127.0.0.1:{port}/mcp", "transportType": "streamable-http"},
+        "modern-pc": {"command": py, "args": server, "sandbox": False, "session": "per-client"},
         "pinned-legacy": {"command": py, "args": server, "sandbox": False, "protocol": "legacy"},
     }, tmp=tmp_path_factory.mktemp("hub-modern"))
     yield h
@@ -129,7 +130,7 @@ def modern_hub(tmp_path_factory):
     http.stop()
 
 
-@pytest.mark.parametrize("server", ["modern", "modern-http"])
+@pytest.mark.parametrize("server", ["modern", "modern-http", "modern-pc"])
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_legacy_client_on_a_modern_upstream(modern_hub, server, transport):
     """The hub speaks 2026-07-28 upstream for a 2025 client, and drives the
@@ -142,7 +143,10 @@ def test_legacy_client_on_a_modern_upstream(modern_hub, server, transport):
 
     async def go():
         async with connect(modern_hub, server, transport, elicitation_callback=elicit) as s:
-            assert text_of(await s.call_tool("era", {})) == "2026-07-28"
+            # A per-client upstream gets the client's own initialize: a dual-era
+            # server then speaks the 2025 era, which is what that client speaks.
+            want = "2026-07-28" if server != "modern-pc" else "2025-11-25"
+            assert text_of(await s.call_tool("era", {})) == want
             assert text_of(await s.call_tool("add", {"a": 2, "b": 3})) == "5"
             r = await s.call_tool("greet", {})
             assert not r.is_error, text_of(r)
@@ -151,7 +155,7 @@ def test_legacy_client_on_a_modern_upstream(modern_hub, server, transport):
     assert asked == ["What is your name?"]
 
 
-@pytest.mark.parametrize("server", ["modern", "modern-http"])
+@pytest.mark.parametrize("server", ["modern", "modern-http", "modern-pc"])
 def test_modern_client_on_a_modern_upstream(modern_hub, server):
     async def elicit(context, params):
         return types.ElicitResult(action="accept", content={"name": "modern client"})
@@ -159,7 +163,8 @@ def test_modern_client_on_a_modern_upstream(modern_hub, server):
     async def go():
         async with client(modern_hub, server, "auto", elicitation_callback=elicit) as c:
             assert c.protocol_version == "2026-07-28"
-            assert text_of(await c.call_tool("era", {})) == "2026-07-28"
+            if server != "modern-pc":
+                assert text_of(await c.call_tool("era", {})) == "2026-07-28"
             assert text_of(await c.call_tool("greet", {})) == "hello modern client"
     run(go())
 
