@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod http;
 pub mod hub;
 pub mod jsonrpc;
+pub mod logsafe;
 pub mod sandbox;
 pub mod session;
 pub mod supervisor;

@@ -97,10 +97,14 @@ pub enum Upstream {
     Sse {
         url: Url,
         headers: BTreeMap<String, String>,
+        /// The largest message (a response body or one SSE event) taken from it.
+        max_response: usize,
     },
     Streamable {
         url: Url,
         headers: BTreeMap<String, String>,
+        /// The largest message (a response body or one SSE event) taken from it.
+        max_response: usize,
     },
 }
 
@@ -256,6 +260,27 @@ fn duration(text: &str, path: &str) -> Result<Duration, Invalid> {
     })
 }
 
+/// A size of at least 1 KiB: bytes, or text such as "4MiB".
+fn size(z: &raw::Size, path: &str) -> Result<usize, Invalid> {
+    let n = match z {
+        raw::Size::Bytes(n) => *n,
+        raw::Size::Text(t) => t
+            .trim()
+            .parse::<bytesize::ByteSize>()
+            .map_err(|e| {
+                invalid(
+                    path,
+                    format!("{t:?} is not a size ({e}); write e.g. \"4MiB\""),
+                )
+            })?
+            .as_u64(),
+    };
+    if n < 1024 {
+        return Err(invalid(path, "must be at least 1KiB"));
+    }
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 fn opt_duration(text: &Option<String>, path: &str, default: Duration) -> Result<Duration, Invalid> {
     text.as_deref().map_or(Ok(default), |t| duration(t, path))
 }
@@ -290,26 +315,12 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
     let addr = proxy.addr.clone().unwrap_or_else(|| DEFAULT_ADDR.into());
     parse_listen_addr(&addr).map_err(|m| invalid("mcpProxy.addr", m))?;
 
-    let max_body = match &opts.max_body_size {
-        None => DEFAULT_MAX_BODY,
-        Some(raw::Size::Bytes(n)) => *n as usize,
-        Some(raw::Size::Text(t)) => t
-            .trim()
-            .parse::<bytesize::ByteSize>()
-            .map_err(|e| {
-                invalid(
-                    "mcpProxy.options.maxBodySize",
-                    format!("{t:?} is not a size ({e}); write e.g. \"4MiB\""),
-                )
-            })?
-            .as_u64() as usize,
-    };
-    if max_body < 1024 {
-        return Err(invalid(
-            "mcpProxy.options.maxBodySize",
-            "must be at least 1KiB",
-        ));
-    }
+    let max_body = opts
+        .max_body_size
+        .as_ref()
+        .map(|z| size(z, "mcpProxy.options.maxBodySize"))
+        .transpose()?
+        .unwrap_or(DEFAULT_MAX_BODY);
     for (i, o) in opts.allowed_origins.iter().flatten().enumerate() {
         check_origin(o).map_err(|m| invalid(format!("mcpProxy.options.allowedOrigins[{i}]"), m))?;
     }
@@ -390,15 +401,13 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
     let mut servers = IndexMap::new();
     for (name, s) in raw.mcp_servers {
         let path = format!("mcpServers.{name}");
-        let server = validate_server(
-            &name,
-            s,
-            &path,
-            common,
-            &global_tokens,
-            &state_dir,
-            &mut warnings,
-        )?;
+        let inherited = Inherited {
+            options: common,
+            tokens: &global_tokens,
+            state_dir: &state_dir,
+            max_body,
+        };
+        let server = validate_server(&name, s, &path, &inherited, &mut warnings)?;
         servers.insert(name, server);
     }
     Ok(Config {
@@ -433,15 +442,24 @@ fn tokens(list: Vec<String>, path: &str) -> Result<Vec<String>, Invalid> {
     Ok(list)
 }
 
+/// What a server takes from `mcpProxy` when it does not say otherwise.
+struct Inherited<'a> {
+    options: &'a raw::Options,
+    tokens: &'a [String],
+    state_dir: &'a Path,
+    /// `maxBodySize`, the default `maxResponseSize` of a remote server.
+    max_body: usize,
+}
+
 fn validate_server(
     name: &str,
     s: raw::Server,
     path: &str,
-    global: &raw::Options,
-    global_tokens: &[String],
-    state_dir: &Path,
+    inherited: &Inherited<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<ServerConfig, Invalid> {
+    let (global, global_tokens, state_dir) =
+        (inherited.options, inherited.tokens, inherited.state_dir);
     let name_ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -490,11 +508,16 @@ fn validate_server(
             if cmd.trim().is_empty() {
                 return Err(invalid(format!("{path}.command"), "must not be empty"));
             }
-            if !s.headers.is_empty() {
-                return Err(invalid(
-                    format!("{path}.headers"),
-                    "only applies to a \"url\" server",
-                ));
+            for (set, key) in [
+                (!s.headers.is_empty(), "headers"),
+                (s.max_response_size.is_some(), "maxResponseSize"),
+            ] {
+                if set {
+                    return Err(invalid(
+                        format!("{path}.{key}"),
+                        "only applies to a \"url\" server",
+                    ));
+                }
             }
             let sandbox =
                 crate::sandbox::profile::validate(s.sandbox.as_ref(), &format!("{path}.sandbox"))
@@ -534,14 +557,22 @@ fn validate_server(
                     "\"args\" and \"env\" only apply to a \"command\" server",
                 ));
             }
+            let max_response = s
+                .max_response_size
+                .as_ref()
+                .map(|z| size(z, &format!("{path}.maxResponseSize")))
+                .transpose()?
+                .unwrap_or(inherited.max_body);
             match declared {
                 None | Some(("sse", _)) => Upstream::Sse {
                     url,
                     headers: s.headers.clone(),
+                    max_response,
                 },
                 Some(("streamable-http" | "http", _)) => Upstream::Streamable {
                     url,
                     headers: s.headers.clone(),
+                    max_response,
                 },
                 Some((t, key)) => {
                     return Err(invalid(

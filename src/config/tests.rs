@@ -95,7 +95,7 @@ fn claude_desktop_file_loads() {
 fn errors_name_the_path() {
     assert_eq!(
         parse_err(r#"{"mcpServers": {"a": {"command": "x", "comand": "y"}}}"#),
-        "test.json: mcpServers.a.comand: unknown field `comand`, expected one of `transportType`, `type`, `command`, `args`, `env`, `cwd`, `url`, `headers`, `timeout`, `options`, `session`, `start`, `idleTimeout`, `maxClients`, `initTimeout`, `pingInterval`, `sandbox`"
+        "test.json: mcpServers.a.comand: unknown field `comand`, expected one of `transportType`, `type`, `command`, `args`, `env`, `cwd`, `url`, `headers`, `maxResponseSize`, `timeout`, `options`, `session`, `start`, `idleTimeout`, `maxClients`, `initTimeout`, `pingInterval`, `sandbox`"
     );
     assert!(
         parse_err(r#"{"mcpServers": {"a": {"command": "x", "timeout": "30q"}}}"#)
@@ -149,6 +149,38 @@ fn comments_and_defaults() {
     assert_eq!(
         c.servers["a"].tool_filter,
         Some(ToolFilter::Allow(vec!["x".into()]))
+    );
+}
+
+#[test]
+fn a_remote_servers_response_limit() {
+    let max = |c: &Config, name: &str| match &c.servers[name].upstream {
+        Upstream::Sse { max_response, .. } | Upstream::Streamable { max_response, .. } => {
+            *max_response
+        }
+        Upstream::Stdio(_) => unreachable!(),
+    };
+    // Default: the hub's own body limit, in both directions.
+    let c = parse_ok(
+        r#"{"mcpProxy": {"options": {"maxBodySize": "2MiB"}},
+            "mcpServers": {"a": {"url": "http://h/sse"},
+                           "b": {"url": "http://h/mcp", "type": "http", "maxResponseSize": "64MiB"},
+                           "c": {"url": "http://h/mcp", "type": "http", "maxResponseSize": 4096}}}"#,
+    );
+    assert_eq!(max(&c, "a"), 2 * 1024 * 1024);
+    assert_eq!(max(&c, "b"), 64 * 1024 * 1024);
+    assert_eq!(max(&c, "c"), 4096);
+    assert!(parse_err(
+        r#"{"mcpServers": {"a": {"url": "http://h/sse", "maxResponseSize": "9Q"}}}"#
+    )
+    .contains("mcpServers.a.maxResponseSize: \"9Q\" is not a size"));
+    assert!(
+        parse_err(r#"{"mcpServers": {"a": {"url": "http://h/sse", "maxResponseSize": 10}}}"#)
+            .contains("mcpServers.a.maxResponseSize: must be at least 1KiB")
+    );
+    assert!(
+        parse_err(r#"{"mcpServers": {"a": {"command": "x", "maxResponseSize": "1MiB"}}}"#)
+            .contains("mcpServers.a.maxResponseSize: only applies to a \"url\" server")
     );
 }
 
