@@ -30,13 +30,15 @@ async fn wait_for_log(hub: &Hub, needle: &str) {
 /// The log, with long lines shortened, for failure messages.
 fn tail(hub: &Hub) -> String {
     let logs = hub.logs.lock().unwrap();
-    logs.iter()
+    let shown = logs
+        .iter()
         .rev()
         .take(60)
         .rev()
         .map(|l| l.chars().take(300).collect::<String>())
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    format!("({} lines)\n{shown}", logs.len())
 }
 
 fn assert_no_raw_controls(hub: &Hub) {
@@ -72,8 +74,18 @@ async fn a_child_writing_a_huge_or_binary_stderr_line_keeps_serving() {
         c.call_text(4, "stderr", json!({"bytes": after})).await,
         "written"
     );
+    // A reader that stopped closes the pipe a moment later: write once more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = b"and read again".to_vec();
+    let r = c.post(&call(5, "stderr", json!({"bytes": again}))).await;
     assert_eq!(
-        c.call_text(5, "pid", json!({})).await,
+        r.last()["result"]["content"][0]["text"],
+        "written",
+        "the child died writing to its stderr: {}",
+        r.last()
+    );
+    assert_eq!(
+        c.call_text(6, "pid", json!({})).await,
         pid,
         "the child was restarted"
     );
@@ -81,7 +93,8 @@ async fn a_child_writing_a_huge_or_binary_stderr_line_keeps_serving() {
     assert_eq!(st["restarts"], 0, "{st}");
     assert_eq!(st["pid"].to_string(), pid, "{st}");
 
-    wait_for_log(&hub, "still read after the binary line").await;
+    wait_for_log(&hub, "and read again").await;
+    assert!(hub.log_contains("still read after the binary line"));
     let cut = STDERR_LINE_CUT;
     let dropped = 10_000_000 - cut;
     {
