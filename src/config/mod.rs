@@ -224,7 +224,7 @@ pub fn parse(
         })?;
     expand::expand_tree(&mut value, "", lookup).map_err(|e| ConfigError::Expand(e, file.into()))?;
     let raw: raw::File = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+        let path = path_text(e.path());
         ConfigError::Shape {
             file: file.into(),
             path,
@@ -232,6 +232,30 @@ pub fn parse(
         }
     })?;
     validate(raw, default_state_dir(lookup)).map_err(|e| ConfigError::Invalid(e, file.into()))
+}
+
+/// A path for an error message: `mcpServers.a.args[0]`; a key that is empty
+/// shows as `""`, and the file itself as `(top level)`, so that an error
+/// always names where it is.
+fn path_text(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(if key.is_empty() { "\"\"" } else { key });
+            }
+            Segment::Unknown => out.push_str(if out.is_empty() { "?" } else { ".?" }),
+        }
+    }
+    if out.is_empty() {
+        out.push_str("(top level)");
+    }
+    out
 }
 
 /// systemd's StateDirectory= when set, else /var/lib/mcp-hub for root, else the
