@@ -296,7 +296,7 @@ async fn toggling_log_enabled_on_reload_keeps_the_child() {
     assert_eq!(again, pid);
     // The log is read from the hub's stderr by another thread: give it a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !hub.log_contains("tools/call pid: ok") {
+    while !hub.log_contains("tools/call \"pid\": ok") {
         assert!(Instant::now() < deadline, "logEnabled applies in place");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

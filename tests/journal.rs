@@ -33,21 +33,21 @@ async fn audit_entries_name_the_token_by_its_place_never_its_value() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = hub.logs.lock().unwrap().join("\n");
     assert!(
-        logs.contains("tools/call echo: ok in")
+        logs.contains("tools/call \"echo\": ok in")
             && logs.contains("(token mcpProxy.options.authTokens[1])"),
         "{logs}"
     );
     assert!(
-        logs.contains("tools/call test_error_handling: tool-error in"),
+        logs.contains("tools/call \"test_error_handling\": tool-error in"),
         "{logs}"
     );
     assert!(
-        logs.contains("tools/call add: ok in")
+        logs.contains("tools/call \"add\": ok in")
             && logs.contains("(token mcpServers.own.options.authTokens[0])"),
         "{logs}"
     );
     assert_eq!(
-        logs.matches("tools/call echo: ok").count(),
+        logs.matches("tools/call \"echo\": ok").count(),
         1,
         "logEnabled: false turns the audit off for `quiet`"
     );

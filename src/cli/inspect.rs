@@ -206,7 +206,7 @@ pub fn show(ctx: &Ctx, a: NameArg) -> anyhow::Result<bool> {
                 }),
             };
         }
-        Upstream::Sse { url, headers } | Upstream::Streamable { url, headers } => {
+        Upstream::Sse { url, headers, .. } | Upstream::Streamable { url, headers, .. } => {
             v["url"] = json!(url.as_str());
             v["headers"] = json!(headers
                 .iter()

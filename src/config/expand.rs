@@ -31,7 +31,10 @@ pub fn expand_tree(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), ExpandError> {
     match v {
-        Value::String(s) if s.contains('$') => *s = expand_str(s, path, lookup)?,
+        Value::String(s) if s.contains('$') => {
+            let at = if path.is_empty() { "(top level)" } else { path };
+            *s = expand_str(s, at, lookup)?
+        }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 expand_tree(item, &format!("{path}[{i}]"), lookup)?;
@@ -39,8 +42,10 @@ pub fn expand_tree(
         }
         Value::Object(map) => {
             for (k, item) in map.iter_mut() {
+                // An empty key still shows, so the error names its place.
+                let k = if k.is_empty() { "\"\"" } else { k.as_str() };
                 let p = if path.is_empty() {
-                    k.clone()
+                    k.to_string()
                 } else {
                     format!("{path}.{k}")
                 };

@@ -109,10 +109,14 @@ pub enum Upstream {
     Sse {
         url: Url,
         headers: BTreeMap<String, String>,
+        /// The largest message (a response body or one SSE event) taken from it.
+        max_response: usize,
     },
     Streamable {
         url: Url,
         headers: BTreeMap<String, String>,
+        /// The largest message (a response body or one SSE event) taken from it.
+        max_response: usize,
     },
 }
 
@@ -273,7 +277,7 @@ fn parse_merged(
     expand::expand_tree(&mut value, "", lookup).map_err(|e| ConfigError::Expand(e, file.into()))?;
     let origins = dropin::merge(&mut value, file, dropins, lookup)?;
     let raw: raw::File = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+        let path = path_text(e.path());
         ConfigError::Shape {
             file: origins.file_for(&path, file).into(),
             path,
@@ -294,6 +298,30 @@ fn parse_merged(
     }
     cfg.origins = origins;
     Ok(cfg)
+}
+
+/// A path for an error message: `mcpServers.a.args[0]`; a key that is empty
+/// shows as `""`, and the file itself as `(top level)`, so that an error
+/// always names where it is.
+fn path_text(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(if key.is_empty() { "\"\"" } else { key });
+            }
+            Segment::Unknown => out.push_str(if out.is_empty() { "?" } else { ".?" }),
+        }
+    }
+    if out.is_empty() {
+        out.push_str("(top level)");
+    }
+    out
 }
 
 /// systemd's StateDirectory= when set, else /var/lib/mcp-hub for root, else the
@@ -320,6 +348,27 @@ fn duration(text: &str, path: &str) -> Result<Duration, Invalid> {
             format!("{text:?} is not a duration ({e}); write e.g. \"30s\" or \"5m\""),
         )
     })
+}
+
+/// A size of at least 1 KiB: bytes, or text such as "4MiB".
+fn size(z: &raw::Size, path: &str) -> Result<usize, Invalid> {
+    let n = match z {
+        raw::Size::Bytes(n) => *n,
+        raw::Size::Text(t) => t
+            .trim()
+            .parse::<bytesize::ByteSize>()
+            .map_err(|e| {
+                invalid(
+                    path,
+                    format!("{t:?} is not a size ({e}); write e.g. \"4MiB\""),
+                )
+            })?
+            .as_u64(),
+    };
+    if n < 1024 {
+        return Err(invalid(path, "must be at least 1KiB"));
+    }
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 fn opt_duration(text: &Option<String>, path: &str, default: Duration) -> Result<Duration, Invalid> {
@@ -356,26 +405,12 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
     let addr = proxy.addr.clone().unwrap_or_else(|| DEFAULT_ADDR.into());
     parse_listen_addr(&addr).map_err(|m| invalid("mcpProxy.addr", m))?;
 
-    let max_body = match &opts.max_body_size {
-        None => DEFAULT_MAX_BODY,
-        Some(raw::Size::Bytes(n)) => *n as usize,
-        Some(raw::Size::Text(t)) => t
-            .trim()
-            .parse::<bytesize::ByteSize>()
-            .map_err(|e| {
-                invalid(
-                    "mcpProxy.options.maxBodySize",
-                    format!("{t:?} is not a size ({e}); write e.g. \"4MiB\""),
-                )
-            })?
-            .as_u64() as usize,
-    };
-    if max_body < 1024 {
-        return Err(invalid(
-            "mcpProxy.options.maxBodySize",
-            "must be at least 1KiB",
-        ));
-    }
+    let max_body = opts
+        .max_body_size
+        .as_ref()
+        .map(|z| size(z, "mcpProxy.options.maxBodySize"))
+        .transpose()?
+        .unwrap_or(DEFAULT_MAX_BODY);
     for (i, o) in opts.allowed_origins.iter().flatten().enumerate() {
         check_origin(o).map_err(|m| invalid(format!("mcpProxy.options.allowedOrigins[{i}]"), m))?;
     }
@@ -486,15 +521,13 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
     let mut servers = IndexMap::new();
     for (name, s) in raw.mcp_servers {
         let path = format!("mcpServers.{name}");
-        let server = validate_server(
-            &name,
-            s,
-            &path,
-            common,
-            &global_tokens,
-            &state_dir,
-            &mut warnings,
-        )?;
+        let inherited = Inherited {
+            options: common,
+            tokens: &global_tokens,
+            state_dir: &state_dir,
+            max_body,
+        };
+        let server = validate_server(&name, s, &path, &inherited, &mut warnings)?;
         servers.insert(name, server);
     }
     Ok(Config {
@@ -530,15 +563,24 @@ fn tokens(list: Vec<String>, path: &str) -> Result<Vec<String>, Invalid> {
     Ok(list)
 }
 
+/// What a server takes from `mcpProxy` when it does not say otherwise.
+struct Inherited<'a> {
+    options: &'a raw::Options,
+    tokens: &'a [String],
+    state_dir: &'a Path,
+    /// `maxBodySize`, the default `maxResponseSize` of a remote server.
+    max_body: usize,
+}
+
 fn validate_server(
     name: &str,
     s: raw::Server,
     path: &str,
-    global: &raw::Options,
-    global_tokens: &[String],
-    state_dir: &Path,
+    inherited: &Inherited<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<ServerConfig, Invalid> {
+    let (global, global_tokens, state_dir) =
+        (inherited.options, inherited.tokens, inherited.state_dir);
     let name_ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -587,11 +629,16 @@ fn validate_server(
             if cmd.trim().is_empty() {
                 return Err(invalid(format!("{path}.command"), "must not be empty"));
             }
-            if !s.headers.is_empty() {
-                return Err(invalid(
-                    format!("{path}.headers"),
-                    "only applies to a \"url\" server",
-                ));
+            for (set, key) in [
+                (!s.headers.is_empty(), "headers"),
+                (s.max_response_size.is_some(), "maxResponseSize"),
+            ] {
+                if set {
+                    return Err(invalid(
+                        format!("{path}.{key}"),
+                        "only applies to a \"url\" server",
+                    ));
+                }
             }
             let sandbox =
                 crate::sandbox::profile::validate(s.sandbox.as_ref(), &format!("{path}.sandbox"))
@@ -631,14 +678,22 @@ fn validate_server(
                     "\"args\" and \"env\" only apply to a \"command\" server",
                 ));
             }
+            let max_response = s
+                .max_response_size
+                .as_ref()
+                .map(|z| size(z, &format!("{path}.maxResponseSize")))
+                .transpose()?
+                .unwrap_or(inherited.max_body);
             match declared {
                 None | Some(("sse", _)) => Upstream::Sse {
                     url,
                     headers: s.headers.clone(),
+                    max_response,
                 },
                 Some(("streamable-http" | "http", _)) => Upstream::Streamable {
                     url,
                     headers: s.headers.clone(),
+                    max_response,
                 },
                 Some((t, key)) => {
                     return Err(invalid(

@@ -132,6 +132,9 @@ pub struct Server {
     pub url: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// A remote server: the largest response body or SSE event taken from it
+    /// (default: `mcpProxy.options.maxBodySize`).
+    pub max_response_size: Option<Size>,
     pub timeout: Option<GoDuration>,
     pub options: Option<ServerOptions>,
     /// "shared" (default) or "per-client".

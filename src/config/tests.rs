@@ -95,7 +95,7 @@ fn claude_desktop_file_loads() {
 fn errors_name_the_path() {
     assert_eq!(
         parse_err(r#"{"mcpServers": {"a": {"command": "x", "comand": "y"}}}"#),
-        "test.json: mcpServers.a.comand: unknown field `comand`, expected one of `transportType`, `type`, `command`, `args`, `env`, `cwd`, `url`, `headers`, `timeout`, `options`, `session`, `start`, `idleTimeout`, `maxClients`, `protocol`, `initTimeout`, `pingInterval`, `sandbox`"
+        "test.json: mcpServers.a.comand: unknown field `comand`, expected one of `transportType`, `type`, `command`, `args`, `env`, `cwd`, `url`, `headers`, `maxResponseSize`, `timeout`, `options`, `session`, `start`, `idleTimeout`, `maxClients`, `protocol`, `initTimeout`, `pingInterval`, `sandbox`"
     );
     assert!(
         parse_err(r#"{"mcpServers": {"a": {"command": "x", "timeout": "30q"}}}"#)
@@ -153,8 +153,177 @@ fn comments_and_defaults() {
 }
 
 #[test]
+fn a_remote_servers_response_limit() {
+    let max = |c: &Config, name: &str| match &c.servers[name].upstream {
+        Upstream::Sse { max_response, .. } | Upstream::Streamable { max_response, .. } => {
+            *max_response
+        }
+        Upstream::Stdio(_) => unreachable!(),
+    };
+    // Default: the hub's own body limit, in both directions.
+    let c = parse_ok(
+        r#"{"mcpProxy": {"options": {"maxBodySize": "2MiB"}},
+            "mcpServers": {"a": {"url": "http://h/sse"},
+                           "b": {"url": "http://h/mcp", "type": "http", "maxResponseSize": "64MiB"},
+                           "c": {"url": "http://h/mcp", "type": "http", "maxResponseSize": 4096}}}"#,
+    );
+    assert_eq!(max(&c, "a"), 2 * 1024 * 1024);
+    assert_eq!(max(&c, "b"), 64 * 1024 * 1024);
+    assert_eq!(max(&c, "c"), 4096);
+    assert!(parse_err(
+        r#"{"mcpServers": {"a": {"url": "http://h/sse", "maxResponseSize": "9Q"}}}"#
+    )
+    .contains("mcpServers.a.maxResponseSize: \"9Q\" is not a size"));
+    assert!(
+        parse_err(r#"{"mcpServers": {"a": {"url": "http://h/sse", "maxResponseSize": 10}}}"#)
+            .contains("mcpServers.a.maxResponseSize: must be at least 1KiB")
+    );
+    assert!(
+        parse_err(r#"{"mcpServers": {"a": {"command": "x", "maxResponseSize": "1MiB"}}}"#)
+            .contains("mcpServers.a.maxResponseSize: only applies to a \"url\" server")
+    );
+}
+
+#[test]
 fn listen_addr_forms() {
     assert_eq!(parse_listen_addr(":9090").unwrap(), "[::]:9090");
     assert_eq!(parse_listen_addr("127.0.0.1:0").unwrap(), "127.0.0.1:0");
     assert!(parse_listen_addr("9090").is_err());
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    /// Keys the config knows (and a few it does not), so generated files get
+    /// past the shape check often enough to reach validation.
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(vec![
+                "mcpProxy", "mcpServers", "options", "baseURL", "addr", "name", "type", "command",
+                "args", "env", "cwd", "url", "headers", "timeout", "session", "start", "idleTimeout",
+                "maxClients", "initTimeout", "pingInterval", "sandbox", "authTokens", "logEnabled",
+                "toolFilter", "mode", "list", "disabled", "maxBodySize", "maxResponseSize",
+                "allowedOrigins", "allowedHosts", "cors", "origins", "sseKeepAlive",
+                "transportType", "read", "write", "network", "memoryMax", "exitOnIdle", "stateDir",
+            ]).prop_map(String::from),
+            1 => any::<String>(),
+        ]
+    }
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            prop::sample::select(vec![
+                "",
+                "x",
+                "30s",
+                "-1s",
+                "1e400",
+                "4MiB",
+                "0",
+                "http://h/sse",
+                "https://[::1]:9/mcp",
+                ":9090",
+                "[::1]:0",
+                "shared",
+                "per-client",
+                "eager",
+                "lazy",
+                "allow",
+                "block",
+                "none",
+                "host",
+                "streamable-http",
+                "sse",
+                "stdio",
+                "/",
+                "/nope",
+                "${X}",
+                "${X:-d}",
+                "$${",
+                "${",
+                "${credential:t}",
+                "${1}",
+                "256M",
+                "50%",
+            ])
+            .prop_map(|s| Value::String(s.into())),
+            any::<String>().prop_map(Value::String),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        scalar().prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec((key(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A file shaped like a config: `mcpProxy` and `mcpServers` with random insides.
+    fn config() -> impl Strategy<Value = Value> {
+        let server = proptest::collection::vec((key(), value()), 0..6)
+            .prop_map(|kv| Value::Object(kv.into_iter().collect()));
+        (
+            value(),
+            proptest::collection::vec(("[a-z._/-]{0,6}", server), 0..3),
+            value(),
+        )
+            .prop_map(|(proxy, servers, other)| {
+                let servers: serde_json::Map<String, Value> = servers.into_iter().collect();
+                match other {
+                    Value::Bool(true) => other,
+                    _ => json!({"mcpProxy": proxy, "mcpServers": servers}),
+                }
+            })
+    }
+
+    /// An error names the file and a path in it (or the variable it missed).
+    fn names_a_path(e: &ConfigError) -> bool {
+        match e {
+            ConfigError::Shape { file, path, .. } => file == "fuzz.json" && !path.is_empty(),
+            ConfigError::Invalid(i, file) => file == "fuzz.json" && !i.path.is_empty(),
+            ConfigError::Expand(e, file) => {
+                let text = e.to_string();
+                file == "fuzz.json" && !text.starts_with(':') && text.contains(": ")
+            }
+            // One file in memory: never unreadable, never a drop-in.
+            ConfigError::Json { .. } | ConfigError::Read { .. } | ConfigError::Dropin(_) => false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        #[test]
+        fn arbitrary_json_never_panics_and_errors_name_a_path(v in prop_oneof![config(), value()]) {
+            let text = serde_json::to_string(&v).unwrap();
+            if let Err(e) = parse(&text, "fuzz.json", &|k| (k == "X").then(|| "x".into())) {
+                prop_assert!(names_a_path(&e), "{e} (from {text})");
+            }
+        }
+    }
+}
+
+#[test]
+fn shape_errors_always_name_a_place() {
+    assert_eq!(
+        parse_err(r#"{"": null}"#),
+        "test.json: \"\": unknown field ``, expected `mcpProxy` or `mcpServers`"
+    );
+    assert!(parse_err("true").starts_with("test.json: (top level): invalid type"));
+    assert!(
+        parse_err(r#"{"mcpServers": {"a": {"command": "x", "args": ["y", 1]}}}"#)
+            .starts_with("test.json: mcpServers.a.args[1]: invalid type")
+    );
 }

@@ -257,4 +257,130 @@ mod tests {
             Ok(None)
         );
     }
+
+    /// Loopback by an independent reading: `url`'s host parser, then the
+    /// address ranges themselves.
+    fn truly_loopback(name: &str) -> bool {
+        // A bare IPv6 address (how an Origin's host_str() has none) gets its brackets.
+        let bracketed = format!("[{name}]");
+        let name = if name.contains(':') && !name.starts_with('[') {
+            &bracketed
+        } else {
+            name
+        };
+        match url::Host::parse(name) {
+            Ok(url::Host::Ipv4(ip)) => ip.octets()[0] == 127,
+            Ok(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+            Ok(url::Host::Domain(d)) => d == "localhost",
+            Err(_) => false,
+        }
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Host-like text: arbitrary strings, and pieces that parsers trip on.
+        fn host() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("127.0.0.1".to_string()),
+                Just("localhost".into()),
+                Just("[::1]".into()),
+                Just("::1".into()),
+                Just("hub.lan".into()),
+                Just("evil.example".into()),
+                Just("[".into()),
+                Just("]".into()),
+                Just(":".into()),
+                Just("@".into()),
+                Just(".".into()),
+                Just("%".into()),
+                (0u8..=255, 0u8..=255, 0u8..=255, 0u8..=255)
+                    .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+                any::<u16>().prop_map(|p| format!(":{p}")),
+                any::<u32>().prop_map(|p| format!(":{p}")),
+                any::<[u16; 8]>().prop_map(|s| format!("[{}]", std::net::Ipv6Addr::from(s))),
+                "[a-zA-Z0-9.:\\[\\]@%_-]{0,12}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(piece, 0..5).prop_map(|v| v.concat()),
+                any::<String>(),
+            ]
+        }
+
+        fn lan_policy() -> Policy {
+            policy(
+                r#"{"mcpProxy": {"baseURL": "http://hub.lan:9090", "options": {"allowedOrigins": ["http://tools.lan:8080"]}}}"#,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn host_checks_never_panic_and_accept_only_what_they_should(h in host()) {
+                let _ = host_name(&h);
+                let _ = is_loopback_host(&h);
+                let Ok(value) = http::HeaderValue::from_str(&h) else { return Ok(()) };
+                let mut headers = HeaderMap::new();
+                headers.insert(http::header::HOST, value);
+                if lan_policy().check(&headers).is_ok() {
+                    // An accepted Host re-parses, to the same name.
+                    let name = host_name(&h).expect("an accepted Host has a name");
+                    prop_assert_eq!(host_name(&name), Some(name.clone()));
+                    prop_assert!(
+                        name == "hub.lan" || truly_loopback(&name),
+                        "{h:?} accepted as {name:?}"
+                    );
+                }
+                // Loopback only for true loopback.
+                if is_loopback_host(&h) {
+                    prop_assert!(truly_loopback(&h), "{h:?} taken for loopback");
+                }
+            }
+
+            #[test]
+            fn origin_checks_never_panic_and_accept_only_what_they_should(
+                scheme in prop_oneof![Just("http"), Just("https"), Just("ftp"), Just(""), Just("null")],
+                sep in prop_oneof![Just("://"), Just(":"), Just(""), Just(":///")],
+                h in host(),
+                tail in prop_oneof![Just(""), Just("/"), Just("/x?y#z"), Just(".evil.example")],
+            ) {
+                let origin = format!("{scheme}{sep}{h}{tail}");
+                let Ok(value) = http::HeaderValue::from_str(&origin) else { return Ok(()) };
+                let mut headers = HeaderMap::new();
+                headers.insert(http::header::HOST, "hub.lan:9090".parse().unwrap());
+                headers.insert(http::header::ORIGIN, value);
+                if lan_policy().check(&headers).is_ok() {
+                    let u = Url::parse(&origin).expect("an accepted Origin is a URL");
+                    let host = u.host_str().expect("with a host");
+                    prop_assert!(
+                        truly_loopback(host)
+                            || ["http://hub.lan:9090", "http://tools.lan:8080"]
+                                .contains(&normalize(&origin).unwrap().as_str()),
+                        "{origin:?} accepted"
+                    );
+                }
+            }
+
+            #[test]
+            fn an_ip_is_loopback_exactly_when_it_is_in_127_8_or_is_1(
+                v4 in any::<[u8; 4]>(),
+                v6 in any::<[u16; 8]>(),
+                suffix in "[a-z]{1,8}",
+            ) {
+                let ip4 = std::net::Ipv4Addr::from(v4);
+                prop_assert_eq!(is_loopback_host(&ip4.to_string()), v4[0] == 127);
+                let ip6 = std::net::Ipv6Addr::from(v6);
+                prop_assert_eq!(
+                    is_loopback_host(&format!("[{ip6}]")),
+                    ip6 == std::net::Ipv6Addr::LOCALHOST
+                );
+                // A DNS name that starts like a loopback address is a name.
+                let (dotted, named) = (format!("{ip4}.{suffix}"), format!("localhost.{suffix}"));
+                prop_assert!(!is_loopback_host(&dotted), "{}", dotted);
+                prop_assert!(!is_loopback_host(&named), "{}", named);
+            }
+        }
+    }
 }

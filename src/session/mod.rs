@@ -152,11 +152,13 @@ impl Audit {
             mcp_server = server,
             mcp_session = %self.info.id,
             mcp_method = "tools/call",
-            mcp_tool = %self.tool,
+            // The name is the client's: escaped, and quoted in the message,
+            // so it cannot forge log lines.
+            mcp_tool = %crate::logsafe::Escaped(&self.tool),
             duration_ms = ms,
             outcome,
             token,
-            "tools/call {}: {outcome} in {ms} ms (token {token})",
+            "tools/call {:?}: {outcome} in {ms} ms (token {token})",
             self.tool
         );
     }

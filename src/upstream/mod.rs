@@ -4,6 +4,7 @@
 //! see only [`Upstream`]: an [`Outbox`] to send with, `recv` for what comes back
 //! (`None` when the connection is gone), and for children their process.
 
+pub mod events;
 pub mod link;
 pub mod sse;
 pub mod stdio;
@@ -165,14 +166,26 @@ pub async fn connect(
 ) -> Result<Upstream, ConnectError> {
     match upstream {
         config::Upstream::Stdio(spec) => Ok(stdio::spawn(server, spec).await?),
-        config::Upstream::Sse { url, headers } => {
-            sse::connect(server, url, headers, timeout, request_timeout)
-                .await
-                .map_err(ConnectError::Remote)
-        }
-        config::Upstream::Streamable { url, headers } => {
-            streamable::connect(server, url, headers, request_timeout).map_err(ConnectError::Remote)
-        }
+        config::Upstream::Sse {
+            url,
+            headers,
+            max_response,
+        } => sse::connect(
+            server,
+            url,
+            headers,
+            *max_response,
+            timeout,
+            request_timeout,
+        )
+        .await
+        .map_err(ConnectError::Remote),
+        config::Upstream::Streamable {
+            url,
+            headers,
+            max_response,
+        } => streamable::connect(server, url, headers, *max_response, request_timeout)
+            .map_err(ConnectError::Remote),
     }
 }
 
@@ -197,6 +210,69 @@ pub fn http_client(
         .user_agent(concat!("mcp-hub/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// Why a remote server's body was not read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("over the limit")]
+    TooLarge,
+    #[error("{}", sse::error_chain(.0))]
+    Failed(#[from] reqwest::Error),
+}
+
+/// Reads a response body of at most `max` bytes, in bounded memory: a
+/// declared length over the limit is refused before reading, and a body
+/// that grows past it is dropped as soon as it does.
+pub async fn read_body(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, BodyError> {
+    use futures_util::StreamExt;
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    let mut chunks = resp.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The start of an error page, for a message: at most 200 characters, read
+/// without reading the rest of the body.
+pub async fn snippet(resp: reqwest::Response) -> String {
+    use futures_util::StreamExt;
+    let mut head = Vec::new();
+    let mut chunks = resp.bytes_stream();
+    while head.len() < 1024 {
+        match chunks.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk[..chunk.len().min(1024)]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).chars().take(200).collect()
+}
+
+/// The error for a request whose answer passed `max` bytes, naming the limit.
+pub fn too_large(server: &str, max: usize) -> String {
+    format!(
+        "the answer from {server} is larger than its maxResponseSize ({}); refused \
+         (raise mcpServers.{server}.maxResponseSize to accept it)",
+        bytesize::ByteSize::b(max as u64)
+    )
+}
+
+/// The id of the message an oversized event started, read from its first
+/// bytes, so the request it answers fails at once instead of at its deadline.
+pub fn salvage_id(prefix: &[u8]) -> Option<crate::jsonrpc::Id> {
+    let valid = match std::str::from_utf8(prefix) {
+        Ok(_) => prefix,
+        Err(e) => &prefix[..e.valid_up_to()],
+    };
+    crate::jsonrpc::salvage_id(valid)
 }
 
 /// Parses a body or event that holds one message or a batch.

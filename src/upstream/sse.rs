@@ -5,14 +5,18 @@
 //! stream URL and refuse one on another origin (a server must not send the hub's
 //! POSTs, with their headers, elsewhere); POST each message there; read every
 //! response off the stream. The connection is gone when the stream ends.
+//!
+//! An event over `maxResponseSize` is skipped without being held in memory:
+//! the request it answers (when its id can be read from its first bytes) gets
+//! an error naming the limit, and the stream, which carries every other
+//! answer, is read on.
 
+use super::events::{Events, Item};
 use super::{
-    channel_upstream, http_client, parse_messages, set_last_error, Closed, LastError, Outbox,
-    Upstream,
+    channel_upstream, http_client, parse_messages, salvage_id, set_last_error, snippet, too_large,
+    Closed, LastError, Outbox, Upstream,
 };
 use crate::jsonrpc::{Message, UPSTREAM_ERROR};
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +37,7 @@ pub async fn connect(
     server: &str,
     url: &Url,
     headers: &BTreeMap<String, String>,
+    max_response: usize,
     timeout: Duration,
     request_timeout: Duration,
 ) -> Result<Upstream, String> {
@@ -49,13 +54,15 @@ pub async fn connect(
     if !resp.status().is_success() {
         return Err(format!("GET {url} answered {}", resp.status()));
     }
-    let mut events = resp.bytes_stream().eventsource();
+    let mut events = Events::new(resp.bytes_stream(), max_response);
     let endpoint = tokio::time::timeout(timeout, async {
         loop {
             match events.next().await {
-                Some(Ok(ev)) if ev.event == "endpoint" => return Ok(ev.data),
+                Some(Ok(Item::Event(ev))) if ev.event == "endpoint" => {
+                    return Ok(String::from_utf8_lossy(&ev.data).into_owned())
+                }
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(format!("reading {url}: {e}")),
+                Some(Err(e)) => return Err(format!("reading {url}: {}", error_chain(&e))),
                 None => return Err(format!("{url} closed the stream before its endpoint event")),
             }
         }
@@ -76,25 +83,33 @@ pub async fn connect(
     let last_error: LastError = Arc::new(Mutex::new(None));
     let (name, le) = (server.to_string(), last_error.clone());
     let reader = tokio::spawn(async move {
-        while let Some(ev) = events.next().await {
-            match ev {
-                Ok(ev) if ev.event == "message" || ev.event.is_empty() => {
-                    match parse_messages(ev.data.as_bytes()) {
-                        Ok(msgs) => {
-                            for m in msgs {
-                                if tx.send(m).await.is_err() {
-                                    return;
-                                }
+        while let Some(item) = events.next().await {
+            match item {
+                Ok(Item::Event(ev)) if ev.is_message() => match parse_messages(&ev.data) {
+                    Ok(msgs) => {
+                        for m in msgs {
+                            if tx.send(m).await.is_err() {
+                                return;
                             }
                         }
-                        Err(e) => {
-                            tracing::warn!(mcp_server = %name, "upstream sent an event that is not JSON-RPC: {e}")
+                    }
+                    Err(e) => {
+                        tracing::warn!(mcp_server = %name, "upstream sent an event that is not JSON-RPC: {e}")
+                    }
+                },
+                Ok(Item::Event(_)) => {}
+                Ok(Item::TooLarge { prefix }) => {
+                    let why = too_large(&name, max_response);
+                    tracing::warn!(mcp_server = %name, "{why}");
+                    if let Some(id) = salvage_id(&prefix) {
+                        let err = Message::error(Some(id), UPSTREAM_ERROR, why);
+                        if tx.send(err).await.is_err() {
+                            return;
                         }
                     }
                 }
-                Ok(_) => {}
                 Err(e) => {
-                    set_last_error(&le, format!("the SSE stream failed: {e}"));
+                    set_last_error(&le, format!("the SSE stream failed: {}", error_chain(&e)));
                     return;
                 }
             }
@@ -139,15 +154,12 @@ impl Poster {
         }
         // The server refused this message: answer a request here so it does not hang.
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let text = snippet(resp).await;
         if let (Some(id), true) = (msg.id().cloned(), msg.is_request()) {
             let err = Message::error(
                 Some(id),
                 UPSTREAM_ERROR,
-                format!(
-                    "upstream answered HTTP {status}: {}",
-                    text.chars().take(200).collect::<String>()
-                ),
+                format!("upstream answered HTTP {status}: {text}"),
             );
             if let Some(tx) = self.inbox.upgrade() {
                 let _ = tx.send(err).await;

@@ -7,7 +7,7 @@
 //! A server with a sandbox profile (the default) is started through the sandbox
 //! helper (`crate::sandbox`); one that opted out is spawned directly.
 
-use super::{Closed, Inbox, LastError, Outbox, Received, Upstream};
+use super::{set_last_error, Closed, Inbox, LastError, Outbox, Received, Upstream};
 use crate::config::StdioSpec;
 use crate::jsonrpc::Message;
 use crate::sandbox;
@@ -216,6 +216,7 @@ impl Reader {
                 } else {
                     Some(Message::parse(text).map_err(|e| {
                         let shown = String::from_utf8_lossy(&text[..text.len().min(200)]);
+                        let shown = crate::logsafe::Escaped(&shown);
                         tracing::warn!(mcp_server = %self.server, "child wrote a stdout line that is not JSON-RPC ({e}): {shown}");
                         (crate::jsonrpc::salvage_id(text), e.to_string())
                     }))
@@ -231,20 +232,89 @@ impl Reader {
     }
 }
 
+/// How much of one stderr line is logged; the rest of the line is counted and dropped.
+const STDERR_LINE: usize = 64 * 1024;
+/// How much of the last stderr line the upstream's last error keeps.
+const LAST_ERROR_CHARS: usize = 300;
+
+/// Logs the child's stderr, one event per line, until EOF. Read as bytes, so
+/// nothing a child writes stops the reader: a stopped reader closes the pipe,
+/// and the child dies on its next write. A line is decoded lossily, cut at
+/// [`STDERR_LINE`] (the log says how many bytes were dropped), and escaped
+/// ([`crate::logsafe`]) so a child cannot forge or colour log lines.
 async fn stderr_loop(
     server: String,
     pid: Option<u32>,
     stderr: tokio::process::ChildStderr,
     last: LastError,
 ) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(target: "mcp_hub::child", mcp_server = %server, pid = pid.unwrap_or(0), "{line}");
-        if !line.trim().is_empty() {
-            if let Ok(mut l) = last.lock() {
-                *l = Some(line.chars().take(300).collect());
+    let mut reader = BufReader::with_capacity(64 * 1024, stderr);
+    let mut line = StderrLine::default();
+    loop {
+        let buf = match reader.fill_buf().await {
+            Ok([]) => break,
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(mcp_server = %server, "reading the child's stderr: {e}");
+                break;
             }
+        };
+        let (used, complete) = line.push(buf);
+        reader.consume(used);
+        if complete {
+            line.emit(&server, pid, &last);
         }
+    }
+    if !line.is_empty() {
+        line.emit(&server, pid, &last);
+    }
+}
+
+/// One stderr line being read: its first [`STDERR_LINE`] bytes, and how many
+/// more were dropped.
+#[derive(Default)]
+struct StderrLine {
+    kept: Vec<u8>,
+    dropped: u64,
+}
+
+impl StderrLine {
+    /// Takes bytes up to and including the next newline; returns how many it
+    /// used and whether the line is complete.
+    fn push(&mut self, buf: &[u8]) -> (usize, bool) {
+        let (used, complete) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let part = &buf[..used - usize::from(complete)];
+        let room = STDERR_LINE.saturating_sub(self.kept.len()).min(part.len());
+        self.kept.extend_from_slice(&part[..room]);
+        self.dropped += (part.len() - room) as u64;
+        (used, complete)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.dropped == 0
+    }
+
+    /// Logs the line (and remembers it as the last error), then starts a new one.
+    fn emit(&mut self, server: &str, pid: Option<u32>, last: &LastError) {
+        let kept = self.kept.strip_suffix(b"\r").unwrap_or(&self.kept);
+        let text = crate::logsafe::escape(&String::from_utf8_lossy(kept));
+        let pid = pid.unwrap_or(0);
+        if self.dropped > 0 {
+            tracing::info!(target: "mcp_hub::child", mcp_server = %server, pid, dropped = self.dropped,
+                "{text} [line cut at {STDERR_LINE} bytes; {} more bytes dropped]", self.dropped);
+        } else {
+            tracing::info!(target: "mcp_hub::child", mcp_server = %server, pid, "{text}");
+        }
+        if !text.trim().is_empty() {
+            let short: String = text.chars().take(LAST_ERROR_CHARS).collect();
+            set_last_error(last, short);
+        }
+        self.kept.clear();
+        self.dropped = 0;
     }
 }
 

@@ -9,15 +9,20 @@
 //! there is none). A 404 on a known session, or a refused connection, ends the
 //! connection: the supervisor reconnects and initializes again. The session is
 //! DELETEd when the hub closes it.
+//!
+//! No answer is held in memory past `maxResponseSize`: a JSON body or an SSE
+//! event over it fails the request that POST carried with an error naming the
+//! limit, and that response is dropped; the connection lives on. An event
+//! over it on the GET stream is skipped (failing the request it answers, when
+//! its id can be read), and the stream read on.
 
+use super::events::{Events, Item};
 use super::sse::error_chain;
 use super::{
-    channel_upstream, http_client, parse_messages, set_last_error, Closed, LastError, Outbox,
-    Upstream,
+    channel_upstream, http_client, parse_messages, read_body, salvage_id, set_last_error, snippet,
+    too_large, BodyError, Closed, LastError, Outbox, Upstream,
 };
-use crate::jsonrpc::{Message, UPSTREAM_ERROR};
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
+use crate::jsonrpc::{Id, Message, UPSTREAM_ERROR};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +38,8 @@ struct Inner {
     http: reqwest::Client,
     url: Url,
     timeout: Duration,
+    /// The largest body or event taken (`maxResponseSize`).
+    max: usize,
     session: Mutex<Option<String>>,
     version: Mutex<Option<String>>,
     /// The one strong sender: dropping it (on death) closes the inbox.
@@ -47,6 +54,7 @@ pub fn connect(
     server: &str,
     url: &Url,
     headers: &BTreeMap<String, String>,
+    max_response: usize,
     request_timeout: Duration,
 ) -> Result<Upstream, String> {
     let http = http_client(headers)?;
@@ -57,6 +65,7 @@ pub fn connect(
         http,
         url: url.clone(),
         timeout: request_timeout,
+        max: max_response,
         session: Mutex::new(None),
         version: Mutex::new(None),
         inbox: tx.downgrade(),
@@ -85,6 +94,16 @@ impl Poster {
     async fn deliver(&self, m: Message) {
         if let Some(tx) = self.0.inbox.upgrade() {
             let _ = tx.send(m).await;
+        }
+    }
+
+    /// Fails the request an oversized answer belonged to (when there is one).
+    async fn refuse(&self, id: Option<Id>) {
+        let why = too_large(&self.0.server, self.0.max);
+        tracing::warn!(mcp_server = %self.0.server, "{why}");
+        if let Some(id) = id {
+            self.deliver(Message::error(Some(id), UPSTREAM_ERROR, why))
+                .await;
         }
     }
 
@@ -150,10 +169,10 @@ impl Poster {
             self.die("the server no longer knows the session (404); initializing again".into());
             return Err(Closed);
         }
+        let request_id = msg.id().cloned().filter(|_| msg.is_request());
         if !status.is_success() {
-            let text = resp.text().await.unwrap_or_default();
-            if let (Some(id), true) = (msg.id().cloned(), msg.is_request()) {
-                let snippet: String = text.chars().take(200).collect();
+            let snippet = snippet(resp).await;
+            if let Some(id) = request_id {
                 self.deliver(Message::error(
                     Some(id),
                     UPSTREAM_ERROR,
@@ -178,28 +197,31 @@ impl Poster {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|c| c.starts_with("text/event-stream"));
         if sse {
-            let mut events = resp.bytes_stream().eventsource();
-            while let Some(ev) = events.next().await {
-                match ev {
-                    Ok(ev)
-                        if (ev.event == "message" || ev.event.is_empty())
-                            && !ev.data.trim().is_empty() =>
-                    {
-                        self.take_all(&ev.data.into_bytes(), is_init).await
+            let mut events = Events::new(resp.bytes_stream(), i.max);
+            while let Some(item) = events.next().await {
+                match item {
+                    Ok(Item::Event(ev)) if ev.is_message() => {
+                        self.take_all(&ev.data, is_init).await
                     }
-                    Ok(_) => {}
+                    Ok(Item::Event(_)) => {}
+                    Ok(Item::TooLarge { .. }) => {
+                        // The rest of this answer is dropped with the response.
+                        self.refuse(request_id).await;
+                        break;
+                    }
                     Err(e) => {
-                        tracing::debug!(mcp_server = %i.server, "response stream ended: {e}");
+                        tracing::debug!(mcp_server = %i.server, "response stream ended: {}", error_chain(&e));
                         break;
                     }
                 }
             }
         } else if status != reqwest::StatusCode::ACCEPTED {
-            match resp.bytes().await {
+            match read_body(resp, i.max).await {
                 Ok(b) if !b.is_empty() => self.take_all(&b, is_init).await,
                 Ok(_) => {}
+                Err(BodyError::TooLarge) => self.refuse(request_id).await,
                 Err(e) => {
-                    tracing::warn!(mcp_server = %i.server, "reading a response: {}", error_chain(&e))
+                    tracing::warn!(mcp_server = %i.server, "reading a response: {e}")
                 }
             }
         }
@@ -249,12 +271,14 @@ impl Poster {
                     }
                     Ok(r) if r.status().is_success() => {
                         delay = Duration::from_millis(500);
-                        let mut events = r.bytes_stream().eventsource();
-                        while let Some(Ok(ev)) = events.next().await {
-                            if (ev.event == "message" || ev.event.is_empty())
-                                && !ev.data.trim().is_empty()
-                            {
-                                me.take_all(&ev.data.into_bytes(), false).await;
+                        let mut events = Events::new(r.bytes_stream(), me.0.max);
+                        while let Some(Ok(item)) = events.next().await {
+                            match item {
+                                Item::Event(ev) if ev.is_message() => {
+                                    me.take_all(&ev.data, false).await
+                                }
+                                Item::Event(_) => {}
+                                Item::TooLarge { prefix } => me.refuse(salvage_id(&prefix)).await,
                             }
                         }
                     }
