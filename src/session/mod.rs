@@ -570,8 +570,13 @@ impl Session {
         }
         let fx = self.up.core.router().detach(self.client);
         self.up.core.touch();
-        if let Some(tx) = self.up.link.outbox() {
-            self.up.core.carry_detached(fx, &tx);
+        // Client-bound effects (answers to requests still in flight) are
+        // delivered whether or not the upstream is there to tell.
+        let tx = self.up.link.outbox();
+        for e in fx {
+            if let (Some(m), Some(tx)) = (e.deliver(), &tx) {
+                tx.send_detached(m);
+            }
         }
         self.sup.session_closed();
         if !self.up.core.shared {

@@ -215,6 +215,19 @@ impl Router {
                 a.finish(&self.server, "cancelled");
             }
             fx.push(Effect::Up(cancelled(up, "client session ended")));
+            // A POST still waiting on this exchange gets its answer: the
+            // session it belonged to is gone.
+            fx.push(Effect::To(
+                Target::Stream {
+                    out: ex.reply,
+                    fallback: None,
+                },
+                err(
+                    ex.orig,
+                    UPSTREAM_ERROR,
+                    "the session ended before the server answered",
+                ),
+            ));
         }
         let asked: Vec<u64> = self
             .server_reqs

@@ -464,8 +464,6 @@ def test_20000_malformed_requests_leave_the_hub_serving(tmp_path):
         hub.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="known hub bug: a DELETE of a session leaves a JSON-mode "
-                   "request in flight on it unanswered, past its deadline (found by the fuzzer above)")
 def test_a_request_in_flight_when_its_session_is_deleted_is_answered(tmp_path):
     servers = {"fx": {"command": FIXTURE, "timeout": "5s"},
                "pc": {"command": FIXTURE, "session": "per-client", "timeout": "5s"}}

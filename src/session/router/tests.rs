@@ -272,3 +272,26 @@ fn tool_filter_hides_and_refuses() {
         json!({"tools":[{"name":"ls"}]})
     );
 }
+
+#[test]
+fn a_client_that_leaves_gets_its_waiting_requests_answered() {
+    let mut r = router(false);
+    let a = Arc::new(Rec::default());
+    let ca = r.attach(a, None);
+    let (ta, mut ra) = outbound::channel("fx", "a");
+    run(r.request(
+        ca,
+        req(json!(9), "tools/call", json!({})),
+        &ta,
+        Instant::now(),
+        None,
+    ));
+    let up = run(r.detach(ca));
+    assert_eq!(up[0]["method"], json!("notifications/cancelled"));
+    let got = drain(&mut ra);
+    assert_eq!(got[0]["id"], json!(9));
+    assert!(got[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("session ended"));
+}
