@@ -155,6 +155,7 @@ impl Hub {
                     logs.lock().unwrap().join("\n")
                 )
             });
+        wait_healthz(&addr, &logs);
         Hub {
             child,
             base: format!("http://{addr}"),
@@ -214,6 +215,30 @@ impl Drop for Hub {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Ready means `/healthz` answers 200, not that some time has passed.
+fn wait_healthz(addr: &str, logs: &Arc<Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ok = std::net::TcpStream::connect(addr).ok().and_then(|mut s| {
+            let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).ok()?;
+            let mut buf = String::new();
+            s.read_to_string(&mut buf).ok()?;
+            Some(buf.starts_with("HTTP/1.1 200"))
+        });
+        if ok == Some(true) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hub never answered /healthz; log:\n{}",
+            logs.lock().unwrap().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
