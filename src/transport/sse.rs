@@ -4,27 +4,27 @@
 //! 202, and reads every response as `event: message` on the stream. The session
 //! lives exactly as long as the stream.
 //!
-//! POSTs are answered 202 as soon as the message is queued; a per-session task
-//! hands messages to the session in order, so a slow upstream start never makes
-//! a client's POST time out. That queue holds [`UPLINK`] messages; past it a
-//! POST gets 503. Everything for the client, answers included, goes through
-//! the stream's one bounded queue (`session::outbound`): a client that stops
-//! reading has its stream closed and its session ended.
+//! A POST hands its messages to the session itself, in order (a per-session
+//! gate keeps concurrent POSTs from overtaking each other), and is answered
+//! 202 once they are on their way upstream: no queue and no extra task per
+//! message. `initialize` alone is handed over from its own task, so a slow
+//! upstream start never makes a client's POST time out (a client sends
+//! nothing else until it has the answer). Everything for the client, answers
+//! included, goes through the stream's one bounded queue
+//! (`session::outbound`): a client that stops reading has its stream closed
+//! and its session ended.
 
 use super::{new_session_id, sse_response, SseStream};
 use super::{read_body, Ctx};
 use crate::http::response::{empty, Body, Rejection};
 use crate::hub::{OpenError, Server};
 use crate::jsonrpc::{parse_body, Incoming, Message};
+
 use crate::session::outbound::{self, Outbound, Refused};
 use crate::session::{Downstream, Session, SessionInfo};
 use http::{Request, Response, StatusCode};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
-
-/// Client messages queued toward the session, per legacy SSE session.
-const UPLINK: usize = 64;
 
 #[derive(Default)]
 pub struct Registry {
@@ -34,7 +34,11 @@ pub struct Registry {
 #[derive(Clone)]
 struct Conn {
     server: String,
-    uplink: mpsc::Sender<Message>,
+    session: Arc<Session>,
+    /// The stream's queue: closed once the client left or fell behind.
+    out: Outbound,
+    /// Keeps one session's messages in order across concurrent POSTs.
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 struct Sink(Outbound);
@@ -58,7 +62,7 @@ struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        // Dropping the uplink sender ends the uplink task, which closes the session.
+        // The last handle on the session goes with it, which closes the session.
         let removed = self
             .app
             .sse
@@ -117,15 +121,15 @@ pub async fn open(
         Ok(s) => s,
         Err(e) => return Err(open_error(e)),
     };
-    let (up_tx, up_rx) = mpsc::channel(UPLINK);
-    tokio::spawn(uplink(session, up_rx, tx));
     let name = server.cfg.name.clone();
     if let Ok(mut m) = app.sse.sessions.lock() {
         m.insert(
             id.clone(),
             Conn {
                 server: name.clone(),
-                uplink: up_tx,
+                session: Arc::new(session),
+                out: tx,
+                gate: Arc::default(),
             },
         );
     }
@@ -162,22 +166,6 @@ pub fn open_error(e: OpenError) -> Rejection {
     }
 }
 
-/// Hands the client's messages to the session in order, until the client
-/// leaves or its stream closes (overflow, the upstream ended).
-async fn uplink(session: Session, mut rx: mpsc::Receiver<Message>, out: Outbound) {
-    while let Some(m) = rx.recv().await {
-        if !out.is_open() {
-            break;
-        }
-        if m.is_request() {
-            session.request(m, &out).await;
-        } else {
-            session.notify(m).await;
-        }
-    }
-    session.close();
-}
-
 pub async fn post(
     app: &Arc<Ctx>,
     server: Arc<Server>,
@@ -208,18 +196,24 @@ pub async fn post(
         Incoming::Batch(v) => v,
     };
     for m in msgs {
-        match conn.uplink.try_send(m) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                return Err(Rejection::Busy(format!(
-                    "{UPLINK} messages are already queued for this session; retry later"
-                )))
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(Rejection::UnknownSession(
-                    "the session has ended; open /sse again",
-                ))
-            }
+        if !conn.out.is_open() {
+            return Err(Rejection::UnknownSession(
+                "the session has ended; open /sse again",
+            ));
+        }
+        if m.method() == Some("initialize") {
+            let c = conn.clone();
+            tokio::spawn(async move {
+                let _order = c.gate.lock().await;
+                c.session.request(m, &c.out).await;
+            });
+            continue;
+        }
+        let _order = conn.gate.lock().await;
+        if m.is_request() {
+            conn.session.request(m, &conn.out).await;
+        } else {
+            conn.session.notify(m).await;
         }
     }
     let mut r = empty(StatusCode::ACCEPTED);
