@@ -158,3 +158,25 @@ fn listen_addr_forms() {
     assert_eq!(parse_listen_addr("127.0.0.1:0").unwrap(), "127.0.0.1:0");
     assert!(parse_listen_addr("9090").is_err());
 }
+
+#[test]
+fn hub_id_is_optional_and_checked() {
+    let c = parse_ok(r#"{"mcpServers": {}}"#);
+    assert_eq!(c.hub.hub_id, None, "default: a random prefix per process");
+    let c = parse_ok(r#"{"mcpProxy": {"options": {"hubId": "hub-A_1"}}, "mcpServers": {}}"#);
+    assert_eq!(c.hub.hub_id.as_deref(), Some("hub-A_1"));
+    let long = "x".repeat(32);
+    let c = parse_ok(&format!(
+        r#"{{"mcpProxy": {{"options": {{"hubId": "{long}"}}}}, "mcpServers": {{}}}}"#
+    ));
+    assert_eq!(c.hub.hub_id.as_deref(), Some(long.as_str()));
+    for bad in ["", "a.b", "hub 1", "hüb", &"x".repeat(33)] {
+        let e = parse_err(&format!(
+            r#"{{"mcpProxy": {{"options": {{"hubId": "{bad}"}}}}, "mcpServers": {{}}}}"#
+        ));
+        assert!(
+            e.contains("mcpProxy.options.hubId:") && e.contains("is not a hub id"),
+            "{bad:?}: {e}"
+        );
+    }
+}
