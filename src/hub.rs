@@ -250,6 +250,11 @@ impl Hub {
         if old.settings.addr != config.hub.addr {
             tracing::warn!("mcpProxy.addr changed; the listening address changes only on restart");
         }
+        if old.settings.hub_id != config.hub.hub_id {
+            tracing::warn!(
+                "mcpProxy.options.hubId changed; the requestState prefix changes only on restart"
+            );
+        }
         let snapshot = Snapshot {
             policy: Policy::new(&config.hub),
             settings: config.hub,

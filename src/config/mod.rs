@@ -101,6 +101,10 @@ pub struct HubSettings {
     pub max_sessions_per_token: usize,
     /// `None`: a token sees the servers it is valid for.
     pub status_tokens: Option<Vec<String>>,
+    /// The prefix of the `requestState` handles this hub mints, so a load
+    /// balancer can send an MRTR retry back to the hub holding the call.
+    /// `None`: a random one per process.
+    pub hub_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -341,6 +345,21 @@ fn default_state_dir(lookup: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     }
 }
 
+/// A hub id goes into handles (`<hubId>.<hex>`) and into a load balancer's
+/// map, so it is short and plain: no dot (the separator), no space, no quote.
+fn check_hub_id(id: &str) -> Result<(), String> {
+    let plain = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if (1..=32).contains(&id.len()) && plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} is not a hub id: 1 to 32 characters of A-Z, a-z, 0-9, '_' and '-'"
+        ))
+    }
+}
+
 fn duration(text: &str, path: &str) -> Result<Duration, Invalid> {
     humantime::parse_duration(text.trim()).map_err(|e| {
         invalid(
@@ -503,6 +522,14 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
         status_tokens: opts
             .status_tokens
             .map(|t| tokens(t, "mcpProxy.options.statusTokens"))
+            .transpose()?,
+        hub_id: opts
+            .hub_id
+            .map(|id| {
+                check_hub_id(&id)
+                    .map(|()| id)
+                    .map_err(|m| invalid("mcpProxy.options.hubId", m))
+            })
             .transpose()?,
     };
     if hub.body_read_timeout.is_zero() {

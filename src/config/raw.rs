@@ -58,6 +58,9 @@ pub struct ProxyOptions {
     /// Tokens that may read `/status` for every server (default: a token sees
     /// the servers it is valid for).
     pub status_tokens: Option<Vec<String>>,
+    /// This hub's name in the MRTR handles it mints, for a load balancer's
+    /// affinity (default: random per process).
+    pub hub_id: Option<String>,
 }
 
 /// Options TBXark knows, valid at both levels.

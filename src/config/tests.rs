@@ -327,3 +327,25 @@ fn shape_errors_always_name_a_place() {
             .starts_with("test.json: mcpServers.a.args[1]: invalid type")
     );
 }
+
+#[test]
+fn hub_id_is_optional_and_checked() {
+    let c = parse_ok(r#"{"mcpServers": {}}"#);
+    assert_eq!(c.hub.hub_id, None, "default: a random prefix per process");
+    let c = parse_ok(r#"{"mcpProxy": {"options": {"hubId": "hub-A_1"}}, "mcpServers": {}}"#);
+    assert_eq!(c.hub.hub_id.as_deref(), Some("hub-A_1"));
+    let long = "x".repeat(32);
+    let c = parse_ok(&format!(
+        r#"{{"mcpProxy": {{"options": {{"hubId": "{long}"}}}}, "mcpServers": {{}}}}"#
+    ));
+    assert_eq!(c.hub.hub_id.as_deref(), Some(long.as_str()));
+    for bad in ["", "a.b", "hub 1", "hüb", &"x".repeat(33)] {
+        let e = parse_err(&format!(
+            r#"{{"mcpProxy": {{"options": {{"hubId": "{bad}"}}}}, "mcpServers": {{}}}}"#
+        ));
+        assert!(
+            e.contains("mcpProxy.options.hubId:") && e.contains("is not a hub id"),
+            "{bad:?}: {e}"
+        );
+    }
+}

@@ -42,7 +42,7 @@ impl App {
             hub: hub.clone(),
             sse: sse::Registry::default(),
             streamable: streamable::Registry::default(),
-            holds: Default::default(),
+            holds: transport::hold::Table::new(hub.current().settings.hub_id.as_deref()),
             shutdown: shutdown.clone(),
         });
         streamable::spawn_expiry(ctx.clone());

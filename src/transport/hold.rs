@@ -6,7 +6,9 @@
 //! "input_required"`, keeps the upstream call open here under a handle, and
 //! resumes it when the client retries with its answers and the handle as
 //! `requestState`. A handle is 128 random bits behind this hub's prefix (so a
-//! load balancer can send the retry back here), lives [`TTL`], and is bound to
+//! load balancer can send the retry back here: the prefix is
+//! `mcpProxy.options.hubId` when set, so the balancer's map can name it, and
+//! random per process otherwise), lives [`TTL`], and is bound to
 //! the token, the server, the method and the call's name and arguments: a
 //! retry that lands on another hub, comes late or asks for something else
 //! gets a clear error, never someone else's call.
@@ -15,7 +17,7 @@ use crate::session::outbound::Inbound;
 use crate::session::{Secret, Session};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -87,22 +89,27 @@ pub enum Refused {
     Full,
 }
 
-#[derive(Default)]
 pub struct Table {
     held: Mutex<HashMap<String, Held>>,
+    /// Fixed for the process's life: a handle minted before a reload must
+    /// still come back here after it.
+    prefix: String,
 }
 
-/// This process's handle prefix: random, so two hubs never collide.
-pub fn prefix() -> &'static str {
-    static P: OnceLock<String> = OnceLock::new();
-    P.get_or_init(|| {
-        let mut b = [0u8; 4];
-        let _ = getrandom::fill(&mut b);
-        format!(
-            "h{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        )
-    })
+impl Default for Table {
+    fn default() -> Table {
+        Table::new(None)
+    }
+}
+
+/// A random prefix, so two hubs without a configured id never collide.
+fn random_prefix() -> String {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    format!(
+        "h{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 /// What a handle is bound to: the method and the call's identity (its name
@@ -118,6 +125,20 @@ pub fn binding(method: &str, params: &Value) -> String {
 }
 
 impl Table {
+    /// A table whose handles start with `hub_id` (already validated by the
+    /// config), or with a random prefix.
+    pub fn new(hub_id: Option<&str>) -> Table {
+        Table {
+            held: Mutex::default(),
+            prefix: hub_id.map_or_else(random_prefix, str::to_string),
+        }
+    }
+
+    /// This hub's handle prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -129,7 +150,11 @@ impl Table {
         if m.len() >= MAX_HELD {
             return Err(Refused::Full);
         }
-        let handle = format!("{TAG}{}.{}", prefix(), crate::transport::new_session_id());
+        let handle = format!(
+            "{TAG}{}.{}",
+            self.prefix,
+            crate::transport::new_session_id()
+        );
         m.insert(handle.clone(), h);
         Ok(handle)
     }
@@ -146,8 +171,8 @@ impl Table {
             .strip_prefix(TAG)
             .and_then(|h| h.split_once('.'))
             .ok_or(Refused::Unknown)?;
-        if p != prefix() {
-            return Err(Refused::OtherHub(p.into(), prefix().into()));
+        if p != self.prefix {
+            return Err(Refused::OtherHub(p.into(), self.prefix.clone()));
         }
         let mut m = self.lock();
         let h = m.get(handle).ok_or(Refused::Unknown)?;
@@ -215,7 +240,7 @@ mod tests {
             t.resume("mcp-hub/hdeadbeef.00", None, "s", "b"),
             Err(Refused::OtherHub(..)) | Err(Refused::Unknown)
         ));
-        let mine = format!("{TAG}{}.0123", prefix());
+        let mine = format!("{TAG}{}.0123", t.prefix());
         assert_eq!(
             t.resume(&mine, None, "s", "b").err(),
             Some(Refused::Unknown)
@@ -224,5 +249,22 @@ mod tests {
             t.resume("nodot", None, "s", "b").err(),
             Some(Refused::Unknown)
         );
+    }
+
+    #[test]
+    fn a_configured_hub_id_is_the_prefix() {
+        let a = Table::new(Some("hub-a"));
+        let b = Table::new(Some("hub-b"));
+        assert_eq!(a.prefix(), "hub-a");
+        assert_eq!(
+            b.resume("mcp-hub/hub-a.0123", None, "s", "b").err(),
+            Some(Refused::OtherHub("hub-a".into(), "hub-b".into()))
+        );
+        assert!(Refused::OtherHub("hub-a".into(), "hub-b".into())
+            .to_string()
+            .starts_with("requestState was issued by another hub (hub-a)"));
+        let r = Table::default();
+        assert!(r.prefix().starts_with('h') && r.prefix().len() == 9);
+        assert_ne!(r.prefix(), Table::default().prefix());
     }
 }
