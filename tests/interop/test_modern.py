@@ -174,3 +174,24 @@ def test_protocol_legacy_keeps_a_dual_era_server_on_2025(modern_hub):
         async with connect(modern_hub, "pinned-legacy", "streamable-http") as s:
             assert text_of(await s.call_tool("era", {})) != "2026-07-28"
     run(go())
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_typescript_1x_client_on_a_modern_upstream(modern_hub, transport):
+    from test_typescript_sdk import ts
+    out = ts(modern_hub, "modern", transport, "modern")
+    assert out["serverName"] == "py-modern-upstream"
+    assert {"add", "era", "greet"} <= set(out["tools"])
+    assert out["add"] == "5"
+    assert out["era"] == "2026-07-28", "the hub speaks 2026-07-28 upstream for a 2025 client"
+
+
+def test_claude_code_lists_a_modern_upstream(modern_hub, tmp_path):
+    """Claude Code (2025 era) connects to a server that speaks 2026-07-28
+    upstream: the hub answers its initialize from server/discover."""
+    from test_clients import BIN, run, write_config
+    write_config(modern_hub, tmp_path, "claude-code", "--server", "modern")
+    code, out = run([str(BIN / "claude"), "mcp", "list"], tmp_path)
+    print(out)
+    line = next(l for l in out.splitlines() if l.startswith("modern:"))
+    assert "Connected" in line, out

@@ -38,6 +38,10 @@ if (scenario === "everything") {
   out.progress = progress;
   out.longRunning = text(r);
   out.sampled = text(await client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "hi" } }));
+} else if (scenario === "modern") {
+  // A 2026-07-28 server behind the hub: this 2025 client must not notice.
+  out.add = text(await client.callTool({ name: "add", arguments: { a: 2, b: 3 } }));
+  out.era = text(await client.callTool({ name: "era", arguments: {} }));
 } else if (scenario === "time") {
   out.time = text(await client.callTool({ name: "convert_time", arguments: { source_timezone: "UTC", time: "08:30", target_timezone: "Asia/Kolkata" } }));
 } else if (scenario.startsWith("filesystem:")) {
