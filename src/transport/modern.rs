@@ -1,11 +1,12 @@
 //! MCP 2026-07-28 requests on `/<name>/mcp`, beside the 2025 sessions.
 //!
 //! A POST whose request carries `_meta["io.modelcontextprotocol/protocolVersion"]`
-//! is modern: no session, no handshake, everything the hub needs is in the
+//! is modern (so is one whose `MCP-Protocol-Version` header names a modern
+//! version): no session, no handshake, everything the hub needs is in the
 //! request. Headers are checked against the body (`MCP-Protocol-Version`,
 //! `Mcp-Method`, `Mcp-Name`: 400 with -32020 when they differ), required
 //! `_meta` keys too (-32602), and an unknown version gets -32022 with the
-//! versions the hub serves.
+//! modern versions the hub serves, as `server/discover` lists them.
 //!
 //! Each request is an exchange of its own on the server's upstream: on a
 //! shared server a transient client of the shared upstream, on a per-client
@@ -50,6 +51,16 @@ impl Headers {
             method: h.get("mcp-method").cloned(),
             name: h.get("mcp-name").cloned(),
         }
+    }
+
+    /// Whether `MCP-Protocol-Version` names a 2026-07-28+ version: such a
+    /// request is modern even when its body lacks the `_meta` envelope, and
+    /// is refused as one (-32602), not as an unknown legacy version.
+    pub fn claims_modern(&self) -> bool {
+        self.version
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| mcp::MODERN_VERSIONS.contains(&v))
     }
 }
 
@@ -102,7 +113,9 @@ fn validate(h: &Headers, m: &Message, version: &str) -> Result<Value, Message> {
             id,
             mcp::UNSUPPORTED_VERSION,
             format!("unsupported protocol version {version:?}"),
-            Some(mcp::version_error_data(version)),
+            // Only the versions this path serves: a client checks them
+            // against what server/discover offered.
+            Some(json!({"supported": mcp::MODERN_VERSIONS, "requested": version})),
         ));
     }
     if header(&h.method).as_deref() != Some(method) {
@@ -142,7 +155,13 @@ pub async fn post(
         return Ok(crate::http::empty(StatusCode::ACCEPTED));
     };
     let Era::Modern(version) = mcp::classify(&msg) else {
-        return Err(Rejection::NoSession);
+        // The header claims 2026-07-28 but the body carries no version.
+        return Ok(error(
+            Some(id),
+            INVALID_PARAMS,
+            format!("params._meta[\"{}\"] is required", mcp::META_VERSION),
+            None,
+        ));
     };
     let caps = match validate(&h, &msg, &version) {
         Ok(c) => c,

@@ -238,7 +238,9 @@ pub async fn post(
     let (msgs, batch) = match parse_body(&body)? {
         // Modern: the request names its version in `_meta` and needs no session.
         Incoming::Single(m)
-            if sess.is_none() && matches!(mcp::classify(&m), mcp::Era::Modern(_)) =>
+            if sess.is_none()
+                && (matches!(mcp::classify(&m), mcp::Era::Modern(_))
+                    || modern_headers.claims_modern()) =>
         {
             return super::modern::post(app, server, modern_headers, m, token).await;
         }
