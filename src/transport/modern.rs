@@ -261,6 +261,7 @@ async fn open(
     sink: Arc<Sink>,
     caps: &Value,
     token: Option<&Token>,
+    need_identity: bool,
 ) -> Result<(Session, Option<Message>), Response<Body>> {
     let id = format!("modern-{}", super::new_session_id());
     let mut info = match token {
@@ -277,6 +278,10 @@ async fn open(
         .await
         .map_err(|e| super::sse::open_error(e).into_response())?;
     // The shared upstream was initialized by the hub; a per-client one now.
+    let per_client = server.cfg.session == crate::config::SessionMode::PerClient;
+    if !per_client && !need_identity {
+        return Ok((session, None));
+    }
     let init = Message::request(
         Id::Str("mcp-hub-initialize".into()),
         "initialize",
@@ -303,7 +308,7 @@ async fn open(
             }
         }
     };
-    if server.cfg.session == crate::config::SessionMode::PerClient {
+    if per_client {
         session
             .notify(Message::notification("notifications/initialized", None))
             .await;
@@ -324,7 +329,7 @@ async fn discover(
         log: false,
         listen: None,
     });
-    let (session, init) = match open(ctx, server, sink, caps, token.as_ref()).await {
+    let (session, init) = match open(ctx, server, sink, caps, token.as_ref(), true).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -371,16 +376,20 @@ async fn call(
     let meta = mcp::request_meta(&msg).unwrap_or_default();
     let log = meta.contains_key(mcp::META_LOG_LEVEL);
     let progress = meta.get("progressToken").cloned();
-    let params = msg.params_value().unwrap_or(json!({}));
-    let binding = hold::binding(&method, &params);
+    // What a held call is bound to: the call's name and arguments, read
+    // without parsing the rest of the request.
+    let mut identity = serde_json::Map::new();
+    for k in ["name", "uri", "arguments"] {
+        if let Some(v) = msg.param::<Value>(k) {
+            identity.insert(k.into(), v);
+        }
+    }
+    let binding = hold::binding(&method, &Value::Object(identity));
     let (out, out_rx) = outbound::channel(&server.cfg.name, "modern");
 
     // A retry of a held call: answer the server's questions and go on waiting.
-    let resumed = match params
-        .get("requestState")
-        .and_then(Value::as_str)
-        .filter(|s| hold::is_handle(s))
-    {
+    let state: Option<String> = msg.param("requestState");
+    let resumed = match state.as_deref().filter(|s| hold::is_handle(s)) {
         Some(state) => {
             match ctx.holds.resume(
                 state,
@@ -396,11 +405,8 @@ async fn call(
     };
     let (session, rx) = match resumed {
         Some(held) => {
-            let answers = params
-                .get("inputResponses")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
+            let answers: serde_json::Map<String, Value> =
+                msg.param("inputResponses").unwrap_or_default();
             for key in &held.pending {
                 let reply = match answers.get(key) {
                     Some(v) => Message::response(Id::Num(key.as_str().into()), v.clone()),
@@ -420,7 +426,7 @@ async fn call(
                 log,
                 listen: None,
             });
-            let (session, _) = match open(ctx, &server, sink, &caps, token.as_ref()).await {
+            let (session, _) = match open(ctx, &server, sink, &caps, token.as_ref(), false).await {
                 Ok(s) => s,
                 Err(r) => return r,
             };
@@ -445,7 +451,19 @@ async fn call(
         token: token.map(|t| t.secret),
         binding,
     };
-    tokio::spawn(round.pump(session, rx, out));
+    // The common case, the answer coming first, is answered from here: no
+    // task and no second queue. (A client that hangs up drops this future,
+    // and with it the session, which cancels the call upstream.)
+    let mut rx = rx;
+    let first = rx.recv().await;
+    if let Some(m) = first.as_ref().filter(|m| m.is_response()) {
+        let mut m = m.clone();
+        m.set_id(round.id.clone());
+        let m = round.modernize(m);
+        drop(session);
+        return render(&m);
+    }
+    tokio::spawn(round.pump(session, rx, out, first));
     respond(out_rx, ctx).await
 }
 
@@ -465,10 +483,11 @@ struct Round {
 impl Round {
     /// Moves what the upstream says for this call to the client's stream,
     /// turning questions into `input_required` and holding the call.
-    async fn pump(self, session: Session, mut rx: Inbound, out: Outbound) {
+    async fn pump(self, session: Session, mut rx: Inbound, out: Outbound, first: Option<Message>) {
+        let mut first = Some(first);
         loop {
             let m = tokio::select! {
-                m = rx.recv() => m,
+                m = async { match first.take() { Some(f) => f, None => rx.recv().await } } => m,
                 _ = closed(&out) => {
                     // The client hung up: that is how a modern client cancels.
                     session.notify(Message::notification(
@@ -676,7 +695,7 @@ async fn listen(
         log: false,
         listen: Some(filter),
     });
-    let (session, _) = match open(ctx, &server, sink, &caps, token.as_ref()).await {
+    let (session, _) = match open(ctx, &server, sink, &caps, token.as_ref(), false).await {
         Ok(s) => s,
         Err(r) => return r,
     };
