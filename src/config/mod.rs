@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
 
-pub use crate::sandbox::profile::Profile;
+pub mod sandbox;
+pub mod size;
+pub use sandbox::Profile;
 
 pub use expand::ExpandError;
 
@@ -667,9 +669,8 @@ fn validate_server(
                     ));
                 }
             }
-            let sandbox =
-                crate::sandbox::profile::validate(s.sandbox.as_ref(), &format!("{path}.sandbox"))
-                    .map_err(|(at, msg)| invalid(at, msg))?;
+            let sandbox = sandbox::validate(s.sandbox.as_ref(), &format!("{path}.sandbox"))
+                .map_err(|(at, msg)| invalid(at, msg))?;
             if sandbox.is_none() {
                 warnings.push(format!(
                     "{path}.sandbox: false: this server runs without a sandbox, with the hub's user and file system access"

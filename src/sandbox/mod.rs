@@ -26,7 +26,8 @@ pub mod probe;
 pub mod profile;
 pub mod runner;
 mod seccomp;
-pub mod size;
+/// Sizes as systemd reads them; parsed with the config.
+pub use crate::config::size;
 pub mod spec;
 pub mod upgrade;
 

@@ -11,6 +11,7 @@ only those may end without an answer.
 MCP_HUB_FUZZ_SEED replays a run; MCP_HUB_FUZZ_REQUESTS changes how many."""
 
 import collections
+import errno
 import json
 import os
 import random
@@ -327,6 +328,10 @@ def send(case: Case, port: int):
                 s.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the hub may answer and close before everything was sent
+        except OSError as e:
+            # Half-closing a socket the hub already closed (it answered early).
+            if e.errno != errno.ENOTCONN:
+                raise
         deadline = time.monotonic() + ANSWER_WAIT
         while time.monotonic() < deadline:
             if len(statuses(data)) >= case.answers:
