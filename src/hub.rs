@@ -371,6 +371,7 @@ impl Hub {
                     "restarts": st.restarts,
                     "sessions": st.sessions,
                     "lastError": st.last_error,
+                    "lastStderr": st.last_stderr,
                     "uptimeSecs": st.uptime_secs,
                     "sandbox": sandbox_status(&s.cfg.upstream),
                 })

@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub sessions: usize,
     pub children: usize,
     pub last_error: Option<String>,
+    /// The last stderr lines of the child that last failed.
+    pub last_stderr: Vec<String>,
     pub uptime_secs: Option<u64>,
 }
 
@@ -39,6 +41,7 @@ struct Inner {
     sessions: usize,
     children: usize,
     last_error: Option<String>,
+    last_stderr: Vec<String>,
     started: Option<Instant>,
     ready: bool,
     crashes_in_a_row: u32,
@@ -60,6 +63,7 @@ impl Supervisor {
                 sessions: 0,
                 children: 0,
                 last_error: None,
+                last_stderr: Vec::new(),
                 started: None,
                 ready: false,
                 crashes_in_a_row: 0,
@@ -80,6 +84,7 @@ impl Supervisor {
             sessions: i.sessions,
             children: i.children,
             last_error: i.last_error.clone(),
+            last_stderr: i.last_stderr.clone(),
             uptime_secs: i.started.filter(|_| i.ready).map(|s| s.elapsed().as_secs()),
         }
     }
@@ -121,6 +126,15 @@ impl Supervisor {
         }
         drop(i);
         r
+    }
+
+    /// Keeps a failed child's last stderr lines for `/status`.
+    pub async fn failed_with(&self, tail: Option<crate::upstream::StderrTail>) {
+        let Some(tail) = tail else { return };
+        let lines = tail.lines().await;
+        if !lines.is_empty() {
+            self.lock().last_stderr = lines;
+        }
     }
 
     pub fn ready(&self) {

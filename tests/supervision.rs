@@ -345,3 +345,33 @@ async fn sigterm_exits_within_the_drain_timeout() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_failed_start_shows_the_last_twenty_stderr_lines() {
+    let hub = Hub::start(
+        json!({}),
+        json!({"bad": {"command": "/bin/sh", "sandbox": false,
+                       "args": ["-c", "for i in $(seq 1 25); do echo \"line $i\" >&2; done; exit 3"]}}),
+    );
+    let r = Mcp::new(&hub, "bad")
+        .post(&req(json!(0), "initialize", init_params("2025-11-25")))
+        .await;
+    assert_eq!(r.status, 503);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let st = hub.server_status("bad").await;
+        let lines: Vec<String> =
+            serde_json::from_value(st["lastStderr"].clone()).unwrap_or_default();
+        if lines.last().map(String::as_str) == Some("line 25") {
+            assert_eq!(lines.len(), 20, "{lines:?}");
+            assert_eq!(lines[0], "line 6");
+            assert!(
+                st["lastError"].as_str().unwrap().contains("line 25"),
+                "{st}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{st}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

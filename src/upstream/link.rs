@@ -496,6 +496,13 @@ impl Link {
         ))
     }
 
+    /// Keeps a failed child's last stderr lines for `/status`, once its
+    /// reader is done, without holding up the failure of what is in flight.
+    fn keep_stderr(&self, tail: Option<super::StderrTail>) {
+        let sup = self.sup.clone();
+        tokio::spawn(async move { sup.failed_with(tail).await });
+    }
+
     async fn run_once(&self, stop: &mut watch::Receiver<bool>) -> Outcome {
         let started = match &self.connect {
             Some(c) => self.sup.record_start(c().await),
@@ -519,11 +526,16 @@ impl Link {
                     }
                 }
                 Err(Ok(outcome)) => {
+                    let tail = child.stderr_tail();
                     stop_child(&self.cfg.name, child).await;
+                    self.keep_stderr(tail);
                     return outcome;
                 }
                 Err(Err(exited)) => {
-                    return Outcome::Crashed(reap_child(&self.cfg.name, child, exited).await)
+                    let tail = child.stderr_tail();
+                    let why = reap_child(&self.cfg.name, child, exited).await;
+                    self.keep_stderr(tail);
+                    return Outcome::Crashed(why);
                 }
             }
         }
@@ -574,7 +586,12 @@ impl Link {
                 stop_child_within(&self.cfg.name, child, grace).await;
                 o
             }
-            Err(exited) => Outcome::Crashed(reap_child(&self.cfg.name, child, exited).await),
+            Err(exited) => {
+                let tail = child.stderr_tail();
+                let why = reap_child(&self.cfg.name, child, exited).await;
+                self.keep_stderr(tail);
+                Outcome::Crashed(why)
+            }
         }
     }
 }

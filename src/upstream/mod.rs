@@ -117,6 +117,23 @@ pub async fn exited(
     }
 }
 
+/// What a child's stderr leaves behind (see [`Upstream::stderr_tail`]).
+pub struct StderrTail(stdio::Recent, Option<tokio::task::JoinHandle<()>>);
+
+impl StderrTail {
+    /// The last lines, once the reader reached EOF (or after a second: a
+    /// grandchild may hold the pipe open).
+    pub async fn lines(self) -> Vec<String> {
+        if let Some(t) = self.1 {
+            let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+        }
+        self.0
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 pub struct Upstream {
     pub tx: Outbox,
     pub rx: Inbox,
@@ -140,6 +157,14 @@ impl Upstream {
 
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// A child's last stderr lines, to read once it is gone, and the task
+    /// still reading them.
+    pub fn stderr_tail(&mut self) -> Option<StderrTail> {
+        self.process
+            .as_mut()
+            .map(|p| StderrTail(p.recent.clone(), p.stderr_task.take()))
     }
 
     pub fn is_remote(&self) -> bool {

@@ -31,10 +31,20 @@ pub enum SpawnError {
     Sandbox(#[from] sandbox::SandboxError),
 }
 
+/// How many of a child's last stderr lines `/status` shows after a failure.
+pub const RECENT: usize = 20;
+
+/// A child's last stderr lines, newest last.
+pub type Recent = Arc<Mutex<std::collections::VecDeque<String>>>;
+
 /// The child process behind a stdio upstream.
 pub struct Process {
     pub child: Child,
     pub pid: Option<u32>,
+    /// Its last [`RECENT`] stderr lines, escaped and shortened.
+    pub recent: Recent,
+    /// The task reading its stderr, done at EOF.
+    pub stderr_task: Option<tokio::task::JoinHandle<()>>,
     /// The sandbox's sub-cgroup, removed after the child is gone.
     pub cgroup: Option<sandbox::cgroup::Group>,
 }
@@ -121,11 +131,12 @@ pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnErro
     let stderr = child.stderr.take().expect("stderr is piped");
 
     let last_stderr: LastError = Arc::new(Mutex::new(None));
-    tokio::spawn(stderr_loop(
+    let recent: Recent = Arc::default();
+    let stderr_task = tokio::spawn(stderr_loop(
         server.to_string(),
         pid,
         stderr,
-        last_stderr.clone(),
+        (last_stderr.clone(), recent.clone()),
     ));
     Ok(Upstream {
         tx: Outbox::Stdin(Stdin(Arc::new(tokio::sync::Mutex::new(Some(stdin))))),
@@ -135,7 +146,13 @@ pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnErro
             line: Vec::with_capacity(4096),
             skipping: false,
         }),
-        process: Some(Process { child, pid, cgroup }),
+        process: Some(Process {
+            child,
+            pid,
+            recent,
+            stderr_task: Some(stderr_task),
+            cgroup,
+        }),
         last_error: last_stderr,
         tasks: Vec::new(),
     })
@@ -246,7 +263,7 @@ async fn stderr_loop(
     server: String,
     pid: Option<u32>,
     stderr: tokio::process::ChildStderr,
-    last: LastError,
+    last: (LastError, Recent),
 ) {
     let mut reader = BufReader::with_capacity(64 * 1024, stderr);
     let mut line = StderrLine::default();
@@ -299,7 +316,7 @@ impl StderrLine {
     }
 
     /// Logs the line (and remembers it as the last error), then starts a new one.
-    fn emit(&mut self, server: &str, pid: Option<u32>, last: &LastError) {
+    fn emit(&mut self, server: &str, pid: Option<u32>, last: &(LastError, Recent)) {
         let kept = self.kept.strip_suffix(b"\r").unwrap_or(&self.kept);
         let text = crate::logsafe::escape(&String::from_utf8_lossy(kept));
         let pid = pid.unwrap_or(0);
@@ -311,7 +328,13 @@ impl StderrLine {
         }
         if !text.trim().is_empty() {
             let short: String = text.chars().take(LAST_ERROR_CHARS).collect();
-            set_last_error(last, short);
+            if let Ok(mut r) = last.1.lock() {
+                if r.len() == RECENT {
+                    r.pop_front();
+                }
+                r.push_back(short.clone());
+            }
+            set_last_error(&last.0, short);
         }
         self.kept.clear();
         self.dropped = 0;
