@@ -295,7 +295,7 @@ mod fuzz {
             ConfigError::Invalid(i, file) => file == "fuzz.json" && !i.path.is_empty(),
             ConfigError::Expand(e, file) => {
                 let text = e.to_string();
-                file == "fuzz.json" && !text.starts_with(':') && text.contains(": ")
+                file == "fuzz.json" && !text.starts_with(": ") && text.contains(": ")
             }
             // One file in memory: never unreadable, never a drop-in.
             ConfigError::Json { .. } | ConfigError::Read { .. } | ConfigError::Dropin(_) => false,

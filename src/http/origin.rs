@@ -35,12 +35,15 @@ fn normalize(origin: &str) -> Option<String> {
 /// A name that merely starts with `127.` (`127.0.0.1.attacker.example`) is a
 /// DNS name like any other: that is the rebinding attack itself.
 fn is_loopback_host(host: &str) -> bool {
-    let h = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>()
+    // Brackets hold an IPv6 address and nothing else: `[127.0.0.1]` is no host.
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    }
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
 
@@ -234,6 +237,7 @@ mod tests {
             "localhost.evil.example",
             "[::2]",
             "0.0.0.0",
+            "[127.0.0.1]",
         ] {
             assert!(!is_loopback_host(h), "{h}");
         }
