@@ -320,7 +320,7 @@ async fn sigterm_with_a_short_timeout_leaves_no_process_behind() {
         let mut c = Mcp::new(&hub, server);
         c.initialize().await;
         let pid: i32 = c.call_text(1, "pid", json!({})).await.parse().unwrap();
-        pids.extend(group(pid));
+        pids.extend(group_members(pid));
         std::mem::forget(c);
     }
     assert!(pids.len() >= 6, "children and grandchildren: {pids:?}");
@@ -353,16 +353,4 @@ async fn an_unsandboxed_child_dies_with_a_killed_hub() {
         assert!(Instant::now() < deadline, "the child outlived a killed hub");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Processes in the process group led by `pgid`.
-fn group(pgid: i32) -> Vec<i32> {
-    pids_where(|pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit_once(") ")
-                .and_then(|(_, r)| r.split(' ').nth(2))
-                .and_then(|g| g.parse::<i32>().ok())
-                == Some(pgid)
-        })
-    })
 }

@@ -202,19 +202,6 @@ async fn sigterm_stops_every_child_and_its_group() {
     assert!(hub.log_contains("stopped"));
 }
 
-/// Processes in the process group led by `pgid`.
-fn group_members(pgid: i32) -> Vec<i32> {
-    pids_where(|pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            // Field 5 (pgrp), counted after the ")" that ends the command name.
-            stat.rsplit_once(") ")
-                .and_then(|(_, r)| r.split(' ').nth(2))
-                .and_then(|g| g.parse::<i32>().ok())
-                == Some(pgid)
-        })
-    })
-}
-
 #[tokio::test]
 async fn children_exit_when_the_hub_is_killed() {
     // SIGKILL gives the hub no chance to stop anything: its children see stdin

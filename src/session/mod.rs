@@ -555,7 +555,7 @@ impl Session {
             };
             if let (Err(why), Some(id)) = (sent, up_id) {
                 let why = format!("server {:?} {why}", cfg.name);
-                let fx = self.up.core.router().unparseable_as(&id, &why);
+                let fx = self.up.core.router().fail_one(&id, &why);
                 for e in fx {
                     e.deliver();
                 }

@@ -462,7 +462,6 @@ impl Router {
                         }
                     }
                 }
-                let ex = ex;
                 if let Some(a) = ex.audit {
                     a.finish(&self.server, Audit::outcome_of(&msg));
                 }
@@ -842,11 +841,11 @@ impl Router {
             "server {:?} answered with a line that is not valid JSON: {why}",
             self.server
         );
-        self.unparseable_as(id, &msg)
+        self.fail_one(id, &msg)
     }
 
     /// Fails one exchange, named by its upstream id, with `msg`.
-    pub fn unparseable_as(&mut self, id: &Id, msg: &str) -> Vec<Effect> {
+    pub fn fail_one(&mut self, id: &Id, msg: &str) -> Vec<Effect> {
         let Some(ex) = id.as_u64().and_then(|up| self.inflight.complete(up)) else {
             return vec![];
         };

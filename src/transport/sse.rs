@@ -20,7 +20,7 @@ use crate::http::response::{empty, Body, Rejection};
 use crate::hub::{OpenError, Server};
 use crate::jsonrpc::{parse_body, Incoming, Message};
 
-use crate::session::outbound::{self, Outbound, Refused};
+use crate::session::outbound::{self, Outbound};
 use crate::session::{Downstream, Session, SessionInfo};
 use http::{Request, Response, StatusCode};
 use std::collections::{HashMap, VecDeque};
@@ -46,7 +46,7 @@ struct Sink(Outbound);
 impl Downstream for Sink {
     fn deliver(&self, msg: Message) {
         // On overflow the queue closes itself; the stream ends and so does the session.
-        if let Err(Refused::Closed(_)) = self.0.push(msg) {}
+        let _ = self.0.push(msg);
     }
     fn closed(&self, _reason: &str) {
         self.0.close();

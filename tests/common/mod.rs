@@ -521,8 +521,12 @@ impl Answer {
 impl Mcp {
     /// POSTs `body` and returns its answer as a stream (the answer must be SSE).
     pub async fn post_streaming(&self, body: &Value) -> Answer {
-        let resp = self
-            .http
+        Answer::from_response(self.post_in_session(body).await)
+    }
+
+    /// POSTs `body` in this client's session and returns the raw response.
+    pub async fn post_in_session(&self, body: &Value) -> reqwest::Response {
+        self.http
             .post(&self.url)
             .bearer_auth(&self.token)
             .header("content-type", "application/json")
@@ -531,13 +535,7 @@ impl Mcp {
             .json(body)
             .send()
             .await
-            .unwrap();
-        assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        let events = resp
-            .bytes_stream()
-            .eventsource()
-            .map(|e| serde_json::from_str(&e.unwrap().data).unwrap());
-        Answer(Box::pin(events))
+            .unwrap()
     }
 }
 
@@ -671,17 +669,7 @@ impl Mcp {
     /// POSTs `body` and returns the answer's messages as they come: the events
     /// of an SSE answer, or the one message of a JSON answer.
     pub async fn post_events(&self, body: &Value) -> RawEvents {
-        let resp = self
-            .http
-            .post(&self.url)
-            .bearer_auth(&self.token)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-session-id", self.session.clone().unwrap())
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.post_in_session(body).await;
         if resp.headers()["content-type"] == "text/event-stream" {
             return RawEvents::new(resp);
         }
@@ -720,4 +708,17 @@ pub async fn post_raw_to(http: &reqwest::Client, url: &str, body: &str) -> u16 {
         .send()
         .await
         .map_or(0, |r| r.status().as_u16())
+}
+
+/// Processes in the process group led by `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    pids_where(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // Field 5 (pgrp), counted after the ")" that ends the command name.
+            stat.rsplit_once(") ")
+                .and_then(|(_, r)| r.split(' ').nth(2))
+                .and_then(|g| g.parse::<i32>().ok())
+                == Some(pgid)
+        })
+    })
 }
