@@ -22,3 +22,4 @@ pub mod supervisor;
 pub mod systemd;
 pub mod transport;
 pub mod upstream;
+pub mod views;

@@ -1,0 +1,1 @@
+//! Aggregated groups of servers (being built).

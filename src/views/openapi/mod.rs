@@ -1,0 +1,1 @@
+//! The OpenAPI facade of one server (being built).
