@@ -495,13 +495,14 @@ async fn probe(cfg: &Arc<ServerConfig>, sup: &Arc<Supervisor>) -> Result<(), Str
 }
 
 /// True when a reload may keep the running upstream: what starts or reaches
-/// it is the same. Tokens, the tool filter, audit logging and the request
-/// timeout apply in place, with no restart.
+/// it is the same. Tokens, the tool filter, the OpenAPI naming, audit logging
+/// and the request timeout apply in place, with no restart.
 fn same_upstream(old: &ServerConfig, new: &ServerConfig) -> bool {
     let mut probe = old.clone();
     probe.auth_tokens = new.auth_tokens.clone();
     probe.token_source = new.token_source.clone();
     probe.tool_filter = new.tool_filter.clone();
+    probe.openapi = new.openapi;
     probe.log_enabled = new.log_enabled;
     probe.request_timeout = new.request_timeout;
     probe.panic_if_invalid = new.panic_if_invalid;

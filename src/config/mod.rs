@@ -9,6 +9,7 @@
 pub mod dropin;
 pub mod edit;
 mod expand;
+pub mod openapi;
 mod raw;
 
 use indexmap::IndexMap;
@@ -208,6 +209,8 @@ pub struct ServerConfig {
     /// The config path of `auth_tokens`, to name a token in logs without its value.
     pub token_source: String,
     pub tool_filter: Option<ToolFilter>,
+    /// How the OpenAPI facade names operations.
+    pub openapi: openapi::OpenApi,
     pub log_enabled: bool,
     pub panic_if_invalid: bool,
     pub disabled: bool,
@@ -839,6 +842,7 @@ fn validate_server(
             }
         }
     };
+    let openapi = openapi::resolve(own.openapi.as_ref(), global.openapi.as_ref(), path)?;
     if !matches!(upstream, Upstream::Stdio(_)) && session == SessionMode::Shared && idle_written {
         warnings.push(format!(
             "{path}.idleTimeout: only stops stdio children; ignored for a remote server"
@@ -858,6 +862,7 @@ fn validate_server(
         auth_tokens,
         token_source,
         tool_filter,
+        openapi,
         log_enabled: own.log_enabled.or(global.log_enabled).unwrap_or(false),
         panic_if_invalid: own
             .panic_if_invalid

@@ -71,6 +71,8 @@ pub struct Options {
     pub log_enabled: Option<bool>,
     pub auth_tokens: Option<Vec<String>>,
     pub tool_filter: Option<ToolFilter>,
+    /// The OpenAPI facade's settings (`super::openapi`).
+    pub openapi: Option<super::openapi::Raw>,
     pub disabled: Option<bool>,
     /// Accepted for TBXark compatibility; not acted on.
     pub metrics: Option<Value>,

@@ -3,7 +3,10 @@
 //!
 //! Routes: `/<name>/sse` + `/<name>/message?sessionId=` (legacy SSE),
 //! `/<name>/mcp` (streamable HTTP), `/healthz` (open), `/status` (token),
-//! `/` (open; lists servers with a token).
+//! `/` (open; lists servers with a token), and the OpenAPI facade
+//! (`views::openapi`): `/<name>/openapi.json`, `/<name>/tools/<tool>`,
+//! `/<name>/docs`, `/<name>/resources[/read]`, `/<name>/prompts[/<p>]`
+//! (token), `/<name>/healthz` (open).
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
@@ -15,6 +18,7 @@ mod status;
 use crate::hub::{Hub, Snapshot};
 use crate::systemd::listen::Listener;
 use crate::transport::{self, sse, streamable};
+use crate::views::openapi;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -34,6 +38,8 @@ pub struct App {
     started: std::time::Instant,
     pub conns: Arc<Conns>,
     pub shutdown: watch::Receiver<bool>,
+    /// The OpenAPI facade's sessions on per-client servers.
+    pub facades: crate::views::openapi::Facades,
 }
 
 impl App {
@@ -53,6 +59,7 @@ impl App {
             conns: Arc::default(),
             hub,
             shutdown,
+            facades: Default::default(),
         })
     }
 }
@@ -340,12 +347,26 @@ async fn route(
         authorize(&snap.settings.auth_tokens, req.headers())?;
         return Err(Rejection::UnknownServer(first.into()));
     };
+    if rest == "healthz" {
+        return Ok(openapi::healthz(&server, req.method()));
+    }
     let token = authorize(&server.cfg.auth_tokens, req.headers())?.map(|i| crate::session::Token {
         label: i,
         secret: crate::session::Secret(server.cfg.auth_tokens[i].as_str().into()),
     });
     if server.cfg.disabled {
         return Err(Rejection::Disabled(first.into()));
+    }
+    if openapi::handles(rest) {
+        let auth = !server.cfg.auth_tokens.is_empty();
+        let backend = openapi::ServerBackend {
+            hub: &app.hub,
+            facades: &app.facades,
+            server,
+            token,
+        };
+        let path = format!("/{first}");
+        return openapi::serve(&backend, &snap.settings, &path, auth, req, rest).await;
     }
     match (rest, req.method()) {
         ("sse", &Method::GET) => sse::open(&app.ctx, server, req, token).await,

@@ -1,1 +1,270 @@
-//! The OpenAPI facade of one server (being built).
+//! The OpenAPI facade of one server, for Open WebUI's tool servers (MCPO's
+//! job): `GET /<name>/openapi.json`, one `POST /<name>/tools/<tool>` per
+//! tool, `GET /<name>/docs`, `GET /<name>/resources`,
+//! `GET /<name>/resources/read?uri=`, `GET /<name>/prompts`,
+//! `POST /<name>/prompts/<prompt>`, and the open `GET /<name>/healthz`.
+//!
+//! - `backend`: the seam. The facade needs one thing of what it fronts:
+//!   "send this JSON-RPC request, give me its answer" ([`Backend`]). For a
+//!   server that goes through the session layer ([`ServerBackend`]), so calls
+//!   are filtered, limited and audited as MCP clients' calls are. A group of
+//!   servers can be served at `/g/<group>/openapi.json` by the same code
+//!   through a `Backend` over the group ([`serve`] is generic over it).
+//! - `spec`: the document, from a fresh `tools/list` per GET (so a changed
+//!   list or tool filter shows at once, with no cache to invalidate).
+//! - `call`: an operation's body in, MCPO-compatible response out.
+//! - `docs`: the HTML page (no scripts, nothing from a CDN).
+//!
+//! Auth is the MCP routes' (the HTTP layer checks the token before routing
+//! here), the spec and docs included; only `healthz` is open.
+//! Each call re-reads `tools/list` to check the tool exists (after the
+//! filter) and its arguments fit its `inputSchema`: one local round trip
+//! more, in exchange for a 404 or 422 that never reaches the server.
+
+pub mod backend;
+pub mod call;
+pub mod docs;
+pub mod spec;
+
+pub use backend::{Backend, Facades, ServerBackend, Unreachable};
+
+use crate::config::HubSettings;
+use crate::http::response::{json_response, Body, Rejection};
+use crate::hub::Server;
+use call::Reply;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{json, Map, Value};
+
+/// Whether `rest` (the path after `/<name>/`) is one of the facade's routes.
+pub fn handles(rest: &str) -> bool {
+    matches!(
+        rest,
+        "openapi.json" | "docs" | "resources" | "resources/read" | "prompts"
+    ) || rest.starts_with("tools/")
+        || rest.starts_with("prompts/")
+}
+
+/// `GET /<name>/healthz`: the server's state without a token. 200 when it
+/// can serve now: ready, or stopped and started on the next call (a lazy or
+/// idle server, a per-client server with no client); 503 while it starts,
+/// restarts after a crash, has failed, or is disabled.
+pub fn healthz(server: &Server, method: &Method) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return Rejection::Method("GET").into_response();
+    }
+    let state = server.state();
+    let ready = matches!(state, "ready" | "stopped");
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(
+        status,
+        &json!({"server": server.cfg.name, "state": state, "ready": ready}),
+    )
+}
+
+/// One facade request. `path` is where the backend's routes live
+/// (`/<name>`), `rest` the route below it.
+pub async fn serve<B: Backend>(
+    b: &B,
+    settings: &HubSettings,
+    path: &str,
+    auth: bool,
+    req: Request<Incoming>,
+    rest: &str,
+) -> Result<Response<Body>, Rejection> {
+    let method = req.method().clone();
+    let reply = match (rest, &method) {
+        ("openapi.json", &Method::GET) => document(b, settings, path, auth).await,
+        ("docs", &Method::GET) => return Ok(page(b, settings, path, auth).await),
+        ("resources", &Method::GET) => list(b, "resources/list").await,
+        ("prompts", &Method::GET) => list(b, "prompts/list").await,
+        ("resources/read", &Method::GET) => read(b, req.uri().query()).await,
+        (r, &Method::POST) if r.starts_with("tools/") => {
+            let name = decode(&r["tools/".len()..]);
+            let body = crate::transport::read_body(req, settings).await?;
+            tool(b, &name, &body).await
+        }
+        (r, &Method::POST) if r.starts_with("prompts/") => {
+            let name = decode(&r["prompts/".len()..]);
+            let body = crate::transport::read_body(req, settings).await?;
+            prompt(b, &name, &body).await
+        }
+        (r, _) if r.starts_with("tools/") || r.starts_with("prompts/") => {
+            return Err(Rejection::Method("POST"))
+        }
+        _ => return Err(Rejection::Method("GET")),
+    };
+    let (status, body) = reply;
+    Ok(json_response(status, &body))
+}
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn unreachable(e: Unreachable) -> Reply {
+    call::detail(e.status, e.message)
+}
+
+/// Every item of a paginated list (`tools`, `prompts`, `resources`), or the
+/// reply to give when the first page fails.
+async fn list_all<B: Backend>(b: &B, method: &str, key: &str) -> Result<Vec<Value>, Reply> {
+    let mut items = Vec::new();
+    let mut cursor: Option<Value> = None;
+    // A server that hands out cursors forever is cut off, not followed forever.
+    for _ in 0..100 {
+        let params = match &cursor {
+            Some(c) => json!({ "cursor": c }),
+            None => json!({}),
+        };
+        let m = b.send(method, params).await.map_err(unreachable)?;
+        if let Some(r) = call::rpc_error(&m) {
+            return Err(r);
+        }
+        let r: Value = m
+            .result_raw()
+            .and_then(|r| serde_json::from_str(r.get()).ok())
+            .unwrap_or_default();
+        if let Some(a) = r.get(key).and_then(Value::as_array) {
+            items.extend(a.iter().cloned());
+        }
+        match r.get("nextCursor").filter(|c| !c.is_null()) {
+            Some(c) => cursor = Some(c.clone()),
+            None => break,
+        }
+    }
+    Ok(items)
+}
+
+/// What the document and the page are made of.
+async fn gather<B: Backend>(b: &B) -> Result<(Vec<Value>, spec::Extras), Reply> {
+    // A server without tools (-32601) is described with none.
+    let tools = match list_all(b, "tools/list", "tools").await {
+        Err((StatusCode::NOT_FOUND, _)) => vec![],
+        other => other?,
+    };
+    // Prompts and resources are described when the server has them.
+    let prompts = list_all(b, "prompts/list", "prompts").await.ok();
+    let resources = b
+        .send("resources/list", json!({}))
+        .await
+        .is_ok_and(|m| !m.is_error());
+    Ok((tools, spec::Extras { resources, prompts }))
+}
+
+fn about<'a, B: Backend>(
+    b: &'a B,
+    settings: &HubSettings,
+    path: &str,
+    auth: bool,
+) -> spec::About<'a> {
+    let base = match &settings.base_url {
+        Some(u) => format!("{}{path}", u.as_str().trim_end_matches('/')),
+        None => path.to_string(),
+    };
+    spec::About {
+        name: b.name(),
+        base,
+        auth,
+        ids: b.settings().operation_ids,
+    }
+}
+
+async fn document<B: Backend>(b: &B, settings: &HubSettings, path: &str, auth: bool) -> Reply {
+    match gather(b).await {
+        Ok((tools, extras)) => (
+            StatusCode::OK,
+            spec::build(&about(b, settings, path, auth), &tools, &extras),
+        ),
+        Err(r) => r,
+    }
+}
+
+async fn page<B: Backend>(b: &B, settings: &HubSettings, path: &str, auth: bool) -> Response<Body> {
+    match gather(b).await {
+        Ok((tools, extras)) => docs::render(&about(b, settings, path, auth), &tools, &extras),
+        Err((status, body)) => json_response(status, &body),
+    }
+}
+
+async fn list<B: Backend>(b: &B, method: &str) -> Reply {
+    match b.send(method, json!({})).await {
+        Ok(m) => call::plain_reply(&m),
+        Err(e) => unreachable(e),
+    }
+}
+
+async fn read<B: Backend>(b: &B, query: Option<&str>) -> Reply {
+    let uri = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "uri")
+        .map(|(_, v)| v.into_owned());
+    let Some(uri) = uri.filter(|u| !u.is_empty()) else {
+        return call::invalid_input(vec![json!({
+            "type": "missing", "loc": ["query", "uri"], "msg": "the uri query parameter is required"
+        })]);
+    };
+    match b.send("resources/read", json!({ "uri": uri })).await {
+        Ok(m) => call::resource_reply(&m),
+        Err(e) => unreachable(e),
+    }
+}
+
+async fn tool<B: Backend>(b: &B, name: &str, body: &[u8]) -> Reply {
+    let args = match call::arguments(body) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let tools = match list_all(b, "tools/list", "tools").await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let Some(found) = tools
+        .iter()
+        .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+    else {
+        return call::detail(
+            StatusCode::NOT_FOUND,
+            format!("server {:?} has no tool {name:?}", b.name()),
+        );
+    };
+    if let Some(schema) = found.get("inputSchema") {
+        if let Err(r) = call::check(schema, &args) {
+            return r;
+        }
+    }
+    match b
+        .send("tools/call", json!({"name": name, "arguments": args}))
+        .await
+    {
+        Ok(m) => call::tool_reply(&m),
+        Err(e) => unreachable(e),
+    }
+}
+
+async fn prompt<B: Backend>(b: &B, name: &str, body: &[u8]) -> Reply {
+    let args = match call::arguments(body) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    // Prompt arguments are strings; other JSON values are sent as their text.
+    let args: Map<String, Value> = args
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => (k, Value::String(s)),
+            other => (k, Value::String(other.to_string())),
+        })
+        .collect();
+    match b
+        .send("prompts/get", json!({"name": name, "arguments": args}))
+        .await
+    {
+        Ok(m) => call::plain_reply(&m),
+        Err(e) => unreachable(e),
+    }
+}

@@ -1,0 +1,255 @@
+//! The seam between the facade and what it fronts: "send one JSON-RPC
+//! request, get its answer". [`Backend`] is all the facade's other modules
+//! know; [`ServerBackend`] implements it over one configured server through
+//! the session layer, so a facade call is routed, limited, filtered and
+//! audited exactly as an MCP client's call is.
+//!
+//! Sessions. A shared server gets a transient client session on its shared
+//! upstream per HTTP request (opening one costs a router entry, no process).
+//! A per-client server must not start a child per HTTP request, so the facade
+//! keeps one session per (server, token) in [`Facades`], keyed by the token's
+//! place in the config (never its value), and initialized once by the hub
+//! as its client. The server's own rules end it: `idleTimeout` stops its
+//! upstream after that long without a request, `maxClients` may stop it to
+//! make room, a reload that revokes its token ends it. Each of those closes
+//! the session; the next request opens a new one.
+
+use crate::config::openapi::OpenApi;
+use crate::config::SessionMode;
+use crate::hub::{Hub, OpenError, Server};
+use crate::jsonrpc::{Id, Message, METHOD_NOT_FOUND};
+use crate::session::{outbound, Downstream, Secret, Session, SessionInfo, Token};
+use http::StatusCode;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Why a request did not reach the backend, with the HTTP status it maps to.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Unreachable {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Unreachable {
+    fn unavailable(message: impl Into<String>) -> Unreachable {
+        Unreachable {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<OpenError> for Unreachable {
+    fn from(e: OpenError) -> Self {
+        let status = match e {
+            OpenError::Disabled(_) => StatusCode::NOT_FOUND,
+            OpenError::Unavailable(_) | OpenError::Start(_) | OpenError::Full(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        Unreachable {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What the facade serves: a name for its routes and titles, its settings,
+/// and one request at a time to the MCP side. A group of servers can be
+/// served by the same facade code by implementing this over the group.
+pub trait Backend: Send + Sync {
+    /// The route name (`/<name>/…`), used in titles and examples.
+    fn name(&self) -> &str;
+    fn settings(&self) -> OpenApi;
+    /// Sends one request and waits for its answer: a result or a JSON-RPC error.
+    fn send(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> impl Future<Output = Result<Message, Unreachable>> + Send;
+}
+
+/// The facade sessions of per-client servers, one per (server, token).
+#[derive(Default)]
+pub struct Facades {
+    open: Mutex<HashMap<(String, Option<usize>), Slot>>,
+}
+
+/// One key's session; the async lock makes concurrent first requests wait
+/// for one start rather than each start a child.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Facade>>>>;
+
+struct Facade {
+    /// Taken out when the session ends, so it closes (and stops counting
+    /// as an open session) as soon as the calls that hold it are done.
+    session: Mutex<Option<Arc<Session>>>,
+    sink: Arc<Sink>,
+    secret: Option<Secret>,
+}
+
+impl Facade {
+    fn session(&self) -> Option<Arc<Session>> {
+        if self.sink.gone.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.session.lock().ok()?.clone()
+    }
+}
+
+/// A facade has no client to send notifications to; it only needs to know
+/// when its session ended.
+#[derive(Default)]
+struct Sink {
+    gone: AtomicBool,
+    facade: std::sync::OnceLock<std::sync::Weak<Facade>>,
+}
+
+impl Downstream for Sink {
+    fn deliver(&self, _msg: Message) {}
+    fn closed(&self, _reason: &str) {
+        self.gone.store(true, Ordering::SeqCst);
+        let facade = self.facade.get().and_then(|w| w.upgrade());
+        let session = facade.and_then(|f| f.session.lock().ok()?.take());
+        drop(session);
+    }
+}
+
+/// Request ids the facade sends: unique per process, so a per-client
+/// session (whose ids pass through verbatim) never sees two alike.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_id() -> Id {
+    Id::Str(format!("openapi-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)).into())
+}
+
+/// One configured server, as seen by one HTTP request with its token.
+pub struct ServerBackend<'a> {
+    pub hub: &'a Arc<Hub>,
+    pub facades: &'a Facades,
+    pub server: Arc<Server>,
+    pub token: Option<Token>,
+}
+
+impl ServerBackend<'_> {
+    fn info(&self) -> SessionInfo {
+        let id = format!("openapi-{}", crate::transport::new_session_id());
+        match &self.token {
+            Some(t) => t.info(&id, &self.server.cfg.token_source),
+            None => SessionInfo {
+                id,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The per-client facade session for this token, opened if needed.
+    async fn facade(&self) -> Result<Arc<Session>, Unreachable> {
+        let key = (
+            self.server.cfg.name.clone(),
+            self.token.as_ref().map(|t| t.label),
+        );
+        let slot: Slot = {
+            let mut open = self.facades.open.lock().unwrap_or_else(|e| e.into_inner());
+            open.entry(key).or_default().clone()
+        };
+        let mut held = slot.lock().await;
+        let secret = self.token.as_ref().map(|t| t.secret.clone());
+        if let Some(f) = held.as_ref().filter(|f| f.secret == secret) {
+            if let Some(s) = f.session() {
+                return Ok(s);
+            }
+        }
+        // Gone (idle, evicted, revoked) or opened with another token value.
+        *held = None;
+        let sink = Arc::new(Sink::default());
+        let session = self
+            .hub
+            .open_session(&self.server, sink.clone(), self.info())
+            .await?;
+        let init = Message::request(
+            next_id(),
+            "initialize",
+            json!({"protocolVersion": crate::session::LATEST_PROTOCOL,
+                   "capabilities": {},
+                   "clientInfo": {"name": "mcp-hub-openapi", "version": env!("CARGO_PKG_VERSION")}}),
+        );
+        let answer = exchange(&session, &self.server.cfg.name, init).await?;
+        if let Some(e) = answer.error_raw() {
+            return Err(Unreachable::unavailable(format!(
+                "server {:?} refused initialize: {}",
+                self.server.cfg.name,
+                e.get()
+            )));
+        }
+        session
+            .notify(Message::notification("notifications/initialized", None))
+            .await;
+        let session = Arc::new(session);
+        let f = Arc::new(Facade {
+            session: Mutex::new(Some(session.clone())),
+            sink: sink.clone(),
+            secret,
+        });
+        let _ = sink.facade.set(Arc::downgrade(&f));
+        *held = Some(f);
+        Ok(session)
+    }
+}
+
+impl Backend for ServerBackend<'_> {
+    fn name(&self) -> &str {
+        &self.server.cfg.name
+    }
+
+    fn settings(&self) -> OpenApi {
+        self.server.cfg.openapi
+    }
+
+    async fn send(&self, method: &str, params: Value) -> Result<Message, Unreachable> {
+        let msg = Message::request(next_id(), method, params);
+        let name = &self.server.cfg.name;
+        if self.server.cfg.session == SessionMode::PerClient {
+            let session = self.facade().await?;
+            return exchange(&session, name, msg).await;
+        }
+        let session = self
+            .hub
+            .open_session(&self.server, Arc::new(Sink::default()), self.info())
+            .await?;
+        exchange(&session, name, msg).await
+    }
+}
+
+/// One request through a session, to its answer. A question the server asks
+/// meanwhile (sampling, elicitation, roots) has nobody to answer it behind an
+/// OpenAPI call: it gets an error at once rather than a wait.
+async fn exchange(session: &Session, server: &str, msg: Message) -> Result<Message, Unreachable> {
+    let (tx, mut rx) = outbound::channel(server, "openapi");
+    session.request(msg, &tx).await;
+    loop {
+        match rx.recv().await {
+            Some(m) if m.is_response() => return Ok(m),
+            Some(m) if m.is_request() => {
+                let method = m.method().unwrap_or("").to_string();
+                session
+                    .notify(Message::error(
+                        m.id().cloned(),
+                        METHOD_NOT_FOUND,
+                        format!("{method} is not available to a call through the OpenAPI facade"),
+                    ))
+                    .await;
+            }
+            Some(_) => {}
+            None => {
+                return Err(Unreachable {
+                    status: StatusCode::BAD_GATEWAY,
+                    message: format!("server {server:?} ended before it answered"),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! The OpenAPI facade against the real binary and the fixture server: the
+//! document's shape, every response and error mapping, auth, the per-server
+//! health route, list changes, and per-client facade sessions.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn get(hub: &Hub, path: &str) -> (u16, Value) {
+    let r = client()
+        .get(hub.url(path))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post_raw(hub: &Hub, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let r = client()
+        .post(hub.url(path))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(hub: &Hub, path: &str, body: Value) -> (u16, Value) {
+    post_raw(hub, path, body.to_string()).await
+}
+
+fn body_schema<'a>(doc: &'a Value, path: &str) -> &'a Value {
+    &doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+}
+
+#[tokio::test]
+async fn the_document_hoists_defs_filters_tools_and_names_operations() {
+    let hub = Hub::start(
+        json!({}),
+        json!({
+            "fx": fx(json!({"sandbox": false, "options": {"toolFilter": {"mode": "block", "list": ["crash", "hang"]}}})),
+            "mc": fx(json!({"sandbox": false, "options": {"openapi": {"operationIds": "mcpo"}}})),
+        }),
+    );
+    let (status, doc) = get(&hub, "/fx/openapi.json").await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], "/fx");
+    let paths = doc["paths"].as_object().unwrap();
+    // The filter applies: blocked tools are not operations.
+    assert!(paths.contains_key("/tools/echo"));
+    assert!(!paths.contains_key("/tools/crash"), "{:?}", paths.keys());
+    assert!(!paths.contains_key("/tools/hang"));
+    let echo = &doc["paths"]["/tools/echo"]["post"];
+    assert_eq!(echo["operationId"], "echo");
+    assert_eq!(echo["description"], "Echoes its text argument");
+    assert_eq!(echo["security"], json!([{"bearer": []}]));
+    // $defs are hoisted into components and refs rewritten; none is left.
+    let text = doc.to_string();
+    assert!(!text.contains("#/$defs"), "a ref into $defs is left");
+    let s = body_schema(&doc, "/tools/json_schema_2020_12_tool");
+    assert_eq!(
+        s["properties"]["address"]["$ref"],
+        "#/components/schemas/json_schema_2020_12_tool__input__address"
+    );
+    assert!(s.get("$defs").is_none());
+    assert_eq!(
+        doc["components"]["schemas"]["json_schema_2020_12_tool__input__address"]["properties"]
+            ["city"]["type"],
+        "string"
+    );
+    // The outputSchema is the 200 schema, hoisted the same way.
+    let ok = &doc["paths"]["/tools/structured_add"]["post"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(
+        ok["properties"]["sum"]["$ref"],
+        "#/components/schemas/structured_add__output__sum"
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["structured_add__output__sum"],
+        json!({"type": "number"})
+    );
+    assert_eq!(
+        body_schema(&doc, "/tools/structured_add")["required"],
+        json!(["a", "b"])
+    );
+    // Resources and prompts are described too.
+    assert!(doc["paths"]["/resources"]["get"].is_object());
+    assert!(doc["paths"]["/resources/read"]["get"].is_object());
+    assert!(doc["paths"]["/prompts/test_prompt_with_arguments"]["post"].is_object());
+    // Every operationId is unique.
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|p| p.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+
+    let (_, mc) = get(&hub, "/mc/openapi.json").await;
+    assert_eq!(
+        mc["paths"]["/tools/echo"]["post"]["operationId"],
+        "tool_echo_post"
+    );
+    assert_eq!(
+        mc["paths"]["/tools/json_schema_2020_12_tool"]["post"]["operationId"],
+        "tool_json_schema_2020_12_tool_post"
+    );
+}
+
+#[tokio::test]
+async fn calls_answer_as_mcpo_does_and_errors_map_by_code() {
+    let hub = Hub::start(
+        json!({"options": {"logEnabled": true, "maxBodySize": "64KiB"}}),
+        json!({"fx": fx(json!({"sandbox": false, "options": {"toolFilter": {"mode": "block", "list": ["crash"]}}}))}),
+    );
+    let call = |tool: &str, args: Value| {
+        let path = format!("/fx/tools/{tool}");
+        let hub = &hub;
+        async move { post(hub, &path, args).await }
+    };
+    assert_eq!(
+        call("echo", json!({"text": "hi"})).await,
+        (200, json!("hi"))
+    );
+    // Text that is JSON is returned parsed.
+    assert_eq!(call("add", json!({"a": 1, "b": 2})).await, (200, json!(3)));
+    // structuredContent as it is.
+    assert_eq!(
+        call("structured_add", json!({"a": 1, "b": 2})).await,
+        (200, json!({"sum": 3.0}))
+    );
+    let (status, img) = call("test_image_content", json!({})).await;
+    assert_eq!(status, 200);
+    assert!(
+        img.as_str().unwrap().starts_with("data:image/png;base64,"),
+        "{img}"
+    );
+    assert_eq!(
+        call("test_embedded_resource", json!({})).await,
+        (200, json!("This is an embedded resource content."))
+    );
+    let (_, many) = call("test_multiple_content_types", json!({})).await;
+    let many = many.as_array().unwrap();
+    assert_eq!(many.len(), 3);
+    assert_eq!(many[0], "Multiple content types test:");
+    assert_eq!(many[2], json!({"test": "data", "value": 123}));
+    // An empty body is no arguments.
+    assert_eq!(post_raw(&hub, "/fx/tools/echo", "").await, (200, json!("")));
+
+    // isError → 500 with the first text.
+    let (status, body) = call("test_error_handling", json!({})).await;
+    assert_eq!(status, 500);
+    assert!(
+        body["detail"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("error"),
+        "{body}"
+    );
+    // JSON-RPC errors by code.
+    for (code, want) in [(-32601, 404), (-32602, 422), (-32600, 400), (-32603, 500)] {
+        let (status, body) = call("rpc_error", json!({ "code": code })).await;
+        assert_eq!(status, want, "code {code}: {body}");
+        assert_eq!(body["detail"]["message"], format!("rpc_error: code {code}"));
+    }
+    // No such tool, or a filtered one: 404 without reaching the server.
+    let (status, body) = call("nope", json!({})).await;
+    assert_eq!(status, 404);
+    assert!(body["detail"]["message"].as_str().unwrap().contains("nope"));
+    assert_eq!(call("crash", json!({})).await.0, 404);
+    // Malformed input: 422 with the reason, and nothing lost.
+    let (status, body) = post_raw(&hub, "/fx/tools/echo", "[1]").await;
+    assert_eq!(status, 422);
+    assert_eq!(body["detail"][0]["loc"], json!(["body"]));
+    let (status, body) = post_raw(&hub, "/fx/tools/echo", "{\"text\":").await;
+    assert_eq!(status, 422);
+    assert_eq!(body["detail"][0]["type"], "json_invalid");
+    let (status, body) = call("structured_add", json!({"a": "one", "b": 2})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "a"]));
+    assert_eq!(body["detail"][0]["type"], "type");
+    let (status, body) = call("structured_add", json!({"a": 1})).await;
+    assert_eq!(status, 422);
+    assert!(
+        body["detail"][0]["msg"].as_str().unwrap().contains("\"b\""),
+        "{body}"
+    );
+    // Bodies are limited as on the MCP routes.
+    let big = format!("{{\"text\":\"{}\"}}", "x".repeat(100 * 1024));
+    assert_eq!(post_raw(&hub, "/fx/tools/echo", big).await.0, 413);
+    // Wrong method.
+    assert_eq!(get(&hub, "/fx/tools/echo").await.0, 405);
+    // The server is still fine after all of that.
+    assert_eq!(
+        call("echo", json!({"text": "ok"})).await,
+        (200, json!("ok"))
+    );
+
+    // Calls are audited like MCP clients' calls, naming the token by its place.
+    assert!(
+        hub.log_contains("tools/call \"echo\": ok")
+            && hub.log_contains("token mcpProxy.options.authTokens[0]"),
+        "no audit line"
+    );
+    assert!(hub.log_contains("tools/call \"test_error_handling\": tool-error"));
+
+    // Resources and prompts.
+    let (status, list) = get(&hub, "/fx/resources").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["resources"][0]["uri"], "test://static-text");
+    let (status, text) = get(&hub, "/fx/resources/read?uri=test%3A%2F%2Fstatic-text").await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.as_str().unwrap().len() > 1);
+    let (status, bin) = get(&hub, "/fx/resources/read?uri=test://static-binary").await;
+    assert_eq!(status, 200);
+    assert!(bin.as_str().unwrap().starts_with("data:image/png;base64,"));
+    assert_eq!(get(&hub, "/fx/resources/read?uri=test://nope").await.0, 404);
+    assert_eq!(get(&hub, "/fx/resources/read").await.0, 422);
+    let (status, prompts) = get(&hub, "/fx/prompts").await;
+    assert_eq!(status, 200);
+    assert!(prompts["prompts"].as_array().unwrap().len() >= 2);
+    let (status, p) = post(
+        &hub,
+        "/fx/prompts/test_prompt_with_arguments",
+        json!({"arg1": "A1", "arg2": "B2"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{p}");
+    assert!(p["messages"].to_string().contains("A1"), "{p}");
+    assert_eq!(post(&hub, "/fx/prompts/nope", json!({})).await.0, 422);
+}
+
+#[tokio::test]
+async fn auth_is_the_mcp_routes_and_healthz_is_open() {
+    let hub = Hub::start(
+        json!({}),
+        json!({
+            "fx": fx(json!({"sandbox": false})),
+            "broken": {"command": "/nonexistent/server", "sandbox": false},
+            "off": fx(json!({"sandbox": false, "options": {"disabled": true}})),
+        }),
+    );
+    for (method, path) in [
+        ("GET", "/fx/openapi.json"),
+        ("GET", "/fx/docs"),
+        ("POST", "/fx/tools/echo"),
+        ("GET", "/fx/resources"),
+        ("GET", "/fx/prompts"),
+    ] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = client()
+            .request(m.clone(), hub.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path}");
+        assert!(r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"));
+        let r = client()
+            .request(m, hub.url(path))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path} with a wrong token");
+    }
+    let health = |path: &'static str| {
+        let url = hub.url(path);
+        async move {
+            let r = client().get(url).send().await.unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap())
+        }
+    };
+    // Not started yet (nothing above got past auth): started on the next
+    // call, so healthy.
+    let (status, body) = health("/fx/healthz").await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("stopped")));
+    // The docs page: every tool, no scripts.
+    let r = client()
+        .get(hub.url("/fx/docs"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("structured_add") && page.contains("curl -X POST"));
+    assert!(!page.contains("<script"), "the docs page has a script");
+
+    assert_eq!(
+        post(&hub, "/fx/tools/echo", json!({"text": "x"})).await.0,
+        200
+    );
+    assert_eq!(
+        health("/fx/healthz").await,
+        (
+            200,
+            json!({"server": "fx", "state": "ready", "ready": true})
+        )
+    );
+    // A server that cannot start: the call says so (the hub's JSON-RPC
+    // error, which MCPO's mapping makes a 500), and so does healthz.
+    let (status, body) = post(&hub, "/broken/tools/x", json!({})).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["detail"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/server"),
+        "{body}"
+    );
+    let (status, body) = health("/broken/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        matches!(body["state"].as_str(), Some("backoff" | "failed")),
+        "{body}"
+    );
+    let (status, body) = health("/off/healthz").await;
+    assert_eq!((status, body["state"].as_str()), (503, Some("disabled")));
+}
+
+#[tokio::test]
+async fn a_changed_tool_list_shows_in_the_next_document() {
+    let hub = Hub::start(json!({}), json!({"fx": fx(json!({"sandbox": false}))}));
+    let (_, doc) = get(&hub, "/fx/openapi.json").await;
+    assert!(doc["paths"]["/tools/echo"].is_object());
+    let cfg = json!({"mcpProxy": {"options": {"authTokens": [TOKEN]}},
+        "mcpServers": {"fx": fx(json!({"sandbox": false, "options": {"toolFilter": {"mode": "block", "list": ["echo"]}}}))}});
+    std::fs::write(&hub.config_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let pid = nix::unistd::Pid::from_raw(hub.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, doc) = get(&hub, "/fx/openapi.json").await;
+        if doc["paths"]["/tools/echo"].is_null() {
+            assert!(doc["paths"]["/tools/add"].is_object());
+            break;
+        }
+        assert!(Instant::now() < deadline, "the document still lists echo");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(post(&hub, "/fx/tools/echo", json!({})).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_per_client_server_keeps_one_facade_session_per_token() {
+    let hub = Hub::start(
+        json!({"options": {"authTokens": [TOKEN, "second-token"]}}),
+        json!({"pc": fx(json!({"sandbox": false, "session": "per-client", "idleTimeout": "1s"}))}),
+    );
+    let pid = |token: &'static str| {
+        let url = hub.url("/pc/tools/pid");
+        async move {
+            let r = client()
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap().as_i64().unwrap()
+        }
+    };
+    let first = pid(TOKEN).await;
+    // The spec and the calls reuse the same child: no child per request.
+    assert_eq!(get(&hub, "/pc/openapi.json").await.0, 200);
+    assert_eq!(pid(TOKEN).await, first);
+    assert_eq!(pid(TOKEN).await, first);
+    // Another token, another session.
+    let other = pid("second-token").await;
+    assert_ne!(other, first);
+    assert_eq!(pid("second-token").await, other);
+    // idleTimeout reaps it; the next call opens a new one.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while hub.server_status("pc").await["sessions"].as_u64() != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the facade sessions were not reaped"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let again = pid(TOKEN).await;
+    assert_ne!(again, first);
+    assert_eq!(pid(TOKEN).await, again);
+}
