@@ -87,6 +87,10 @@ pub fn check(schema: &Value, args: &Map<String, Value>) -> Result<(), Reply> {
                     .skip(1)
                     .map(|s| json!(s.replace("~1", "/").replace("~0", "~"))),
             );
+            // FastAPI names a missing field in `loc`; so does this.
+            if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
+                loc.push(property.clone());
+            }
             json!({"type": e.kind().keyword(), "loc": loc, "msg": e.to_string()})
         })
         .collect();
@@ -283,5 +287,6 @@ mod tests {
         assert_eq!(body["detail"][0]["type"], "type");
         let (_, body) = check(&schema, &Map::new()).unwrap_err();
         assert_eq!(body["detail"][0]["type"], "required");
+        assert_eq!(body["detail"][0]["loc"], json!(["body", "a"]));
     }
 }

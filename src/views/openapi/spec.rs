@@ -239,7 +239,6 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
             "summary": summary,
             "description": description,
             "tags": ["tools"],
-            "requestBody": {"required": required, "content": {"application/json": {"schema": body}}},
             "responses": {
                 "200": {"description": "The tool's result: its structuredContent when it returns one, else its content (one item bare, several as an array; text that is JSON parsed, images, audio and binary resources as data: URIs)",
                         "content": {"application/json": {"schema": ok_schema}}},
@@ -249,6 +248,12 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
                 "503": error_response("The server is not available now"),
             },
         });
+        // A tool without parameters has no body, as in MCPO: Open WebUI
+        // refuses to call an operation that wants a body it has nothing for.
+        if has_parameters(&input) {
+            op["requestBody"] = json!({"required": required,
+                "content": {"application/json": {"schema": body}}});
+        }
         add_auth(&mut op, about.auth);
         paths.insert(format!("/tools/{}", segment(name)), json!({ "post": op }));
     }
@@ -325,13 +330,16 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
                 "summary": p.get("title").and_then(Value::as_str).unwrap_or(name),
                 "description": p.get("description").and_then(Value::as_str).unwrap_or(""),
                 "tags": ["prompts"],
-                "requestBody": {"required": !required.is_empty(), "content": {"application/json": {"schema":
-                    {"type": "object", "properties": props, "required": required}}}},
                 "responses": {"200": {"description": "prompts/get's result: the prompt's messages", "content": {"application/json": {"schema": {"type": "object"}}}},
                               "404": error_response("No such prompt"),
                               "422": error_response("The arguments do not fit the prompt"),
                               "503": error_response("The server is not available now")},
             });
+            if !props.is_empty() {
+                op["requestBody"] = json!({"required": !required.is_empty(),
+                    "content": {"application/json": {"schema":
+                        {"type": "object", "properties": props, "required": required}}}});
+            }
             add_auth(&mut op, about.auth);
             paths.insert(format!("/prompts/{}", segment(name)), json!({ "post": op }));
         }
@@ -352,6 +360,22 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
             json!({"bearer": {"type": "http", "scheme": "bearer"}});
     }
     doc
+}
+
+/// Whether a tool's input schema names any parameter (or is more than a
+/// plain object, so a body may carry something).
+fn has_parameters(schema: &Value) -> bool {
+    let Some(o) = schema.as_object() else {
+        return false;
+    };
+    o.get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|p| !p.is_empty())
+        || ["$ref", "anyOf", "oneOf", "allOf", "patternProperties"]
+            .iter()
+            .any(|k| o.contains_key(*k))
+        || o.get("additionalProperties")
+            .is_some_and(|a| a != &json!(false))
 }
 
 fn add_auth(op: &mut Value, auth: bool) {
@@ -415,6 +439,22 @@ mod tests {
         assert_eq!(
             comps["tree__input__root"]["properties"]["kids"]["items"]["$ref"],
             "#/components/schemas/tree__input__root"
+        );
+    }
+
+    #[test]
+    fn a_tool_without_parameters_has_no_body() {
+        let tools = vec![
+            json!({"name": "none", "inputSchema": {"type": "object", "properties": {}}}),
+            json!({"name": "one", "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}}}),
+        ];
+        let doc = build(&about(OperationIds::Exact), &tools, &Extras::default());
+        assert!(doc["paths"]["/tools/none"]["post"]
+            .get("requestBody")
+            .is_none());
+        assert_eq!(
+            doc["paths"]["/tools/one"]["post"]["requestBody"]["required"],
+            false
         );
     }
 
