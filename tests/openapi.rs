@@ -404,3 +404,54 @@ async fn a_per_client_server_keeps_one_facade_session_per_token() {
     assert_ne!(again, first);
     assert_eq!(pid(TOKEN).await, again);
 }
+
+#[tokio::test]
+async fn cors_answers_only_the_configured_origins() {
+    let owui = "http://owui.lan:3000";
+    let hub = Hub::start(
+        json!({"options": {"cors": {"origins": [owui]}}}),
+        json!({"fx": fx(json!({"sandbox": false}))}),
+    );
+    // A browser's preflight, then the call, from Open WebUI's origin.
+    let r = client()
+        .request(reqwest::Method::OPTIONS, hub.url("/fx/tools/echo"))
+        .header("origin", owui)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["access-control-allow-origin"], owui);
+    let r = client()
+        .post(hub.url("/fx/tools/echo"))
+        .header("origin", owui)
+        .bearer_auth(TOKEN)
+        .json(&json!({"text": "cors"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], owui);
+    let r = client()
+        .get(hub.url("/fx/openapi.json"))
+        .header("origin", owui)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], owui);
+    // Another origin gets no CORS headers, and is refused.
+    let r = client()
+        .get(hub.url("/fx/openapi.json"))
+        .header("origin", "http://evil.example")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}

@@ -85,4 +85,33 @@ mod tests {
         assert_eq!(e.path, "mcpServers.a.options.openapi.operationIds");
         assert!(e.msg.contains("\"fastapi\""), "{e}");
     }
+
+    #[test]
+    fn the_file_sets_it_and_unknown_keys_are_errors() {
+        let none = |_: &str| None;
+        let text = r#"{"mcpProxy": {"options": {"openapi": {"operationIds": "mcpo"}}},
+            "mcpServers": {"a": {"command": "x"},
+                           "b": {"command": "x", "options": {"openapi": {"operationIds": "exact"}}}}}"#;
+        let c = super::super::parse(text, "t.json", &none).unwrap();
+        assert_eq!(c.servers["a"].openapi.operation_ids, OperationIds::Mcpo);
+        assert_eq!(c.servers["b"].openapi.operation_ids, OperationIds::Exact);
+        let bad = r#"{"mcpServers": {"a": {"command": "x", "options": {"openapi": {"operationId": "mcpo"}}}}}"#;
+        let e = super::super::parse(bad, "t.json", &none)
+            .unwrap_err()
+            .to_string();
+        // (The path stops at `options`: serde's flatten hides the rest; the
+        // message names the key and what was expected.)
+        assert!(
+            e.contains("mcpServers.a.options") && e.contains("`operationIds`"),
+            "{e}"
+        );
+        let bad = r#"{"mcpServers": {"a": {"command": "x", "options": {"openapi": {"operationIds": "fast"}}}}}"#;
+        let e = super::super::parse(bad, "t.json", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mcpServers.a.options.openapi.operationIds"),
+            "{e}"
+        );
+    }
 }
