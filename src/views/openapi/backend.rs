@@ -12,7 +12,10 @@
 //! as its client. The server's own rules end it: `idleTimeout` stops its
 //! upstream after that long without a request, `maxClients` may stop it to
 //! make room, a reload that revokes its token ends it. Each of those closes
-//! the session; the next request opens a new one.
+//! the session; the next request opens a new one. (With no tokens
+//! configured, every caller shares the one anonymous session.) While a facade
+//! session lives it counts as an open session, in `/status` and against
+//! `exitOnIdle`, like any MCP client's.
 
 use crate::config::openapi::OpenApi;
 use crate::config::SessionMode;
