@@ -9,6 +9,7 @@
 pub mod dropin;
 pub mod edit;
 mod expand;
+pub mod groups;
 mod raw;
 
 use indexmap::IndexMap;
@@ -22,6 +23,7 @@ pub mod size;
 pub use sandbox::Profile;
 
 pub use expand::ExpandError;
+pub use groups::GroupConfig;
 
 pub const DEFAULT_ADDR: &str = ":9090";
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
@@ -74,6 +76,8 @@ fn invalid(path: impl Into<String>, msg: impl Into<String>) -> Invalid {
 pub struct Config {
     pub hub: HubSettings,
     pub servers: IndexMap<String, ServerConfig>,
+    /// Groups of servers served as one endpoint (`/g/<group>/…`).
+    pub groups: IndexMap<String, GroupConfig>,
     /// Things that load but that an operator should hear about.
     pub warnings: Vec<String>,
     /// The file each server is defined in (the main file or a drop-in).
@@ -548,6 +552,7 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
     }
 
     let mut servers = IndexMap::new();
+    let options_groups = opts.groups;
     for (name, s) in raw.mcp_servers {
         let path = format!("mcpServers.{name}");
         let inherited = Inherited {
@@ -559,9 +564,19 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
         let server = validate_server(&name, s, &path, &inherited, &mut warnings)?;
         servers.insert(name, server);
     }
+    let groups = groups::validate(
+        raw.groups,
+        options_groups,
+        &groups::Context {
+            servers: &servers,
+            global_tokens: &global_tokens,
+        },
+        &mut warnings,
+    )?;
     Ok(Config {
         hub,
         servers,
+        groups,
         warnings,
         origins: Default::default(),
     })

@@ -2,7 +2,8 @@
 //! before a transport sees it (Host/Origin, CORS preflight, bearer token).
 //!
 //! Routes: `/<name>/sse` + `/<name>/message?sessionId=` (legacy SSE),
-//! `/<name>/mcp` (streamable HTTP), `/healthz` (open), `/status` (token),
+//! `/<name>/mcp` (streamable HTTP), the same three under `/g/<group>/` for a
+//! group of servers (with the group's tokens), `/healthz` (open), `/status` (token),
 //! `/` (open; lists servers with a token).
 //! A trailing slash routes the same; nothing redirects.
 
@@ -14,7 +15,7 @@ mod status;
 
 use crate::hub::{Hub, Snapshot};
 use crate::systemd::listen::Listener;
-use crate::transport::{self, sse, streamable};
+use crate::transport::{self, sse, streamable, Route};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -335,6 +336,9 @@ async fn route(
             server: "<name>".into(),
         });
     }
+    if first == "g" && snap.has_groups() {
+        return group(app, snap, req, rest).await;
+    }
     let Some(server) = snap.server(first) else {
         // Do not confirm which names exist to a caller without the global token.
         authorize(&snap.settings.auth_tokens, req.headers())?;
@@ -347,18 +351,50 @@ async fn route(
     if server.cfg.disabled {
         return Err(Rejection::Disabled(first.into()));
     }
-    match (rest, req.method()) {
-        ("sse", &Method::GET) => sse::open(&app.ctx, server, req, token).await,
-        ("message", &Method::POST) => sse::post(&app.ctx, server, req).await,
-        ("mcp", &Method::POST) => streamable::post(&app.ctx, server, req, token).await,
-        ("mcp", &Method::GET) => streamable::get(&app.ctx, server, req).await,
-        ("mcp", &Method::DELETE) => streamable::delete(&app.ctx, server, req).await,
+    mcp_route(app, Route::Server(server), req, rest, token).await
+}
+
+/// `/g/<group>/{sse,message,mcp}`: the group's own tokens, then the same
+/// transports as a server's routes.
+async fn group(
+    app: &Arc<App>,
+    snap: &Snapshot,
+    req: Request<Incoming>,
+    rest: &str,
+) -> Result<Response<Body>, Rejection> {
+    let (name, endpoint) = rest.split_once('/').unwrap_or((rest, ""));
+    let Some(group) = snap.group(name) else {
+        authorize(&snap.settings.auth_tokens, req.headers())?;
+        return Err(Rejection::UnknownServer(format!("g/{name}")));
+    };
+    let tokens = &group.cfg.auth_tokens;
+    let token = authorize(tokens, req.headers())?.map(|i| crate::session::Token {
+        label: i,
+        secret: crate::session::Secret(tokens[i].as_str().into()),
+    });
+    mcp_route(app, Route::Group(group), req, endpoint, token).await
+}
+
+/// The MCP endpoints of a server or a group.
+async fn mcp_route(
+    app: &Arc<App>,
+    route: Route,
+    req: Request<Incoming>,
+    endpoint: &str,
+    token: Option<crate::session::Token>,
+) -> Result<Response<Body>, Rejection> {
+    match (endpoint, req.method()) {
+        ("sse", &Method::GET) => sse::open(&app.ctx, route, req, token).await,
+        ("message", &Method::POST) => sse::post(&app.ctx, route, req).await,
+        ("mcp", &Method::POST) => streamable::post(&app.ctx, route, req, token).await,
+        ("mcp", &Method::GET) => streamable::get(&app.ctx, route, req).await,
+        ("mcp", &Method::DELETE) => streamable::delete(&app.ctx, route, req).await,
         ("sse", _) => Err(Rejection::Method("GET")),
         ("message", _) => Err(Rejection::Method("POST")),
         ("mcp", _) => Err(Rejection::Method("GET, POST, DELETE")),
         _ => Err(Rejection::NoRoute {
             path: req.uri().path().into(),
-            server: first.into(),
+            server: route.key().into(),
         }),
     }
 }
