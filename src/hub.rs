@@ -1,4 +1,4 @@
-//! The registry of configured servers: what each route name leads to, its
+//! The registry of configured servers and groups: what each route name leads to, its
 //! supervisor (for `/status`), for `shared` servers the one driver that owns the
 //! upstream, and for `per-client` servers their open sessions.
 //!
@@ -7,7 +7,9 @@
 //! whose config is unchanged keeps its upstream and sessions (a rotated token
 //! alone changes nothing but the token check, from the very next request); a
 //! changed or removed server is stopped and its sessions end (clients get 404
-//! and initialize again); an added one appears.
+//! and initialize again); an added one appears. Groups (`views::group`) are
+//! diffed the same way: an unchanged group keeps its sessions, a changed or
+//! removed one ends them.
 
 use crate::config::{Config, HubSettings, ServerConfig, SessionMode};
 use crate::http::origin::Policy;

@@ -383,3 +383,135 @@ async fn reload_adds_and_removes_a_group() {
     // Its members' sessions ended with it.
     assert_eq!(hub.server_status("a").await["sessions"], 0);
 }
+
+#[tokio::test]
+async fn a_member_changed_by_a_reload_is_reached_again_in_the_same_group_session() {
+    let cfg = |who_a: &str| {
+        json!({"mcpProxy": {"options": {"authTokens": [TOKEN], "groups": {"all": {"servers": ["a", "b"]}}}},
+        "mcpServers": {
+            "a": fx(json!({"sandbox": false, "env": {"WHO": who_a}})),
+            "b": fx(json!({"sandbox": false, "env": {"WHO": "server-b"}})),
+        }})
+    };
+    let hub = Hub::start(
+        group_proxy(json!({"servers": ["a", "b"]})),
+        json!({
+            "a": fx(json!({"sandbox": false, "env": {"WHO": "server-a"}})),
+            "b": fx(json!({"sandbox": false, "env": {"WHO": "server-b"}})),
+        }),
+    );
+    let mut c = Mcp::new(&hub, "g/all");
+    c.initialize().await;
+    let mut events = RawEvents::new(c.get_stream().await);
+    let r = c.post(&call(1, "a__env", json!({}))).await;
+    assert_eq!(who(r.last()), "server-a");
+
+    std::fs::write(
+        &hub.config_path,
+        serde_json::to_vec(&cfg("server-a2")).unwrap(),
+    )
+    .unwrap();
+    let pid = nix::unistd::Pid::from_raw(hub.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    // The old a's session ends: its tools leave the list for a moment.
+    let m = events.next_message(10).await;
+    assert_eq!(m["method"], "notifications/tools/list_changed", "{m}");
+    // The group is unchanged, so its session stays; the call reaches the new a.
+    let r = c.post(&call(2, "a__env", json!({}))).await;
+    assert_eq!(who(r.last()), "server-a2", "{}", r.last());
+    let r = c.post(&call(3, "b__env", json!({}))).await;
+    assert_eq!(who(r.last()), "server-b");
+}
+
+#[tokio::test]
+async fn members_keep_their_own_session_mode() {
+    let hub = Hub::start(
+        group_proxy(json!({"servers": ["p", "b"]})),
+        json!({
+            "p": fx(json!({"sandbox": false, "session": "per-client"})),
+            "b": fx(json!({"sandbox": false})),
+        }),
+    );
+    let (mut one, mut two) = (Mcp::new(&hub, "g/all"), Mcp::new(&hub, "g/all"));
+    one.initialize().await;
+    two.initialize().await;
+    // A per-client member gets the client's own initialize, and a child per client.
+    let info = one.call_text(1, "p__client_info", json!({})).await;
+    assert!(info.contains("hub-tests"), "{info}");
+    let p1 = one.call_text(2, "p__pid", json!({})).await;
+    let p2 = two.call_text(2, "p__pid", json!({})).await;
+    assert_ne!(p1, p2);
+    // A shared member is one child for both.
+    let b1 = one.call_text(3, "b__pid", json!({})).await;
+    let b2 = two.call_text(3, "b__pid", json!({})).await;
+    assert_eq!(b1, b2);
+    // Closing a group session ends its per-client child.
+    assert_eq!(one.delete().await, 200);
+    let pid: i32 = p1.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pid_alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the per-client child outlived its group session"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(two.call_text(4, "p__pid", json!({})).await, p2);
+}
+
+#[tokio::test]
+async fn shortened_names_are_valid_and_route_back() {
+    let long = "a-server-with-a-rather-long-name-for-a-group-member";
+    let hub = Hub::start(
+        group_proxy(json!({"servers": ["my.server", long]})),
+        json!({
+            "my.server": fx(json!({"sandbox": false, "env": {"WHO": "dotted"}})),
+            long: fx(json!({"sandbox": false, "env": {"WHO": "long"}})),
+        }),
+    );
+    let mut c = Mcp::new(&hub, "g/all");
+    c.initialize().await;
+    let listed = tools(&c, 1).await;
+    let valid = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 64
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    assert!(listed.iter().all(|n| valid(n)), "{listed:?}");
+    let unique: std::collections::HashSet<_> = listed.iter().collect();
+    assert_eq!(unique.len(), listed.len(), "{listed:?}");
+    // `env` of each server, found by its shortened name, reaches that server.
+    for (prefix, server) in [
+        ("my_server__env_", "dotted"),
+        (&format!("{long}__env")[..], "long"),
+    ] {
+        let name = listed
+            .iter()
+            .find(|n| n.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix}… in {listed:?}"));
+        let r = c.post(&call(2, name, json!({}))).await;
+        assert_eq!(who(r.last()), server, "{name}");
+    }
+    assert!(hub.log_contains("shortened"));
+    // A fresh session calls a shortened name without listing first.
+    let mut d = Mcp::new(&hub, "g/all");
+    d.initialize().await;
+    let name = listed
+        .iter()
+        .find(|n| n.starts_with("my_server__env_"))
+        .unwrap();
+    let r = d.post(&call(3, name, json!({}))).await;
+    assert_eq!(who(r.last()), "dotted");
+}
+
+#[tokio::test]
+async fn a_members_list_changed_is_the_groups() {
+    let hub = Hub::start(group_proxy(json!({"servers": ["a", "b"]})), servers());
+    let mut c = Mcp::new(&hub, "g/all");
+    c.initialize().await;
+    let mut events = RawEvents::new(c.get_stream().await);
+    assert_eq!(c.call_text(1, "b__list_changed", json!({})).await, "sent");
+    let m = events.next_message(10).await;
+    assert_eq!(m["method"], "notifications/tools/list_changed", "{m}");
+}

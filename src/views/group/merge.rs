@@ -61,7 +61,8 @@ pub type Names = HashMap<String, (usize, String)>;
 
 /// Renames one member's items in place. A public name already taken by an
 /// earlier member (`a` + `b__c` against `a__b` + `c`) is shortened with the
-/// member's index in its hash, so both stay callable.
+/// member's index in its hash, so both stay callable. Returns the names that
+/// had to be shortened, as (public, full).
 pub fn rename(
     list: List,
     member: usize,
@@ -70,7 +71,8 @@ pub fn rename(
     items: &mut [Value],
     taken: &mut HashSet<String>,
     names: &mut Names,
-) {
+) -> Vec<(String, String)> {
+    let mut shortened = Vec::new();
     for item in items.iter_mut() {
         let Some(obj) = item.as_object_mut() else {
             continue;
@@ -83,6 +85,10 @@ pub fn rename(
                 let mut public = naming::public(server, sep, &own);
                 if taken.contains(&public) {
                     public = naming::shorten(&format!("{server}{sep}{own}#{member}"));
+                }
+                let full = format!("{server}{sep}{own}");
+                if public != full {
+                    shortened.push((public.clone(), full));
                 }
                 taken.insert(public.clone());
                 obj.insert("name".into(), Value::String(public.clone()));
@@ -102,6 +108,7 @@ pub fn rename(
             }
         }
     }
+    shortened
 }
 
 /// What a member said in its `initialize`, or why it was not reached.

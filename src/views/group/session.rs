@@ -576,7 +576,17 @@ impl Inner {
             let name = &self.members[i].name;
             match r {
                 Ok(mut got) => {
-                    merge::rename(list, i, name, sep, &mut got, &mut taken, &mut names);
+                    let short = merge::rename(list, i, name, sep, &mut got, &mut taken, &mut names);
+                    if let Some((public, full)) = short.first() {
+                        crate::ratelimit::warn(
+                            &format!("group-short:{}:{name}", self.group.cfg.name),
+                            format_args!(
+                                "group {:?}: {} name(s) of server {name:?} shortened to fit ^[a-zA-Z0-9_-]{{1,64}}$, e.g. {full:?} is {public:?}",
+                                self.group.cfg.name,
+                                short.len()
+                            ),
+                        );
+                    }
                     items.extend(got);
                 }
                 Err(Reach::Hidden) => {}
