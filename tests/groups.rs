@@ -515,3 +515,71 @@ async fn a_members_list_changed_is_the_groups() {
     let m = events.next_message(10).await;
     assert_eq!(m["method"], "notifications/tools/list_changed", "{m}");
 }
+
+/// The one-shot interface views use (the OpenAPI facade on a group), in
+/// process: a request in, its answer out, through a transient group session.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_shot_requests_through_a_group() {
+    use mcp_hub::jsonrpc::Message;
+    let state = tempfile::tempdir().unwrap();
+    let config =
+        json!({"mcpServers": servers(), "groups": {"all": {"servers": ["a", "b"]}}}).to_string();
+    let dir = state.path().to_str().unwrap().to_string();
+    let lookup = move |k: &str| (k == "STATE_DIRECTORY").then(|| dir.clone());
+    let cfg = mcp_hub::config::parse(&config, "test.json", &lookup).unwrap();
+    let hub = mcp_hub::hub::Hub::new(cfg);
+    let group = hub.current().group("all").unwrap();
+    let ask = |id: u64, method: &str, params: Value| {
+        Message::from_value(req(json!(id), method, params)).unwrap()
+    };
+
+    let list = group
+        .request(&hub, None, ask(1, "tools/list", json!({})))
+        .await
+        .to_value();
+    assert_eq!(list["id"], 1);
+    let listed = names(&list, "tools", "name");
+    assert!(listed.contains(&"a__echo".to_string()) && listed.contains(&"b__echo".to_string()));
+
+    let answer = group
+        .request(
+            &hub,
+            None,
+            ask(2, "tools/call", json!({"name": "b__env", "arguments": {}})),
+        )
+        .await
+        .to_value();
+    assert_eq!(answer["id"], 2);
+    assert_eq!(who(&answer), "server-b");
+
+    // No client to ask: a server request during the call is refused, saying why.
+    let answer = group
+        .request(
+            &hub,
+            None,
+            ask(
+                3,
+                "tools/call",
+                json!({"name": "a__test_sampling", "arguments": {"prompt": "hi"}}),
+            ),
+        )
+        .await
+        .to_value();
+    let t = text(&answer);
+    assert!(t.contains("no MCP client to ask"), "{t}");
+
+    let read = group
+        .request(
+            &hub,
+            None,
+            ask(
+                4,
+                "resources/read",
+                json!({"uri": "mcp-hub://a/test%3A%2F%2Fstatic-text"}),
+            ),
+        )
+        .await
+        .to_value();
+    assert!(read["result"]["contents"][0]["text"].is_string(), "{read}");
+    hub.shutdown(Duration::from_secs(5)).await;
+}
