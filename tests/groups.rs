@@ -583,3 +583,58 @@ async fn one_shot_requests_through_a_group() {
     assert!(read["result"]["contents"][0]["text"].is_string(), "{read}");
     hub.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn sampling_during_a_call_reaches_the_client_on_that_call_and_goes_back() {
+    let hub = Hub::start(
+        group_proxy(json!({"servers": ["a", "p"]})),
+        json!({
+            "a": fx(json!({"sandbox": false})),
+            "p": fx(json!({"sandbox": false, "session": "per-client"})),
+        }),
+    );
+    // Two group sessions at once: the request goes to the one whose call asked.
+    let mut c = Mcp::new(&hub, "g/all");
+    c.initialize().await;
+    let mut other = Mcp::new(&hub, "g/all");
+    other.initialize().await;
+    for (n, tool) in [(1, "a__test_sampling"), (2, "p__test_sampling")] {
+        let mut answer = c
+            .post_streaming(&call(n, tool, json!({"prompt": "2+2?"})))
+            .await;
+        let ask = answer.next().await;
+        assert_eq!(ask["method"], "sampling/createMessage", "{tool}: {ask}");
+        assert_eq!(ask["params"]["messages"][0]["content"]["text"], "2+2?");
+        let reply = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "model": "test",
+            "content": {"type": "text", "text": "four"}}});
+        assert_eq!(c.post(&reply).await.status, 202);
+        let done = answer.next().await;
+        assert_eq!(done["id"], n);
+        assert_eq!(
+            done["result"]["content"][0]["text"], "LLM response: four",
+            "{tool}"
+        );
+    }
+    assert_eq!(
+        other.call_text(3, "a__echo", json!({"text": "fine"})).await,
+        "fine"
+    );
+
+    // Legacy SSE: the request arrives on the stream, the answer goes back by POST.
+    let mut s = LegacySse::connect(&hub, "g/all").await;
+    s.post(&req(json!(1), "initialize", init_params("2024-11-05")))
+        .await;
+    s.next_message(20).await;
+    s.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    s.post(&call(2, "p__test_sampling", json!({"prompt": "3+3?"})))
+        .await;
+    let ask = s.next_message(20).await;
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    let reply = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "model": "test",
+        "content": {"type": "text", "text": "six"}}});
+    assert_eq!(s.post(&reply).await, 202);
+    let done = s.next_message(20).await;
+    assert_eq!(done["id"], 2);
+    assert_eq!(done["result"]["content"][0]["text"], "LLM response: six");
+}

@@ -217,3 +217,59 @@ fn naming_warnings(g: &GroupConfig, path: &str, ctx: &Context<'_>) -> Vec<String
     }
     w
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse;
+
+    fn load(text: &str) -> Result<crate::config::Config, String> {
+        parse(text, "test.json", &|_| None).map_err(|e| e.to_string())
+    }
+
+    const SERVERS: &str = r#""mcpServers": {"a": {"url": "http://127.0.0.1:1/sse"},
+        "b": {"url": "http://127.0.0.1:1/sse", "options": {"authTokens": ["b-only"]}}}"#;
+
+    #[test]
+    fn tokens_default_to_the_global_ones_and_paths_say_where() {
+        let c = load(&format!(
+            r#"{{"mcpProxy": {{"options": {{"authTokens": ["g"]}}}}, {SERVERS},
+               "groups": {{"all": {{"servers": ["a", "b"]}}}}}}"#
+        ))
+        .unwrap();
+        let g = &c.groups["all"];
+        assert_eq!(g.auth_tokens, ["g"]);
+        assert_eq!(g.token_source, "mcpProxy.options.authTokens");
+        assert_eq!(g.separator, "__");
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("groups.all.servers[1]: server \"b\" accepts none")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn a_group_is_defined_once_and_g_is_reserved() {
+        let e = load(&format!(
+            r#"{{"mcpProxy": {{"options": {{"groups": {{"all": {{"servers": ["a"]}}}}}}}}, {SERVERS},
+               "groups": {{"all": {{"servers": ["b"]}}}}}}"#
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("mcpProxy.options.groups.all: defined both"),
+            "{e}"
+        );
+        let e = load(
+            r#"{"mcpServers": {"g": {"url": "http://127.0.0.1:1/sse"}},
+               "groups": {"all": {"servers": ["g"]}}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("mcpServers.g: \"g\" is reserved"), "{e}");
+        let e = load(&format!(
+            r#"{{{SERVERS}, "groups": {{"all": {{"servers": ["a"], "separator": ""}}}}}}"#
+        ))
+        .unwrap_err();
+        assert!(e.contains("groups.all.separator: must be 1 to 8"), "{e}");
+    }
+}
