@@ -638,3 +638,45 @@ async fn sampling_during_a_call_reaches_the_client_on_that_call_and_goes_back() 
     assert_eq!(done["id"], 2);
     assert_eq!(done["result"]["content"][0]["text"], "LLM response: six");
 }
+
+#[tokio::test]
+async fn resource_updates_come_back_under_the_groups_uri() {
+    let hub = Hub::start(group_proxy(json!({"servers": ["a", "b"]})), servers());
+    let mut c = Mcp::new(&hub, "g/all");
+    let init = c.initialize().await;
+    assert_eq!(
+        init["result"]["capabilities"]["resources"]["subscribe"],
+        true
+    );
+    let mut events = RawEvents::new(c.get_stream().await);
+    let uri = "mcp-hub://b/test%3A%2F%2Fwatched-resource";
+    let r = c
+        .post(&req(json!(1), "resources/subscribe", json!({"uri": uri})))
+        .await;
+    assert_eq!(r.last()["result"], json!({}), "{}", r.last());
+    // a's update of the same URI is not this subscription's; b's is.
+    for server in ["a", "b"] {
+        c.call_text(
+            2,
+            &format!("{server}__flood"),
+            json!({"method": "notifications/resources/updated", "uri": "test://watched-resource"}),
+        )
+        .await;
+    }
+    let m = events.next_message(10).await;
+    assert_eq!(m["method"], "notifications/resources/updated", "{m}");
+    assert_eq!(m["params"]["uri"], uri);
+    // A URI that is not the group's is refused, saying what its URIs look like.
+    let r = c
+        .post(&req(
+            json!(3),
+            "resources/read",
+            json!({"uri": "test://static-text"}),
+        ))
+        .await;
+    assert_eq!(r.last()["error"]["code"], -32602);
+    assert!(r.last()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("mcp-hub://<server>/"));
+}
