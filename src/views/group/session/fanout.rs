@@ -74,14 +74,19 @@ impl Inner {
         Message::response(id, result)
     }
 
+    /// Says that a member is left out of an answer, at most once a second
+    /// per group and member (every client's list would say it again).
     pub(super) fn left_out(&self, name: &str, why: &str) {
-        crate::ratelimit::warn(
-            &format!("group-member:{}:{name}", self.group.cfg.name),
-            format_args!(
-                "group {:?}: leaving out server {name:?}: {why}",
-                self.group.cfg.name
-            ),
-        );
+        let group = &self.group.cfg.name;
+        if let Some(held) = crate::ratelimit::allow(&format!("group-member:{group}:{name}")) {
+            let more = if held > 0 {
+                format!(" ({held} more like this suppressed)")
+            } else {
+                String::new()
+            };
+            tracing::warn!(mcp_server = %name, mcp_session = %self.info.id,
+                "group {group:?}: leaving out server {name:?}: {why}{more}");
+        }
     }
 
     /// One member's whole list (every page).
