@@ -38,7 +38,13 @@
 //!
 //! For views built on a group (the OpenAPI facade), [`Group::request`] takes
 //! one request (`tools/list`, `tools/call`, `resources/*`, `prompts/*`) and
-//! returns its answer, through a transient group session.
+//! returns its answer, through a transient group session: a shared member is
+//! one more short session on its upstream; a per-client member starts (and
+//! stops) an upstream of its own for the request, as a 2026-07-28 request
+//! does on a per-client server.
+//!
+//! Not served on groups: 2026-07-28 stateless requests (a group speaks 2025
+//! sessions; a request without a session is refused as on any session route).
 
 mod merge;
 pub mod naming;
