@@ -687,3 +687,21 @@ async fn resource_updates_come_back_under_the_groups_uri() {
         .unwrap()
         .contains("mcp-hub://<server>/"));
 }
+
+#[tokio::test]
+async fn a_2026_request_without_a_session_is_refused_on_a_group() {
+    let hub = Hub::start(group_proxy(json!({"servers": ["a"]})), servers());
+    let c = Mcp::new(&hub, "g/all");
+    let modern = req(
+        json!(1),
+        "tools/list",
+        json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}),
+    );
+    let r = c.post(&modern).await;
+    assert_eq!(r.status, 400, "{:?}", r.messages);
+    assert!(
+        r.last().to_string().contains("send initialize first"),
+        "{:?}",
+        r.messages
+    );
+}
