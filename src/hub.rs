@@ -165,6 +165,11 @@ impl Snapshot {
         self.groups.get(name).cloned()
     }
 
+    /// Every configured group, in config order.
+    pub fn groups(&self) -> impl Iterator<Item = &Arc<Group>> {
+        self.groups.values()
+    }
+
     /// Groups are configured: `/g/…` routes to them.
     pub fn has_groups(&self) -> bool {
         !self.groups.is_empty()
@@ -444,6 +449,19 @@ impl Hub {
                 })
             })
             .collect();
+        // Groups the token may use (all, without one): their members' state is above.
+        let groups: Vec<Value> = snap
+            .groups
+            .values()
+            .filter(|g| {
+                token.is_none_or(|t| {
+                    g.cfg.auth_tokens.is_empty() || g.cfg.auth_tokens.iter().any(|x| x == t)
+                })
+            })
+            .map(
+                |g| json!({"name": g.cfg.name, "servers": g.cfg.servers, "routes": g.cfg.routes()}),
+            )
+            .collect();
         json!({
             "name": snap.settings.name,
             "version": env!("CARGO_PKG_VERSION"),
@@ -451,6 +469,7 @@ impl Hub {
             "uptimeSecs": self.started.elapsed().as_secs(),
             "droppedMessages": crate::session::outbound::dropped_total(),
             "servers": servers,
+            "groups": groups,
         })
     }
 

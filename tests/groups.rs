@@ -124,6 +124,11 @@ async fn streamable_group_prefixes_and_routes_each_call_to_its_server() {
     let templates = names(r.last(), "resourceTemplates", "uriTemplate");
     assert!(templates.contains(&"mcp-hub://a/test%3A%2F%2Ftemplate%2F{id}%2Fdata".to_string()));
 
+    let status = hub.status().await;
+    assert_eq!(
+        status["groups"],
+        json!([{"name": "all", "servers": ["a", "b"], "routes": ["/g/all/sse", "/g/all/mcp"]}])
+    );
     // Each member keeps its own audit and session: the call shows in the
     // member's status as one open session, not in c's.
     assert_eq!(hub.server_status("a").await["sessions"], 1);
