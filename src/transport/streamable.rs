@@ -232,17 +232,20 @@ pub async fn post(
     let body = read_body(req, &app.hub.current().settings).await?;
     let (msgs, batch) = match parse_body(&body)? {
         // Modern: the request names its version in `_meta` and needs no
-        // session. Groups serve 2025 sessions only.
+        // session. Groups serve 2025 sessions only: there it is refused below
+        // as a request without a session.
         Incoming::Single(m)
             if sess.is_none()
                 && (matches!(mcp::classify(&m), mcp::Era::Modern(_))
-                    || modern_headers.claims_modern())
-                && matches!(route, Route::Server(_)) =>
+                    || modern_headers.claims_modern()) =>
         {
-            let Route::Server(server) = route else {
-                unreachable!("matched above")
-            };
-            return super::modern::post(app, server, modern_headers, m, token).await;
+            match &route {
+                Route::Server(server) => {
+                    return super::modern::post(app, server.clone(), modern_headers, m, token)
+                        .await;
+                }
+                Route::Group(_) => (vec![m], false),
+            }
         }
         Incoming::Single(m) => (vec![m], false),
         Incoming::Batch(v) => (v, true),
