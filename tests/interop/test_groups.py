@@ -3,7 +3,9 @@ repository's fixture server both have a tool named `echo`; in one group
 (`/g/both/…`) the official Python SDK client sees both, prefixed, over both
 transports, and each call reaches its own server. A member that goes down
 leaves the list and comes back, with list_changed; a server request
-(sampling) during a call reaches the client through the group."""
+(sampling) during a call reaches the client through the group; and the
+group's own token sees only the members that accept it and opens nothing
+outside the group."""
 
 import asyncio
 import os
@@ -22,6 +24,7 @@ from conftest import NODE_MODULES, ROOT, TOKEN, Hub
 
 TRANSPORTS = ["sse", "streamable-http"]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+GROUP_TOKEN = "group-only-token"
 
 
 def fixture_binary() -> str:
@@ -37,20 +40,27 @@ def group_hub(tmp_path_factory):
     servers = {
         # No sandbox: this test is about routing (the sandbox has its own tests).
         "everything": {"command": "node", "args": everything, "sandbox": False},
-        "fx": {"command": fixture_binary(), "sandbox": False},
+        "fx": {"command": fixture_binary(), "sandbox": False,
+               "options": {"authTokens": [TOKEN, GROUP_TOKEN]}},
+        # Outside the group, on the global token only.
+        "outside": {"command": fixture_binary(), "sandbox": False},
     }
-    proxy = {"options": {"groups": {"both": {"servers": ["everything", "fx"]}}}}
+    # everything takes only the global token: a client with the group's token
+    # does not see it in the group.
+    proxy = {"options": {"groups": {"both": {"servers": ["everything", "fx"],
+                                             "authTokens": [TOKEN, GROUP_TOKEN]}}}}
     h = Hub(servers, proxy=proxy, tmp=tmp_path_factory.mktemp("group-hub"))
     yield h
     h.stop()
 
 
 @asynccontextmanager
-async def connect(hub, transport, **session_kw):
+async def connect(hub, transport, token=TOKEN, **session_kw):
+    auth = {"Authorization": f"Bearer {token}"}
     if transport == "sse":
-        ctx = sse_client(hub.url("/g/both/sse"), headers=AUTH, timeout=30)
+        ctx = sse_client(hub.url("/g/both/sse"), headers=auth, timeout=30)
     else:
-        ctx = streamable_http_client(hub.url("/g/both/mcp"), http_client=create_mcp_http_client(headers=AUTH))
+        ctx = streamable_http_client(hub.url("/g/both/mcp"), http_client=create_mcp_http_client(headers=auth))
     async with ctx as streams:
         async with ClientSession(streams[0], streams[1], **session_kw) as s:
             s.init_result = await s.initialize()
@@ -148,4 +158,27 @@ def test_group_member_down_is_dropped_and_comes_back(group_hub, transport):
                 assert time.monotonic() < deadline, f"list_changed for down and back: {changed}"
                 await asyncio.sleep(0.1)
         assert any("leaving out server \"fx\"" in line for line in group_hub.logs)
+    run(go())
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_group_token_sees_its_members_and_nothing_outside(group_hub, transport):
+    async def go():
+        async with connect(group_hub, transport, token=GROUP_TOKEN) as s:
+            names = {t.name for t in (await s.list_tools()).tools}
+            assert "fx__echo" in names, names
+            assert not any(n.startswith("everything__") for n in names), "everything does not take the token"
+            assert text_of(await s.call_tool("fx__echo", {"text": "mine"})) == "mine"
+            with pytest.raises(MCPError, match="Unknown tool"):
+                await s.call_tool("everything__echo", {"message": "not mine"})
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                           "clientInfo": {"name": "t", "version": "1"}}}
+        headers = {"Authorization": f"Bearer {GROUP_TOKEN}", "Accept": "application/json, text/event-stream"}
+        async with create_mcp_http_client(headers=headers) as http:
+            for path in ["/outside/mcp", "/everything/mcp"]:
+                r = await http.post(group_hub.url(path), json=init)
+                assert r.status_code == 401, (path, r.status_code)
+            r = await http.get(group_hub.url("/outside/sse"))
+            assert r.status_code == 401
     run(go())
