@@ -1,4 +1,4 @@
-//! The registry of configured servers: what each route name leads to, its
+//! The registry of configured servers and groups: what each route name leads to, its
 //! supervisor (for `/status`), for `shared` servers the one driver that owns the
 //! upstream, and for `per-client` servers their open sessions.
 //!
@@ -7,13 +7,16 @@
 //! whose config is unchanged keeps its upstream and sessions (a rotated token
 //! alone changes nothing but the token check, from the very next request); a
 //! changed or removed server is stopped and its sessions end (clients get 404
-//! and initialize again); an added one appears.
+//! and initialize again); an added one appears. Groups (`views::group`) are
+//! diffed the same way: an unchanged group keeps its sessions, a changed or
+//! removed one ends them.
 
 use crate::config::{Config, HubSettings, ServerConfig, SessionMode};
 use crate::http::origin::Policy;
 use crate::session::{Downstream, Session, SessionInfo, Upstream};
 use crate::supervisor::Supervisor;
 use crate::upstream::link::{Kind, LinkState};
+use crate::views::group::Group;
 use indexmap::IndexMap;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, RwLock};
@@ -68,6 +71,30 @@ impl Server {
                     "stopped"
                 }
             }
+        }
+    }
+
+    /// The shared upstream's state as it changes (a group watches its
+    /// members to drop and restore their tools); `None` for per-client servers.
+    pub fn watch_state(&self) -> Option<tokio::sync::watch::Receiver<LinkState>> {
+        self.shared.as_ref().map(|sh| sh.link.watch_state())
+    }
+
+    /// Why the server cannot take requests now (between restarts, or in a
+    /// crash loop), for a group that leaves it out meanwhile.
+    pub fn down(&self) -> Option<String> {
+        if self.cfg.disabled {
+            return Some(format!("server {:?} is disabled", self.cfg.name));
+        }
+        match self.shared.as_ref().map(|sh| sh.link.state()) {
+            Some(LinkState::Backoff(e)) => Some(format!(
+                "server {:?} is down (restarting after: {e})",
+                self.cfg.name
+            )),
+            Some(LinkState::Failed(e)) => {
+                Some(format!("server {:?} is down (failing: {e})", self.cfg.name))
+            }
+            _ => None,
         }
     }
 
@@ -126,11 +153,26 @@ pub struct Snapshot {
     pub settings: HubSettings,
     pub policy: Policy,
     servers: IndexMap<String, Arc<Server>>,
+    groups: IndexMap<String, Arc<Group>>,
 }
 
 impl Snapshot {
     pub fn server(&self, name: &str) -> Option<Arc<Server>> {
         self.servers.get(name).cloned()
+    }
+
+    pub fn group(&self, name: &str) -> Option<Arc<Group>> {
+        self.groups.get(name).cloned()
+    }
+
+    /// Every configured group, in config order.
+    pub fn groups(&self) -> impl Iterator<Item = &Arc<Group>> {
+        self.groups.values()
+    }
+
+    /// Groups are configured: `/g/…` routes to them.
+    pub fn has_groups(&self) -> bool {
+        !self.groups.is_empty()
     }
 
     /// Every token any route accepts; `/status` takes any of them.
@@ -173,10 +215,16 @@ impl Hub {
             .into_iter()
             .map(|(name, cfg)| (name, Arc::new(build(cfg, &mut drivers))))
             .collect();
+        let groups = config
+            .groups
+            .into_iter()
+            .map(|(name, g)| (name, Arc::new(Group::new(g))))
+            .collect();
         let snapshot = Snapshot {
             policy: Policy::new(&config.hub),
             settings: config.hub,
             servers,
+            groups,
         };
         Arc::new(Hub {
             current: RwLock::new(Arc::new(snapshot)),
@@ -255,14 +303,38 @@ impl Hub {
                 "mcpProxy.options.hubId changed; the requestState prefix changes only on restart"
             );
         }
+        // A group whose config is unchanged keeps its sessions; one that
+        // changed or went away ends them (its clients initialize again).
+        let mut groups = IndexMap::new();
+        let mut retired_groups = Vec::new();
+        for (name, g) in config.groups {
+            let group = match old.groups.get(&name) {
+                Some(prev) if *prev.cfg == g => prev.clone(),
+                Some(prev) => {
+                    retired_groups.push(prev.clone());
+                    Arc::new(Group::new(g))
+                }
+                None => Arc::new(Group::new(g)),
+            };
+            groups.insert(name, group);
+        }
+        for (name, g) in &old.groups {
+            if !groups.contains_key(name) {
+                retired_groups.push(g.clone());
+            }
+        }
         let snapshot = Snapshot {
             policy: Policy::new(&config.hub),
             settings: config.hub,
             servers,
+            groups,
         };
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
         if let Ok(mut d) = self.drivers.lock() {
             d.extend(drivers);
+        }
+        for g in retired_groups {
+            g.retire("the group was changed or removed by a config reload");
         }
         // Only now, with the new snapshot in place, stop what went away.
         for name in summary.changed.iter().chain(&summary.removed) {
@@ -377,6 +449,19 @@ impl Hub {
                 })
             })
             .collect();
+        // Groups the token may use (all, without one): their members' state is above.
+        let groups: Vec<Value> = snap
+            .groups
+            .values()
+            .filter(|g| {
+                token.is_none_or(|t| {
+                    g.cfg.auth_tokens.is_empty() || g.cfg.auth_tokens.iter().any(|x| x == t)
+                })
+            })
+            .map(
+                |g| json!({"name": g.cfg.name, "servers": g.cfg.servers, "routes": g.cfg.routes()}),
+            )
+            .collect();
         json!({
             "name": snap.settings.name,
             "version": env!("CARGO_PKG_VERSION"),
@@ -384,6 +469,7 @@ impl Hub {
             "uptimeSecs": self.started.elapsed().as_secs(),
             "droppedMessages": crate::session::outbound::dropped_total(),
             "servers": servers,
+            "groups": groups,
         })
     }
 

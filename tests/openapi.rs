@@ -455,3 +455,92 @@ async fn cors_answers_only_the_configured_origins() {
     assert_eq!(r.status(), 403);
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+/// `/g/<group>/openapi.json`: the group's prefixed tools as operations, each
+/// call reaching its own server, the group's tokens (a member's token alone
+/// does not open it), and a member that is down left out of the document.
+#[tokio::test]
+async fn a_group_is_one_tool_server_with_prefixed_operations() {
+    let hub = Hub::start(
+        json!({"options": {"groups": {"all": {"servers": ["a", "b"], "authTokens": ["group-token"]}}}}),
+        json!({
+            "a": fx(json!({"sandbox": false, "env": {"WHO": "server-a"}, "options": {"authTokens": ["group-token"]}})),
+            "b": fx(json!({"sandbox": false, "env": {"WHO": "server-b"}, "options": {"authTokens": ["group-token"]}})),
+            "c": fx(json!({"sandbox": false})),
+        }),
+    );
+    let get_g = |path: &'static str, token: &'static str| {
+        let url = hub.url(path);
+        async move {
+            let r = client().get(url).bearer_auth(token).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, doc) = get_g("/g/all/openapi.json", "group-token").await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["servers"][0]["url"], "/g/all");
+    let paths = doc["paths"].as_object().unwrap();
+    for op in [
+        "/tools/a__echo",
+        "/tools/b__echo",
+        "/tools/a__env",
+        "/tools/b__env",
+    ] {
+        assert!(paths.contains_key(op), "{op} in {:?}", paths.keys());
+    }
+    assert_eq!(paths["/tools/b__echo"]["post"]["operationId"], "b__echo");
+    assert!(!paths
+        .keys()
+        .any(|p| p.starts_with("/tools/c__") || p == "/tools/echo"));
+
+    // Each prefixed call reaches its own server.
+    for (op, who) in [("a__env", "server-a"), ("b__env", "server-b")] {
+        let r = client()
+            .post(hub.url(&format!("/g/all/tools/{op}")))
+            .bearer_auth("group-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let env: Value = r.json().await.unwrap();
+        assert_eq!(env["WHO"], who, "{op}: {env}");
+    }
+    // Unknown prefixed tool: 404, as on a server.
+    let r = client()
+        .post(hub.url("/g/all/tools/c__echo"))
+        .bearer_auth("group-token")
+        .json(&json!({"text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+
+    // The group's tokens: the global token (which opens c) does not open the group.
+    let (status, _) = get_g("/g/all/openapi.json", TOKEN).await;
+    assert_eq!(status, 401);
+
+    // A member that is down is left out of the document (the supervisor
+    // restarts it after a 1 s backoff), the group stays up, and it comes back.
+    let r = client()
+        .post(hub.url("/g/all/tools/b__crash"))
+        .bearer_auth("group-token")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_server_error(), "{}", r.status());
+    let (status, doc) = get_g("/g/all/openapi.json", "group-token").await;
+    assert_eq!(status, 200, "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/tools/a__echo"), "{:?}", paths.keys());
+    assert!(!paths.contains_key("/tools/b__echo"), "{:?}", paths.keys());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, doc) = get_g("/g/all/openapi.json", "group-token").await;
+        if doc["paths"].get("/tools/b__echo").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "b's tools never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -42,6 +42,21 @@ pub fn check_report(cfg: &Config) -> String {
             ]
         })
         .collect();
+    let mut rows = rows;
+    rows.extend(cfg.groups.values().map(|g| {
+        let auth = if g.auth_tokens.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{} token(s)", g.auth_tokens.len())
+        };
+        vec![
+            format!("g/{}", g.name),
+            format!("group of {}", g.servers.join(",")),
+            "-".into(),
+            auth,
+            g.routes().join(" "),
+        ]
+    }));
     let mut out = out::table(&["NAME", "KIND", "SESSION", "AUTH", "ROUTES"], &rows);
     for w in &cfg.warnings {
         out.push_str(&format!("warning: {w}\n"));
@@ -85,6 +100,9 @@ pub fn check(ctx: &Ctx, u: &GrantUser) -> anyhow::Result<bool> {
                 "name": s.name, "kind": s.upstream.kind(), "session": s.session.as_str(),
                 "disabled": s.disabled, "routes": s.routes(),
                 "file": cfg.origins.0.get(&s.name),
+            })).collect::<Vec<_>>(),
+            "groups": cfg.groups.values().map(|g| json!({
+                "name": g.name, "servers": g.servers, "separator": g.separator, "routes": g.routes(),
             })).collect::<Vec<_>>(),
             "warnings": cfg.warnings,
             "grantProblems": report.problems.iter().map(|p| json!({

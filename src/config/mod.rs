@@ -9,6 +9,7 @@
 pub mod dropin;
 pub mod edit;
 mod expand;
+pub mod groups;
 pub mod openapi;
 mod raw;
 
@@ -23,6 +24,7 @@ pub mod size;
 pub use sandbox::Profile;
 
 pub use expand::ExpandError;
+pub use groups::GroupConfig;
 
 pub const DEFAULT_ADDR: &str = ":9090";
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
@@ -75,6 +77,8 @@ fn invalid(path: impl Into<String>, msg: impl Into<String>) -> Invalid {
 pub struct Config {
     pub hub: HubSettings,
     pub servers: IndexMap<String, ServerConfig>,
+    /// Groups of servers served as one endpoint (`/g/<group>/…`).
+    pub groups: IndexMap<String, GroupConfig>,
     /// Things that load but that an operator should hear about.
     pub warnings: Vec<String>,
     /// The file each server is defined in (the main file or a drop-in).
@@ -551,6 +555,7 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
     }
 
     let mut servers = IndexMap::new();
+    let options_groups = opts.groups;
     for (name, s) in raw.mcp_servers {
         let path = format!("mcpServers.{name}");
         let inherited = Inherited {
@@ -562,9 +567,20 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
         let server = validate_server(&name, s, &path, &inherited, &mut warnings)?;
         servers.insert(name, server);
     }
+    let groups = groups::validate(
+        raw.groups,
+        options_groups,
+        &groups::Context {
+            servers: &servers,
+            global_tokens: &global_tokens,
+            openapi: openapi::resolve(None, common.openapi.as_ref(), "mcpProxy")?,
+        },
+        &mut warnings,
+    )?;
     Ok(Config {
         hub,
         servers,
+        groups,
         warnings,
         origins: Default::default(),
     })

@@ -14,6 +14,8 @@ pub struct File {
     pub mcp_proxy: Option<Proxy>,
     #[serde(default)]
     pub mcp_servers: IndexMap<String, Server>,
+    /// Groups of servers served as one endpoint (see `config::groups`).
+    pub groups: Option<IndexMap<String, super::groups::RawGroup>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +63,8 @@ pub struct ProxyOptions {
     /// This hub's name in the MRTR handles it mints, for a load balancer's
     /// affinity (default: random per process).
     pub hub_id: Option<String>,
+    /// Groups of servers served as one endpoint (see `config::groups`).
+    pub groups: Option<IndexMap<String, super::groups::RawGroup>>,
 }
 
 /// Options TBXark knows, valid at both levels.

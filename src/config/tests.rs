@@ -319,7 +319,7 @@ mod fuzz {
 fn shape_errors_always_name_a_place() {
     assert_eq!(
         parse_err(r#"{"": null}"#),
-        "test.json: \"\": unknown field ``, expected `mcpProxy` or `mcpServers`"
+        "test.json: \"\": unknown field ``, expected one of `mcpProxy`, `mcpServers`, `groups`"
     );
     assert!(parse_err("true").starts_with("test.json: (top level): invalid type"));
     assert!(

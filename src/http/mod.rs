@@ -6,7 +6,8 @@
 //! `/` (open; lists servers with a token), and the OpenAPI facade
 //! (`views::openapi`): `/<name>/openapi.json`, `/<name>/tools/<tool>`,
 //! `/<name>/docs`, `/<name>/resources[/read]`, `/<name>/prompts[/<p>]`
-//! (token), `/<name>/healthz` (open).
+//! (token), `/<name>/healthz` (open). A group of servers has the MCP and
+//! OpenAPI routes under `/g/<group>/` (with the group's tokens).
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
@@ -17,7 +18,7 @@ mod status;
 
 use crate::hub::{Hub, Snapshot};
 use crate::systemd::listen::Listener;
-use crate::transport::{self, sse, streamable};
+use crate::transport::{self, sse, streamable, Route};
 use crate::views::openapi;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -342,6 +343,9 @@ async fn route(
             server: "<name>".into(),
         });
     }
+    if first == "g" && snap.has_groups() {
+        return group(app, snap, req, rest).await;
+    }
     let Some(server) = snap.server(first) else {
         // Do not confirm which names exist to a caller without the global token.
         authorize(&snap.settings.auth_tokens, req.headers())?;
@@ -368,18 +372,60 @@ async fn route(
         let path = format!("/{first}");
         return openapi::serve(&backend, &snap.settings, &path, auth, req, rest).await;
     }
-    match (rest, req.method()) {
-        ("sse", &Method::GET) => sse::open(&app.ctx, server, req, token).await,
-        ("message", &Method::POST) => sse::post(&app.ctx, server, req).await,
-        ("mcp", &Method::POST) => streamable::post(&app.ctx, server, req, token).await,
-        ("mcp", &Method::GET) => streamable::get(&app.ctx, server, req).await,
-        ("mcp", &Method::DELETE) => streamable::delete(&app.ctx, server, req).await,
+    mcp_route(app, Route::Server(server), req, rest, token).await
+}
+
+/// `/g/<group>/{sse,message,mcp}` and the group's OpenAPI facade: the
+/// group's own tokens, then the same transports and facade as a server's.
+async fn group(
+    app: &Arc<App>,
+    snap: &Snapshot,
+    req: Request<Incoming>,
+    rest: &str,
+) -> Result<Response<Body>, Rejection> {
+    let (name, endpoint) = rest.split_once('/').unwrap_or((rest, ""));
+    let Some(group) = snap.group(name) else {
+        authorize(&snap.settings.auth_tokens, req.headers())?;
+        return Err(Rejection::UnknownServer(format!("g/{name}")));
+    };
+    let tokens = &group.cfg.auth_tokens;
+    let token = authorize(tokens, req.headers())?.map(|i| crate::session::Token {
+        label: i,
+        secret: crate::session::Secret(tokens[i].as_str().into()),
+    });
+    if openapi::handles(endpoint) {
+        let auth = !tokens.is_empty();
+        let path = format!("/{}", group.route);
+        let backend = openapi::GroupBackend {
+            hub: &app.hub,
+            group,
+            token,
+        };
+        return openapi::serve(&backend, &snap.settings, &path, auth, req, endpoint).await;
+    }
+    mcp_route(app, Route::Group(group), req, endpoint, token).await
+}
+
+/// The MCP endpoints of a server or a group.
+async fn mcp_route(
+    app: &Arc<App>,
+    route: Route,
+    req: Request<Incoming>,
+    endpoint: &str,
+    token: Option<crate::session::Token>,
+) -> Result<Response<Body>, Rejection> {
+    match (endpoint, req.method()) {
+        ("sse", &Method::GET) => sse::open(&app.ctx, route, req, token).await,
+        ("message", &Method::POST) => sse::post(&app.ctx, route, req).await,
+        ("mcp", &Method::POST) => streamable::post(&app.ctx, route, req, token).await,
+        ("mcp", &Method::GET) => streamable::get(&app.ctx, route, req).await,
+        ("mcp", &Method::DELETE) => streamable::delete(&app.ctx, route, req).await,
         ("sse", _) => Err(Rejection::Method("GET")),
         ("message", _) => Err(Rejection::Method("POST")),
         ("mcp", _) => Err(Rejection::Method("GET, POST, DELETE")),
         _ => Err(Rejection::NoRoute {
             path: req.uri().path().into(),
-            server: first.into(),
+            server: route.key().into(),
         }),
     }
 }

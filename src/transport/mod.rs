@@ -1,6 +1,7 @@
 //! Downstream transports: how clients reach the hub. `sse` is the 2024-11-05
 //! HTTP+SSE transport, `streamable` the 2025-03-26+ streamable HTTP transport.
-//! Both sit on the same session layer, so every server speaks both at once.
+//! Both sit on the same session layer, so every server speaks both at once,
+//! and so does every group ([`Route`]: a server or a group of them).
 //!
 //! Here: Server-Sent Events framing and the streaming response body they share.
 //! Framing is small enough to own: a JSON message serializes to one line (JSON
@@ -21,6 +22,87 @@ pub struct Ctx {
     /// Modern calls waiting for their client's answers (MRTR).
     pub holds: hold::Table,
     pub shutdown: watch::Receiver<bool>,
+}
+
+/// What a downstream session is opened on: one server, or a group of them.
+/// The transports serve both alike; only opening differs.
+#[derive(Clone)]
+pub enum Route {
+    Server(std::sync::Arc<crate::hub::Server>),
+    Group(std::sync::Arc<crate::views::group::Group>),
+}
+
+impl Route {
+    /// The key its sessions are registered under: the server's name, or
+    /// `g/<group>` (no server name has a `/`). Also its label in logs.
+    pub fn key(&self) -> &str {
+        match self {
+            Route::Server(s) => &s.cfg.name,
+            Route::Group(g) => &g.route,
+        }
+    }
+
+    /// The config path of the tokens this route takes, for logs.
+    pub fn token_source(&self) -> &str {
+        match self {
+            Route::Server(s) => &s.cfg.token_source,
+            Route::Group(g) => &g.cfg.token_source,
+        }
+    }
+
+    /// Opens a client session. `sink` takes what belongs to no request.
+    pub async fn open(
+        &self,
+        ctx: &Ctx,
+        sink: std::sync::Arc<dyn crate::session::Downstream>,
+        info: crate::session::SessionInfo,
+    ) -> Result<ClientSession, crate::hub::OpenError> {
+        match self {
+            Route::Server(s) => ctx
+                .hub
+                .open_session(s, sink, info)
+                .await
+                .map(ClientSession::Server),
+            Route::Group(g) => Ok(ClientSession::Group(g.open(&ctx.hub, sink, info))),
+        }
+    }
+}
+
+/// A client's session as the transports hold it: on one server (the hot
+/// path, a plain match away), or on a group.
+// The server variant is the common one and is held in place: boxing it would
+// cost every server session an allocation and an indirection to save bytes
+// only on group sessions.
+#[allow(clippy::large_enum_variant)]
+pub enum ClientSession {
+    Server(crate::session::Session),
+    Group(crate::views::group::GroupSession),
+}
+
+impl ClientSession {
+    /// One request; its answer, progress and server requests go to `reply`.
+    pub async fn request(&self, msg: Message, reply: &crate::session::outbound::Outbound) {
+        match self {
+            ClientSession::Server(s) => s.request(msg, reply).await,
+            ClientSession::Group(g) => g.request(msg, reply).await,
+        }
+    }
+
+    /// A notification or a response from the client.
+    pub async fn notify(&self, msg: Message) {
+        match self {
+            ClientSession::Server(s) => s.notify(msg).await,
+            ClientSession::Group(g) => g.notify(msg).await,
+        }
+    }
+
+    /// The client left.
+    pub fn close(&self) {
+        match self {
+            ClientSession::Server(s) => s.close(),
+            ClientSession::Group(g) => g.close(),
+        }
+    }
 }
 
 /// Reads a request body up to `maxBodySize` bytes (past it, 413) within

@@ -15,13 +15,13 @@
 //! and its session ended.
 
 use super::{new_session_id, sse_response, SseStream};
-use super::{read_body, Ctx};
+use super::{read_body, ClientSession, Ctx, Route};
 use crate::http::response::{empty, Body, Rejection};
-use crate::hub::{OpenError, Server};
+use crate::hub::OpenError;
 use crate::jsonrpc::{parse_body, Incoming, Message};
 
 use crate::session::outbound::{self, Outbound};
-use crate::session::{Downstream, Session, SessionInfo};
+use crate::session::{Downstream, SessionInfo};
 use http::{Request, Response, StatusCode};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -34,7 +34,7 @@ pub struct Registry {
 #[derive(Clone)]
 struct Conn {
     server: String,
-    session: Arc<Session>,
+    session: Arc<ClientSession>,
     /// The stream's queue: closed once the client left or fell behind.
     out: Outbound,
     /// Keeps one session's messages in order across concurrent POSTs.
@@ -87,7 +87,7 @@ fn endpoint_url(app: &Ctx, server: &str, id: &str) -> String {
 
 pub async fn open(
     app: &Arc<Ctx>,
-    server: Arc<Server>,
+    route: Route,
     req: Request<hyper::body::Incoming>,
     token: Option<crate::session::Token>,
 ) -> Result<Response<Body>, Rejection> {
@@ -105,23 +105,19 @@ pub async fn open(
         ));
     }
     let id = new_session_id();
-    let (tx, rx) = outbound::channel(&server.cfg.name, &id);
+    let (tx, rx) = outbound::channel(route.key(), &id);
     let info = match &token {
-        Some(t) => t.info(&id, &server.cfg.token_source),
+        Some(t) => t.info(&id, route.token_source()),
         None => SessionInfo {
             id: id.clone(),
             ..Default::default()
         },
     };
-    let session = match app
-        .hub
-        .open_session(&server, Arc::new(Sink(tx.clone())), info)
-        .await
-    {
+    let session = match route.open(app, Arc::new(Sink(tx.clone())), info).await {
         Ok(s) => s,
         Err(e) => return Err(open_error(e)),
     };
-    let name = server.cfg.name.clone();
+    let name = route.key().to_owned();
     if let Ok(mut m) = app.sse.sessions.lock() {
         m.insert(
             id.clone(),
@@ -168,7 +164,7 @@ pub fn open_error(e: OpenError) -> Rejection {
 
 pub async fn post(
     app: &Arc<Ctx>,
-    server: Arc<Server>,
+    route: Route,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     let id = req.uri().query().and_then(|q| {
@@ -185,7 +181,7 @@ pub async fn post(
         .lock()
         .ok()
         .and_then(|m| m.get(&id).cloned());
-    let Some(conn) = conn.filter(|c| c.server == server.cfg.name) else {
+    let Some(conn) = conn.filter(|c| c.server == route.key()) else {
         return Err(Rejection::UnknownSession(
             "unknown or expired session; open /sse again",
         ));

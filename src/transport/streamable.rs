@@ -18,13 +18,12 @@
 //! offered (events carry no ids), which the spec allows.
 
 use super::{new_session_id, sse_response, SseStream};
-use super::{read_body, Ctx};
+use super::{read_body, ClientSession, Ctx, Route};
 use crate::http::response::{bytes_response, empty, message_response, Body, Rejection};
-use crate::hub::Server;
 use crate::jsonrpc::{parse_body, Id, Incoming, Message, UPSTREAM_ERROR};
 use crate::mcp;
 use crate::session::outbound::{self, Outbound, Refused};
-use crate::session::{Downstream, Session, SessionInfo, PROTOCOL_VERSIONS};
+use crate::session::{Downstream, SessionInfo, PROTOCOL_VERSIONS};
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -56,7 +55,7 @@ impl Registry {
 struct StreamSession {
     id: String,
     server: String,
-    session: OnceLock<Session>,
+    session: OnceLock<ClientSession>,
     /// The session-wide queue; its reader is the open GET stream, or parked
     /// here while none is open.
     ambient: Outbound,
@@ -180,18 +179,14 @@ fn check_version(headers: &HeaderMap) -> Result<(), Rejection> {
 }
 
 /// Finds the session named by the header. 400 when absent, 404 when unknown.
-fn lookup(
-    app: &Ctx,
-    server: &Server,
-    headers: &HeaderMap,
-) -> Result<Arc<StreamSession>, Rejection> {
+fn lookup(app: &Ctx, route: &Route, headers: &HeaderMap) -> Result<Arc<StreamSession>, Rejection> {
     let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(Rejection::NoSession);
     };
     let found = app.streamable.lock().get(id).cloned();
     match found {
-        Some(s) if s.server == server.cfg.name && !s.is_closed() => Ok(s),
-        Some(s) if s.server == server.cfg.name => {
+        Some(s) if s.server == route.key() && !s.is_closed() => Ok(s),
+        Some(s) if s.server == route.key() => {
             app.streamable.lock().remove(id);
             s.close();
             Err(Rejection::UnknownSession(
@@ -206,7 +201,7 @@ fn lookup(
 
 pub async fn post(
     app: &Arc<Ctx>,
-    server: Arc<Server>,
+    route: Route,
     req: Request<hyper::body::Incoming>,
     token: Option<crate::session::Token>,
 ) -> Result<Response<Body>, Rejection> {
@@ -231,18 +226,26 @@ pub async fn post(
     let version = check_version(headers);
     let modern_headers = super::modern::Headers::from(headers);
     let sess = match headers.get(SESSION_HEADER) {
-        Some(_) => Some(lookup(app, &server, headers)?),
+        Some(_) => Some(lookup(app, &route, headers)?),
         None => None,
     };
     let body = read_body(req, &app.hub.current().settings).await?;
     let (msgs, batch) = match parse_body(&body)? {
-        // Modern: the request names its version in `_meta` and needs no session.
+        // Modern: the request names its version in `_meta` and needs no
+        // session. Groups serve 2025 sessions only: there it is refused below
+        // as a request without a session.
         Incoming::Single(m)
             if sess.is_none()
                 && (matches!(mcp::classify(&m), mcp::Era::Modern(_))
                     || modern_headers.claims_modern()) =>
         {
-            return super::modern::post(app, server, modern_headers, m, token).await;
+            match &route {
+                Route::Server(server) => {
+                    return super::modern::post(app, server.clone(), modern_headers, m, token)
+                        .await;
+                }
+                Route::Group(_) => (vec![m], false),
+            }
         }
         Incoming::Single(m) => (vec![m], false),
         Incoming::Batch(v) => (v, true),
@@ -253,7 +256,7 @@ pub async fn post(
         .any(|m| m.is_request() && m.method() == Some("initialize"));
     let (sess, new) = match sess {
         Some(s) => (s, false),
-        None if is_init => (create(app, &server, token).await?, true),
+        None if is_init => (create(app, &route, token).await?, true),
         None => return Err(Rejection::NoSession),
     };
     sess.touch();
@@ -273,7 +276,7 @@ pub async fn post(
     }
 
     // This POST's own stream: its requests' answers, progress and server requests.
-    let (reply, mut rx) = outbound::channel(&server.cfg.name, &sess.id);
+    let (reply, mut rx) = outbound::channel(route.key(), &sess.id);
     if acc.sse {
         if let Ok(mut p) = sess.posts.lock() {
             p.retain(Outbound::is_open);
@@ -336,7 +339,7 @@ pub async fn post(
             };
             return Ok(message_response(status, err));
         }
-        tracing::info!(mcp_server = %server.cfg.name, mcp_session = %sess.id, "session opened");
+        tracing::info!(mcp_server = %route.key(), mcp_session = %sess.id, "session opened");
     }
 
     if !streaming {
@@ -388,14 +391,14 @@ pub async fn post(
 
 async fn create(
     app: &Arc<Ctx>,
-    server: &Arc<Server>,
+    route: &Route,
     token: Option<crate::session::Token>,
 ) -> Result<Arc<StreamSession>, Rejection> {
     let id = new_session_id();
-    let (ambient, parked) = outbound::channel(&server.cfg.name, &id);
+    let (ambient, parked) = outbound::channel(route.key(), &id);
     let sess = Arc::new(StreamSession {
         id,
-        server: server.cfg.name.clone(),
+        server: route.key().to_owned(),
         session: OnceLock::new(),
         ambient,
         parked: Arc::new(Mutex::new(Some(parked))),
@@ -403,13 +406,12 @@ async fn create(
         closed: std::sync::atomic::AtomicBool::new(false),
         last_active: Mutex::new(Instant::now()),
     });
-    let session = app
-        .hub
-        .open_session(
-            server,
+    let session = route
+        .open(
+            app,
             Arc::new(Sink(Arc::downgrade(&sess))),
             match &token {
-                Some(t) => t.info(&sess.id, &server.cfg.token_source),
+                Some(t) => t.info(&sess.id, route.token_source()),
                 None => SessionInfo {
                     id: sess.id.clone(),
                     ..Default::default()
@@ -425,7 +427,7 @@ async fn create(
 
 pub async fn get(
     app: &Arc<Ctx>,
-    server: Arc<Server>,
+    route: Route,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     let headers = req.headers();
@@ -439,7 +441,7 @@ pub async fn get(
     if !headers.contains_key(SESSION_HEADER) {
         return Err(Rejection::Method("POST"));
     }
-    let sess = lookup(app, &server, headers)?;
+    let sess = lookup(app, &route, headers)?;
     sess.touch();
     let Some(rx) = sess.parked.lock().ok().and_then(|mut p| p.take()) else {
         return Err(Rejection::StreamOpen);
@@ -460,16 +462,16 @@ pub async fn get(
 
 pub async fn delete(
     app: &Arc<Ctx>,
-    server: Arc<Server>,
+    route: Route,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     if !req.headers().contains_key(SESSION_HEADER) {
         return Err(Rejection::Method("POST"));
     }
-    let sess = lookup(app, &server, req.headers())?;
+    let sess = lookup(app, &route, req.headers())?;
     app.streamable.lock().remove(&sess.id);
     sess.close();
-    tracing::info!(mcp_server = %server.cfg.name, mcp_session = %sess.id, "session deleted by client");
+    tracing::info!(mcp_server = %route.key(), mcp_session = %sess.id, "session deleted by client");
     Ok(empty(StatusCode::OK))
 }
 

@@ -1,1 +1,154 @@
-//! Aggregated groups of servers (being built).
+//! Groups: one MCP endpoint over several servers, `/g/<group>/mcp`
+//! (streamable HTTP, 2025 sessions) and `/g/<group>/sse` (legacy HTTP+SSE).
+//!
+//! A client's group session ([`GroupSession`]) holds one ordinary client
+//! session per member server, opened through the hub like any other client's,
+//! so each member keeps its own session mode (shared or per-client), its
+//! limits, its tool filter and its audit log. The group session fans requests
+//! out and merges the answers:
+//!
+//! - `initialize` goes to every member (a per-client member gets the client's
+//!   own); the answer merges their capabilities and names the servers in its
+//!   instructions, with each member's own instructions after its name.
+//! - `tools/list` and `prompts/list` name each item `<server><sep><name>`
+//!   (`naming`: shortened when a client would refuse the name); `tools/call`
+//!   and `prompts/get` route back by that name, with the member's own name.
+//! - `resources/list` and `resources/templates/list` serve URIs as
+//!   `mcp-hub://<server>/<percent-encoded URI>`; `resources/read`,
+//!   `subscribe` and `unsubscribe` decode them and go to that server, and its
+//!   `resources/updated` comes back with the group's URI.
+//! - `list_changed` from any member is the group's `list_changed`; so is a
+//!   member going down or coming back.
+//! - A member that is down (between restarts, failing, or unable to start) is
+//!   left out of lists with a log line naming it; a call to one of its tools
+//!   gets a JSON-RPC error naming the server. Its tools come back when it does.
+//! - A server→client request (sampling, elicitation, roots) a member sends
+//!   during a call goes to the client on that call's stream, under an id the
+//!   group mints (members' ids may collide), and the client's answer goes back
+//!   to that member. Which call it belongs to is the member's session layer's
+//!   business, which attributes exactly or refuses, never guesses. Without a
+//!   client to ask (the one-shot [`Group::request`]), it is refused with an
+//!   error that says so.
+//!
+//! Per-group `authTokens` decide who reaches the group's routes; each
+//! member's own tokens still apply, so a member that does not accept the
+//! client's token is not part of that client's view. A group token opens
+//! nothing outside the group. The group's `toolFilter` applies to the
+//! prefixed names, on top of each member's own filter.
+//!
+//! For views built on a group (the OpenAPI facade), [`Group::request`] takes
+//! one request (`tools/list`, `tools/call`, `resources/*`, `prompts/*`) and
+//! returns its answer, through a transient group session: a shared member is
+//! one more short session on its upstream; a per-client member starts (and
+//! stops) an upstream of its own for the request, as a 2026-07-28 request
+//! does on a per-client server.
+//!
+//! Not served on groups: 2026-07-28 stateless requests (a group speaks 2025
+//! sessions; a request without a session is refused as on any session route).
+
+mod merge;
+pub mod naming;
+mod session;
+
+pub use session::GroupSession;
+
+use crate::config::GroupConfig;
+use crate::hub::Hub;
+use crate::jsonrpc::{Message, UPSTREAM_ERROR};
+use crate::session::outbound;
+use crate::session::{Downstream, SessionInfo, Token};
+use std::sync::{Arc, Mutex, Weak};
+
+/// A configured group, as the hub's snapshot holds it.
+pub struct Group {
+    pub cfg: Arc<GroupConfig>,
+    /// `g/<name>`: the transports' key for its sessions (no server name has a `/`).
+    pub route: String,
+    /// Its live sessions, to end them when a reload changes or removes it.
+    sessions: Mutex<Vec<Weak<session::Inner>>>,
+}
+
+impl Group {
+    pub fn new(cfg: GroupConfig) -> Group {
+        Group {
+            route: format!("g/{}", cfg.name),
+            cfg: Arc::new(cfg),
+            sessions: Mutex::default(),
+        }
+    }
+
+    /// Opens a client's session on the group. Members are reached when the
+    /// client initializes (or first needs them), not here.
+    pub fn open(
+        self: &Arc<Self>,
+        hub: &Arc<Hub>,
+        sink: Arc<dyn Downstream>,
+        info: SessionInfo,
+    ) -> GroupSession {
+        let s = GroupSession::new(self.clone(), hub.clone(), sink, info, true);
+        if let Ok(mut all) = self.sessions.lock() {
+            all.retain(|w| w.strong_count() > 0);
+            all.push(s.downgrade());
+        }
+        s
+    }
+
+    /// Ends every session of this group (a reload changed or removed it).
+    pub fn retire(&self, why: &str) {
+        let all: Vec<_> = self
+            .sessions
+            .lock()
+            .map(|mut s| s.drain(..).collect())
+            .unwrap_or_default();
+        for s in all.iter().filter_map(Weak::upgrade) {
+            session::Inner::end(&s, why);
+        }
+    }
+
+    /// One request through a transient session, for views built on the
+    /// group: `tools/list`, `tools/call`, `resources/list`, `resources/read`,
+    /// `resources/templates/list`, `prompts/list`, `prompts/get`. The answer
+    /// carries the request's id. `token` is the one the caller came with
+    /// (checked against the group's tokens by the caller); it decides which
+    /// members are visible, as for an MCP client. Server→client requests
+    /// during the call are refused (there is no client to ask).
+    pub async fn request(
+        self: &Arc<Self>,
+        hub: &Arc<Hub>,
+        token: Option<Token>,
+        msg: Message,
+    ) -> Message {
+        struct Quiet;
+        impl Downstream for Quiet {
+            fn deliver(&self, _: Message) {}
+            fn closed(&self, _: &str) {}
+        }
+        let id = msg.id().cloned().unwrap_or_else(|| 0u64.into());
+        let sid = crate::transport::new_session_id();
+        let info = match &token {
+            Some(t) => t.info(&sid, &self.cfg.token_source),
+            None => SessionInfo {
+                id: sid.clone(),
+                ..Default::default()
+            },
+        };
+        let s = GroupSession::new(self.clone(), hub.clone(), Arc::new(Quiet), info, false);
+        let (tx, mut rx) = outbound::channel(&self.route, &sid);
+        s.request(msg, &tx).await;
+        let answer = loop {
+            match rx.recv().await {
+                Some(m) if m.is_response() => break m,
+                Some(_) => {}
+                None => {
+                    break Message::error(
+                        Some(id),
+                        UPSTREAM_ERROR,
+                        "the group session ended before answering",
+                    )
+                }
+            }
+        };
+        s.close();
+        answer
+    }
+}

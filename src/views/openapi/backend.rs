@@ -22,6 +22,7 @@ use crate::config::SessionMode;
 use crate::hub::{Hub, OpenError, Server};
 use crate::jsonrpc::{Id, Message, METHOD_NOT_FOUND};
 use crate::session::{outbound, Downstream, Secret, Session, SessionInfo, Token};
+use crate::views::group::Group;
 use http::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -254,5 +255,31 @@ async fn exchange(session: &Session, server: &str, msg: Message) -> Result<Messa
                 })
             }
         }
+    }
+}
+
+/// A group of servers (`/g/<group>/openapi.json`), as seen by one HTTP
+/// request with its token: each request is a transient group session
+/// ([`Group::request`]), so prefixed names, the group's and the members'
+/// filters and tokens, and down members apply as for an MCP client of the
+/// group. A per-client member starts an upstream per request here.
+pub struct GroupBackend<'a> {
+    pub hub: &'a Arc<Hub>,
+    pub group: Arc<Group>,
+    pub token: Option<Token>,
+}
+
+impl Backend for GroupBackend<'_> {
+    fn name(&self) -> &str {
+        &self.group.route
+    }
+
+    fn settings(&self) -> OpenApi {
+        self.group.cfg.openapi
+    }
+
+    async fn send(&self, method: &str, params: Value) -> Result<Message, Unreachable> {
+        let msg = Message::request(next_id(), method, params);
+        Ok(self.group.request(self.hub, self.token.clone(), msg).await)
     }
 }

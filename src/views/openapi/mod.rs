@@ -26,7 +26,7 @@ pub mod call;
 pub mod docs;
 pub mod spec;
 
-pub use backend::{Backend, Facades, ServerBackend, Unreachable};
+pub use backend::{Backend, Facades, GroupBackend, ServerBackend, Unreachable};
 
 use crate::config::HubSettings;
 use crate::http::response::{json_response, Body, Rejection};
