@@ -200,6 +200,7 @@ mod tests {
             auth_tokens: vec![],
             token_source: String::new(),
             tool_filter: None,
+            openapi: Default::default(),
         }
     }
 
