@@ -360,6 +360,18 @@ async fn a_changed_tool_list_shows_in_the_next_document() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(post(&hub, "/fx/tools/echo", json!({})).await.0, 404);
+
+    // The server's own list_changed: the next document has the new tool.
+    assert!(doc_lacks(&hub, "/tools/appeared").await);
+    assert_eq!(post(&hub, "/fx/tools/list_changed", json!({})).await.0, 200);
+    assert!(!doc_lacks(&hub, "/tools/appeared").await);
+    assert_eq!(post(&hub, "/fx/tools/appeared", json!({})).await.0, 200);
+}
+
+async fn doc_lacks(hub: &Hub, op: &str) -> bool {
+    let (status, doc) = get(hub, "/fx/openapi.json").await;
+    assert_eq!(status, 200, "{doc}");
+    doc["paths"][op].is_null()
 }
 
 #[tokio::test]
