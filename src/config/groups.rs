@@ -106,13 +106,7 @@ fn validate_one(
     ctx: &Context<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<GroupConfig, Invalid> {
-    let name_ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !name.starts_with('.');
-    if !name_ok {
+    if !super::is_route_name(name) {
         return Err(invalid(
             path,
             "a group name must be 1-64 of A-Z a-z 0-9 - _ . (it becomes a URL path)",

@@ -629,13 +629,7 @@ fn validate_server(
 ) -> Result<ServerConfig, Invalid> {
     let (global, global_tokens, state_dir) =
         (inherited.options, inherited.tokens, inherited.state_dir);
-    let name_ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !name.starts_with('.');
-    if !name_ok {
+    if !is_route_name(name) {
         return Err(invalid(
             path,
             "a server name must be 1-64 of A-Z a-z 0-9 - _ . (it becomes a URL path)",
@@ -909,6 +903,17 @@ pub fn parse_listen_addr(addr: &str) -> Result<String, String> {
         .map_err(|_| format!("{addr:?}: {port:?} is not a port"))?;
     let host = if host.is_empty() { "[::]" } else { host };
     Ok(format!("{host}:{port}"))
+}
+
+/// Whether `name` can stand as one URL path segment for a server or a
+/// group: 1-64 of `A-Z a-z 0-9 - _ .`, not starting with a dot.
+pub(crate) fn is_route_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.')
 }
 
 #[cfg(test)]
