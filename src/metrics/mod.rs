@@ -494,12 +494,15 @@ impl Metrics {
     /// The Prometheus text exposition of everything, with `hub` for what is
     /// read at scrape time (upstream state, child resources).
     pub fn render(&'static self, hub: &crate::hub::Hub) -> String {
-        let scrape = Scrape {
+        self.render_with(system::upstreams(hub))
+    }
+
+    fn render_with(&'static self, upstreams: Vec<system::UpstreamReading>) -> String {
+        encode(Scrape {
             metrics: self,
-            upstreams: system::upstreams(hub),
+            upstreams,
             process: system::process(),
-        };
-        encode(scrape)
+        })
     }
 }
 
@@ -764,3 +767,5 @@ fn sessions(
     Ok(())
 }
 
+#[cfg(test)]
+mod tests;
