@@ -121,13 +121,21 @@ pub struct Audit {
     tool: String,
     started: Instant,
     info: Arc<SessionInfo>,
+    /// The W3C trace id the client sent in `_meta.traceparent`.
+    trace: Option<String>,
 }
 
 impl Audit {
     /// `tool`: the name a `tools/call` asks for (`None` for other methods).
-    pub fn start(cfg: &ServerConfig, tool: Option<&str>, info: &Arc<SessionInfo>) -> Option<Audit> {
+    pub fn start(
+        cfg: &ServerConfig,
+        msg: &Message,
+        tool: Option<&str>,
+        info: &Arc<SessionInfo>,
+    ) -> Option<Audit> {
         let tool = tool.filter(|_| cfg.log_enabled)?.to_string();
         Some(Audit {
+            trace: crate::mcp::trace_id(msg),
             tool,
             started: Instant::now(),
             info: info.clone(),
@@ -159,6 +167,8 @@ impl Audit {
             duration_ms = ms,
             outcome,
             token,
+            // TRACE_ID in the journal; absent when the client sent no trace context.
+            trace_id = self.trace.as_deref(),
             "tools/call {:?}: {outcome} in {ms} ms (token {token})",
             self.tool
         );
@@ -501,7 +511,7 @@ impl Session {
             }
         }
         let cfg = core.cfg();
-        let audit = Audit::start(&cfg, tool.as_deref(), &self.info);
+        let audit = Audit::start(&cfg, &msg, tool.as_deref(), &self.info);
         let fx =
             core.router()
                 .request_with(self.client, msg, reply, Instant::now(), audit, Some(call));
