@@ -459,3 +459,51 @@ fn a_bad_metrics_listen_is_a_config_error_with_its_path() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mcpProxy.options.metricsListen"), "{err}");
 }
+
+#[tokio::test]
+async fn a_2026_call_is_counted_as_modern_and_opens_no_session() {
+    let hub = Hub::start(json!({}), json!({"fx": fx(json!({}))}));
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"text": "hi"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    for _ in 0..2 {
+        let resp = reqwest::Client::new()
+            .post(hub.url("/fx/mcp"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "echo")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let text = scrape(&hub).await;
+    let modern = "{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"other\",error_type=\"\",server=\"fx\",transport=\"streamable\",protocol_era=\"modern\"}";
+    assert_eq!(
+        sample(
+            &text,
+            &format!("mcp_server_operation_duration_seconds_count{modern}")
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    // Only the two calls: no hub-made request is counted.
+    let calls: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("mcp_server_operation_duration_seconds_count{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(calls, 2.0, "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "mcphub_sessions_active{server=\"fx\",transport=\"streamable\"}"
+        ),
+        Some(0.0)
+    );
+}
