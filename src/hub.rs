@@ -175,6 +175,11 @@ impl Snapshot {
         !self.groups.is_empty()
     }
 
+    /// Every configured server, in config order.
+    pub fn servers(&self) -> impl Iterator<Item = &Arc<Server>> {
+        self.servers.values()
+    }
+
     /// Every token any route accepts; `/status` takes any of them.
     pub fn all_tokens(&self) -> Vec<String> {
         let mut all = self.settings.auth_tokens.clone();
@@ -297,6 +302,9 @@ impl Hub {
         }
         if old.settings.addr != config.hub.addr {
             tracing::warn!("mcpProxy.addr changed; the listening address changes only on restart");
+        }
+        if old.settings.metrics.listen != config.hub.metrics.listen {
+            tracing::warn!("mcpProxy.options.metricsListen changed; it changes only on restart");
         }
         if old.settings.hub_id != config.hub.hub_id {
             tracing::warn!(
@@ -554,7 +562,7 @@ async fn probe(cfg: &Arc<ServerConfig>, sup: &Arc<Supervisor>) -> Result<(), Str
             json!({"protocolVersion": crate::session::LATEST_PROTOCOL, "capabilities": {},
                    "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}}),
         );
-        session.request(init, &tx).await;
+        session.request_own(init, &tx).await;
         loop {
             match tokio::time::timeout(cfg.init_timeout, rx.recv()).await {
                 Ok(Some(m)) if m.is_response() => {

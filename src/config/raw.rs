@@ -65,6 +65,10 @@ pub struct ProxyOptions {
     pub hub_id: Option<String>,
     /// Groups of servers served as one endpoint (see `config::groups`).
     pub groups: Option<IndexMap<String, super::groups::RawGroup>>,
+    /// Tokens that may read `/metrics` (default: any token the hub accepts).
+    pub metrics_tokens: Option<Vec<String>>,
+    /// A second address serving only `/metrics`, with no token.
+    pub metrics_listen: Option<String>,
 }
 
 /// Options TBXark knows, valid at both levels.

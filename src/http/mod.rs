@@ -6,11 +6,12 @@
 //! `/` (open; lists servers with a token), and the OpenAPI facade
 //! (`views::openapi`): `/<name>/openapi.json`, `/<name>/tools/<tool>`,
 //! `/<name>/docs`, `/<name>/resources[/read]`, `/<name>/prompts[/<p>]`
-//! (token), `/<name>/healthz` (open). A group of servers has the MCP and
+//! (token), `/<name>/healthz` (open), `/metrics` (token; see `metrics`). A group of servers has the MCP and
 //! OpenAPI routes under `/g/<group>/` (with the group's tokens).
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
+pub mod metrics;
 pub mod origin;
 pub mod response;
 mod root;
@@ -268,7 +269,20 @@ impl App {
     }
 }
 
+/// One request, counted in `mcphub_http_requests_total` by route template.
 async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let route = {
+        let p = req.uri().path().trim_start_matches('/');
+        let p = p.strip_suffix('/').unwrap_or(p);
+        let (first, rest) = p.split_once('/').unwrap_or((p, ""));
+        metrics::route_template(first, rest)
+    };
+    let resp = handle_routed(app, req).await;
+    crate::metrics::global().http(route, resp.status().as_u16());
+    resp
+}
+
+async fn handle_routed(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     app.last_request.store(
         app.started.elapsed().as_millis() as u64,
         std::sync::atomic::Ordering::Relaxed,
@@ -334,6 +348,9 @@ async fn route(
             }
         };
         return Ok(status::status(&app.hub, req.method(), scope.as_deref()));
+    }
+    if first == "metrics" && rest.is_empty() {
+        return metrics::serve(&app.hub, snap, req.method(), req.headers());
     }
     // OAuth discovery: the hub uses configured bearer tokens, and says so
     // with a 404 rather than a 401 that would start an OAuth flow.
@@ -431,9 +448,14 @@ async fn mcp_route(
 }
 
 fn authorize(tokens: &[String], headers: &http::HeaderMap) -> Result<Option<usize>, Rejection> {
-    auth::check(tokens, headers).map_err(|e| match e {
-        auth::AuthError::Missing => Rejection::MissingToken,
-        auth::AuthError::Invalid => Rejection::InvalidToken,
+    use crate::metrics::AuthFailure;
+    auth::check(tokens, headers).map_err(|e| {
+        let (why, rejection) = match e {
+            auth::AuthError::Missing => (AuthFailure::Missing, Rejection::MissingToken),
+            auth::AuthError::Invalid => (AuthFailure::Invalid, Rejection::InvalidToken),
+        };
+        crate::metrics::global().auth_failed(why);
+        rejection
     })
 }
 

@@ -37,6 +37,8 @@ pub struct SessionInfo {
     pub slot: Option<Arc<TokenSlot>>,
     /// The client speaks 2026-07-28 itself (one transient session per request).
     pub modern: bool,
+    /// How the client reached the hub, for metrics.
+    pub transport: crate::metrics::Transport,
 }
 
 /// A token's value; never printed.
@@ -65,6 +67,7 @@ impl Token {
             secret: Some(self.secret.clone()),
             slot: None,
             modern: false,
+            transport: Default::default(),
         }
     }
 }
@@ -118,6 +121,8 @@ pub struct Audit {
     tool: String,
     started: Instant,
     info: Arc<SessionInfo>,
+    /// The W3C trace id the client sent in `_meta.traceparent`.
+    trace: Option<String>,
 }
 
 impl Audit {
@@ -127,6 +132,7 @@ impl Audit {
         }
         let tool: String = msg.param("name").unwrap_or_default();
         Some(Audit {
+            trace: crate::mcp::trace_id(msg),
             tool,
             started: Instant::now(),
             info: info.clone(),
@@ -158,10 +164,25 @@ impl Audit {
             duration_ms = ms,
             outcome,
             token,
+            // TRACE_ID in the journal; absent when the client sent no trace context.
+            trace_id = self.trace.as_deref(),
             "tools/call {:?}: {outcome} in {ms} ms (token {token})",
             self.tool
         );
     }
+}
+
+/// The tool a `tools/call` names, borrowed from the message where it can be:
+/// read on every call for the metrics, so without building a map of params.
+fn tool_name(msg: &Message) -> Option<std::borrow::Cow<'_, str>> {
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow)]
+        name: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_str::<Params>(msg.params_raw()?.get())
+        .ok()?
+        .name
 }
 
 /// Where a session sends messages for its client.
@@ -179,6 +200,8 @@ pub struct Core {
     /// When a client last left (shared) or last sent a request (per-client).
     last_used: Mutex<Instant>,
     shared: bool,
+    /// The server's metrics, resolved once.
+    meter: Arc<crate::metrics::ServerMetrics>,
 }
 
 impl Core {
@@ -303,13 +326,16 @@ impl Upstream {
         connect: Option<link::Connector>,
     ) -> (Arc<Upstream>, tokio::task::JoinHandle<()>) {
         let shared = kind == link::Kind::Shared;
+        let mut router = Router::new(
+            &cfg.name,
+            shared,
+            cfg.tool_filter.clone(),
+            cfg.request_timeout,
+        );
+        router.set_upstream_kind(crate::metrics::UpstreamKind::of(&cfg.upstream));
         let core = Arc::new(Core {
-            router: Mutex::new(Router::new(
-                &cfg.name,
-                shared,
-                cfg.tool_filter.clone(),
-                cfg.request_timeout,
-            )),
+            meter: router.meter().clone(),
+            router: Mutex::new(router),
             cfg: Mutex::new(cfg.clone()),
             last_used: Mutex::new(Instant::now()),
             shared,
@@ -364,9 +390,13 @@ impl Upstream {
             .router()
             .attach_as(sink, info.secret.clone(), info.modern);
         sup.session_opened();
+        if !info.modern {
+            self.core.meter.session_opened(info.transport);
+        }
         self.core.touch();
         self.link.wake();
         Session {
+            opened: Instant::now(),
             up: self.clone(),
             client,
             info: Arc::new(info),
@@ -396,6 +426,7 @@ pub const LATEST_PROTOCOL: &str = PROTOCOL_VERSIONS[0];
 
 /// One client session on an upstream.
 pub struct Session {
+    opened: Instant,
     up: Arc<Upstream>,
     client: u64,
     info: Arc<SessionInfo>,
@@ -417,10 +448,40 @@ impl Session {
     /// One request from the client; its answer, progress and any server
     /// request tied to it go to `reply`.
     pub async fn request(&self, msg: Message, reply: &Outbound) {
+        self.request_metered(msg, reply, true).await
+    }
+
+    /// A request the hub makes itself on this session (the `initialize` of a
+    /// per-client upstream for a 2026-07-28 client, a probe): routed like a
+    /// client's, but no client asked, so the metrics do not count it.
+    pub async fn request_own(&self, msg: Message, reply: &Outbound) {
+        self.request_metered(msg, reply, false).await
+    }
+
+    async fn request_metered(&self, msg: Message, reply: &Outbound, metered: bool) {
         let core = &self.up.core;
         let link = &self.up.link;
         let Some(id) = msg.id().cloned() else { return };
         core.touch();
+        let call = metered.then(|| {
+            let method = msg.method().unwrap_or("");
+            let tool = (method == "tools/call").then(|| tool_name(&msg)).flatten();
+            crate::metrics::Call::start(
+                &core.meter,
+                method,
+                tool.as_deref(),
+                self.info.transport,
+                crate::metrics::Era::of(self.info.modern),
+            )
+        });
+        // An answer the hub gives itself, without the upstream.
+        let answer = |m: Message| {
+            if let Some(c) = &call {
+                core.meter
+                    .server_op(c, crate::metrics::ErrorType::of(&m, false));
+            }
+            let _ = reply.push(m);
+        };
         let mut msg = msg;
         if core.shared {
             // Remembered from every 2025 client: the upstream's era is known
@@ -430,7 +491,7 @@ impl Session {
             }
             match msg.method() {
                 Some("initialize") => {
-                    let answer = match link.ready().await {
+                    let m = match link.ready().await {
                         Ok(()) => {
                             let mut m = Message::response_raw(
                                 id,
@@ -448,16 +509,16 @@ impl Session {
                         }
                         Err(e) => Message::error(Some(id), UPSTREAM_ERROR, e),
                     };
-                    let _ = reply.push(answer);
+                    answer(m);
                     return;
                 }
                 Some("ping") => {
-                    let _ = reply.push(Message::response(id, serde_json::json!({})));
+                    answer(Message::response(id, serde_json::json!({})));
                     return;
                 }
                 _ => {
                     if let Err(e) = link.ready().await {
-                        let _ = reply.push(Message::error(Some(id), UPSTREAM_ERROR, e));
+                        answer(Message::error(Some(id), UPSTREAM_ERROR, e));
                         return;
                     }
                     if link.is_modern() && !self.info.modern {
@@ -465,7 +526,7 @@ impl Session {
                             if let Ok(mut l) = self.legacy.lock() {
                                 l.log_level = msg.param("level");
                             }
-                            let _ = reply.push(Message::response(id, serde_json::json!({})));
+                            answer(Message::response(id, serde_json::json!({})));
                             return;
                         }
                         self.envelope(&mut msg);
@@ -477,7 +538,7 @@ impl Session {
         let audit = Audit::start(&cfg, &msg, &self.info);
         let fx = core
             .router()
-            .request(self.client, msg, reply, Instant::now(), audit);
+            .request_with(self.client, msg, reply, Instant::now(), audit, call);
         self.carry(fx, &cfg).await;
     }
 
@@ -569,6 +630,12 @@ impl Session {
             return;
         }
         let fx = self.up.core.router().detach(self.client);
+        if !self.info.modern {
+            self.up
+                .core
+                .meter
+                .session_closed(self.info.transport, self.opened.elapsed());
+        }
         self.up.core.touch();
         // Client-bound effects (answers to requests still in flight) are
         // delivered whether or not the upstream is there to tell.

@@ -113,6 +113,10 @@ pub async fn open(
             ..Default::default()
         },
     };
+    let info = SessionInfo {
+        transport: crate::metrics::Transport::Sse,
+        ..info
+    };
     let session = match route.open(app, Arc::new(Sink(tx.clone())), info).await {
         Ok(s) => s,
         Err(e) => return Err(open_error(e)),

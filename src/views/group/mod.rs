@@ -132,6 +132,11 @@ impl Group {
                 ..Default::default()
             },
         };
+        // Its one user is the OpenAPI facade.
+        let info = SessionInfo {
+            transport: crate::metrics::Transport::Openapi,
+            ..info
+        };
         let s = GroupSession::new(self.clone(), hub.clone(), Arc::new(Quiet), info, false);
         let (tx, mut rx) = outbound::channel(&self.route, &sid);
         s.request(msg, &tx).await;

@@ -141,12 +141,16 @@ pub struct ServerBackend<'a> {
 impl ServerBackend<'_> {
     fn info(&self) -> SessionInfo {
         let id = format!("openapi-{}", crate::transport::new_session_id());
-        match &self.token {
+        let info = match &self.token {
             Some(t) => t.info(&id, &self.server.cfg.token_source),
             None => SessionInfo {
                 id,
                 ..Default::default()
             },
+        };
+        SessionInfo {
+            transport: crate::metrics::Transport::Openapi,
+            ..info
         }
     }
 

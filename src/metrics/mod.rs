@@ -1,0 +1,332 @@
+//! The hub's Prometheus metrics: what is counted, under which labels, and how
+//! a scrape renders it (`GET /metrics`, served by `http::metrics`).
+//!
+//! Names follow the OpenTelemetry MCP semantic conventions as a Prometheus
+//! exporter writes them (`mcp.server.operation.duration` in seconds becomes
+//! `mcp_server_operation_duration_seconds`, `error.type` becomes `error_type`):
+//!
+//! - `mcp_server_operation_duration_seconds{mcp_method_name, gen_ai_tool_name,
+//!   error_type, server, transport, protocol_era}`: the hub as server, from the
+//!   moment a client request enters a session until its answer is handed to
+//!   the client's stream. `transport` is how the client came: `sse`,
+//!   `streamable` or `openapi` ([`Transport`]).
+//! - `mcp_client_operation_duration_seconds{…, network_transport}`: the hub
+//!   as client, from the moment the request is handed to the upstream until
+//!   the upstream answers (or the hub gives up: timeout, upstream lost).
+//!   `transport` is what the upstream speaks (`stdio`, `sse`, `streamable`)
+//!   and `network_transport` is `pipe` for stdio, `tcp` otherwise.
+//! - `mcp_server_session_duration_seconds{server, transport}`: client sessions
+//!   from open to close (legacy SSE and streamable; a 2026-07-28 request is no
+//!   session).
+//! - `mcphub_sessions_active{server, transport}`, `mcphub_upstream_up{server}`,
+//!   `mcphub_upstream_state{server, state}` (one series per state, 1 for the
+//!   current one), `mcphub_upstream_restarts_total{server, reason}`,
+//!   `mcphub_http_requests_total{route, code}`, `mcphub_auth_failures_total{reason}`,
+//!   `mcphub_child_memory_bytes{server}`, `mcphub_child_cpu_seconds_total{server}`
+//!   and the `process_*` metrics of the hub (`system`).
+//!
+//! Label values, and why none of them can be chosen by a client:
+//! - `server`: a configured name. `transport`, `network_transport`,
+//!   `protocol_era` (`legacy` for 2024-11-05 … 2025-11-25, `modern` for
+//!   2026-07-28), `state`, `reason`, `route` (a template such as
+//!   `/{server}/mcp`) and `code` (an HTTP status): fixed vocabularies.
+//! - `mcp_method_name`: one of the MCP request methods ([`METHODS`]); any
+//!   other method is `other`.
+//! - `gen_ai_tool_name`: set on `tools/call` only (empty otherwise), and only
+//!   to a name the server itself listed in a `tools/list` answer (at most
+//!   [`MAX_TOOLS`] per server); a name the server never listed is `other`.
+//! - `error_type`: empty on success, as the conventions leave `error.type`
+//!   unset then; `tool_error` for a result with `isError: true`; else the
+//!   JSON-RPC error code as a string when it lies in -32999 … -32000 (the
+//!   range JSON-RPC reserves, plus MCP's and the hub's own codes), and
+//!   `other` for any other code.
+//!
+//! Session ids, tokens, users, arguments and raw paths never become labels;
+//! they are in the journal.
+//!
+//! Off the hot path: recording a call takes no lock shared across requests.
+//! Each series is a [`hist::Hist`] of atomic buckets; the series of a server
+//! live in lock-free maps (`papaya`, epoch-based: a lookup is a hash and a
+//! few loads, an insert a compare-and-swap) held by that server's
+//! [`ServerMetrics`], which each session's router resolves once when it is
+//! built. prometheus-client's `Family` (a `RwLock`) and `Histogram` (a mutex
+//! per observation) are used for nothing on that path; the crate is the
+//! encoder: a scrape registers a [`prometheus_client::collector::Collector`]
+//! that walks these maps and the hub's registry.
+//!
+//! Where things are counted: a request in `session::Session::request` (its
+//! `Call` starts there; answers the hub gives itself finish it there) and in
+//! `session::router` (every exchange ends in `Router::settle`, whichever way:
+//! answered, cancelled, timed out, lost, refused); sessions where they attach
+//! and close; restarts in `upstream::link` where a restart follows a crash (a
+//! per-client upstream that dies ends its session instead); HTTP requests and
+//! auth failures in `http`. Transports name themselves in
+//! `SessionInfo::transport` (the OpenAPI facade sets `Transport::Openapi`).
+//!
+//! Files: `labels` (the vocabularies), `hist` (the atomic histogram),
+//! `encode` (one scrape), `system` (upstream state, child resources from the
+//! cgroup or /proc, `process_*`).
+
+mod encode;
+pub mod hist;
+mod labels;
+pub mod system;
+
+pub use labels::{
+    method_label, Era, ErrorType, RestartReason, Transport, UpstreamKind, MAX_TOOLS, METHODS, OTHER,
+};
+
+use crate::jsonrpc::Message;
+use hist::Hist;
+use labels::OpKey;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// The series maps' hasher: keys come from fixed vocabularies, configured
+/// names and listed tool names, so a fast seeded hash is enough (SipHash
+/// cost a third of a call's recording).
+type Hasher = foldhash::fast::RandomState;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Everything counted for one configured server. Outlives reloads: a server
+/// changed by a reload keeps counting into the same series.
+pub struct ServerMetrics {
+    name: Arc<str>,
+    /// Interned for the process's life (at most [`MAX_TOOLS`] per server
+    /// name), so a label is a `&'static str`: recording a call then touches
+    /// no reference count that every core shares.
+    tools: papaya::HashSet<&'static str, Hasher>,
+    server_ops: papaya::HashMap<OpKey, Hist, Hasher>,
+    client_ops: papaya::HashMap<OpKey, Hist, Hasher>,
+    sessions: [AtomicI64; 3],
+    session_time: [Hist; 3],
+    restarts: [AtomicU64; 5],
+}
+
+impl ServerMetrics {
+    fn new(name: &str) -> ServerMetrics {
+        ServerMetrics {
+            name: name.into(),
+            tools: papaya::HashSet::with_hasher(Hasher::default()),
+            server_ops: papaya::HashMap::with_hasher(Hasher::default()),
+            client_ops: papaya::HashMap::with_hasher(Hasher::default()),
+            sessions: Default::default(),
+            session_time: Default::default(),
+            restarts: Default::default(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The label for a tool a client names: the server's own listed name, or `other`.
+    pub fn tool_label(&self, name: &str) -> &'static str {
+        self.tools.pin().get(name).copied().unwrap_or(OTHER)
+    }
+
+    /// Remembers the tool names a server listed (a `tools/list` answer).
+    pub fn listed_tools(&self, answer: &Message) {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            name: String,
+        }
+        let Some(tools) = answer.result_field::<Vec<Named>>("tools") else {
+            return;
+        };
+        let set = self.tools.pin();
+        for t in tools {
+            if set.len() >= MAX_TOOLS {
+                break;
+            }
+            if !set.contains(t.name.as_str()) {
+                set.insert(Box::leak(t.name.into_boxed_str()));
+            }
+        }
+    }
+
+    /// A call the hub answered, as server to its client.
+    pub fn server_op(&self, call: &Call, error: ErrorType) {
+        let key = OpKey {
+            method: call.method,
+            tool: call.tool,
+            error,
+            transport: call.transport.as_str(),
+            era: call.era,
+        };
+        observe(&self.server_ops, key, call.started.elapsed());
+    }
+
+    /// A request the hub sent upstream, as client, and how it ended.
+    pub fn client_op(&self, call: &Call, kind: UpstreamKind, era: Era, error: ErrorType) {
+        let Some(sent) = call.sent else { return };
+        let key = OpKey {
+            method: call.method,
+            tool: call.tool,
+            error,
+            transport: kind.as_str(),
+            era,
+        };
+        observe(&self.client_ops, key, sent.elapsed());
+    }
+
+    pub fn session_opened(&self, t: Transport) {
+        self.sessions[t.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn session_closed(&self, t: Transport, lasted: Duration) {
+        self.sessions[t.index()].fetch_sub(1, Ordering::Relaxed);
+        self.session_time[t.index()].observe(lasted);
+    }
+
+    pub fn restarted(&self, why: RestartReason) {
+        self.restarts[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Observations of the server-side series so far (for tests).
+    pub fn server_calls(&self) -> u64 {
+        self.server_ops.pin().values().map(Hist::count).sum()
+    }
+}
+
+/// Records into the series `key`, made on its first observation. A lookup
+/// first: the series exists on every call but the first.
+fn observe(map: &papaya::HashMap<OpKey, Hist, Hasher>, key: OpKey, d: Duration) {
+    let m = map.pin();
+    match m.get(&key) {
+        Some(h) => h.observe(d),
+        None => m.get_or_insert_with(key, Hist::default).observe(d),
+    }
+}
+
+/// One client request on its way through the hub: started when it enters a
+/// session, labelled from the server's own vocabulary, finished with the
+/// answer its client gets.
+#[derive(Debug, Clone)]
+pub struct Call {
+    started: Instant,
+    /// When it went upstream, if it did.
+    sent: Option<Instant>,
+    method: &'static str,
+    tool: Option<&'static str>,
+    transport: Transport,
+    era: Era,
+}
+
+impl Call {
+    /// A request entering a session of `server`; `tool`: the name a
+    /// `tools/call` asks for.
+    pub fn start(
+        server: &ServerMetrics,
+        method: &str,
+        tool: Option<&str>,
+        transport: Transport,
+        era: Era,
+    ) -> Call {
+        let method = method_label(method);
+        let tool = (method == "tools/call").then(|| server.tool_label(tool.unwrap_or("")));
+        Call {
+            started: Instant::now(),
+            sent: None,
+            method,
+            tool,
+            transport,
+            era,
+        }
+    }
+
+    /// The request goes upstream now.
+    pub fn sent(&mut self) {
+        self.sent = Some(Instant::now());
+    }
+
+    pub fn is_tool_call(&self) -> bool {
+        self.method == "tools/call"
+    }
+
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+}
+
+/// Every series of the process.
+pub struct Metrics {
+    servers: papaya::HashMap<Arc<str>, Arc<ServerMetrics>>,
+    http: papaya::HashMap<(&'static str, u16), hist::Counter, Hasher>,
+    auth: [AtomicU64; 2],
+}
+
+/// Reasons for `mcphub_auth_failures_total`.
+#[derive(Debug, Clone, Copy)]
+pub enum AuthFailure {
+    /// No bearer token.
+    Missing,
+    /// A token that no list holds.
+    Invalid,
+}
+
+impl AuthFailure {
+    fn as_str(i: usize) -> &'static str {
+        ["missing", "invalid"][i]
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            servers: papaya::HashMap::new(),
+            http: papaya::HashMap::with_hasher(Hasher::default()),
+            auth: Default::default(),
+        }
+    }
+}
+
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    static GLOBAL: OnceLock<Metrics> = OnceLock::new();
+    GLOBAL.get_or_init(Metrics::default)
+}
+
+impl Metrics {
+    /// A server's metrics, made on first use (by the server's name).
+    pub fn server(&self, name: &str) -> Arc<ServerMetrics> {
+        let m = self.servers.pin();
+        if let Some(s) = m.get(name) {
+            return s.clone();
+        }
+        m.get_or_insert_with(name.into(), || Arc::new(ServerMetrics::new(name)))
+            .clone()
+    }
+
+    /// One HTTP request answered: `route` is a template, never a raw path.
+    pub fn http(&self, route: &'static str, code: u16) {
+        let m = self.http.pin();
+        match m.get(&(route, code)) {
+            Some(n) => n.inc(),
+            None => m
+                .get_or_insert_with((route, code), hist::Counter::default)
+                .inc(),
+        }
+    }
+
+    pub fn auth_failed(&self, why: AuthFailure) {
+        self.auth[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of everything, with `hub` for what is
+    /// read at scrape time (upstream state, child resources).
+    pub fn render(&'static self, hub: &crate::hub::Hub) -> String {
+        self.render_with(system::upstreams(hub))
+    }
+
+    fn render_with(&'static self, upstreams: Vec<system::UpstreamReading>) -> String {
+        encode::encode(encode::Scrape {
+            metrics: self,
+            upstreams,
+            process: system::process(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
