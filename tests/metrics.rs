@@ -507,3 +507,86 @@ async fn a_2026_call_is_counted_as_modern_and_opens_no_session() {
         Some(0.0)
     );
 }
+
+/// The OpenAPI facade counts as transport `openapi`, on the server it calls,
+/// and its routes and a group's count by template.
+#[tokio::test]
+async fn openapi_and_group_calls_are_counted_by_transport_and_template() {
+    let hub = Hub::start(
+        json!({"options": {"groups": {"all": {"servers": ["fx"]}}}}),
+        json!({"fx": fx(json!({}))}),
+    );
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        let r = http
+            .post(hub.url("/fx/tools/echo"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"text": "hi"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let r = http
+        .post(hub.url("/g/all/tools/fx__echo"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut c = Mcp::new(&hub, "g/all");
+    c.initialize().await;
+    let r = c
+        .post(&call(5, "fx__echo", json!({"text": "via group"})))
+        .await;
+    assert_eq!(r.last()["result"]["content"][0]["text"], "via group");
+
+    let text = scrape(&hub).await;
+    let openapi = "{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"echo\",error_type=\"\",server=\"fx\",transport=\"openapi\",protocol_era=\"legacy\"}";
+    assert_eq!(
+        sample(
+            &text,
+            &format!("mcp_server_operation_duration_seconds_count{openapi}")
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    // The group's MCP client reaches fx as a streamable client of it.
+    assert_eq!(
+        sample(
+            &text,
+            &format!(
+                "mcp_server_operation_duration_seconds_count{}",
+                op_labels("tools/call", "echo", "")
+            )
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    for (route, n) in [
+        ("/{server}/tools/{tool}", 2.0),
+        ("/g/{group}/tools/{tool}", 1.0),
+    ] {
+        assert_eq!(
+            sample(
+                &text,
+                &format!("mcphub_http_requests_total{{route=\"{route}\",code=\"200\"}}")
+            ),
+            Some(n),
+            "{route}: {text}"
+        );
+    }
+    assert!(
+        sample(
+            &text,
+            "mcphub_http_requests_total{route=\"/g/{group}/mcp\",code=\"200\"}"
+        )
+        .is_some(),
+        "{text}"
+    );
+    assert!(
+        !text.contains("fx__echo") && !text.contains("/g/all"),
+        "{text}"
+    );
+}

@@ -18,7 +18,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// The route template a request path belongs to: never the raw path (a
-/// server name becomes `{server}`, anything unknown `other`).
+/// server name becomes `{server}`, a group's `{group}`, a tool or prompt
+/// name `{tool}` / `{prompt}`, anything unknown `other`).
 pub fn route_template(first: &str, rest: &str) -> &'static str {
     match (first, rest) {
         ("", "") => "/",
@@ -26,9 +27,61 @@ pub fn route_template(first: &str, rest: &str) -> &'static str {
         ("status", "") => "/status",
         ("metrics", "") => "/metrics",
         (".well-known", _) => "/.well-known/*",
-        (_, "sse") => "/{server}/sse",
-        (_, "message") => "/{server}/message",
-        (_, "mcp") => "/{server}/mcp",
+        ("g", r) if r.contains('/') => {
+            let endpoint = r.split_once('/').map_or("", |(_, e)| e);
+            endpoint_template(endpoint, &GROUP_ROUTES)
+        }
+        (_, r) => endpoint_template(r, &SERVER_ROUTES),
+    }
+}
+
+/// The endpoints below `/<server>/` and `/g/<group>/`, in the order
+/// [`endpoint_template`] tells them apart.
+const SERVER_ROUTES: [&str; 11] = [
+    "/{server}/sse",
+    "/{server}/message",
+    "/{server}/mcp",
+    "/{server}/openapi.json",
+    "/{server}/docs",
+    "/{server}/healthz",
+    "/{server}/resources",
+    "/{server}/resources/read",
+    "/{server}/prompts",
+    "/{server}/tools/{tool}",
+    "/{server}/prompts/{prompt}",
+];
+const GROUP_ROUTES: [&str; 11] = [
+    "/g/{group}/sse",
+    "/g/{group}/message",
+    "/g/{group}/mcp",
+    "/g/{group}/openapi.json",
+    "/g/{group}/docs",
+    "/g/{group}/healthz",
+    "/g/{group}/resources",
+    "/g/{group}/resources/read",
+    "/g/{group}/prompts",
+    "/g/{group}/tools/{tool}",
+    "/g/{group}/prompts/{prompt}",
+];
+
+fn endpoint_template(endpoint: &str, routes: &[&'static str; 11]) -> &'static str {
+    const FIXED: [&str; 9] = [
+        "sse",
+        "message",
+        "mcp",
+        "openapi.json",
+        "docs",
+        "healthz",
+        "resources",
+        "resources/read",
+        "prompts",
+    ];
+    if let Some(i) = FIXED.iter().position(|f| *f == endpoint) {
+        return routes[i];
+    }
+    match endpoint.split_once('/') {
+        Some(("tools", t)) if !t.is_empty() => routes[9],
+        Some(("prompts", p)) if !p.is_empty() => routes[10],
         _ => "other",
     }
 }
@@ -108,5 +161,24 @@ mod tests {
         assert_eq!(route_template("x", "y/z"), "other");
         assert_eq!(route_template("metrics", ""), "/metrics");
         assert_eq!(route_template("abc", ""), "other");
+        assert_eq!(
+            route_template("fetch", "openapi.json"),
+            "/{server}/openapi.json"
+        );
+        assert_eq!(
+            route_template("fetch", "tools/rm -rf"),
+            "/{server}/tools/{tool}"
+        );
+        assert_eq!(
+            route_template("fetch", "prompts/x"),
+            "/{server}/prompts/{prompt}"
+        );
+        assert_eq!(route_template("fetch", "tools/"), "other");
+        assert_eq!(route_template("g", "secret-group/mcp"), "/g/{group}/mcp");
+        assert_eq!(
+            route_template("g", "all/tools/a__echo"),
+            "/g/{group}/tools/{tool}"
+        );
+        assert_eq!(route_template("g", "mcp"), "/{server}/mcp");
     }
 }
