@@ -120,10 +120,10 @@ def token_job(hub_address: str, token_file) -> str:
 def render_config(metrics_address: str, hub_address: str, token_file) -> str:
     """The packaged scrape job with only its target and interval changed, the token variant, the packaged rules."""
     scrape = SCRAPE.read_text()
-    for old, new in [('targets: ["127.0.0.1:9091"]', f'targets: ["{metrics_address}"]'),
-                     ("scrape_interval: 15s", f"scrape_interval: {SCRAPE_INTERVAL}")]:
-        assert scrape.count(old) == 1, f"scrape.yml no longer has {old!r} once; update this test"
-        scrape = scrape.replace(old, new, 1)
+    job = '    scrape_interval: 15s\n    static_configs:\n      - targets: ["127.0.0.1:9091"]\n'
+    assert scrape.count(job) == 1, "the job in scrape.yml changed; update this test"
+    scrape = scrape.replace(job, f'    scrape_interval: {SCRAPE_INTERVAL}\n    static_configs:\n'
+                                 f'      - targets: ["{metrics_address}"]\n')
     head = (f"global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  evaluation_interval: 1s\n"
             f"rule_files:\n  - {RULES}\n")
     return head + scrape + token_job(hub_address, token_file)
