@@ -308,8 +308,7 @@ def test_packaged_rules_load_and_evaluate(observed):
     deadline = time.time() + 10
     while True:
         rules = [r for g in prom.api("rules")["groups"] for r in g["rules"]]
-        if rules and all(r.get("lastEvaluation", "").startswith("2") and not r["lastEvaluation"].startswith("0001")
-                         for r in rules) or time.time() > deadline:
+        if (rules and all(r["health"] != "unknown" for r in rules)) or time.time() > deadline:
             break
         time.sleep(0.5)
     names = sorted(r["name"] for r in rules)
@@ -409,8 +408,8 @@ def openmetrics_to_text(scrape: str) -> str:
     """The 0.0.4 text format of an OpenMetrics scrape, for promtool: Debian's promtool (2.42) lints only the
     0.0.4 format, where a counter's family is named as its sample (`x_total`), not as OpenMetrics names it
     (`x`); read as 0.0.4, every OpenMetrics counter would be an untyped `x_total` without help. So the families
-    of counters are renamed to their sample name (what Prometheus stores), `_created` samples and the
-    OpenMetrics-only `# UNIT` and `# EOF` lines are dropped; nothing else changes."""
+    of counters (and info metrics) are renamed to their sample name (what Prometheus stores), `_created`
+    samples and the OpenMetrics-only `# UNIT` and `# EOF` lines are dropped; nothing else changes."""
     types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", scrape, re.M))
     out = []
     for line in scrape.splitlines():
@@ -421,6 +420,9 @@ def openmetrics_to_text(scrape: str) -> str:
             kind, name, rest = m.groups()
             if types.get(name) == "counter" and not name.endswith("_total"):
                 name += "_total"
+            if types.get(name) == "info":  # an info metric is a gauge named x_info, valued 1
+                name += "_info"
+                rest = " gauge" if kind == "TYPE" else rest
             if kind == "TYPE" and rest.strip() == "unknown":
                 rest = " untyped"
             out.append(f"# {kind} {name}{rest}")
