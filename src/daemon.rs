@@ -69,6 +69,17 @@ pub async fn start(
         hub.shutdown(drain).await;
         anyhow::bail!(e);
     }
+    if let Some(addr) = hub.current().settings.metrics.listen.clone() {
+        let l = match sock::bind(&addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                hub.shutdown(drain).await;
+                anyhow::bail!("mcpProxy.options.metricsListen: {e}");
+            }
+        };
+        tracing::info!("serving /metrics without a token on {}", l.describe());
+        tokio::spawn(http::metrics::serve_plain(hub.clone(), l, stop_rx.clone()));
+    }
     let app = http::App::new(hub.clone(), stop_rx);
     let server = tokio::spawn(http::serve(
         app.clone(),

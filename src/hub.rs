@@ -133,6 +133,11 @@ impl Snapshot {
         self.servers.get(name).cloned()
     }
 
+    /// Every configured server, in config order.
+    pub fn servers(&self) -> impl Iterator<Item = &Arc<Server>> {
+        self.servers.values()
+    }
+
     /// Every token any route accepts; `/status` takes any of them.
     pub fn all_tokens(&self) -> Vec<String> {
         let mut all = self.settings.auth_tokens.clone();
@@ -249,6 +254,9 @@ impl Hub {
         }
         if old.settings.addr != config.hub.addr {
             tracing::warn!("mcpProxy.addr changed; the listening address changes only on restart");
+        }
+        if old.settings.metrics.listen != config.hub.metrics.listen {
+            tracing::warn!("mcpProxy.options.metricsListen changed; it changes only on restart");
         }
         if old.settings.hub_id != config.hub.hub_id {
             tracing::warn!(

@@ -15,6 +15,7 @@ pub mod hub;
 pub mod jsonrpc;
 pub mod logsafe;
 pub mod mcp;
+pub mod metrics;
 pub mod ratelimit;
 pub mod sandbox;
 pub mod session;

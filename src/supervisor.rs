@@ -9,6 +9,7 @@
 //! retrying at the longest interval.
 
 use crate::config::ServerConfig;
+use crate::metrics::RestartReason;
 use crate::upstream::{self, ConnectError, Upstream};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -208,16 +209,19 @@ pub async fn stop_child_within(server: &str, mut up: Upstream, grace: Duration) 
 
 /// After an upstream ended, `exited` holding a child's status (or `None` when
 /// its output closed): stops whatever is left and says what happened, with the
-/// last error (a child's last stderr line, or the remote failure).
+/// last error (a child's last stderr line, or the remote failure), and why
+/// as a restart reason.
 pub async fn reap_child(
     server: &str,
     mut up: Upstream,
     exited: Option<std::io::Result<std::process::ExitStatus>>,
-) -> String {
+) -> (String, RestartReason) {
     let last = up.last_error();
     if up.is_remote() {
-        return last.unwrap_or_else(|| "the connection closed".into());
+        let why = last.unwrap_or_else(|| "the connection closed".into());
+        return (why, RestartReason::Exit);
     }
+    let mut reason = RestartReason::Exit;
     let status = match exited {
         Some(st) => Some(st),
         None => tokio::time::timeout(Duration::from_millis(500), up.exited())
@@ -236,11 +240,15 @@ pub async fn reap_child(
                 .and_then(|p| p.cgroup.as_ref())
                 .is_some_and(|g| g.oom_kills() > 0);
             if oom {
+                reason = RestartReason::Oom;
                 format!(
                     "{} (out of memory: the sandbox's memoryMax)",
                     describe_exit(st)
                 )
             } else {
+                if exit_signal(&st).is_some() {
+                    reason = RestartReason::Signal;
+                }
                 describe_exit(st)
             }
         }
@@ -249,10 +257,17 @@ pub async fn reap_child(
             "closed its stdout but kept running".into()
         }
     };
-    match last {
+    let why = match last {
         Some(line) => format!("{why} (last stderr: {line})"),
         None => why,
-    }
+    };
+    (why, reason)
+}
+
+/// The signal that ended a child, if one did.
+fn exit_signal(status: &std::io::Result<std::process::ExitStatus>) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.as_ref().ok().and_then(|s| s.signal())
 }
 
 /// Describes how a child ended, for logs and `/status`.

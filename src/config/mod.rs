@@ -9,6 +9,7 @@
 pub mod dropin;
 pub mod edit;
 mod expand;
+mod metrics;
 mod raw;
 
 use indexmap::IndexMap;
@@ -22,6 +23,7 @@ pub mod size;
 pub use sandbox::Profile;
 
 pub use expand::ExpandError;
+pub use metrics::MetricsSettings;
 
 pub const DEFAULT_ADDR: &str = ":9090";
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
@@ -107,6 +109,8 @@ pub struct HubSettings {
     /// balancer can send an MRTR retry back to the hub holding the call.
     /// `None`: a random one per process.
     pub hub_id: Option<String>,
+    /// Who may read `/metrics`, and where else it is served.
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -533,6 +537,7 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
                     .map_err(|m| invalid("mcpProxy.options.hubId", m))
             })
             .transpose()?,
+        metrics: metrics::validate(opts.metrics_tokens, opts.metrics_listen)?,
     };
     if hub.body_read_timeout.is_zero() {
         return Err(invalid(

@@ -61,6 +61,10 @@ pub struct ProxyOptions {
     /// This hub's name in the MRTR handles it mints, for a load balancer's
     /// affinity (default: random per process).
     pub hub_id: Option<String>,
+    /// Tokens that may read `/metrics` (default: any token the hub accepts).
+    pub metrics_tokens: Option<Vec<String>>,
+    /// A second address serving only `/metrics`, with no token.
+    pub metrics_listen: Option<String>,
 }
 
 /// Options TBXark knows, valid at both levels.

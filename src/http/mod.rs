@@ -3,10 +3,11 @@
 //!
 //! Routes: `/<name>/sse` + `/<name>/message?sessionId=` (legacy SSE),
 //! `/<name>/mcp` (streamable HTTP), `/healthz` (open), `/status` (token),
-//! `/` (open; lists servers with a token).
+//! `/` (open; lists servers with a token), `/metrics` (token; see `metrics`).
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
+pub mod metrics;
 pub mod origin;
 pub mod response;
 mod root;
@@ -260,7 +261,20 @@ impl App {
     }
 }
 
+/// One request, counted in `mcphub_http_requests_total` by route template.
 async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let route = {
+        let p = req.uri().path().trim_start_matches('/');
+        let p = p.strip_suffix('/').unwrap_or(p);
+        let (first, rest) = p.split_once('/').unwrap_or((p, ""));
+        metrics::route_template(first, rest)
+    };
+    let resp = handle_routed(app, req).await;
+    crate::metrics::global().http(route, resp.status().as_u16());
+    resp
+}
+
+async fn handle_routed(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     app.last_request.store(
         app.started.elapsed().as_millis() as u64,
         std::sync::atomic::Ordering::Relaxed,
@@ -327,6 +341,9 @@ async fn route(
         };
         return Ok(status::status(&app.hub, req.method(), scope.as_deref()));
     }
+    if first == "metrics" && rest.is_empty() {
+        return metrics::serve(&app.hub, snap, req.method(), req.headers());
+    }
     // OAuth discovery: the hub uses configured bearer tokens, and says so
     // with a 404 rather than a 401 that would start an OAuth flow.
     if first == ".well-known" {
@@ -364,9 +381,14 @@ async fn route(
 }
 
 fn authorize(tokens: &[String], headers: &http::HeaderMap) -> Result<Option<usize>, Rejection> {
-    auth::check(tokens, headers).map_err(|e| match e {
-        auth::AuthError::Missing => Rejection::MissingToken,
-        auth::AuthError::Invalid => Rejection::InvalidToken,
+    use crate::metrics::AuthFailure;
+    auth::check(tokens, headers).map_err(|e| {
+        let (why, rejection) = match e {
+            auth::AuthError::Missing => (AuthFailure::Missing, Rejection::MissingToken),
+            auth::AuthError::Invalid => (AuthFailure::Invalid, Rejection::InvalidToken),
+        };
+        crate::metrics::global().auth_failed(why);
+        rejection
     })
 }
 

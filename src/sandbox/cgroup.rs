@@ -35,6 +35,12 @@ pub fn state() -> &'static State {
     })
 }
 
+/// The state if [`state`] has been asked already; never claims delegation
+/// itself (a metrics scrape must not move the hub between cgroups).
+pub fn known() -> Option<&'static State> {
+    STATE.get()
+}
+
 impl State {
     pub fn describe(&self) -> String {
         match self {

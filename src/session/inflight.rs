@@ -25,6 +25,8 @@ pub struct Exchange {
     pub deadline: Instant,
     pub reply: Outbound,
     pub audit: Option<Audit>,
+    /// Its metrics, finished with the answer its client gets.
+    pub call: Option<crate::metrics::Call>,
     /// The client speaks 2026-07-28 itself: its answers pass untranslated.
     pub client_modern: bool,
     /// Toward a 2026-07-28 upstream for a 2025 client: the request as sent,
@@ -43,9 +45,15 @@ pub struct Mrtr {
     pub rounds: u32,
 }
 
-/// A second request with an id the same client still has in flight.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Duplicate;
+/// A second request with an id the same client still has in flight; the
+/// exchange comes back, to be answered with an error.
+pub struct Duplicate(pub Box<Exchange>);
+
+impl std::fmt::Debug for Duplicate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Duplicate")
+    }
+}
 
 #[derive(Default)]
 pub struct InFlight {
@@ -66,7 +74,7 @@ impl InFlight {
     pub fn begin(&mut self, ex: Exchange) -> Result<u64, Duplicate> {
         let key = (ex.client, ex.orig.clone());
         if self.by_client.contains_key(&key) {
-            return Err(Duplicate);
+            return Err(Duplicate(Box::new(ex)));
         }
         let up = self.next_id();
         self.by_client.insert(key, up);
@@ -175,6 +183,7 @@ mod tests {
             deadline: at,
             reply: outbound::channel("s", "c").0,
             audit: None,
+            call: None,
             client_modern: false,
             retry: None,
             mrtr: None,

@@ -37,6 +37,8 @@ pub struct SessionInfo {
     pub slot: Option<Arc<TokenSlot>>,
     /// The client speaks 2026-07-28 itself (one transient session per request).
     pub modern: bool,
+    /// How the client reached the hub, for metrics.
+    pub transport: crate::metrics::Transport,
 }
 
 /// A token's value; never printed.
@@ -65,6 +67,7 @@ impl Token {
             secret: Some(self.secret.clone()),
             slot: None,
             modern: false,
+            transport: Default::default(),
         }
     }
 }
@@ -121,11 +124,9 @@ pub struct Audit {
 }
 
 impl Audit {
-    pub fn start(cfg: &ServerConfig, msg: &Message, info: &Arc<SessionInfo>) -> Option<Audit> {
-        if !cfg.log_enabled || msg.method() != Some("tools/call") {
-            return None;
-        }
-        let tool: String = msg.param("name").unwrap_or_default();
+    /// `tool`: the name a `tools/call` asks for (`None` for other methods).
+    pub fn start(cfg: &ServerConfig, tool: Option<&str>, info: &Arc<SessionInfo>) -> Option<Audit> {
+        let tool = tool.filter(|_| cfg.log_enabled)?.to_string();
         Some(Audit {
             tool,
             started: Instant::now(),
@@ -179,6 +180,8 @@ pub struct Core {
     /// When a client last left (shared) or last sent a request (per-client).
     last_used: Mutex<Instant>,
     shared: bool,
+    /// The server's metrics, resolved once.
+    meter: Arc<crate::metrics::ServerMetrics>,
 }
 
 impl Core {
@@ -303,13 +306,16 @@ impl Upstream {
         connect: Option<link::Connector>,
     ) -> (Arc<Upstream>, tokio::task::JoinHandle<()>) {
         let shared = kind == link::Kind::Shared;
+        let mut router = Router::new(
+            &cfg.name,
+            shared,
+            cfg.tool_filter.clone(),
+            cfg.request_timeout,
+        );
+        router.set_upstream_kind(crate::metrics::UpstreamKind::of(&cfg.upstream));
         let core = Arc::new(Core {
-            router: Mutex::new(Router::new(
-                &cfg.name,
-                shared,
-                cfg.tool_filter.clone(),
-                cfg.request_timeout,
-            )),
+            meter: router.meter().clone(),
+            router: Mutex::new(router),
             cfg: Mutex::new(cfg.clone()),
             last_used: Mutex::new(Instant::now()),
             shared,
@@ -364,9 +370,13 @@ impl Upstream {
             .router()
             .attach_as(sink, info.secret.clone(), info.modern);
         sup.session_opened();
+        if !info.modern {
+            self.core.meter.session_opened(info.transport);
+        }
         self.core.touch();
         self.link.wake();
         Session {
+            opened: Instant::now(),
             up: self.clone(),
             client,
             info: Arc::new(info),
@@ -396,6 +406,7 @@ pub const LATEST_PROTOCOL: &str = PROTOCOL_VERSIONS[0];
 
 /// One client session on an upstream.
 pub struct Session {
+    opened: Instant,
     up: Arc<Upstream>,
     client: u64,
     info: Arc<SessionInfo>,
@@ -421,6 +432,22 @@ impl Session {
         let link = &self.up.link;
         let Some(id) = msg.id().cloned() else { return };
         core.touch();
+        // The tool's name is read once, for the metrics and the audit line.
+        let tool: Option<String> =
+            (msg.method() == Some("tools/call")).then(|| msg.param("name").unwrap_or_default());
+        let call = crate::metrics::Call::start(
+            &core.meter,
+            msg.method().unwrap_or(""),
+            tool.as_deref(),
+            self.info.transport,
+            crate::metrics::Era::of(self.info.modern),
+        );
+        // An answer the hub gives itself, without the upstream.
+        let answer = |m: Message| {
+            core.meter
+                .server_op(&call, crate::metrics::ErrorType::of(&m, false));
+            let _ = reply.push(m);
+        };
         let mut msg = msg;
         if core.shared {
             // Remembered from every 2025 client: the upstream's era is known
@@ -430,7 +457,7 @@ impl Session {
             }
             match msg.method() {
                 Some("initialize") => {
-                    let answer = match link.ready().await {
+                    let m = match link.ready().await {
                         Ok(()) => {
                             let mut m = Message::response_raw(
                                 id,
@@ -448,16 +475,16 @@ impl Session {
                         }
                         Err(e) => Message::error(Some(id), UPSTREAM_ERROR, e),
                     };
-                    let _ = reply.push(answer);
+                    answer(m);
                     return;
                 }
                 Some("ping") => {
-                    let _ = reply.push(Message::response(id, serde_json::json!({})));
+                    answer(Message::response(id, serde_json::json!({})));
                     return;
                 }
                 _ => {
                     if let Err(e) = link.ready().await {
-                        let _ = reply.push(Message::error(Some(id), UPSTREAM_ERROR, e));
+                        answer(Message::error(Some(id), UPSTREAM_ERROR, e));
                         return;
                     }
                     if link.is_modern() && !self.info.modern {
@@ -465,7 +492,7 @@ impl Session {
                             if let Ok(mut l) = self.legacy.lock() {
                                 l.log_level = msg.param("level");
                             }
-                            let _ = reply.push(Message::response(id, serde_json::json!({})));
+                            answer(Message::response(id, serde_json::json!({})));
                             return;
                         }
                         self.envelope(&mut msg);
@@ -474,10 +501,10 @@ impl Session {
             }
         }
         let cfg = core.cfg();
-        let audit = Audit::start(&cfg, &msg, &self.info);
-        let fx = core
-            .router()
-            .request(self.client, msg, reply, Instant::now(), audit);
+        let audit = Audit::start(&cfg, tool.as_deref(), &self.info);
+        let fx =
+            core.router()
+                .request_with(self.client, msg, reply, Instant::now(), audit, Some(call));
         self.carry(fx, &cfg).await;
     }
 
@@ -569,6 +596,12 @@ impl Session {
             return;
         }
         let fx = self.up.core.router().detach(self.client);
+        if !self.info.modern {
+            self.up
+                .core
+                .meter
+                .session_closed(self.info.transport, self.opened.elapsed());
+        }
         self.up.core.touch();
         // Client-bound effects (answers to requests still in flight) are
         // delivered whether or not the upstream is there to tell.

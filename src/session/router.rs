@@ -17,7 +17,7 @@
 //! The router is sans-IO: each call returns [`Effect`]s that the caller carries
 //! out after releasing its lock, so it is tested as plain data.
 
-use super::inflight::{Exchange, InFlight, Mrtr};
+use super::inflight::{Duplicate, Exchange, InFlight, Mrtr};
 use super::outbound::{Outbound, Refused};
 use super::{Audit, Downstream, Secret};
 use crate::config::ToolFilter;
@@ -25,6 +25,7 @@ use crate::jsonrpc::{
     retain_named, to_raw, Id, Kind, Message, CANCELLED, INVALID_PARAMS, INVALID_REQUEST,
     TIMEOUT_ERROR, UPSTREAM_ERROR,
 };
+use crate::metrics::{Call, Era, ErrorType, ServerMetrics, UpstreamKind};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -104,6 +105,8 @@ pub struct Router {
     modern_clients: HashSet<u64>,
     /// The hub's `subscriptions/listen` toward a modern upstream.
     listen: Option<u64>,
+    meter: Arc<ServerMetrics>,
+    upstream_kind: UpstreamKind,
 }
 
 fn err(id: Id, code: i64, msg: impl Into<String>) -> Message {
@@ -133,6 +136,31 @@ impl Router {
             modern_up: false,
             modern_clients: HashSet::new(),
             listen: None,
+            meter: crate::metrics::global().server(server),
+            upstream_kind: UpstreamKind::default(),
+        }
+    }
+
+    /// What the upstream speaks, for the client-side metrics.
+    pub fn set_upstream_kind(&mut self, kind: UpstreamKind) {
+        self.upstream_kind = kind;
+    }
+
+    /// The server's metrics.
+    pub fn meter(&self) -> &Arc<ServerMetrics> {
+        &self.meter
+    }
+
+    /// An exchange ends and its client gets `answer`: the server-side
+    /// duration, and with `upstream` (the upstream answered, or the hub gave
+    /// up on it) the client-side one.
+    fn settle(&self, call: Option<Call>, answer: &Message, upstream: bool) {
+        let Some(call) = call else { return };
+        let e = ErrorType::of(answer, call.is_tool_call());
+        self.meter.server_op(&call, e);
+        if upstream {
+            self.meter
+                .client_op(&call, self.upstream_kind, Era::of(self.modern_up), e);
         }
     }
 
@@ -217,16 +245,18 @@ impl Router {
             fx.push(Effect::Up(cancelled(up, "client session ended")));
             // A POST still waiting on this exchange gets its answer: the
             // session it belonged to is gone.
+            let e = err(
+                ex.orig,
+                UPSTREAM_ERROR,
+                "the session ended before the server answered",
+            );
+            self.settle(ex.call, &e, false);
             fx.push(Effect::To(
                 Target::Stream {
                     out: ex.reply,
                     fallback: None,
                 },
-                err(
-                    ex.orig,
-                    UPSTREAM_ERROR,
-                    "the session ended before the server answered",
-                ),
+                e,
             ));
         }
         let asked: Vec<u64> = self
@@ -275,29 +305,52 @@ impl Router {
     pub fn request(
         &mut self,
         client: u64,
+        msg: Message,
+        reply: &Outbound,
+        now: Instant,
+        audit: Option<Audit>,
+    ) -> Vec<Effect> {
+        self.request_with(client, msg, reply, now, audit, None)
+    }
+
+    /// [`Router::request`], with the metrics of the call.
+    pub fn request_with(
+        &mut self,
+        client: u64,
         mut msg: Message,
         reply: &Outbound,
         now: Instant,
         audit: Option<Audit>,
+        call: Option<Call>,
     ) -> Vec<Effect> {
         let Ok(Kind::Request { id, method }) = msg.kind() else {
             return vec![];
         };
         let method: Box<str> = method.into();
-        let answer = |r: &Self, m: Message| vec![Effect::To(r.stream(client, reply), m)];
+        let mut call = call;
+        // The hub answers itself, without the upstream.
+        let answer = |r: &Self, call: &mut Option<Call>, m: Message| {
+            r.settle(call.take(), &m, false);
+            vec![Effect::To(r.stream(client, reply), m)]
+        };
         if let (Some(f), "tools/call") = (&self.tool_filter, &*method) {
             let name: String = msg.param("name").unwrap_or_default();
             if !f.allows(&name) {
                 // A blocked tool is indistinguishable from one that does not exist.
                 return answer(
                     self,
+                    &mut call,
                     err(id, INVALID_PARAMS, format!("Unknown tool: {name}")),
                 );
             }
         }
         if matches!(&*method, "resources/subscribe" | "resources/unsubscribe") {
             let Some(uri) = msg.param::<String>("uri") else {
-                return answer(self, err(id, INVALID_PARAMS, "params.uri must be a string"));
+                return answer(
+                    self,
+                    &mut call,
+                    err(id, INVALID_PARAMS, "params.uri must be a string"),
+                );
             };
             if self.modern_up {
                 // 2026-07-28 has no subscribe: the hub's listen carries the URIs.
@@ -310,7 +363,7 @@ impl Router {
                         self.subs.remove(&uri);
                     }
                 }
-                let mut fx = answer(self, Message::response(id, json!({})));
+                let mut fx = answer(self, &mut call, Message::response(id, json!({})));
                 if self.subs.len() != before {
                     fx.extend(self.relisten());
                 }
@@ -321,7 +374,7 @@ impl Router {
                 let first = set.is_empty();
                 set.insert(client);
                 if !first {
-                    return answer(self, Message::response(id, json!({})));
+                    return answer(self, &mut call, Message::response(id, json!({})));
                 }
             } else {
                 // The upstream hears of it only when the last subscriber leaves.
@@ -333,7 +386,7 @@ impl Router {
                     if let Some(s) = self.subs.get_mut(&uri) {
                         s.remove(&client);
                     }
-                    return answer(self, Message::response(id, json!({})));
+                    return answer(self, &mut call, Message::response(id, json!({})));
                 }
                 self.subs.remove(&uri);
             }
@@ -348,16 +401,21 @@ impl Router {
             deadline: now + self.timeout,
             reply: reply.clone(),
             audit,
+            call: call.map(|mut c| {
+                c.sent();
+                c
+            }),
             client_modern,
             retry: None,
             mrtr: None,
         };
         let up = match self.inflight.begin(ex) {
             Ok(up) => up,
-            Err(_) => {
+            Err(Duplicate(ex)) => {
                 let msg =
                     format!("request id {id} is already in flight on this session; use a new id");
-                return answer(self, err(id, INVALID_REQUEST, msg));
+                let mut call = ex.call;
+                return answer(self, &mut call, err(id, INVALID_REQUEST, msg));
             }
         };
         msg.set_id(up.into());
@@ -409,12 +467,11 @@ impl Router {
                     a.finish(&self.server, "cancelled");
                 }
                 msg.set_param("requestId", &to_raw(&up));
+                let e = err(ex.orig, CANCELLED, "request cancelled by the client");
+                self.settle(ex.call, &e, false);
                 vec![
                     Effect::Up(msg),
-                    Effect::To(
-                        self.stream(client, &ex.reply),
-                        err(ex.orig, CANCELLED, "request cancelled by the client"),
-                    ),
+                    Effect::To(self.stream(client, &ex.reply), e),
                 ]
             }
             // The hub initialized a shared upstream itself.
@@ -458,6 +515,7 @@ impl Router {
                                 -32603,
                                 format!("server {:?} answered with resultType {other:?}, which a 2025-era client cannot receive", self.server),
                             );
+                            self.settle(ex.call, &e, true);
                             return vec![Effect::To(self.stream(ex.client, &ex.reply), e)];
                         }
                     }
@@ -472,6 +530,11 @@ impl Router {
                         msg.set_result_raw(kept);
                     }
                 }
+                if &*ex.method == "tools/list" {
+                    // The names a tools/call may carry as a metrics label.
+                    self.meter.listed_tools(&msg);
+                }
+                self.settle(ex.call, &msg, true);
                 msg.set_id(ex.orig);
                 vec![Effect::To(self.stream(ex.client, &ex.reply), msg)]
             }
@@ -603,6 +666,7 @@ impl Router {
                     self.server
                 ),
             );
+            self.settle(ex.call, &e, true);
             return vec![Effect::To(stream, e)];
         }
         let requests: indexmap::IndexMap<String, serde_json::Value> =
@@ -624,6 +688,7 @@ impl Router {
                         self.server
                     ),
                 );
+                self.settle(ex.call, &e, true);
                 return vec![Effect::To(stream, e)];
             }
             let h = self.inflight.next_id();
@@ -673,6 +738,7 @@ impl Router {
             };
             let mut e = msg;
             e.set_id(ex.orig.clone());
+            self.settle(ex.call, &e, true);
             return vec![Effect::To(self.stream(ex.client, &ex.reply), e)];
         }
         let Some(round) = ex.mrtr.as_mut() else {
@@ -762,10 +828,9 @@ impl Router {
                 "server {:?} did not answer {} within {secs}s",
                 self.server, ex.method
             );
-            fx.push(Effect::To(
-                self.stream(ex.client, &ex.reply),
-                err(ex.orig, TIMEOUT_ERROR, e),
-            ));
+            let e = err(ex.orig, TIMEOUT_ERROR, e);
+            self.settle(ex.call, &e, true);
+            fx.push(Effect::To(self.stream(ex.client, &ex.reply), e));
             fx.push(Effect::Up(cancelled(up, "timed out in mcp-hub")));
         }
         fx
@@ -785,14 +850,13 @@ impl Router {
             if let Some(a) = ex.audit {
                 a.finish(&self.server, "lost");
             }
-            fx.push(Effect::To(
-                self.stream(ex.client, &ex.reply),
-                err(
-                    ex.orig,
-                    UPSTREAM_ERROR,
-                    format!("{why}; the request was lost"),
-                ),
-            ));
+            let e = err(
+                ex.orig,
+                UPSTREAM_ERROR,
+                format!("{why}; the request was lost"),
+            );
+            self.settle(ex.call, &e, true);
+            fx.push(Effect::To(self.stream(ex.client, &ex.reply), e));
         }
         fx
     }
@@ -852,10 +916,9 @@ impl Router {
         if let Some(a) = ex.audit {
             a.finish(&self.server, "error");
         }
-        vec![Effect::To(
-            self.stream(ex.client, &ex.reply),
-            err(ex.orig, UPSTREAM_ERROR, msg),
-        )]
+        let e = err(ex.orig, UPSTREAM_ERROR, msg);
+        self.settle(ex.call, &e, true);
+        vec![Effect::To(self.stream(ex.client, &ex.reply), e)]
     }
 }
 

@@ -113,6 +113,10 @@ pub async fn open(
             ..Default::default()
         },
     };
+    let info = SessionInfo {
+        transport: crate::metrics::Transport::Sse,
+        ..info
+    };
     let session = match app
         .hub
         .open_session(&server, Arc::new(Sink(tx.clone())), info)

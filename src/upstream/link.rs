@@ -16,6 +16,7 @@
 use super::{Outbox, Received, Upstream};
 use crate::config::ServerConfig;
 use crate::jsonrpc::Message;
+use crate::metrics::RestartReason;
 use crate::supervisor::{reap_child, stop_child, stop_child_within, Supervisor, STOP_GRACE};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -105,7 +106,8 @@ pub enum Kind {
 }
 
 enum Outcome {
-    Crashed(String),
+    /// What happened, and the cause as `mcphub_upstream_restarts_total` counts it.
+    Crashed(String, RestartReason),
     Idle,
     Stopped,
 }
@@ -341,7 +343,7 @@ impl Link {
                         return self.finish();
                     }
                 }
-                Outcome::Crashed(err) => {
+                Outcome::Crashed(err, reason) => {
                     let msg = format!("server {:?}: {err}", self.cfg.name);
                     self.handler.down(&msg);
                     let (delay, failed) = self.sup.crashed(err.clone());
@@ -350,6 +352,10 @@ impl Link {
                         self.retire(&err);
                         return self.finish();
                     }
+                    // Counted where a restart follows: a per-client session just ends.
+                    crate::metrics::global()
+                        .server(&self.cfg.name)
+                        .restarted(reason);
                     tracing::warn!(mcp_server = %self.cfg.name, "{err}; restarting in {}s{}", delay.as_secs(),
                         if failed { " (crash loop: marked failed, retried on the next request)" } else { "" });
                     self.state.send_replace(if failed {
@@ -420,7 +426,7 @@ impl Link {
                     return Err(Ok(Outcome::Crashed(format!(
                         "did not answer {what} within {}s",
                         within.as_secs()
-                    ))));
+                    ), RestartReason::Connect)));
                 }
                 _ = stop.changed() => return Err(Ok(Outcome::Stopped)),
             }
@@ -459,17 +465,20 @@ impl Link {
                     ));
                 }
                 Ok(m) if self.cfg.protocol == Protocol::Modern => {
-                    return Err(Ok(Outcome::Crashed(format!(
-                        "\"protocol\": \"2026-07-28\" but server/discover answered {}",
-                        String::from_utf8_lossy(&m.to_bytes())
-                    ))))
+                    return Err(Ok(Outcome::Crashed(
+                        format!(
+                            "\"protocol\": \"2026-07-28\" but server/discover answered {}",
+                            String::from_utf8_lossy(&m.to_bytes())
+                        ),
+                        RestartReason::Connect,
+                    )))
                 }
                 Ok(_) => {}
                 Err(Err(e)) => return Err(Err(e)),
-                Err(Ok(Outcome::Crashed(why))) if self.cfg.protocol == Protocol::Modern => {
-                    return Err(Ok(Outcome::Crashed(why)))
+                Err(Ok(Outcome::Crashed(why, r))) if self.cfg.protocol == Protocol::Modern => {
+                    return Err(Ok(Outcome::Crashed(why, r)))
                 }
-                Err(Ok(Outcome::Crashed(_))) => {}
+                Err(Ok(Outcome::Crashed(..))) => {}
                 Err(Ok(o)) => return Err(Ok(o)),
             }
         }
@@ -480,10 +489,10 @@ impl Link {
         );
         let m = self.ask(child, stop, init, self.cfg.init_timeout).await?;
         if let Some(err) = m.error_raw() {
-            return Err(Ok(Outcome::Crashed(format!(
-                "initialize failed: {}",
-                err.get()
-            ))));
+            return Err(Ok(Outcome::Crashed(
+                format!("initialize failed: {}", err.get()),
+                RestartReason::Connect,
+            )));
         }
         let _ = child
             .tx
@@ -510,7 +519,7 @@ impl Link {
         };
         let mut child = match started {
             Ok(c) => c,
-            Err(e) => return Outcome::Crashed(e.to_string()),
+            Err(e) => return Outcome::Crashed(e.to_string(), RestartReason::Connect),
         };
         match child.pid() {
             Some(pid) => tracing::info!(mcp_server = %self.cfg.name, pid, "started"),
@@ -533,9 +542,9 @@ impl Link {
                 }
                 Err(Err(exited)) => {
                     let tail = child.stderr_tail();
-                    let why = reap_child(&self.cfg.name, child, exited).await;
+                    let (why, reason) = reap_child(&self.cfg.name, child, exited).await;
                     self.keep_stderr(tail);
-                    return Outcome::Crashed(why);
+                    return Outcome::Crashed(why, reason);
                 }
             }
         }
@@ -565,7 +574,7 @@ impl Link {
                             next_ping = Some(now + every);
                             match self.handler.ping(now, every) {
                                 Ok(p) => child.tx.send_detached(p),
-                                Err(why) => break Ok(Outcome::Crashed(why)),
+                                Err(why) => break Ok(Outcome::Crashed(why, RestartReason::Ping)),
                             }
                         }
                     }
@@ -588,9 +597,9 @@ impl Link {
             }
             Err(exited) => {
                 let tail = child.stderr_tail();
-                let why = reap_child(&self.cfg.name, child, exited).await;
+                let (why, reason) = reap_child(&self.cfg.name, child, exited).await;
                 self.keep_stderr(tail);
-                Outcome::Crashed(why)
+                Outcome::Crashed(why, reason)
             }
         }
     }
