@@ -317,6 +317,17 @@ def test_one_restart_and_up_went_1_0_1(observed):
     assert prom.scalar(f'mcphub_upstream_state{{job="mcp-hub", server="{SERVER}", state="ready"}}') == 1
 
 
+def test_sessions_and_auth_failures(observed):
+    hub, prom, _, _, _ = observed
+    # The SDK clients closed their sessions; the hand-made one is still open.
+    sessions = prom.query(f'mcphub_sessions_active{{job="mcp-hub", server="{SERVER}"}} > 0')
+    assert [(s["metric"]["transport"], s["value"][1]) for s in sessions] == [("streamable", "1")], sessions
+    # One request with a wrong token, one with none; the token job's scrapes are not among them.
+    for reason in ("invalid", "missing"):
+        assert prom.settle(f'sum(mcphub_auth_failures_total{{job="mcp-hub", reason="{reason}"}})', 1) == 1, reason
+    assert prom.scalar('sum(mcphub_auth_failures_total{job="mcp-hub"})') == 2
+
+
 def test_packaged_rules_load_and_evaluate(observed):
     _, prom, _, _, _ = observed
     deadline = time.time() + 10
