@@ -370,6 +370,11 @@ tests:
         values: '0x21'
       - series: 'mcphub_upstream_state{job="h", instance="a", server="lazy", state="stopped"}'
         values: '1x21'
+      # disabled by the operator: not down
+      - series: 'mcphub_upstream_up{job="h", instance="a", server="off"}'
+        values: '0x21'
+      - series: 'mcphub_upstream_state{job="h", instance="a", server="off", state="disabled"}'
+        values: '1x21'
       # one restart a minute
       - series: 'mcphub_upstream_restarts_total{job="h", instance="a", server="flaky", reason="exit"}'
         values: '0+1x20'
@@ -503,6 +508,8 @@ def test_every_dashboard_query_returns_data(observed):
         checked += 1
         if not result:
             failures.append(f"{panel['title']}: no series for {expr}")
+    # The $server variable: label_values(mcphub_upstream_up, server), as Grafana asks for it.
+    assert prom.api("label/server/values", **{"match[]": "mcphub_upstream_up"}) == [SERVER]
     print(f"\n{checked} PromQL expressions of the dashboard ran against Prometheus")
     assert checked >= 20
     assert failures == [], "\n".join(failures)
