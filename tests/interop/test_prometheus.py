@@ -69,6 +69,17 @@ class Prometheus:
         self.proc = Proc("prometheus", [tool("prometheus"), f"--config.file={tmp / 'prometheus.yml'}",
                                         f"--storage.tsdb.path={tmp / 'data'}",
                                         f"--web.listen-address=127.0.0.1:{self.port}"], self.port, tmp)
+        # The port opens before the storage is up; until then the API answers 503.
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.base}/-/ready", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.time() < deadline, f"Prometheus not ready: {self.proc.log.read_text()[-2000:]}"
+            time.sleep(0.1)
 
     def api(self, path: str, **params):
         url = f"{self.base}/api/v1/{path}?{urllib.parse.urlencode(params)}"
@@ -76,7 +87,11 @@ class Prometheus:
             with urllib.request.urlopen(url, timeout=30) as r:
                 body = json.loads(r.read())
         except urllib.error.HTTPError as e:
-            body = json.loads(e.read())
+            raw = e.read()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise AssertionError(f"Prometheus answered {e.code} to {path} {params}: {raw[:200]!r}")
         if body.get("status") != "success":
             raise AssertionError(f"Prometheus refused {path} {params}: {body.get('errorType')}: {body.get('error')}")
         return body["data"]
@@ -315,6 +330,11 @@ def test_one_restart_and_up_went_1_0_1(observed):
     assert prom.scalar(f'max_over_time(mcphub_upstream_state{{job="mcp-hub", server="{SERVER}", '
                        f'state="backoff"}}[10m])') == 1
     assert prom.scalar(f'mcphub_upstream_state{{job="mcp-hub", server="{SERVER}", state="ready"}}') == 1
+    # The README's availability query sees the second or so of backoff.
+    availability = prom.scalar(f'1 - avg_over_time(max by (server) (mcphub_upstream_state{{job="mcp-hub", '
+                               f'server="{SERVER}", state=~"backoff|failed"}})[10m:])')
+    print(f"availability over the test: {availability:.3f}")
+    assert 0 < availability < 1
 
 
 def test_sessions_and_auth_failures(observed):
