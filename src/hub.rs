@@ -476,7 +476,7 @@ async fn probe(cfg: &Arc<ServerConfig>, sup: &Arc<Supervisor>) -> Result<(), Str
             json!({"protocolVersion": crate::session::LATEST_PROTOCOL, "capabilities": {},
                    "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}}),
         );
-        session.request(init, &tx).await;
+        session.request_own(init, &tx).await;
         loop {
             match tokio::time::timeout(cfg.init_timeout, rx.recv()).await {
                 Ok(Some(m)) if m.is_response() => {

@@ -54,6 +54,40 @@ pub fn request_meta(m: &Message) -> Option<serde_json::Map<String, Value>> {
     m.param::<serde_json::Map<String, Value>>("_meta")
 }
 
+/// The W3C trace id a request carries in `params._meta.traceparent`, for the
+/// journal's `TRACE_ID` (so log lines join the trace a client started). Only
+/// a well-formed traceparent counts (`00-<32 hex>-<16 hex>-<2 hex>`, ids not
+/// all zeros): the value is the client's, and only hex digits reach the log.
+/// The `_meta` itself is forwarded untouched either way.
+pub fn trace_id(m: &Message) -> Option<String> {
+    // Most requests carry none: skip the parse.
+    if !m.params_raw()?.get().contains("traceparent") {
+        return None;
+    }
+    let meta: indexmap::IndexMap<String, Box<RawValue>> = m.param("_meta")?;
+    let tp: String = serde_json::from_str(meta.get("traceparent")?.get()).ok()?;
+    traceparent_id(&tp).map(str::to_string)
+}
+
+/// The trace id of a W3C `traceparent` header value.
+pub fn traceparent_id(tp: &str) -> Option<&str> {
+    let hex = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let mut parts = tp.split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    // Version 00 has exactly four parts; later versions may add more.
+    if !hex(version, 2) || version == "ff" || (version == "00" && parts.next().is_some()) {
+        return None;
+    }
+    let zero = |s: &str| s.bytes().all(|b| b == b'0');
+    if !hex(trace, 32) || zero(trace) || !hex(parent, 16) || zero(parent) || !hex(flags, 2) {
+        return None;
+    }
+    Some(trace)
+}
+
 /// A request is modern when its `_meta` names a protocol version.
 pub fn classify(m: &Message) -> Era {
     match request_meta(m)
@@ -211,6 +245,38 @@ pub fn legacy_result(result: &RawValue) -> Option<Box<RawValue>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_ids_only_from_well_formed_traceparents() {
+        let t = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            traceparent_id(&format!("00-{t}-00f067aa0ba902b7-01")),
+            Some(t)
+        );
+        assert_eq!(
+            traceparent_id(&format!("01-{t}-00f067aa0ba902b7-01-x")),
+            Some(t)
+        );
+        for bad in [
+            format!("00-{t}-00f067aa0ba902b7-01-x"),
+            format!("ff-{t}-00f067aa0ba902b7-01"),
+            format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)),
+            format!("00-{t}-0000000000000000-01"),
+            format!("00-{}-00f067aa0ba902b7-01", t.to_uppercase()),
+            format!("00-{t}\nFAKE=1-00f067aa0ba902b7-01"),
+            "00-abc-def-01".into(),
+        ] {
+            assert_eq!(traceparent_id(&bad), None, "{bad}");
+        }
+        let m = Message::request(
+            1u64.into(),
+            "tools/call",
+            json!({"name": "x", "_meta": {"traceparent": format!("00-{t}-00f067aa0ba902b7-01")}}),
+        );
+        assert_eq!(trace_id(&m).as_deref(), Some(t));
+        let m = Message::request(1u64.into(), "tools/call", json!({"name": "traceparent"}));
+        assert_eq!(trace_id(&m), None);
+    }
 
     #[test]
     fn classifies_by_meta() {

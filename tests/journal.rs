@@ -1,5 +1,5 @@
 //! Logging: audit entries for tools/call with `logEnabled`, and the journal
-//! fields as a real systemd-journald stores them (started in a private mount
+//! fields (`TRACE_ID` included) as a real systemd-journald stores them (started in a private mount
 //! namespace, as TESTING-SYSTEMD.md describes).
 
 mod common;
@@ -125,6 +125,15 @@ kill $JD
         c.call_text(1, "echo", json!({"text": "journal"})).await,
         "journal"
     );
+    // A call a client traced: its audit entry joins the trace.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traced = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "add", "arguments": {"a": 1, "b": 2},
+        "_meta": {"traceparent": format!("00-{trace}-00f067aa0ba902b7-01")}}});
+    assert_eq!(
+        c.post(&traced).await.last()["result"]["content"][0]["text"],
+        "3"
+    );
     sh.stdin.as_mut().unwrap().write_all(b"done\n").unwrap();
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
@@ -166,6 +175,15 @@ kill $JD
         .parse::<u64>()
         .is_ok());
     assert_eq!(audit["OUTCOME"], "ok");
+    assert!(
+        audit.get("TRACE_ID").is_none(),
+        "no trace context, no TRACE_ID"
+    );
+    let traced = ours
+        .iter()
+        .find(|e| e["MCP_TOOL"] == "add")
+        .expect("the traced call's audit entry");
+    assert_eq!(traced["TRACE_ID"], trace);
     assert_eq!(audit["TOKEN"], "mcpProxy.options.authTokens[0]");
     assert!(!rest.contains(TOKEN), "the token value reached the journal");
 }

@@ -207,7 +207,11 @@ impl ErrorType {
         if answer.is_error() {
             return ErrorType::Other;
         }
-        if tool_call && answer.result_field::<bool>("isError") == Some(true) {
+        // Most results carry no isError: skip the parse then.
+        let flagged = answer
+            .result_raw()
+            .is_some_and(|r| r.get().contains("\"isError\""));
+        if tool_call && flagged && answer.result_field::<bool>("isError") == Some(true) {
             return ErrorType::Tool;
         }
         ErrorType::None
@@ -339,10 +343,7 @@ impl ServerMetrics {
             transport: call.transport.as_str(),
             era: call.era,
         };
-        self.server_ops
-            .pin()
-            .get_or_insert_with(key, Hist::default)
-            .observe(call.started.elapsed());
+        observe(&self.server_ops, key, call.started.elapsed());
     }
 
     /// A request the hub sent upstream, as client, and how it ended.
@@ -355,10 +356,7 @@ impl ServerMetrics {
             transport: kind.as_str(),
             era,
         };
-        self.client_ops
-            .pin()
-            .get_or_insert_with(key, Hist::default)
-            .observe(sent.elapsed());
+        observe(&self.client_ops, key, sent.elapsed());
     }
 
     pub fn session_opened(&self, t: Transport) {
@@ -377,6 +375,16 @@ impl ServerMetrics {
     /// Observations of the server-side series so far (for tests).
     pub fn server_calls(&self) -> u64 {
         self.server_ops.pin().values().map(Hist::count).sum()
+    }
+}
+
+/// Records into the series `key`, made on its first observation. A lookup
+/// first: the series exists on every call but the first.
+fn observe(map: &papaya::HashMap<OpKey, Hist>, key: OpKey, d: Duration) {
+    let m = map.pin();
+    match m.get(&key) {
+        Some(h) => h.observe(d),
+        None => m.get_or_insert_with(key, Hist::default).observe(d),
     }
 }
 
@@ -481,10 +489,13 @@ impl Metrics {
 
     /// One HTTP request answered: `route` is a template, never a raw path.
     pub fn http(&self, route: &'static str, code: u16) {
-        self.http
-            .pin()
-            .get_or_insert_with((route, code), || AtomicU64::new(0))
-            .fetch_add(1, Ordering::Relaxed);
+        let m = self.http.pin();
+        match m.get(&(route, code)) {
+            Some(n) => n.fetch_add(1, Ordering::Relaxed),
+            None => m
+                .get_or_insert_with((route, code), || AtomicU64::new(0))
+                .fetch_add(1, Ordering::Relaxed),
+        };
     }
 
     pub fn auth_failed(&self, why: AuthFailure) {
@@ -494,12 +505,15 @@ impl Metrics {
     /// The Prometheus text exposition of everything, with `hub` for what is
     /// read at scrape time (upstream state, child resources).
     pub fn render(&'static self, hub: &crate::hub::Hub) -> String {
-        let scrape = Scrape {
+        self.render_with(system::upstreams(hub))
+    }
+
+    fn render_with(&'static self, upstreams: Vec<system::UpstreamReading>) -> String {
+        encode(Scrape {
             metrics: self,
-            upstreams: system::upstreams(hub),
+            upstreams,
             process: system::process(),
-        };
-        encode(scrape)
+        })
     }
 }
 
@@ -764,3 +778,5 @@ fn sessions(
     Ok(())
 }
 
+#[cfg(test)]
+mod tests;

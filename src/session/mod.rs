@@ -121,13 +121,21 @@ pub struct Audit {
     tool: String,
     started: Instant,
     info: Arc<SessionInfo>,
+    /// The W3C trace id the client sent in `_meta.traceparent`.
+    trace: Option<String>,
 }
 
 impl Audit {
     /// `tool`: the name a `tools/call` asks for (`None` for other methods).
-    pub fn start(cfg: &ServerConfig, tool: Option<&str>, info: &Arc<SessionInfo>) -> Option<Audit> {
+    pub fn start(
+        cfg: &ServerConfig,
+        msg: &Message,
+        tool: Option<&str>,
+        info: &Arc<SessionInfo>,
+    ) -> Option<Audit> {
         let tool = tool.filter(|_| cfg.log_enabled)?.to_string();
         Some(Audit {
+            trace: crate::mcp::trace_id(msg),
             tool,
             started: Instant::now(),
             info: info.clone(),
@@ -159,6 +167,8 @@ impl Audit {
             duration_ms = ms,
             outcome,
             token,
+            // TRACE_ID in the journal; absent when the client sent no trace context.
+            trace_id = self.trace.as_deref(),
             "tools/call {:?}: {outcome} in {ms} ms (token {token})",
             self.tool
         );
@@ -428,6 +438,17 @@ impl Session {
     /// One request from the client; its answer, progress and any server
     /// request tied to it go to `reply`.
     pub async fn request(&self, msg: Message, reply: &Outbound) {
+        self.request_metered(msg, reply, true).await
+    }
+
+    /// A request the hub makes itself on this session (the `initialize` of a
+    /// per-client upstream for a 2026-07-28 client, a probe): routed like a
+    /// client's, but no client asked, so the metrics do not count it.
+    pub async fn request_own(&self, msg: Message, reply: &Outbound) {
+        self.request_metered(msg, reply, false).await
+    }
+
+    async fn request_metered(&self, msg: Message, reply: &Outbound, metered: bool) {
         let core = &self.up.core;
         let link = &self.up.link;
         let Some(id) = msg.id().cloned() else { return };
@@ -435,17 +456,21 @@ impl Session {
         // The tool's name is read once, for the metrics and the audit line.
         let tool: Option<String> =
             (msg.method() == Some("tools/call")).then(|| msg.param("name").unwrap_or_default());
-        let call = crate::metrics::Call::start(
-            &core.meter,
-            msg.method().unwrap_or(""),
-            tool.as_deref(),
-            self.info.transport,
-            crate::metrics::Era::of(self.info.modern),
-        );
+        let call = metered.then(|| {
+            crate::metrics::Call::start(
+                &core.meter,
+                msg.method().unwrap_or(""),
+                tool.as_deref(),
+                self.info.transport,
+                crate::metrics::Era::of(self.info.modern),
+            )
+        });
         // An answer the hub gives itself, without the upstream.
         let answer = |m: Message| {
-            core.meter
-                .server_op(&call, crate::metrics::ErrorType::of(&m, false));
+            if let Some(c) = &call {
+                core.meter
+                    .server_op(c, crate::metrics::ErrorType::of(&m, false));
+            }
             let _ = reply.push(m);
         };
         let mut msg = msg;
@@ -501,10 +526,10 @@ impl Session {
             }
         }
         let cfg = core.cfg();
-        let audit = Audit::start(&cfg, tool.as_deref(), &self.info);
-        let fx =
-            core.router()
-                .request_with(self.client, msg, reply, Instant::now(), audit, Some(call));
+        let audit = Audit::start(&cfg, &msg, tool.as_deref(), &self.info);
+        let fx = core
+            .router()
+            .request_with(self.client, msg, reply, Instant::now(), audit, call);
         self.carry(fx, &cfg).await;
     }
 

@@ -1,6 +1,7 @@
 //! Where logs go. To journald, with plain field names (`MCP_SERVER`,
-//! `MCP_SESSION`, `MCP_METHOD`, `MCP_TOOL`, `DURATION_MS`; levels map to
-//! PRIORITY) when systemd connected our stderr to the journal (JOURNAL_STREAM)
+//! `MCP_SESSION`, `MCP_METHOD`, `MCP_TOOL`, `DURATION_MS`, and `TRACE_ID`
+//! on an audit line whose request carried a W3C `_meta.traceparent`, so Loki
+//! lines join the trace a client started; levels map to PRIORITY) when systemd connected our stderr to the journal (JOURNAL_STREAM)
 //! and the journal socket answers; otherwise readable lines on stderr. A hub
 //! started from a terminal on a systemd machine thus logs to the terminal.
 //! `MCP_HUB_LOG_TARGET=journal|stderr` overrides the choice; `MCP_HUB_LOG`

@@ -290,7 +290,7 @@ async fn open(
                "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}}),
     );
     let (tx, mut rx) = outbound::channel(&server.cfg.name, "modern-init");
-    session.request(init, &tx).await;
+    session.request_own(init, &tx).await;
     let answer = loop {
         match rx.recv().await {
             Some(m) if m.is_response() => break m,
