@@ -114,6 +114,16 @@ class Prometheus:
                 return got
             time.sleep(0.25)
 
+    def scraped_after(self, t: float, timeout: float = 20):
+        """Waits until both jobs have scraped the hub after time `t`, so what happened before is in Prometheus."""
+        deadline = time.time() + timeout
+        while True:
+            got = self.scalar('min(timestamp(up{job=~"mcp-hub|mcp-hub-token"}))')
+            if (got or 0) > t and len(self.query('up{job=~"mcp-hub|mcp-hub-token"} == 1')) == 2:
+                return
+            assert time.time() < deadline, f"no scrape of both jobs since {t}: last at {got}"
+            time.sleep(0.1)
+
     def stop(self):
         self.proc.stop()
 
@@ -261,6 +271,8 @@ def observed(tmp_path_factory):
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(req, timeout=10)
             assert refused.value.code == 401
+        # Two scrapes past the end, so even a 250 ms subquery step lands after the last change.
+        prom.scraped_after(time.time() + 0.6)
         yield hub, prom, load, session, metrics_port
     finally:
         if prom:
@@ -312,7 +324,7 @@ def test_duration_histogram_count_equals_the_calls(observed):
 
 
 def test_one_restart_and_up_went_1_0_1(observed):
-    hub, prom, _, _, _ = observed
+    hub, prom, _, _, metrics_port = observed
     restarts = prom.settle(f'sum(mcphub_upstream_restarts_total{{job="mcp-hub", server="{SERVER}"}})', 1)
     assert restarts == 1
     reasons = prom.query(f'mcphub_upstream_restarts_total{{job="mcp-hub", server="{SERVER}"}} > 0')
@@ -330,6 +342,16 @@ def test_one_restart_and_up_went_1_0_1(observed):
     assert prom.scalar(f'max_over_time(mcphub_upstream_state{{job="mcp-hub", server="{SERVER}", '
                        f'state="backoff"}}[10m])') == 1
     assert prom.scalar(f'mcphub_upstream_state{{job="mcp-hub", server="{SERVER}", state="ready"}}') == 1
+    # The dashboard's state timeline (one number per state) went ready -> backoff (-> starting) -> ready.
+    _, targets = dashboard_targets()
+    state = next(t for p, t in targets if p["title"] == "Upstream state")
+    series = prom.query(f"({substitute(state['expr'])})[10m:250ms]")
+    mine = [x for x in series if x["metric"]["instance"] == f"127.0.0.1:{metrics_port}"]  # not the token job's
+    assert len(mine) == 1, series
+    values = [int(float(v)) for _, v in mine[0]["values"]]
+    runs = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+    print(f"state timeline: runs {runs} (2 ready, 3 backoff, 1 starting)")
+    assert runs[0] == 2 and runs[-1] == 2 and 3 in runs and set(runs) <= {1, 2, 3}, values
     # The README's availability query sees the second or so of backoff.
     availability = prom.scalar(f'1 - avg_over_time(max by (server) (mcphub_upstream_state{{job="mcp-hub", '
                                f'server="{SERVER}", state=~"backoff|failed"}})[10m:])')
