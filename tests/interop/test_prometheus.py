@@ -165,6 +165,7 @@ class Load:
         self.calls = {}        # tool -> tools/call made
         self.failed = {}       # tool -> of those, answered with an error or isError
         self.initializes = {"sse": 0, "streamable": 0}
+        self.per_transport = {"sse": 0, "streamable": 0}  # tools/call per transport label
         self.listed = set()    # tool names the server listed
 
     def label(self, name: str) -> str:
@@ -181,8 +182,9 @@ class Load:
 
 
 async def calls(hub, transport: str, load: Load, plan: list[tuple[str, dict]]):
+    label = "sse" if transport == "sse" else "streamable"
     async with connect(hub, SERVER, transport) as s:
-        load.initializes["sse" if transport == "sse" else "streamable"] += 1
+        load.initializes[label] += 1
         # As clients do; the hub labels a call with its tool's name only once the server has listed it.
         load.listed |= {t.name for t in (await s.list_tools()).tools}
         for name, args in plan:
@@ -196,6 +198,7 @@ async def calls(hub, transport: str, load: Load, plan: list[tuple[str, dict]]):
                     raise AssertionError(f"{name} failed through the hub: {e!r}")
                 failed = True
             load.count(name, failed)
+            load.per_transport[label] += 1
 
 
 def status(hub) -> dict:
@@ -302,6 +305,9 @@ def test_calls_counter_equals_the_calls_made(observed):
     assert prom.scalar(f'sum(mcp_server_operation_duration_seconds_count{{{TOOLS_CALL}, error_type!=""}})') == failed
     assert prom.scalar(f'sum(mcp_server_operation_duration_seconds_count{{{TOOLS_CALL}, '
                        f'error_type="tool_error"}})') == 2
+    for transport, n in load.per_transport.items():
+        assert prom.scalar(f'sum(mcp_server_operation_duration_seconds_count{{{TOOLS_CALL}, '
+                           f'transport="{transport}", protocol_era="legacy"}})') == n, transport
     # The token job scraped the same counters.
     token = TOOLS_CALL.replace('job="mcp-hub"', 'job="mcp-hub-token"')
     assert prom.settle(f"sum(mcp_server_operation_duration_seconds_count{{{token}}})", load.total) == load.total
