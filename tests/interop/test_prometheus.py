@@ -59,7 +59,6 @@ def tool(name: str) -> str:
 
 class Prometheus:
     def __init__(self, config: str, tmp):
-        self.dir = tmp
         (tmp / "prometheus.yml").write_text(config)
         check = subprocess.run([tool("promtool"), "check", "config", str(tmp / "prometheus.yml")],
                                capture_output=True, text=True)
@@ -78,7 +77,9 @@ class Prometheus:
                         break
             except (urllib.error.URLError, ConnectionError):
                 pass
-            assert time.time() < deadline, f"Prometheus not ready: {self.proc.log.read_text()[-2000:]}"
+            if time.time() > deadline:
+                self.proc.stop()
+                raise AssertionError(f"Prometheus not ready: {self.proc.log.read_text()[-2000:]}")
             time.sleep(0.1)
 
     def api(self, path: str, **params):
