@@ -126,14 +126,11 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// `tool`: the name a `tools/call` asks for (`None` for other methods).
-    pub fn start(
-        cfg: &ServerConfig,
-        msg: &Message,
-        tool: Option<&str>,
-        info: &Arc<SessionInfo>,
-    ) -> Option<Audit> {
-        let tool = tool.filter(|_| cfg.log_enabled)?.to_string();
+    pub fn start(cfg: &ServerConfig, msg: &Message, info: &Arc<SessionInfo>) -> Option<Audit> {
+        if !cfg.log_enabled || msg.method() != Some("tools/call") {
+            return None;
+        }
+        let tool: String = msg.param("name").unwrap_or_default();
         Some(Audit {
             trace: crate::mcp::trace_id(msg),
             tool,
@@ -173,6 +170,19 @@ impl Audit {
             self.tool
         );
     }
+}
+
+/// The tool a `tools/call` names, borrowed from the message where it can be:
+/// read on every call for the metrics, so without building a map of params.
+fn tool_name(msg: &Message) -> Option<std::borrow::Cow<'_, str>> {
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow)]
+        name: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_str::<Params>(msg.params_raw()?.get())
+        .ok()?
+        .name
 }
 
 /// Where a session sends messages for its client.
@@ -453,13 +463,12 @@ impl Session {
         let link = &self.up.link;
         let Some(id) = msg.id().cloned() else { return };
         core.touch();
-        // The tool's name is read once, for the metrics and the audit line.
-        let tool: Option<String> =
-            (msg.method() == Some("tools/call")).then(|| msg.param("name").unwrap_or_default());
         let call = metered.then(|| {
+            let method = msg.method().unwrap_or("");
+            let tool = (method == "tools/call").then(|| tool_name(&msg)).flatten();
             crate::metrics::Call::start(
                 &core.meter,
-                msg.method().unwrap_or(""),
+                method,
                 tool.as_deref(),
                 self.info.transport,
                 crate::metrics::Era::of(self.info.modern),
@@ -526,7 +535,7 @@ impl Session {
             }
         }
         let cfg = core.cfg();
-        let audit = Audit::start(&cfg, &msg, tool.as_deref(), &self.info);
+        let audit = Audit::start(&cfg, &msg, &self.info);
         let fx = core
             .router()
             .request_with(self.client, msg, reply, Instant::now(), audit, call);
