@@ -273,6 +273,29 @@ mod tests {
     }
 
     #[test]
+    fn sums_a_servers_sub_cgroups_and_only_its_own() {
+        let d = tempfile::tempdir().unwrap();
+        let group = |name: &str, mem: u64, usec: u64| {
+            let g = d.path().join(name);
+            std::fs::create_dir(&g).unwrap();
+            std::fs::write(g.join("memory.current"), format!("{mem}\n")).unwrap();
+            std::fs::write(
+                g.join("cpu.stat"),
+                format!("usage_usec {usec}\nuser_usec 1\nsystem_usec 2\n"),
+            )
+            .unwrap();
+        };
+        group("srv-fx-0", 1000, 1_500_000);
+        group("srv-fx-7", 24, 500_000);
+        // Another server whose name starts like this one's.
+        group("srv-fx-b-3", 99999, 9_000_000);
+        group("hub", 5555, 1);
+        assert_eq!(cgroup_usage(d.path(), "fx"), Some((1024, 2.0)));
+        assert_eq!(cgroup_usage(d.path(), "fx-b"), Some((99999, 9.0)));
+        assert_eq!(cgroup_usage(d.path(), "other"), None);
+    }
+
+    #[test]
     fn reads_its_own_process() {
         let p = process();
         assert!(p.cpu_seconds.is_some() && p.resident_bytes.unwrap() > 0);
