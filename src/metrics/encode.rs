@@ -76,7 +76,7 @@ impl Scrape {
                 let e = k.error.label();
                 let labels = [
                     ("mcp_method_name", k.method),
-                    ("gen_ai_tool_name", k.tool.as_deref().unwrap_or("")),
+                    ("gen_ai_tool_name", k.tool.unwrap_or("")),
                     ("error_type", &e),
                     ("server", &s.name),
                     ("transport", k.transport),
@@ -102,7 +102,7 @@ impl Scrape {
                 };
                 let labels = [
                     ("mcp_method_name", k.method),
-                    ("gen_ai_tool_name", k.tool.as_deref().unwrap_or("")),
+                    ("gen_ai_tool_name", k.tool.unwrap_or("")),
                     ("error_type", &e),
                     ("server", &s.name),
                     ("transport", k.transport),
@@ -193,7 +193,7 @@ impl Scrape {
             .http
             .pin()
             .iter()
-            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .map(|(k, v)| (*k, v.get()))
             .collect();
         rows.sort();
         for ((route, code), n) in rows {
@@ -221,14 +221,14 @@ fn sorted<'a>(it: impl Iterator<Item = (&'a OpKey, &'a Hist)>) -> Vec<(&'a OpKey
     v.sort_by(|(a, _), (b, _)| {
         (
             a.method,
-            a.tool.as_deref(),
+            a.tool,
             a.error.label(),
             a.transport,
             a.era.as_str(),
         )
             .cmp(&(
                 b.method,
-                b.tool.as_deref(),
+                b.tool,
                 b.error.label(),
                 b.transport,
                 b.era.as_str(),

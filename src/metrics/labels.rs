@@ -2,7 +2,6 @@
 //! configured server names and the tool names a server listed.
 
 use crate::jsonrpc::Message;
-use std::sync::Arc;
 
 /// The MCP request methods that are label values; anything else is `other`.
 pub const METHODS: &[&str] = &[
@@ -173,10 +172,10 @@ impl ErrorType {
 }
 
 /// The labels of one operation series, within one server.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct OpKey {
     pub(super) method: &'static str,
-    pub(super) tool: Option<Arc<str>>,
+    pub(super) tool: Option<&'static str>,
     pub(super) error: ErrorType,
     /// `Transport::as_str` or `UpstreamKind::as_str`.
     pub(super) transport: &'static str,

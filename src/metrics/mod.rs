@@ -92,7 +92,10 @@ use std::time::{Duration, Instant};
 /// changed by a reload keeps counting into the same series.
 pub struct ServerMetrics {
     name: Arc<str>,
-    tools: papaya::HashSet<Arc<str>>,
+    /// Interned for the process's life (at most [`MAX_TOOLS`] per server
+    /// name), so a label is a `&'static str`: recording a call then touches
+    /// no reference count that every core shares.
+    tools: papaya::HashSet<&'static str, Hasher>,
     server_ops: papaya::HashMap<OpKey, Hist, Hasher>,
     client_ops: papaya::HashMap<OpKey, Hist, Hasher>,
     sessions: [AtomicI64; 3],
@@ -104,7 +107,7 @@ impl ServerMetrics {
     fn new(name: &str) -> ServerMetrics {
         ServerMetrics {
             name: name.into(),
-            tools: papaya::HashSet::new(),
+            tools: papaya::HashSet::with_hasher(Hasher::default()),
             server_ops: papaya::HashMap::with_hasher(Hasher::default()),
             client_ops: papaya::HashMap::with_hasher(Hasher::default()),
             sessions: Default::default(),
@@ -118,12 +121,8 @@ impl ServerMetrics {
     }
 
     /// The label for a tool a client names: the server's own listed name, or `other`.
-    pub fn tool_label(&self, name: &str) -> Arc<str> {
-        static OTHER_ARC: OnceLock<Arc<str>> = OnceLock::new();
-        match self.tools.pin().get(name) {
-            Some(t) => t.clone(),
-            None => OTHER_ARC.get_or_init(|| OTHER.into()).clone(),
-        }
+    pub fn tool_label(&self, name: &str) -> &'static str {
+        self.tools.pin().get(name).copied().unwrap_or(OTHER)
     }
 
     /// Remembers the tool names a server listed (a `tools/list` answer).
@@ -141,7 +140,7 @@ impl ServerMetrics {
                 break;
             }
             if !set.contains(t.name.as_str()) {
-                set.insert(t.name.into());
+                set.insert(Box::leak(t.name.into_boxed_str()));
             }
         }
     }
@@ -150,7 +149,7 @@ impl ServerMetrics {
     pub fn server_op(&self, call: &Call, error: ErrorType) {
         let key = OpKey {
             method: call.method,
-            tool: call.tool.clone(),
+            tool: call.tool,
             error,
             transport: call.transport.as_str(),
             era: call.era,
@@ -163,7 +162,7 @@ impl ServerMetrics {
         let Some(sent) = call.sent else { return };
         let key = OpKey {
             method: call.method,
-            tool: call.tool.clone(),
+            tool: call.tool,
             error,
             transport: kind.as_str(),
             era,
@@ -209,7 +208,7 @@ pub struct Call {
     /// When it went upstream, if it did.
     sent: Option<Instant>,
     method: &'static str,
-    tool: Option<Arc<str>>,
+    tool: Option<&'static str>,
     transport: Transport,
     era: Era,
 }
@@ -253,7 +252,7 @@ impl Call {
 /// Every series of the process.
 pub struct Metrics {
     servers: papaya::HashMap<Arc<str>, Arc<ServerMetrics>>,
-    http: papaya::HashMap<(&'static str, u16), AtomicU64, Hasher>,
+    http: papaya::HashMap<(&'static str, u16), hist::Counter, Hasher>,
     auth: [AtomicU64; 2],
 }
 
@@ -303,11 +302,11 @@ impl Metrics {
     pub fn http(&self, route: &'static str, code: u16) {
         let m = self.http.pin();
         match m.get(&(route, code)) {
-            Some(n) => n.fetch_add(1, Ordering::Relaxed),
+            Some(n) => n.inc(),
             None => m
-                .get_or_insert_with((route, code), || AtomicU64::new(0))
-                .fetch_add(1, Ordering::Relaxed),
-        };
+                .get_or_insert_with((route, code), hist::Counter::default)
+                .inc(),
+        }
     }
 
     pub fn auth_failed(&self, why: AuthFailure) {

@@ -148,8 +148,8 @@ fn tool_names_are_capped_per_server() {
         .map(|i| json!({"name": format!("t{i}")}))
         .collect();
     s.listed_tools(&Message::response(1u64.into(), json!({ "tools": tools })));
-    assert_eq!(&*s.tool_label("t0"), "t0");
-    assert_eq!(&*s.tool_label(&format!("t{}", MAX_TOOLS + 10)), OTHER);
+    assert_eq!(s.tool_label("t0"), "t0");
+    assert_eq!(s.tool_label(&format!("t{}", MAX_TOOLS + 10)), OTHER);
 }
 
 #[test]
