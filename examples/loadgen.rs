@@ -15,6 +15,12 @@
 //!
 //! Options: --seconds N (per measurement, default 5), --sessions N (default
 //! 1000), --hub PATH, --fixture PATH, --floor PATH (default target/release/…).
+//!
+//! `--against OTHER_HUB [--rounds N]` compares two hub binaries instead
+//! (`shared/ab.rs`): calls/s at c=64 on each hub path, alternating A and B
+//! for N rounds (default 8), with medians and the median ratio B/A. Build the
+//! other binary from another checkout, e.g. a `git worktree` of the commit
+//! before a change.
 //! The hub runs in shared session mode; request ids are unique across workers
 //! because the floor does not rewrite them.
 
@@ -32,6 +38,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
+#[path = "shared/ab.rs"]
+mod ab;
 #[path = "shared/hub.rs"]
 mod hub;
 
@@ -44,6 +52,8 @@ struct Opts {
     hub: String,
     fixture: String,
     floor: String,
+    against: Option<String>,
+    rounds: usize,
 }
 
 fn opts() -> Opts {
@@ -53,6 +63,8 @@ fn opts() -> Opts {
         hub: "target/release/mcp-hub".into(),
         fixture: "target/release/mcp-fixture".into(),
         floor: "target/release/examples/floor".into(),
+        against: None,
+        rounds: 8,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for w in args.chunks(2) {
@@ -62,8 +74,10 @@ fn opts() -> Opts {
             ("--hub", Some(v)) => o.hub = v.clone(),
             ("--fixture", Some(v)) => o.fixture = v.clone(),
             ("--floor", Some(v)) => o.floor = v.clone(),
+            ("--against", Some(v)) => o.against = Some(v.clone()),
+            ("--rounds", Some(v)) => o.rounds = v.parse().expect("--rounds N"),
             _ => panic!(
-                "usage: loadgen [--seconds N] [--sessions N] [--hub PATH] [--fixture PATH] [--floor PATH]"
+                "usage: loadgen [--seconds N] [--sessions N] [--hub PATH] [--fixture PATH] [--floor PATH] [--against OTHER_HUB [--rounds N]]"
             ),
         }
     }
@@ -451,6 +465,9 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = json!({"mcpProxy": {"options": {"authTokens": [TOKEN], "maxConnections": 8192, "maxConnectionsPerIp": 8192, "maxSessionsPerToken": 8192}},
                      "mcpServers": {"bench": {"command": std::fs::canonicalize(&o.fixture).unwrap()}}});
+    if let Some(other) = &o.against {
+        return ab::run(&o.hub, other, &cfg, o.rounds, o.seconds).await;
+    }
     let (hub, hub_addr) = hub::start(&o.hub, &cfg, dir.path());
     let pid = hub.id();
     let _hub = Reap(hub);
