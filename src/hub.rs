@@ -183,11 +183,11 @@ impl Snapshot {
     /// Every token any route accepts; `/status` takes any of them.
     pub fn all_tokens(&self) -> Vec<String> {
         let mut all = self.settings.auth_tokens.clone();
-        for s in self.servers.values() {
-            for t in &s.cfg.auth_tokens {
-                if !all.contains(t) {
-                    all.push(t.clone());
-                }
+        let servers = self.servers.values().map(|s| &s.cfg.auth_tokens);
+        let groups = self.groups.values().map(|g| &g.cfg.auth_tokens);
+        for t in servers.chain(groups).flatten() {
+            if !all.contains(t) {
+                all.push(t.clone());
             }
         }
         all

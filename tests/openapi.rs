@@ -556,3 +556,71 @@ async fn a_group_is_one_tool_server_with_prefixed_operations() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A token only a group accepts is a token of the hub: `GET /` lists the
+/// group (with its MCP and OpenAPI URLs) and nothing else, and `/status`
+/// answers it; each server's entry carries its OpenAPI document too.
+#[tokio::test]
+async fn the_root_page_and_status_know_group_tokens_and_openapi_urls() {
+    let hub = Hub::start(
+        json!({"options": {"groups": {"all": {"servers": ["a"], "authTokens": ["group-only"]}}}}),
+        json!({
+            "a": fx(json!({"sandbox": false, "options": {"authTokens": ["group-only", TOKEN]}})),
+            "c": fx(json!({"sandbox": false})),
+        }),
+    );
+    let root = |token: &'static str| {
+        let url = hub.url("/");
+        async move {
+            let r = client().get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let listed = root("group-only").await;
+    let names: Vec<&str> = listed["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "g/all"], "{listed}");
+    let group = &listed["servers"][1];
+    assert!(
+        group["mcp"].as_str().unwrap().ends_with("/g/all/mcp"),
+        "{group}"
+    );
+    assert!(
+        group["openapi"]
+            .as_str()
+            .unwrap()
+            .ends_with("/g/all/openapi.json"),
+        "{group}"
+    );
+
+    let listed = root(TOKEN).await;
+    let names: Vec<&str> = listed["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "c"], "{listed}");
+    assert!(listed["servers"][1]["openapi"]
+        .as_str()
+        .unwrap()
+        .ends_with("/c/openapi.json"));
+
+    let r = client()
+        .get(hub.url("/status"))
+        .bearer_auth("group-only")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let status: Value = r.json().await.unwrap();
+    assert!(
+        status["groups"].as_array().is_some_and(|g| !g.is_empty()),
+        "{status}"
+    );
+}

@@ -3,8 +3,9 @@
 //!
 //! Without a token it answers 200 with only the hub's name and a pointer to
 //! `/healthz`: nothing that names a server. With a token, it adds the servers
-//! that token may use, each with its two URLs; as JSON, or as a small HTML
-//! page when the client's `Accept` prefers `text/html` (a browser).
+//! and groups that token may use, each with its MCP URLs and its OpenAPI
+//! document; as JSON, or as a small HTML page when the client's `Accept`
+//! prefers `text/html` (a browser).
 
 use super::auth;
 use super::response::{full, json_response, Body, Rejection};
@@ -58,9 +59,9 @@ pub fn root(
     let all = snap.all_tokens();
     let presented = req.headers().contains_key(header::AUTHORIZATION);
     let authorized = (all.is_empty() || presented) && auth::check(&all, req.headers()).is_ok();
-    let mut servers: Vec<(String, String, String)> = vec![];
+    // (name, route below the base URL) of what the token may use.
+    let mut routes: Vec<(String, String)> = vec![];
     if authorized {
-        let base = base(snap, req);
         let status = app.hub.status(None);
         for n in status["servers"].as_array().into_iter().flatten() {
             let Some(n) = n["name"].as_str() else {
@@ -70,16 +71,21 @@ pub fn root(
             if s.cfg.disabled || auth::check(&s.cfg.auth_tokens, req.headers()).is_err() {
                 continue;
             }
-            servers.push((
-                n.to_string(),
-                format!("{base}/{n}/mcp"),
-                format!("{base}/{n}/sse"),
-            ));
+            routes.push((n.to_string(), n.to_string()));
         }
+        for g in snap.groups() {
+            if auth::check(&g.cfg.auth_tokens, req.headers()).is_ok() {
+                routes.push((g.route.clone(), g.route.clone()));
+            }
+        }
+        let base = base(snap, req);
         body["servers"] = Value::Array(
-            servers
+            routes
                 .iter()
-                .map(|(n, m, s)| json!({"name": n, "mcp": m, "sse": s}))
+                .map(|(n, r)| {
+                    json!({"name": n, "mcp": format!("{base}/{r}/mcp"), "sse": format!("{base}/{r}/sse"),
+                           "openapi": format!("{base}/{r}/openapi.json")})
+                })
                 .collect(),
         );
     } else {
@@ -95,13 +101,17 @@ pub fn root(
         v = env!("CARGO_PKG_VERSION")
     );
     if authorized {
-        html.push_str("<table><tr><th>server</th><th>streamable HTTP</th><th>SSE</th></tr>");
-        for (n, m, s) in &servers {
+        html.push_str(
+            "<table><tr><th>server</th><th>streamable HTTP</th><th>SSE</th><th>OpenAPI</th></tr>",
+        );
+        for s in body["servers"].as_array().into_iter().flatten() {
+            let cell = |k: &str| escape(s[k].as_str().unwrap_or(""));
             html.push_str(&format!(
-                "<tr><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
-                escape(n),
-                escape(m),
-                escape(s)
+                "<tr><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                cell("name"),
+                cell("mcp"),
+                cell("sse"),
+                cell("openapi")
             ));
         }
         html.push_str("</table>");
