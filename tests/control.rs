@@ -454,7 +454,8 @@ async fn root_url_answers_without_a_token_and_lists_servers_with_one() {
         .unwrap();
     assert_eq!(
         v["servers"],
-        json!([{"name": "fx", "mcp": op.hub.url("/fx/mcp"), "sse": op.hub.url("/fx/sse")}])
+        json!([{"name": "fx", "mcp": op.hub.url("/fx/mcp"), "sse": op.hub.url("/fx/sse"),
+                 "openapi": op.hub.url("/fx/openapi.json")}])
     );
     let r = http
         .get(op.hub.url("/"))
