@@ -6,6 +6,7 @@
 //! `mcpProxy.options` into each server exactly as TBXark/mcp-proxy does: a server
 //! that sets `authTokens` replaces the global list, one that does not inherits it.
 
+mod checks;
 pub mod dropin;
 pub mod edit;
 mod expand;
@@ -24,6 +25,9 @@ pub mod sandbox;
 pub mod size;
 pub use sandbox::Profile;
 
+pub(crate) use checks::is_route_name;
+pub use checks::parse_listen_addr;
+use checks::{check_hub_id, check_origin};
 pub use expand::ExpandError;
 pub use groups::GroupConfig;
 pub use metrics::MetricsSettings;
@@ -355,21 +359,6 @@ fn default_state_dir(lookup: &dyn Fn(&str) -> Option<String>) -> PathBuf {
         (Some(x), _) if x.starts_with('/') => Path::new(&x).join("mcp-hub"),
         (_, Some(h)) => Path::new(&h).join(".local/state/mcp-hub"),
         _ => PathBuf::from("/var/lib/mcp-hub"),
-    }
-}
-
-/// A hub id goes into handles (`<hubId>.<hex>`) and into a load balancer's
-/// map, so it is short and plain: no dot (the separator), no space, no quote.
-fn check_hub_id(id: &str) -> Result<(), String> {
-    let plain = id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if (1..=32).contains(&id.len()) && plain {
-        Ok(())
-    } else {
-        Err(format!(
-            "{id:?} is not a hub id: 1 to 32 characters of A-Z, a-z, 0-9, '_' and '-'"
-        ))
     }
 }
 
@@ -885,40 +874,6 @@ fn validate_server(
             .unwrap_or(false),
         disabled: own.disabled.unwrap_or(false),
     })
-}
-
-fn check_origin(o: &str) -> Result<(), String> {
-    let u = Url::parse(o)
-        .map_err(|e| format!("{o:?} is not an origin like \"http://host:3000\": {e}"))?;
-    if u.host_str().is_none() || !matches!(u.scheme(), "http" | "https") || u.path() != "/" {
-        return Err(format!(
-            "{o:?} is not an origin like \"http://host:3000\" (scheme, host, optional port)"
-        ));
-    }
-    Ok(())
-}
-
-/// Turns TBXark's `addr` (":9090", "0.0.0.0:9090", "[::1]:9090", "localhost:9090") into
-/// something to bind. An empty host means every address, as in Go.
-pub fn parse_listen_addr(addr: &str) -> Result<String, String> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{addr:?} is not host:port or :port"))?;
-    port.parse::<u16>()
-        .map_err(|_| format!("{addr:?}: {port:?} is not a port"))?;
-    let host = if host.is_empty() { "[::]" } else { host };
-    Ok(format!("{host}:{port}"))
-}
-
-/// Whether `name` can stand as one URL path segment for a server or a
-/// group: 1-64 of `A-Z a-z 0-9 - _ .`, not starting with a dot.
-pub(crate) fn is_route_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !name.starts_with('.')
 }
 
 #[cfg(test)]
