@@ -4,7 +4,7 @@
 
 use super::hist::Hist;
 use super::labels::{OpKey, RestartReason, Transport};
-use super::{system, AuthFailure, Metrics, ServerMetrics};
+use super::{system, AuthFailure, Hasher, Metrics, ServerMetrics};
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -58,6 +58,37 @@ impl prometheus_client::collector::Collector for Scrape {
     }
 }
 
+/// One server's operation histograms, as server or (`client`) as client:
+/// the same labels, plus `network_transport` on the client side.
+fn encode_ops(
+    m: &mut prometheus_client::encoding::MetricEncoder,
+    s: &ServerMetrics,
+    ops: &papaya::HashMap<OpKey, Hist, Hasher>,
+    client: bool,
+) -> Result<(), std::fmt::Error> {
+    let ops = ops.pin();
+    for (k, h) in sorted(ops.iter()) {
+        let e = k.error.label();
+        let network = if k.transport == "stdio" {
+            "pipe"
+        } else {
+            "tcp"
+        };
+        let labels = [
+            ("mcp_method_name", k.method),
+            ("gen_ai_tool_name", k.tool.unwrap_or("")),
+            ("error_type", &e),
+            ("server", &s.name),
+            ("transport", k.transport),
+            ("protocol_era", k.era.as_str()),
+            ("network_transport", network),
+        ];
+        let labels = if client { &labels[..] } else { &labels[..6] };
+        h.encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 impl Scrape {
     fn ops(
         &self,
@@ -71,19 +102,7 @@ impl Scrape {
             MetricType::Histogram,
         )?;
         for s in servers {
-            let ops = s.server_ops.pin();
-            for (k, h) in sorted(ops.iter()) {
-                let e = k.error.label();
-                let labels = [
-                    ("mcp_method_name", k.method),
-                    ("gen_ai_tool_name", k.tool.unwrap_or("")),
-                    ("error_type", &e),
-                    ("server", &s.name),
-                    ("transport", k.transport),
-                    ("protocol_era", k.era.as_str()),
-                ];
-                h.encode(m.encode_family(&labels)?)?;
-            }
+            encode_ops(&mut m, s, &s.server_ops, false)?;
         }
         let mut m = enc.encode_descriptor(
             "mcp_client_operation_duration_seconds",
@@ -92,25 +111,7 @@ impl Scrape {
             MetricType::Histogram,
         )?;
         for s in servers {
-            let ops = s.client_ops.pin();
-            for (k, h) in sorted(ops.iter()) {
-                let e = k.error.label();
-                let network = if k.transport == "stdio" {
-                    "pipe"
-                } else {
-                    "tcp"
-                };
-                let labels = [
-                    ("mcp_method_name", k.method),
-                    ("gen_ai_tool_name", k.tool.unwrap_or("")),
-                    ("error_type", &e),
-                    ("server", &s.name),
-                    ("transport", k.transport),
-                    ("protocol_era", k.era.as_str()),
-                    ("network_transport", network),
-                ];
-                h.encode(m.encode_family(&labels)?)?;
-            }
+            encode_ops(&mut m, s, &s.client_ops, true)?;
         }
         Ok(())
     }
