@@ -10,17 +10,14 @@ outside the group."""
 import asyncio
 import os
 import time
-from contextlib import asynccontextmanager
 
 import mcp.types as types
 import pytest
-from mcp import ClientSession
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from conftest import NODE_MODULES, ROOT, TOKEN, Hub
+from test_python_sdk import connect as sdk_connect, run, text_of
 
 TRANSPORTS = ["sse", "streamable-http"]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -54,25 +51,8 @@ def group_hub(tmp_path_factory):
     h.stop()
 
 
-@asynccontextmanager
-async def connect(hub, transport, token=TOKEN, **session_kw):
-    auth = {"Authorization": f"Bearer {token}"}
-    if transport == "sse":
-        ctx = sse_client(hub.url("/g/both/sse"), headers=auth, timeout=30)
-    else:
-        ctx = streamable_http_client(hub.url("/g/both/mcp"), http_client=create_mcp_http_client(headers=auth))
-    async with ctx as streams:
-        async with ClientSession(streams[0], streams[1], **session_kw) as s:
-            s.init_result = await s.initialize()
-            yield s
-
-
-def text_of(result) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 120))
+def connect(hub, transport, token=TOKEN, **session_kw):
+    return sdk_connect(hub, "g/both", transport, token=token, **session_kw)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -20,14 +20,16 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @asynccontextmanager
-async def connect(hub, server, transport, **session_kw):
+async def connect(hub, server, transport, token=None, **session_kw):
+    """A Python SDK session on `server` (or `g/<group>`); its initialize result is `s.init_result`."""
+    auth = AUTH if token is None else {"Authorization": f"Bearer {token}"}
     if transport == "sse":
-        ctx = sse_client(hub.url(f"/{server}/sse"), headers=AUTH, timeout=30)
+        ctx = sse_client(hub.url(f"/{server}/sse"), headers=auth, timeout=30)
     else:
-        ctx = streamable_http_client(hub.url(f"/{server}/mcp"), http_client=create_mcp_http_client(headers=AUTH))
+        ctx = streamable_http_client(hub.url(f"/{server}/mcp"), http_client=create_mcp_http_client(headers=auth))
     async with ctx as streams:
         async with ClientSession(streams[0], streams[1], **session_kw) as s:
-            await s.initialize()
+            s.init_result = await s.initialize()
             yield s
 
 
