@@ -7,19 +7,18 @@
 //! whose config is unchanged keeps its upstream and sessions (a rotated token
 //! alone changes nothing but the token check, from the very next request); a
 //! changed or removed server is stopped and its sessions end (clients get 404
-//! and initialize again); an added one appears. Groups (`views::group`) are
+//! and initialize again); an added one appears. Groups ([`GroupEntry`]) are
 //! diffed the same way: an unchanged group keeps its sessions, a changed or
 //! removed one ends them.
 
-use crate::config::{Config, HubSettings, ServerConfig, SessionMode};
+use crate::config::{Config, GroupConfig, HubSettings, ServerConfig, SessionMode};
 use crate::http::origin::Policy;
 use crate::session::{Downstream, Session, SessionInfo, Upstream};
 use crate::supervisor::Supervisor;
 use crate::upstream::link::{Kind, LinkState};
-use crate::views::group::Group;
 use indexmap::IndexMap;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
@@ -135,6 +134,57 @@ impl Server {
     }
 }
 
+/// A configured group, as the registry holds it: its config, its route key,
+/// and the roster of its live sessions, so that a reload that changes or
+/// removes it can end them. What a group session is and does belongs to
+/// `views::group`, which builds its sessions on this entry.
+pub struct GroupEntry {
+    pub cfg: Arc<GroupConfig>,
+    /// `g/<name>`: the transports' key for its sessions (no server name has a `/`).
+    pub route: String,
+    roster: Mutex<Vec<Weak<dyn Retire>>>,
+}
+
+/// Something a reload can end: a group's session.
+pub trait Retire: Send + Sync {
+    fn retire(&self, why: &str);
+}
+
+impl GroupEntry {
+    pub fn new(cfg: GroupConfig) -> GroupEntry {
+        GroupEntry {
+            route: format!("g/{}", cfg.name),
+            cfg: Arc::new(cfg),
+            roster: Mutex::default(),
+        }
+    }
+
+    /// Puts a live session on the roster (the ones that ended are dropped).
+    pub fn enroll(&self, session: Weak<dyn Retire>) {
+        let mut all = self.roster.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(session);
+    }
+
+    /// Sessions on the roster that are still alive.
+    pub fn live_sessions(&self) -> usize {
+        let all = self.roster.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter().filter(|w| w.strong_count() > 0).count()
+    }
+
+    /// Ends every session of this group (a reload changed or removed it).
+    pub fn retire(&self, why: &str) {
+        let all: Vec<_> = self
+            .roster
+            .lock()
+            .map(|mut s| s.drain(..).collect())
+            .unwrap_or_default();
+        for s in all.iter().filter_map(Weak::upgrade) {
+            s.retire(why);
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("server {0:?} is disabled in the config")]
@@ -153,7 +203,7 @@ pub struct Snapshot {
     pub settings: HubSettings,
     pub policy: Policy,
     servers: IndexMap<String, Arc<Server>>,
-    groups: IndexMap<String, Arc<Group>>,
+    groups: IndexMap<String, Arc<GroupEntry>>,
 }
 
 impl Snapshot {
@@ -161,12 +211,12 @@ impl Snapshot {
         self.servers.get(name).cloned()
     }
 
-    pub fn group(&self, name: &str) -> Option<Arc<Group>> {
+    pub fn group(&self, name: &str) -> Option<Arc<GroupEntry>> {
         self.groups.get(name).cloned()
     }
 
     /// Every configured group, in config order.
-    pub fn groups(&self) -> impl Iterator<Item = &Arc<Group>> {
+    pub fn groups(&self) -> impl Iterator<Item = &Arc<GroupEntry>> {
         self.groups.values()
     }
 
@@ -223,7 +273,7 @@ impl Hub {
         let groups = config
             .groups
             .into_iter()
-            .map(|(name, g)| (name, Arc::new(Group::new(g))))
+            .map(|(name, g)| (name, Arc::new(GroupEntry::new(g))))
             .collect();
         let snapshot = Snapshot {
             policy: Policy::new(&config.hub),
@@ -320,9 +370,9 @@ impl Hub {
                 Some(prev) if *prev.cfg == g => prev.clone(),
                 Some(prev) => {
                     retired_groups.push(prev.clone());
-                    Arc::new(Group::new(g))
+                    Arc::new(GroupEntry::new(g))
                 }
-                None => Arc::new(Group::new(g)),
+                None => Arc::new(GroupEntry::new(g)),
             };
             groups.insert(name, group);
         }
@@ -559,8 +609,7 @@ async fn probe(cfg: &Arc<ServerConfig>, sup: &Arc<Supervisor>) -> Result<(), Str
         let init = crate::jsonrpc::Message::request(
             crate::jsonrpc::Id::Str("mcp-hub-probe".into()),
             "initialize",
-            json!({"protocolVersion": crate::session::LATEST_PROTOCOL, "capabilities": {},
-                   "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}}),
+            crate::mcp::hub_initialize(json!({})),
         );
         session.request_own(init, &tx).await;
         loop {

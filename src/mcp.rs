@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 
 /// Handshake-era versions the hub accepts from clients, newest first.
 pub const LEGACY_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// What the hub asks for in its own `initialize`.
+pub const LATEST_LEGACY: &str = LEGACY_VERSIONS[0];
 /// Stateless-era versions, newest first.
 pub const MODERN_VERSIONS: [&str; 1] = ["2026-07-28"];
 pub const LATEST_MODERN: &str = MODERN_VERSIONS[0];
@@ -207,6 +209,17 @@ pub fn hub_meta(caps: &Value, client_info: Option<&Value>, log_level: Option<&st
         m.insert(META_LOG_LEVEL.into(), l.into());
     }
     Value::Object(m)
+}
+
+/// The params of the hub's own `initialize` toward an upstream, with the
+/// client capabilities it offers there (which differ by who the hub speaks
+/// for: itself, a shared server's clients, or one client).
+pub fn hub_initialize(capabilities: Value) -> Value {
+    json!({
+        "protocolVersion": LATEST_LEGACY,
+        "capabilities": capabilities,
+        "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}
+    })
 }
 
 /// Whether a `server/discover` answer says the server speaks a modern version.

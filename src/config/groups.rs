@@ -15,22 +15,12 @@
 //! still decide whether that member is part of a client's view. The
 //! `toolFilter` names tools as the group's clients see them (`fetch__fetch`).
 
-use super::{invalid, raw, tokens, Invalid, ToolFilter};
+use super::raw::RawGroup;
+use super::{invalid, tokens, Invalid, ToolFilter};
 use indexmap::IndexMap;
-use serde::Deserialize;
 
 /// The separator between a server's name and its tool's name by default.
 pub const DEFAULT_SEPARATOR: &str = "__";
-
-/// One group as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawGroup {
-    pub servers: Vec<String>,
-    pub separator: Option<String>,
-    pub auth_tokens: Option<Vec<String>>,
-    pub tool_filter: Option<raw::ToolFilter>,
-}
 
 /// A validated group.
 #[derive(Debug, Clone, PartialEq)]

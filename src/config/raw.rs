@@ -15,7 +15,7 @@ pub struct File {
     #[serde(default)]
     pub mcp_servers: IndexMap<String, Server>,
     /// Groups of servers served as one endpoint (see `config::groups`).
-    pub groups: Option<IndexMap<String, super::groups::RawGroup>>,
+    pub groups: Option<IndexMap<String, RawGroup>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,7 +64,7 @@ pub struct ProxyOptions {
     /// affinity (default: random per process).
     pub hub_id: Option<String>,
     /// Groups of servers served as one endpoint (see `config::groups`).
-    pub groups: Option<IndexMap<String, super::groups::RawGroup>>,
+    pub groups: Option<IndexMap<String, RawGroup>>,
     /// Tokens that may read `/metrics` (default: any token the hub accepts).
     pub metrics_tokens: Option<Vec<String>>,
     /// A second address serving only `/metrics`, with no token.
@@ -167,4 +167,14 @@ pub struct Server {
     pub ping_interval: Option<String>,
     /// `false`, or a sandbox profile (validated in `sandbox::profile`).
     pub sandbox: Option<serde_json::Value>,
+}
+
+/// One group (`groups.<name>`) as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGroup {
+    pub servers: Vec<String>,
+    pub separator: Option<String>,
+    pub auth_tokens: Option<Vec<String>>,
+    pub tool_filter: Option<ToolFilter>,
 }

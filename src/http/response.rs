@@ -41,6 +41,30 @@ pub fn message_response(status: StatusCode, m: &Message) -> Response<Body> {
     bytes_response(status, m.to_bytes())
 }
 
+/// Reads a request body up to `maxBodySize` bytes (past it, 413) within
+/// `bodyReadTimeout` (past it, 408: a client trickling a byte a second must
+/// not hold a connection and its task forever).
+pub async fn read_body(
+    req: http::Request<hyper::body::Incoming>,
+    settings: &crate::config::HubSettings,
+) -> Result<Bytes, Rejection> {
+    let limit = settings.max_body;
+    let limited = http_body_util::Limited::new(req.into_body(), limit);
+    let collected = tokio::time::timeout(settings.body_read_timeout, limited.collect())
+        .await
+        .map_err(|_| Rejection::BodyTimeout(settings.body_read_timeout))?;
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(Rejection::TooLarge(limit))
+        }
+        Err(e) => Err(Rejection::BodyRead(e.to_string())),
+    }
+}
+
 /// Why the hub refused a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {
@@ -194,5 +218,17 @@ mod tests {
         assert_eq!(Rejection::TooLarge(5).rpc_code(), Some(INVALID_REQUEST));
         assert_eq!(Rejection::Busy("x".into()).status(), 503);
         assert_eq!(Rejection::Host("x".into()).rpc_code(), None);
+    }
+}
+
+/// A session that could not be opened, as the client sees it.
+impl From<crate::hub::OpenError> for Rejection {
+    fn from(e: crate::hub::OpenError) -> Rejection {
+        use crate::hub::OpenError;
+        match e {
+            OpenError::Disabled(name) => Rejection::Disabled(name),
+            OpenError::Full(why) => Rejection::Busy(why),
+            e => Rejection::Unavailable(e.to_string()),
+        }
     }
 }

@@ -25,6 +25,20 @@ use std::time::Duration;
 // tokio's clock, so tests can pause it.
 use tokio::time::Instant;
 
+/// A 128-bit random id in hex, from the OS's CSPRNG: for sessions, and for
+/// the handles of held calls.
+pub fn new_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the OS random source is available");
+    let mut s = String::with_capacity(32);
+    for x in b {
+        s.push(HEX[(x >> 4) as usize] as char);
+        s.push(HEX[(x & 15) as usize] as char);
+    }
+    s
+}
+
 /// Who a session is, for logs: the downstream session id, and the config path
 /// of the token that opened it (never the token itself, which only `secret`
 /// holds, to check it against a reloaded config).
@@ -420,9 +434,7 @@ impl Upstream {
     }
 }
 
-/// The protocol versions the hub accepts from clients, newest first.
-pub const PROTOCOL_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-pub const LATEST_PROTOCOL: &str = PROTOCOL_VERSIONS[0];
+pub use crate::mcp::{LATEST_LEGACY as LATEST_PROTOCOL, LEGACY_VERSIONS as PROTOCOL_VERSIONS};
 
 /// One client session on an upstream.
 pub struct Session {

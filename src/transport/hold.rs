@@ -150,11 +150,7 @@ impl Table {
         if m.len() >= MAX_HELD {
             return Err(Refused::Full);
         }
-        let handle = format!(
-            "{TAG}{}.{}",
-            self.prefix,
-            crate::transport::new_session_id()
-        );
+        let handle = format!("{TAG}{}.{}", self.prefix, crate::session::new_id());
         m.insert(handle.clone(), h);
         Ok(handle)
     }

@@ -29,7 +29,7 @@ pub struct Ctx {
 #[derive(Clone)]
 pub enum Route {
     Server(std::sync::Arc<crate::hub::Server>),
-    Group(std::sync::Arc<crate::views::group::Group>),
+    Group(std::sync::Arc<crate::hub::GroupEntry>),
 }
 
 impl Route {
@@ -63,7 +63,9 @@ impl Route {
                 .open_session(s, sink, info)
                 .await
                 .map(ClientSession::Server),
-            Route::Group(g) => Ok(ClientSession::Group(g.open(&ctx.hub, sink, info))),
+            Route::Group(g) => Ok(ClientSession::Group(crate::views::group::open(
+                g, &ctx.hub, sink, info,
+            ))),
         }
     }
 }
@@ -102,31 +104,6 @@ impl ClientSession {
             ClientSession::Server(s) => s.close(),
             ClientSession::Group(g) => g.close(),
         }
-    }
-}
-
-/// Reads a request body up to `maxBodySize` bytes (past it, 413) within
-/// `bodyReadTimeout` (past it, 408: a client trickling a byte a second must
-/// not hold a connection and its task forever).
-pub async fn read_body(
-    req: http::Request<hyper::body::Incoming>,
-    settings: &crate::config::HubSettings,
-) -> Result<Bytes, crate::http::response::Rejection> {
-    use crate::http::response::Rejection;
-    let limit = settings.max_body;
-    let limited = http_body_util::Limited::new(req.into_body(), limit);
-    let collected = tokio::time::timeout(settings.body_read_timeout, limited.collect())
-        .await
-        .map_err(|_| Rejection::BodyTimeout(settings.body_read_timeout))?;
-    match collected {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Rejection::TooLarge(limit))
-        }
-        Err(e) => Err(Rejection::BodyRead(e.to_string())),
     }
 }
 
@@ -228,13 +205,6 @@ pub fn sse_response<G: Send + 'static>(
     r
 }
 
-/// A 128-bit random session id in hex, from the OS's CSPRNG.
-pub fn new_session_id() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).expect("the OS random source is available");
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,8 +215,5 @@ mod tests {
             &event("endpoint", b"/x/message?sessionId=1")[..],
             b"event: endpoint\ndata: /x/message?sessionId=1\n\n"
         );
-        let id = new_session_id();
-        assert_eq!(id.len(), 32);
-        assert_ne!(id, new_session_id());
     }
 }

@@ -152,7 +152,7 @@ pub async fn post(
     let Ok(Kind::Request { id, method }) = msg.kind() else {
         // The core defines no client notification over HTTP but cancellation,
         // which is closing the stream.
-        return Ok(crate::http::empty(StatusCode::ACCEPTED));
+        return Ok(crate::http::response::empty(StatusCode::ACCEPTED));
     };
     let Era::Modern(version) = mcp::classify(&msg) else {
         // The header claims 2026-07-28 but the body carries no version.
@@ -263,7 +263,7 @@ async fn open(
     token: Option<&Token>,
     need_identity: bool,
 ) -> Result<(Session, Option<Message>), Response<Body>> {
-    let id = format!("modern-{}", super::new_session_id());
+    let id = format!("modern-{}", crate::session::new_id());
     let mut info = match token {
         Some(t) => t.info(&id, &server.cfg.token_source),
         None => SessionInfo {
@@ -276,7 +276,7 @@ async fn open(
         .hub
         .open_session(server, sink, info)
         .await
-        .map_err(|e| super::sse::open_error(e).into_response())?;
+        .map_err(|e| Rejection::from(e).into_response())?;
     // The shared upstream was initialized by the hub; a per-client one now.
     let per_client = server.cfg.session == crate::config::SessionMode::PerClient;
     if !per_client && !need_identity {
@@ -285,9 +285,7 @@ async fn open(
     let init = Message::request(
         Id::Str("mcp-hub-initialize".into()),
         "initialize",
-        json!({"protocolVersion": crate::session::LATEST_PROTOCOL,
-               "capabilities": legacy_caps(caps),
-               "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}}),
+        mcp::hub_initialize(legacy_caps(caps)),
     );
     let (tx, mut rx) = outbound::channel(&server.cfg.name, "modern-init");
     session.request_own(init, &tx).await;

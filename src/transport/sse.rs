@@ -14,11 +14,11 @@
 //! (`session::outbound`): a client that stops reading has its stream closed
 //! and its session ended.
 
-use super::{new_session_id, sse_response, SseStream};
-use super::{read_body, ClientSession, Ctx, Route};
+use super::{sse_response, ClientSession, Ctx, Route, SseStream};
+use crate::http::response::read_body;
 use crate::http::response::{empty, Body, Rejection};
-use crate::hub::OpenError;
 use crate::jsonrpc::{parse_body, Incoming, Message};
+use crate::session::new_id as new_session_id;
 
 use crate::session::outbound::{self, Outbound};
 use crate::session::{Downstream, SessionInfo};
@@ -119,7 +119,7 @@ pub async fn open(
     };
     let session = match route.open(app, Arc::new(Sink(tx.clone())), info).await {
         Ok(s) => s,
-        Err(e) => return Err(open_error(e)),
+        Err(e) => return Err(e.into()),
     };
     let name = route.key().to_owned();
     if let Ok(mut m) = app.sse.sessions.lock() {
@@ -158,14 +158,6 @@ pub async fn open(
 
 /// Opening a session failed: the server cannot start, is between restarts,
 /// or is at `maxClients`.
-pub fn open_error(e: OpenError) -> Rejection {
-    match e {
-        OpenError::Disabled(name) => Rejection::Disabled(name),
-        OpenError::Full(why) => Rejection::Busy(why),
-        e => Rejection::Unavailable(e.to_string()),
-    }
-}
-
 pub async fn post(
     app: &Arc<Ctx>,
     route: Route,

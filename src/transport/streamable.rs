@@ -17,13 +17,15 @@
 //! queue is bounded (`session::outbound`). Resumption with Last-Event-ID is not
 //! offered (events carry no ids), which the spec allows.
 
-use super::{new_session_id, sse_response, SseStream};
-use super::{read_body, ClientSession, Ctx, Route};
+use super::{sse_response, ClientSession, Ctx, Route, SseStream};
+use crate::http::response::read_body;
 use crate::http::response::{bytes_response, empty, message_response, Body, Rejection};
 use crate::jsonrpc::{parse_body, Id, Incoming, Message, UPSTREAM_ERROR};
 use crate::mcp;
+use crate::mcp::LEGACY_VERSIONS as PROTOCOL_VERSIONS;
+use crate::session::new_id as new_session_id;
 use crate::session::outbound::{self, Outbound, Refused};
-use crate::session::{Downstream, SessionInfo, PROTOCOL_VERSIONS};
+use crate::session::{Downstream, SessionInfo};
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -418,8 +420,7 @@ async fn create(
                 },
             },
         )
-        .await
-        .map_err(super::sse::open_error)?;
+        .await?;
     let _ = sess.session.set(session);
     app.streamable.lock().insert(sess.id.clone(), sess.clone());
     Ok(sess)

@@ -393,11 +393,7 @@ impl Link {
     /// server-filesystem, which swaps its allowed directories for the client's
     /// roots) must not be repointed by whichever client connected first.
     fn init_params() -> Value {
-        json!({
-            "protocolVersion": crate::session::LATEST_PROTOCOL,
-            "capabilities": {"sampling": {}, "elicitation": {}},
-            "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}
-        })
+        crate::mcp::hub_initialize(json!({"sampling": {}, "elicitation": {}}))
     }
 
     /// Sends one request of the hub's own and waits for its answer; what

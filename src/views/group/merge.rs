@@ -3,7 +3,7 @@
 
 use super::naming;
 use crate::config::GroupConfig;
-use crate::session::{LATEST_PROTOCOL, PROTOCOL_VERSIONS};
+use crate::mcp::{LATEST_LEGACY as LATEST_PROTOCOL, LEGACY_VERSIONS as PROTOCOL_VERSIONS};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 

@@ -27,7 +27,7 @@
 //!   group mints (members' ids may collide), and the client's answer goes back
 //!   to that member. Which call it belongs to is the member's session layer's
 //!   business, which attributes exactly or refuses, never guesses. Without a
-//!   client to ask (the one-shot [`Group::request`]), it is refused with an
+//!   client to ask (the one-shot [`request`]), it is refused with an
 //!   error that says so.
 //!
 //! Per-group `authTokens` decide who reaches the group's routes; each
@@ -36,7 +36,7 @@
 //! nothing outside the group. The group's `toolFilter` applies to the
 //! prefixed names, on top of each member's own filter.
 //!
-//! For views built on a group (the OpenAPI facade), [`Group::request`] takes
+//! For views built on a group (the OpenAPI facade), [`request`] takes
 //! one request (`tools/list`, `tools/call`, `resources/*`, `prompts/*`) and
 //! returns its answer, through a transient group session: a shared member is
 //! one more short session on its upstream; a per-client member starts (and
@@ -52,108 +52,73 @@ mod session;
 
 pub use session::GroupSession;
 
-use crate::config::GroupConfig;
-use crate::hub::Hub;
+use crate::hub::{GroupEntry, Hub};
 use crate::jsonrpc::{Message, UPSTREAM_ERROR};
 use crate::session::outbound;
 use crate::session::{Downstream, SessionInfo, Token};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
-/// A configured group, as the hub's snapshot holds it.
-pub struct Group {
-    pub cfg: Arc<GroupConfig>,
-    /// `g/<name>`: the transports' key for its sessions (no server name has a `/`).
-    pub route: String,
-    /// Its live sessions, to end them when a reload changes or removes it.
-    sessions: Mutex<Vec<Weak<session::Inner>>>,
+/// Opens a client's session on a group. Members are reached when the
+/// client initializes (or first needs them), not here.
+pub fn open(
+    group: &Arc<GroupEntry>,
+    hub: &Arc<Hub>,
+    sink: Arc<dyn Downstream>,
+    info: SessionInfo,
+) -> GroupSession {
+    let s = GroupSession::new(group.clone(), hub.clone(), sink, info, true);
+    group.enroll(s.downgrade());
+    s
 }
 
-impl Group {
-    pub fn new(cfg: GroupConfig) -> Group {
-        Group {
-            route: format!("g/{}", cfg.name),
-            cfg: Arc::new(cfg),
-            sessions: Mutex::default(),
-        }
+/// One request through a transient session, for views built on the
+/// group: `tools/list`, `tools/call`, `resources/list`, `resources/read`,
+/// `resources/templates/list`, `prompts/list`, `prompts/get`. The answer
+/// carries the request's id. `token` is the one the caller came with
+/// (checked against the group's tokens by the caller); it decides which
+/// members are visible, as for an MCP client. Server→client requests
+/// during the call are refused (there is no client to ask).
+pub async fn request(
+    group: &Arc<GroupEntry>,
+    hub: &Arc<Hub>,
+    token: Option<Token>,
+    msg: Message,
+) -> Message {
+    struct Quiet;
+    impl Downstream for Quiet {
+        fn deliver(&self, _: Message) {}
+        fn closed(&self, _: &str) {}
     }
-
-    /// Opens a client's session on the group. Members are reached when the
-    /// client initializes (or first needs them), not here.
-    pub fn open(
-        self: &Arc<Self>,
-        hub: &Arc<Hub>,
-        sink: Arc<dyn Downstream>,
-        info: SessionInfo,
-    ) -> GroupSession {
-        let s = GroupSession::new(self.clone(), hub.clone(), sink, info, true);
-        if let Ok(mut all) = self.sessions.lock() {
-            all.retain(|w| w.strong_count() > 0);
-            all.push(s.downgrade());
-        }
-        s
-    }
-
-    /// Ends every session of this group (a reload changed or removed it).
-    pub fn retire(&self, why: &str) {
-        let all: Vec<_> = self
-            .sessions
-            .lock()
-            .map(|mut s| s.drain(..).collect())
-            .unwrap_or_default();
-        for s in all.iter().filter_map(Weak::upgrade) {
-            session::Inner::end(&s, why);
-        }
-    }
-
-    /// One request through a transient session, for views built on the
-    /// group: `tools/list`, `tools/call`, `resources/list`, `resources/read`,
-    /// `resources/templates/list`, `prompts/list`, `prompts/get`. The answer
-    /// carries the request's id. `token` is the one the caller came with
-    /// (checked against the group's tokens by the caller); it decides which
-    /// members are visible, as for an MCP client. Server→client requests
-    /// during the call are refused (there is no client to ask).
-    pub async fn request(
-        self: &Arc<Self>,
-        hub: &Arc<Hub>,
-        token: Option<Token>,
-        msg: Message,
-    ) -> Message {
-        struct Quiet;
-        impl Downstream for Quiet {
-            fn deliver(&self, _: Message) {}
-            fn closed(&self, _: &str) {}
-        }
-        let id = msg.id().cloned().unwrap_or_else(|| 0u64.into());
-        let sid = crate::transport::new_session_id();
-        let info = match &token {
-            Some(t) => t.info(&sid, &self.cfg.token_source),
-            None => SessionInfo {
-                id: sid.clone(),
-                ..Default::default()
-            },
-        };
-        // Its one user is the OpenAPI facade.
-        let info = SessionInfo {
-            transport: crate::metrics::Transport::Openapi,
-            ..info
-        };
-        let s = GroupSession::new(self.clone(), hub.clone(), Arc::new(Quiet), info, false);
-        let (tx, mut rx) = outbound::channel(&self.route, &sid);
-        s.request(msg, &tx).await;
-        let answer = loop {
-            match rx.recv().await {
-                Some(m) if m.is_response() => break m,
-                Some(_) => {}
-                None => {
-                    break Message::error(
-                        Some(id),
-                        UPSTREAM_ERROR,
-                        "the group session ended before answering",
-                    )
-                }
+    let id = msg.id().cloned().unwrap_or_else(|| 0u64.into());
+    let sid = crate::session::new_id();
+    let info = match &token {
+        Some(t) => t.info(&sid, &group.cfg.token_source),
+        None => SessionInfo {
+            id: sid.clone(),
+            ..Default::default()
+        },
+    };
+    // Its one user is the OpenAPI facade.
+    let info = SessionInfo {
+        transport: crate::metrics::Transport::Openapi,
+        ..info
+    };
+    let s = GroupSession::new(group.clone(), hub.clone(), Arc::new(Quiet), info, false);
+    let (tx, mut rx) = outbound::channel(&group.route, &sid);
+    s.request(msg, &tx).await;
+    let answer = loop {
+        match rx.recv().await {
+            Some(m) if m.is_response() => break m,
+            Some(_) => {}
+            None => {
+                break Message::error(
+                    Some(id),
+                    UPSTREAM_ERROR,
+                    "the group session ended before answering",
+                )
             }
-        };
-        s.close();
-        answer
-    }
+        }
+    };
+    s.close();
+    answer
 }

@@ -19,10 +19,10 @@
 
 use crate::config::openapi::OpenApi;
 use crate::config::SessionMode;
+use crate::hub::GroupEntry as Group;
 use crate::hub::{Hub, OpenError, Server};
 use crate::jsonrpc::{Id, Message, METHOD_NOT_FOUND};
 use crate::session::{outbound, Downstream, Secret, Session, SessionInfo, Token};
-use crate::views::group::Group;
 use http::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -140,7 +140,7 @@ pub struct ServerBackend<'a> {
 
 impl ServerBackend<'_> {
     fn info(&self) -> SessionInfo {
-        let id = format!("openapi-{}", crate::transport::new_session_id());
+        let id = format!("openapi-{}", crate::session::new_id());
         let info = match &self.token {
             Some(t) => t.info(&id, &self.server.cfg.token_source),
             None => SessionInfo {
@@ -284,6 +284,6 @@ impl Backend for GroupBackend<'_> {
 
     async fn send(&self, method: &str, params: Value) -> Result<Message, Unreachable> {
         let msg = Message::request(next_id(), method, params);
-        Ok(self.group.request(self.hub, self.token.clone(), msg).await)
+        Ok(crate::views::group::request(&self.group, self.hub, self.token.clone(), msg).await)
     }
 }

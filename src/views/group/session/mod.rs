@@ -18,11 +18,12 @@ mod fanout;
 mod route;
 
 use super::merge::Names;
-use super::{naming, Group};
+use super::naming;
+use crate::hub::{GroupEntry as Group, Retire};
 use crate::hub::{Hub, Server};
 use crate::jsonrpc::{to_raw, Id, Message, UPSTREAM_ERROR};
 use crate::session::outbound::{self, Outbound, Refused};
-use crate::session::{Downstream, Session, SessionInfo, LATEST_PROTOCOL};
+use crate::session::{Downstream, Session, SessionInfo};
 use crate::upstream::link::LinkState;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -86,6 +87,15 @@ enum Reach {
     Down(String),
 }
 
+/// Ends the session and its client's streams (a reload changed the group).
+impl Retire for Inner {
+    fn retire(&self, why: &str) {
+        self.shut();
+        tracing::info!(mcp_server = %self.group.route, mcp_session = %self.info.id, "group session ended: {why}");
+        self.sink.closed(why);
+    }
+}
+
 impl GroupSession {
     pub(super) fn new(
         group: Arc<Group>,
@@ -134,8 +144,10 @@ impl GroupSession {
         GroupSession(inner)
     }
 
-    pub(super) fn downgrade(&self) -> Weak<Inner> {
-        Arc::downgrade(&self.0)
+    /// What the group's roster keeps of it, to end it at a reload.
+    pub(super) fn downgrade(&self) -> Weak<dyn Retire> {
+        let w: Weak<Inner> = Arc::downgrade(&self.0);
+        w
     }
 
     /// One request from the client; its answer, progress and any server
@@ -296,13 +308,6 @@ impl Inner {
         lock(&self.asks).clear();
     }
 
-    /// Ends the session and its client's streams (a reload changed the group).
-    pub(super) fn end(self: &Arc<Self>, why: &str) {
-        self.shut();
-        tracing::info!(mcp_server = %self.group.route, mcp_session = %self.info.id, "group session ended: {why}");
-        self.sink.closed(why);
-    }
-
     /// Whether the member's own tokens accept the client's.
     fn visible(&self, server: &Server) -> bool {
         let tokens = &server.cfg.auth_tokens;
@@ -405,8 +410,7 @@ impl Inner {
             Message::request(
                 0u64.into(),
                 "initialize",
-                json!({"protocolVersion": LATEST_PROTOCOL, "capabilities": {},
-                       "clientInfo": {"name": "mcp-hub", "version": env!("CARGO_PKG_VERSION")}}),
+                crate::mcp::hub_initialize(json!({})),
             )
         })
     }
