@@ -546,6 +546,15 @@ impl Session {
                 }
             }
         }
+        // A 2026-07-28 client's envelope goes up only to an upstream that
+        // speaks 2026-07-28; a legacy one must never see the modern keys.
+        // Decided here, after the link negotiated: a lazily started server's
+        // era is known only once it is up, so the first request after a
+        // start, an idle stop or a crash restart is decided like every other.
+        // A per-client upstream is always initialized in the 2025 era.
+        if self.info.modern && !(core.shared && link.is_modern()) {
+            crate::mcp::strip_modern_meta(&mut msg);
+        }
         let cfg = core.cfg();
         let audit = Audit::start(&cfg, &msg, &self.info);
         let fx = core
@@ -576,11 +585,6 @@ impl Session {
             l.caps = Some(serde_json::Value::Object(keep));
             l.info = p.get("clientInfo").cloned();
         }
-    }
-
-    /// Whether this session's upstream speaks 2026-07-28.
-    pub fn upstream_modern(&self) -> bool {
-        self.up.core.shared && self.up.link.is_modern()
     }
 
     /// The per-request `_meta` a 2026-07-28 upstream needs, made from what

@@ -363,7 +363,7 @@ async fn discover(
 async fn call(
     ctx: &Arc<Ctx>,
     server: Arc<Server>,
-    mut msg: Message,
+    msg: Message,
     caps: Value,
     token: Option<Token>,
 ) -> Response<Body> {
@@ -428,11 +428,8 @@ async fn call(
                 Ok(s) => s,
                 Err(r) => return r,
             };
-            // A legacy upstream must never see the modern keys; a modern one
-            // gets the client's own envelope.
-            if !session.upstream_modern() {
-                mcp::strip_modern_meta(&mut msg);
-            }
+            // Whether the envelope goes up is the session layer's decision,
+            // taken once the upstream's era is known.
             let (reply, rx) = outbound::channel(&server.cfg.name, "modern");
             session.request(msg, &reply).await;
             (session, rx)

@@ -195,3 +195,58 @@ def test_claude_code_lists_a_modern_upstream(modern_hub, tmp_path):
     print(out)
     line = next(l for l in out.splitlines() if l.startswith("modern:"))
     assert "Connected" in line, out
+
+
+# --- First contact: the first 2026-07-28 request to a lazily started modern server ---
+
+def _status(hub, name):
+    req = urllib.request.Request(hub.url("/status"), headers=AUTH)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return next(s for s in json.loads(r.read())["servers"] if s["name"] == name)
+
+
+def _wait(hub, name, pred, what, timeout=30):
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        s = _status(hub, name)
+        if pred(s):
+            return s
+        time.sleep(0.1)
+    raise AssertionError(f"{name}: {what} did not happen within {timeout}s: {s}")
+
+
+@pytest.fixture(scope="module")
+def lazy_hub(tmp_path_factory):
+    py = str(HERE / ".venv" / "bin" / "python")
+    server = [str(HERE / "py_modern_server.py"), "stdio"]
+    h = Hub({"lazy": {"command": py, "args": server, "sandbox": False, "protocol": "auto",
+                      "idleTimeout": "2s"}},
+            tmp=tmp_path_factory.mktemp("hub-lazy"))
+    yield h
+    h.stop()
+
+
+def test_the_first_modern_request_to_a_lazy_modern_server_keeps_its_meta(lazy_hub):
+    """The upstream's era is known only once it is up: the first request after
+    the hub starts, after an idle stop and after a crash restart must reach
+    the modern server with the client's `_meta` envelope, like every other."""
+    import os
+    import signal
+
+    async def first_list():
+        async with client(lazy_hub, "lazy", "2026-07-28") as c:
+            tools = await c.list_tools()
+            assert {"add", "era", "greet"} <= {t.name for t in tools.tools}
+            assert text_of(await c.call_tool("era", {})) == "2026-07-28"
+
+    assert _status(lazy_hub, "lazy")["state"] == "stopped", "the server starts on first use"
+    run(first_list())
+    # After an idle stop.
+    _wait(lazy_hub, "lazy", lambda s: s["state"] == "stopped", "the idle stop")
+    run(first_list())
+    # After a crash restart: the next request starts it again.
+    pid = _wait(lazy_hub, "lazy", lambda s: s["pid"], "a running child")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    _wait(lazy_hub, "lazy", lambda s: s["pid"] != pid, "the crash being noticed")
+    run(first_list())
