@@ -605,30 +605,25 @@ async fn probe(cfg: &Arc<ServerConfig>, sup: &Arc<Supervisor>) -> Result<(), Str
     let session = up.attach(Arc::new(Quiet), SessionInfo::default(), sup);
     let r = async {
         up.link.ready().await?;
-        let (tx, mut rx) = crate::session::outbound::channel(&cfg.name, "probe");
         let init = crate::jsonrpc::Message::request(
             crate::jsonrpc::Id::Str("mcp-hub-probe".into()),
             "initialize",
             crate::mcp::hub_initialize(json!({})),
         );
-        session.request_own(init, &tx).await;
-        loop {
-            match tokio::time::timeout(cfg.init_timeout, rx.recv()).await {
-                Ok(Some(m)) if m.is_response() => {
-                    return match m.error_raw() {
-                        Some(e) => Err(format!("initialize failed: {}", e.get())),
-                        None => Ok(()),
-                    }
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return Err("the upstream closed".to_string()),
-                Err(_) => {
-                    return Err(format!(
-                        "did not answer initialize within {}s",
-                        cfg.init_timeout.as_secs()
-                    ))
-                }
-            }
+        let m = crate::session::ask(
+            &crate::session::Unmetered(&session),
+            init,
+            crate::session::OnServerRequest::Refuse(
+                "mcp-hub is only checking that this server starts; nobody can answer",
+            ),
+            Some(cfg.init_timeout),
+            (&cfg.name, "probe"),
+        )
+        .await
+        .map_err(|e| format!("initialize: {e}"))?;
+        match m.error_raw() {
+            Some(e) => Err(format!("initialize failed: {}", e.get())),
+            None => Ok(()),
         }
     }
     .await;

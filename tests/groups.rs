@@ -545,53 +545,52 @@ async fn one_shot_requests_through_a_group() {
         Message::from_value(req(json!(id), method, params)).unwrap()
     };
 
-    let list = group
-        .request(&hub, None, ask(1, "tools/list", json!({})))
+    let list = mcp_hub::views::group::request(&group, &hub, None, ask(1, "tools/list", json!({})))
         .await
         .to_value();
     assert_eq!(list["id"], 1);
     let listed = names(&list, "tools", "name");
     assert!(listed.contains(&"a__echo".to_string()) && listed.contains(&"b__echo".to_string()));
 
-    let answer = group
-        .request(
-            &hub,
-            None,
-            ask(2, "tools/call", json!({"name": "b__env", "arguments": {}})),
-        )
-        .await
-        .to_value();
+    let answer = mcp_hub::views::group::request(
+        &group,
+        &hub,
+        None,
+        ask(2, "tools/call", json!({"name": "b__env", "arguments": {}})),
+    )
+    .await
+    .to_value();
     assert_eq!(answer["id"], 2);
     assert_eq!(who(&answer), "server-b");
 
     // No client to ask: a server request during the call is refused, saying why.
-    let answer = group
-        .request(
-            &hub,
-            None,
-            ask(
-                3,
-                "tools/call",
-                json!({"name": "a__test_sampling", "arguments": {"prompt": "hi"}}),
-            ),
-        )
-        .await
-        .to_value();
+    let answer = mcp_hub::views::group::request(
+        &group,
+        &hub,
+        None,
+        ask(
+            3,
+            "tools/call",
+            json!({"name": "a__test_sampling", "arguments": {"prompt": "hi"}}),
+        ),
+    )
+    .await
+    .to_value();
     let t = text(&answer);
     assert!(t.contains("no MCP client to ask"), "{t}");
 
-    let read = group
-        .request(
-            &hub,
-            None,
-            ask(
-                4,
-                "resources/read",
-                json!({"uri": "mcp-hub://a/test%3A%2F%2Fstatic-text"}),
-            ),
-        )
-        .await
-        .to_value();
+    let read = mcp_hub::views::group::request(
+        &group,
+        &hub,
+        None,
+        ask(
+            4,
+            "resources/read",
+            json!({"uri": "mcp-hub://a/test%3A%2F%2Fstatic-text"}),
+        ),
+    )
+    .await
+    .to_value();
     assert!(read["result"]["contents"][0]["text"].is_string(), "{read}");
     hub.shutdown(Duration::from_secs(5)).await;
 }

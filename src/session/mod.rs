@@ -10,6 +10,7 @@
 //! [`Downstream`]. Every request gets exactly one answer: the upstream's, or
 //! an error when the upstream dies, times out, is cancelled or cannot start.
 
+pub mod ask;
 pub mod inflight;
 pub mod outbound;
 pub mod router;
@@ -435,6 +436,7 @@ impl Upstream {
 }
 
 pub use crate::mcp::{LATEST_LEGACY as LATEST_PROTOCOL, LEGACY_VERSIONS as PROTOCOL_VERSIONS};
+pub use ask::{ask, AskError, OnServerRequest, Unmetered};
 
 /// One client session on an upstream.
 pub struct Session {

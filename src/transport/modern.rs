@@ -287,25 +287,24 @@ async fn open(
         "initialize",
         mcp::hub_initialize(legacy_caps(caps)),
     );
-    let (tx, mut rx) = outbound::channel(&server.cfg.name, "modern-init");
-    session.request_own(init, &tx).await;
-    let answer = loop {
-        match rx.recv().await {
-            Some(m) if m.is_response() => break m,
-            Some(_) => {}
-            None => {
-                return Err(error(
-                    None,
-                    UPSTREAM_ERROR,
-                    format!(
-                        "server {:?} ended before it answered initialize",
-                        server.cfg.name
-                    ),
-                    None,
-                ))
-            }
-        }
-    };
+    let answer = crate::session::ask(
+        &crate::session::Unmetered(&session),
+        init,
+        crate::session::OnServerRequest::Refuse(
+            "mcp-hub cannot route this request: it came during the hub's own initialize",
+        ),
+        None,
+        (&server.cfg.name, "modern-init"),
+    )
+    .await
+    .map_err(|e| {
+        error(
+            None,
+            UPSTREAM_ERROR,
+            format!("server {:?}: initialize: {e}", server.cfg.name),
+            None,
+        )
+    })?;
     if per_client {
         session
             .notify(Message::notification("notifications/initialized", None))

@@ -54,7 +54,6 @@ pub use session::GroupSession;
 
 use crate::hub::{GroupEntry, Hub};
 use crate::jsonrpc::{Message, UPSTREAM_ERROR};
-use crate::session::outbound;
 use crate::session::{Downstream, SessionInfo, Token};
 use std::sync::Arc;
 
@@ -104,21 +103,19 @@ pub async fn request(
         ..info
     };
     let s = GroupSession::new(group.clone(), hub.clone(), Arc::new(Quiet), info, false);
-    let (tx, mut rx) = outbound::channel(&group.route, &sid);
-    s.request(msg, &tx).await;
-    let answer = loop {
-        match rx.recv().await {
-            Some(m) if m.is_response() => break m,
-            Some(_) => {}
-            None => {
-                break Message::error(
-                    Some(id),
-                    UPSTREAM_ERROR,
-                    "the group session ended before answering",
-                )
-            }
-        }
-    };
+    // A member's question was refused inside the group session already
+    // (it cannot ask): this rule only covers the group's own.
+    let answer = crate::session::ask(
+        &s,
+        msg,
+        crate::session::OnServerRequest::Refuse("mcp-hub has no client to ask during this request"),
+        None,
+        (&group.route, &sid),
+    )
+    .await
+    .unwrap_or_else(|e| {
+        Message::error(Some(id), UPSTREAM_ERROR, format!("the group session: {e}"))
+    });
     s.close();
     answer
 }

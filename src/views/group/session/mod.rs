@@ -21,9 +21,9 @@ use super::merge::Names;
 use super::naming;
 use crate::hub::{GroupEntry as Group, Retire};
 use crate::hub::{Hub, Server};
-use crate::jsonrpc::{to_raw, Id, Message, UPSTREAM_ERROR};
-use crate::session::outbound::{self, Outbound, Refused};
-use crate::session::{Downstream, Session, SessionInfo};
+use crate::jsonrpc::{to_raw, Id, Message};
+use crate::session::outbound::{Outbound, Refused};
+use crate::session::{Downstream, OnServerRequest, Session, SessionInfo};
 use crate::upstream::link::LinkState;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -93,6 +93,15 @@ impl Retire for Inner {
         self.shut();
         tracing::info!(mcp_server = %self.group.route, mcp_session = %self.info.id, "group session ended: {why}");
         self.sink.closed(why);
+    }
+}
+
+impl crate::session::ask::Asker for GroupSession {
+    fn send(&self, msg: Message, reply: &Outbound) -> impl std::future::Future<Output = ()> + Send {
+        self.request(msg, reply)
+    }
+    fn tell(&self, msg: Message) -> impl std::future::Future<Output = ()> + Send {
+        self.notify(msg)
     }
 }
 
@@ -420,30 +429,17 @@ impl Inner {
     async fn ask(&self, session: &Session, i: usize, mut msg: Message) -> Result<Message, String> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         msg.set_id(Id::Str(format!("mcp-hub-group-{n}").into()));
-        let (tx, mut rx) = outbound::channel(&self.group.route, &self.info.id);
-        session.request(msg, &tx).await;
-        loop {
-            match rx.recv().await {
-                Some(m) if m.is_response() => return Ok(m),
-                Some(m) if m.is_request() => {
-                    if let Some(id) = m.id().cloned() {
-                        let e = Message::error(
-                            Some(id),
-                            UPSTREAM_ERROR,
-                            "mcp-hub cannot route this request to a client: it came during the group's own request",
-                        );
-                        session.notify(e).await;
-                    }
-                }
-                Some(_) => {}
-                None => {
-                    return Err(format!(
-                        "server {:?}: the session ended before it answered",
-                        self.members[i].name
-                    ))
-                }
-            }
-        }
+        crate::session::ask(
+            session,
+            msg,
+            OnServerRequest::Refuse(
+                "mcp-hub cannot route this request to a client: it came during the group's own request",
+            ),
+            None,
+            (&self.group.route, &self.info.id),
+        )
+        .await
+        .map_err(|e| format!("server {:?}: {e}", self.members[i].name))
     }
 
     async fn notify(&self, mut msg: Message) {

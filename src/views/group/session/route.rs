@@ -4,7 +4,7 @@
 
 use super::{lock, push, Inner, Reach};
 use crate::jsonrpc::{to_raw, Message, INVALID_PARAMS, UPSTREAM_ERROR};
-use crate::session::outbound::{self, Outbound};
+use crate::session::outbound::Outbound;
 use crate::views::group::merge::List;
 use crate::views::group::naming;
 use serde_json::Value;
@@ -171,23 +171,27 @@ impl Inner {
             }
         };
         lock(&self.calls).insert(id.clone(), i);
-        let (tx, mut rx) = outbound::channel(&self.group.route, &self.info.id);
-        session.request(msg, &tx).await;
-        let mut answered = false;
-        while let Some(m) = rx.recv().await {
-            if m.is_response() {
-                push(reply, m, &self.sink);
-                answered = true;
-                break;
-            }
+        // The client stands behind this call: its questions and progress go
+        // to the call's stream.
+        let relay = |m: Message| {
             if m.is_request() {
                 self.ask_client(i, m, Some(reply));
             } else {
                 push(reply, m, &self.sink);
             }
-        }
+        };
+        let answer = crate::session::ask(
+            &*session,
+            msg,
+            crate::session::OnServerRequest::Forward(&relay),
+            None,
+            (&self.group.route, &self.info.id),
+        )
+        .await;
         lock(&self.calls).remove(&id);
-        if !answered {
+        if let Ok(m) = answer {
+            push(reply, m, &self.sink);
+        } else {
             let e = Message::error(
                 Some(id),
                 UPSTREAM_ERROR,
