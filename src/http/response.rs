@@ -198,6 +198,18 @@ impl From<Rejection> for Response<Body> {
     }
 }
 
+/// A session that could not be opened, as the client sees it.
+impl From<crate::hub::OpenError> for Rejection {
+    fn from(e: crate::hub::OpenError) -> Rejection {
+        use crate::hub::OpenError;
+        match e {
+            OpenError::Disabled(name) => Rejection::Disabled(name),
+            OpenError::Full(why) => Rejection::Busy(why),
+            e => Rejection::Unavailable(e.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,17 +230,5 @@ mod tests {
         assert_eq!(Rejection::TooLarge(5).rpc_code(), Some(INVALID_REQUEST));
         assert_eq!(Rejection::Busy("x".into()).status(), 503);
         assert_eq!(Rejection::Host("x".into()).rpc_code(), None);
-    }
-}
-
-/// A session that could not be opened, as the client sees it.
-impl From<crate::hub::OpenError> for Rejection {
-    fn from(e: crate::hub::OpenError) -> Rejection {
-        use crate::hub::OpenError;
-        match e {
-            OpenError::Disabled(name) => Rejection::Disabled(name),
-            OpenError::Full(why) => Rejection::Busy(why),
-            e => Rejection::Unavailable(e.to_string()),
-        }
     }
 }
