@@ -34,6 +34,14 @@ pub const FULL_CHECK_VALUES: u64 = 10_000;
 const INLINE: usize = 64 << 10;
 
 static BUDGET: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
+/// Large bodies are scanned and parsed one at a time, so they take one core
+/// at most and the hub's other requests keep the rest.
+static WORKER: Semaphore = Semaphore::const_new(1);
+
+async fn off_workers<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _turn = WORKER.acquire().await.ok()?;
+    tokio::task::spawn_blocking(f).await.ok()
+}
 
 fn budget() -> Arc<Semaphore> {
     BUDGET
@@ -126,7 +134,13 @@ pub async fn check(body: Bytes, schema: Option<Arc<str>>) -> Result<Checked, Rep
         });
     }
     // Invalid JSON is left to the parse below, which says where.
-    let tally = estimate(&body).unwrap_or_default();
+    let tally = if body.len() > INLINE {
+        let b = body.clone();
+        off_workers(move || estimate(&b)).await.flatten()
+    } else {
+        estimate(&body)
+    }
+    .unwrap_or_default();
     let kib = tally.bytes.div_ceil(1024);
     if kib > (TREE_BUDGET >> 10) as u64 {
         return Err(super::call::detail(
@@ -143,11 +157,12 @@ pub async fn check(body: Bytes, schema: Option<Arc<str>>) -> Result<Checked, Rep
         .acquire_many_owned(kib.max(1) as u32)
         .await
         .map_err(|_| super::call::detail(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+    let large = body.len() > INLINE || body_len_large(&tally);
     let work = move || {
         let args = super::call::arguments_value(&body)?;
         check_parsed(args, schema.as_deref(), tally.values)
     };
-    let args = if body_len_large(&tally) {
+    let args = if large {
         tokio::task::spawn_blocking(work)
             .await
             .unwrap_or_else(|_| {

@@ -126,10 +126,13 @@ fn too_big(b: &impl Backend, method: &str, what: String) -> Reply {
 
 /// Every item of a paginated list (`tools`, `prompts`), or the reply to give
 /// when a page fails or the list is over `maxListSize` or `maxListPages`.
+/// `stamp` is taken once the first page is in: the upstream has started by
+/// then (a lazy one starts on that request, with a new pid).
 async fn list_all<B: Backend, T: serde::de::DeserializeOwned>(
     b: &B,
     method: &str,
     key: &str,
+    mut stamp: Option<&mut Vec<u64>>,
 ) -> Result<Vec<T>, Reply> {
     let caps = b.settings();
     let mut items = Vec::new();
@@ -141,6 +144,9 @@ async fn list_all<B: Backend, T: serde::de::DeserializeOwned>(
             None => json!({}),
         };
         let m = b.send(method, params).await.map_err(unreachable)?;
+        if let Some(s) = stamp.take() {
+            *s = b.stamp();
+        }
         if let Some(r) = call::rpc_error(&m) {
             return Err(r);
         }
@@ -211,7 +217,8 @@ async fn known_tool<B: Backend>(b: &B, name: &str) -> Result<Option<std::sync::A
             None => {}
         }
     }
-    let listed: Vec<cache::Listed> = list_all(b, "tools/list", "tools").await?;
+    let mut stamp = stamp;
+    let listed: Vec<cache::Listed> = list_all(b, "tools/list", "tools", Some(&mut stamp)).await?;
     let t = std::sync::Arc::new(cache::Tools::new(stamp, listed));
     *held = Some(t.clone());
     t.schema(name).ok_or_else(missing)
@@ -220,8 +227,8 @@ async fn known_tool<B: Backend>(b: &B, name: &str) -> Result<Option<std::sync::A
 /// What the document and the page are made of.
 async fn gather<B: Backend>(b: &B) -> Result<(Vec<Value>, spec::Extras), Reply> {
     // A server without tools (-32601) is described with none.
-    let stamp = b.stamp();
-    let tools: Vec<Value> = match list_all(b, "tools/list", "tools").await {
+    let mut stamp = b.stamp();
+    let tools: Vec<Value> = match list_all(b, "tools/list", "tools", Some(&mut stamp)).await {
         Err((StatusCode::NOT_FOUND, _)) => vec![],
         other => other?,
     };
@@ -230,7 +237,7 @@ async fn gather<B: Backend>(b: &B) -> Result<(Vec<Value>, spec::Extras), Reply> 
     let fresh = std::sync::Arc::new(cache::Tools::from_values(stamp, &tools));
     *cache.slot(key).lock().await = Some(fresh);
     // Prompts and resources are described when the server has them.
-    let prompts = list_all(b, "prompts/list", "prompts").await.ok();
+    let prompts = list_all(b, "prompts/list", "prompts", None).await.ok();
     let resources = b
         .send("resources/list", json!({}))
         .await
