@@ -614,6 +614,7 @@ async fn probe(cfg: &Arc<ServerConfig>, sup: &Arc<Supervisor>) -> Result<(), Str
             &crate::session::Unmetered(&session),
             init,
             crate::session::OnServerRequest::Refuse(
+                crate::jsonrpc::UPSTREAM_ERROR,
                 "mcp-hub is only checking that this server starts; nobody can answer",
             ),
             Some(cfg.init_timeout),

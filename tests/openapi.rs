@@ -624,3 +624,153 @@ async fn the_root_page_and_status_know_group_tokens_and_openapi_urls() {
         "{status}"
     );
 }
+
+/// The fixture's request counts by method, read over MCP (the `counts`
+/// tool is unlisted, so the facade would not call it).
+async fn counts(hub: &Hub, id: u64) -> Value {
+    let mut mcp = Mcp::new(hub, "fx");
+    mcp.initialize().await;
+    serde_json::from_str(&mcp.call_text(id, "counts", json!({})).await).unwrap()
+}
+
+fn n(v: &Value, method: &str) -> u64 {
+    v[method].as_u64().unwrap_or(0)
+}
+
+/// Calls are checked against the cached list: after the document, 20 calls
+/// are 20 `tools/call` upstream and no `tools/list`; a `list_changed` makes
+/// the next call read the list once, and finds the new tool.
+#[tokio::test]
+async fn calls_use_the_cached_tool_list_until_it_changes() {
+    let hub = Hub::start(json!({}), json!({"fx": fx(json!({"sandbox": false}))}));
+    assert_eq!(get(&hub, "/fx/openapi.json").await.0, 200);
+    let before = counts(&hub, 1).await;
+    for i in 0..20 {
+        let text = format!("call {i}");
+        assert_eq!(
+            post(&hub, "/fx/tools/echo", json!({"text": text})).await,
+            (200, json!(text))
+        );
+    }
+    let after = counts(&hub, 2).await;
+    // The 20 calls, and the second `counts` call itself.
+    assert_eq!(
+        n(&after, "tools/call") - n(&before, "tools/call"),
+        21,
+        "{before} {after}"
+    );
+    assert_eq!(
+        n(&after, "tools/list"),
+        n(&before, "tools/list"),
+        "{before} {after}"
+    );
+
+    // The server's list_changed, heard by the facade's session: the next
+    // call reads the list again (once) and finds the new tool.
+    assert_eq!(post(&hub, "/fx/tools/list_changed", json!({})).await.0, 200);
+    assert_eq!(
+        post(&hub, "/fx/tools/appeared", json!({})).await,
+        (200, json!("appeared"))
+    );
+    // (The notification may land just after the call that read the list
+    // again, which then reads it once more: at most two reads.)
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(post(&hub, "/fx/tools/appeared", json!({})).await.0, 200);
+    let last = counts(&hub, 3).await;
+    let reads = n(&last, "tools/list") - n(&after, "tools/list");
+    assert!((1..=2).contains(&reads), "{after} {last}");
+    for _ in 0..5 {
+        assert_eq!(post(&hub, "/fx/tools/appeared", json!({})).await.0, 200);
+    }
+    let end = counts(&hub, 4).await;
+    assert_eq!(
+        n(&end, "tools/list"),
+        n(&last, "tools/list"),
+        "{last} {end}"
+    );
+}
+
+fn peak_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Wrong items by the million: refused before parsing when their tree would
+/// be over the facade's budget (413), at most 20 short errors when not, the
+/// hub's peak memory barely moves, and `/healthz` answers meanwhile.
+#[tokio::test]
+async fn a_body_of_millions_of_wrong_items_stays_small() {
+    let hub = Hub::start(json!({}), json!({"fx": fx(json!({"sandbox": false}))}));
+    assert_eq!(get(&hub, "/fx/openapi.json").await.0, 200);
+    let base = peak_kib(hub.child.id());
+    let huge = format!(r#"{{"items": [{}1]}}"#, "1,".repeat(1_999_990));
+    assert!(huge.len() > 3_900_000);
+    let medium = format!(r#"{{"items": [{}1]}}"#, "1,".repeat(99_999));
+    let attack = |body: String| {
+        let url = hub.url("/fx/tools/strings");
+        async move {
+            let r = client()
+                .post(url)
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.bytes().await.unwrap())
+        }
+    };
+    let health = async {
+        let mut worst = Duration::ZERO;
+        for _ in 0..20 {
+            let t = Instant::now();
+            let r = client().get(hub.url("/healthz")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            worst = worst.max(t.elapsed());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        worst
+    };
+    let (answers, worst) = tokio::join!(
+        futures_util::future::join_all(
+            (0..4)
+                .map(|i| attack(if i % 2 == 0 {
+                    huge.clone()
+                } else {
+                    medium.clone()
+                }))
+                .collect::<Vec<_>>()
+        ),
+        health
+    );
+    for (i, (status, body)) in answers.iter().enumerate() {
+        assert!(body.len() <= 64 << 10, "{} bytes", body.len());
+        let v: Value = serde_json::from_slice(body).unwrap();
+        if i % 2 == 0 {
+            assert_eq!(*status, 413, "{v}");
+            assert!(v.to_string().contains("32 MiB"), "{v}");
+        } else {
+            assert_eq!(*status, 422, "{v}");
+            let errors = v["detail"].as_array().unwrap();
+            assert!((1..=20).contains(&errors.len()), "{}", errors.len());
+            assert!(errors
+                .iter()
+                .all(|e| e["msg"].as_str().unwrap().len() <= 200));
+        }
+    }
+    let grew = peak_kib(hub.child.id()).saturating_sub(base);
+    eprintln!("peak grew {grew} KiB; /healthz worst {worst:?}");
+    assert!(grew < 64 << 10, "the hub's peak grew {grew} KiB");
+    assert!(
+        worst < Duration::from_millis(200),
+        "/healthz took {worst:?}"
+    );
+    // A valid body of the same shape still reaches the server.
+    let ok = format!(r#"{{"items": [{}"x"]}}"#, r#""x","#.repeat(9_999));
+    assert_eq!(
+        post_raw(&hub, "/fx/tools/strings", ok).await,
+        (200, json!(10_000))
+    );
+}

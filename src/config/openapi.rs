@@ -1,17 +1,31 @@
 //! The `openapi` option (in `mcpProxy.options` or a server's `options`): how
-//! the OpenAPI facade names its operations. Read as written here, validated
-//! into [`OpenApi`]; a server's own block replaces the global one, as every
-//! TBXark option does.
+//! the OpenAPI facade names its operations, and how much of a server's lists
+//! it reads and serves. Read as written here, validated into [`OpenApi`]; a
+//! server's own block replaces the global one, as every TBXark option does.
 
+use super::raw::Size;
 use super::{invalid, Invalid};
 use serde::Deserialize;
 
-/// `"openapi": {"operationIds": "exact" | "mcpo"}` as written.
+/// `"openapi": {"operationIds": "exact" | "mcpo", "maxListSize", "maxListPages",
+/// "maxDocumentSize"}` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Raw {
     pub operation_ids: Option<String>,
+    pub max_list_size: Option<Size>,
+    pub max_list_pages: Option<u64>,
+    pub max_document_size: Option<Size>,
 }
+
+/// The default of `maxListSize`: the bytes of one list (all its pages) the
+/// facade reads and keeps.
+pub const MAX_LIST_SIZE: usize = 16 << 20;
+/// The default of `maxListPages`: a server that hands out cursors forever is
+/// cut off, not followed forever.
+pub const MAX_LIST_PAGES: usize = 100;
+/// The default of `maxDocumentSize`: one `openapi.json`.
+pub const MAX_DOCUMENT_SIZE: usize = 32 << 20;
 
 /// How operations are named in `/<name>/openapi.json`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,9 +39,26 @@ pub enum OperationIds {
 }
 
 /// The validated facade settings of one server.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenApi {
     pub operation_ids: OperationIds,
+    /// Bytes of one list (`tools/list`, `prompts/list`, all pages) read and cached.
+    pub max_list_size: usize,
+    /// Pages of one list followed.
+    pub max_list_pages: usize,
+    /// Bytes of one `openapi.json`.
+    pub max_document_size: usize,
+}
+
+impl Default for OpenApi {
+    fn default() -> Self {
+        OpenApi {
+            operation_ids: OperationIds::Exact,
+            max_list_size: MAX_LIST_SIZE,
+            max_list_pages: MAX_LIST_PAGES,
+            max_document_size: MAX_DOCUMENT_SIZE,
+        }
+    }
 }
 
 /// The server's setting: its own block, else the global one, else the default.
@@ -47,7 +78,26 @@ pub fn resolve(own: Option<&Raw>, global: Option<&Raw>, path: &str) -> Result<Op
             ))
         }
     };
-    Ok(OpenApi { operation_ids })
+    let sized = |z: &Option<Size>, key: &str, default: usize| {
+        z.as_ref()
+            .map_or(Ok(default), |z| super::size(z, &format!("{at}.{key}")))
+    };
+    let max_list_pages = match raw.max_list_pages {
+        None => MAX_LIST_PAGES,
+        Some(n @ 1..=10_000) => n as usize,
+        Some(n) => {
+            return Err(invalid(
+                format!("{at}.maxListPages"),
+                format!("{n} is not between 1 and 10000"),
+            ))
+        }
+    };
+    Ok(OpenApi {
+        operation_ids,
+        max_list_size: sized(&raw.max_list_size, "maxListSize", MAX_LIST_SIZE)?,
+        max_list_pages,
+        max_document_size: sized(&raw.max_document_size, "maxDocumentSize", MAX_DOCUMENT_SIZE)?,
+    })
 }
 
 #[cfg(test)]
@@ -58,9 +108,11 @@ mod tests {
     fn own_block_wins_and_bad_values_name_their_path() {
         let mcpo = Raw {
             operation_ids: Some("mcpo".into()),
+            ..Default::default()
         };
         let exact = Raw {
             operation_ids: Some("exact".into()),
+            ..Default::default()
         };
         assert_eq!(
             resolve(None, None, "mcpServers.a").unwrap().operation_ids,
@@ -80,6 +132,7 @@ mod tests {
         );
         let bad = Raw {
             operation_ids: Some("fastapi".into()),
+            ..Default::default()
         };
         let e = resolve(Some(&bad), None, "mcpServers.a").unwrap_err();
         assert_eq!(e.path, "mcpServers.a.options.openapi.operationIds");
@@ -105,6 +158,19 @@ mod tests {
             e.contains("mcpServers.a.options") && e.contains("`operationIds`"),
             "{e}"
         );
+        let caps = r#"{"mcpServers": {"a": {"command": "x", "options": {"openapi":
+            {"maxListSize": "1MiB", "maxListPages": 3, "maxDocumentSize": 4096}}}}}"#;
+        let c = super::super::parse(caps, "t.json", &none).unwrap();
+        let o = c.servers["a"].openapi;
+        assert_eq!(
+            (o.max_list_size, o.max_list_pages, o.max_document_size),
+            (1 << 20, 3, 4096)
+        );
+        let bad = r#"{"mcpServers": {"a": {"command": "x", "options": {"openapi": {"maxListPages": 0}}}}}"#;
+        let e = super::super::parse(bad, "t.json", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("openapi.maxListPages"), "{e}");
         let bad = r#"{"mcpServers": {"a": {"command": "x", "options": {"openapi": {"operationIds": "fast"}}}}}"#;
         let e = super::super::parse(bad, "t.json", &none)
             .unwrap_err()

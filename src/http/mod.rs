@@ -415,6 +415,7 @@ async fn group(
         let path = format!("/{}", group.route);
         let backend = openapi::GroupBackend {
             hub: &app.hub,
+            facades: &app.facades,
             group,
             token,
         };

@@ -16,7 +16,7 @@
 //!   reply path; the client's answer comes back through the session.
 
 use super::outbound::{self, Outbound};
-use crate::jsonrpc::{Message, UPSTREAM_ERROR};
+use crate::jsonrpc::Message;
 use std::future::Future;
 use std::time::Duration;
 
@@ -32,8 +32,8 @@ pub trait Asker: Sync {
 /// What to do with a server→client request that arrives during the hub's own
 /// request. See the module doc.
 pub enum OnServerRequest<'a> {
-    /// Answer it with an error that says why nobody can.
-    Refuse(&'static str),
+    /// Answer it with this error code and a message that says why nobody can.
+    Refuse(i64, &'static str),
     /// Hand it, and every other message tied to the request but its answer,
     /// to this function.
     Forward(&'a (dyn Fn(Message) + Send + Sync)),
@@ -68,10 +68,9 @@ pub async fn ask<A: Asker>(
             }
             match &rule {
                 OnServerRequest::Forward(f) => f(m),
-                OnServerRequest::Refuse(why) => {
+                OnServerRequest::Refuse(code, why) => {
                     if let (true, Some(id)) = (m.is_request(), m.id().cloned()) {
-                        on.tell(Message::error(Some(id), UPSTREAM_ERROR, *why))
-                            .await;
+                        on.tell(Message::error(Some(id), *code, *why)).await;
                     }
                 }
             }
@@ -112,7 +111,7 @@ impl Asker for Unmetered<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jsonrpc::Id;
+    use crate::jsonrpc::{Id, UPSTREAM_ERROR};
     use std::sync::Mutex;
 
     /// Answers after asking the client one question, with a progress note first.
@@ -159,7 +158,7 @@ mod tests {
         let m = ask(
             &a,
             req(),
-            OnServerRequest::Refuse("nobody"),
+            OnServerRequest::Refuse(UPSTREAM_ERROR, "nobody"),
             None,
             ("s", "t"),
         )
@@ -200,7 +199,14 @@ mod tests {
             told: Mutex::default(),
             answer: false,
         };
-        let r = ask(&a, req(), OnServerRequest::Refuse("x"), None, ("s", "t")).await;
+        let r = ask(
+            &a,
+            req(),
+            OnServerRequest::Refuse(UPSTREAM_ERROR, "x"),
+            None,
+            ("s", "t"),
+        )
+        .await;
         assert_eq!(r.unwrap_err(), AskError::Ended);
 
         struct Silent;
@@ -213,7 +219,7 @@ mod tests {
         let r = ask(
             &Silent,
             req(),
-            OnServerRequest::Refuse("x"),
+            OnServerRequest::Refuse(UPSTREAM_ERROR, "x"),
             Some(Duration::from_secs(3)),
             ("s", "t"),
         )

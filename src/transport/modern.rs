@@ -291,6 +291,7 @@ async fn open(
         &crate::session::Unmetered(&session),
         init,
         crate::session::OnServerRequest::Refuse(
+            crate::jsonrpc::UPSTREAM_ERROR,
             "mcp-hub cannot route this request: it came during the hub's own initialize",
         ),
         None,

@@ -108,7 +108,10 @@ pub async fn request(
     let answer = crate::session::ask(
         &s,
         msg,
-        crate::session::OnServerRequest::Refuse("mcp-hub has no client to ask during this request"),
+        crate::session::OnServerRequest::Refuse(
+            crate::jsonrpc::UPSTREAM_ERROR,
+            "mcp-hub has no client to ask during this request",
+        ),
         None,
         (&group.route, &sid),
     )

@@ -22,7 +22,7 @@ use crate::config::SessionMode;
 use crate::hub::GroupEntry as Group;
 use crate::hub::{Hub, OpenError, Server};
 use crate::jsonrpc::{Id, Message, METHOD_NOT_FOUND};
-use crate::session::{outbound, Downstream, Secret, Session, SessionInfo, Token};
+use crate::session::{Downstream, OnServerRequest, Secret, Session, SessionInfo, Token};
 use http::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -69,6 +69,10 @@ pub trait Backend: Send + Sync {
     /// The route name (`/<name>/…`), used in titles and examples.
     fn name(&self) -> &str;
     fn settings(&self) -> OpenApi;
+    /// The tool-list cache and this backend's key in it.
+    fn cache(&self) -> (&super::cache::Cache, super::cache::Key);
+    /// What the cached list was read under; a different stamp is a stale list.
+    fn stamp(&self) -> Vec<u64>;
     /// Sends one request and waits for its answer: a result or a JSON-RPC error.
     fn send(
         &self,
@@ -81,6 +85,8 @@ pub trait Backend: Send + Sync {
 #[derive(Default)]
 pub struct Facades {
     open: Mutex<HashMap<(String, Option<usize>), Slot>>,
+    /// The tool lists of servers and groups, between calls.
+    pub tools: super::cache::Cache,
 }
 
 /// One key's session; the async lock makes concurrent first requests wait
@@ -104,17 +110,33 @@ impl Facade {
     }
 }
 
-/// A facade has no client to send notifications to; it only needs to know
-/// when its session ended.
-#[derive(Default)]
+/// A facade has no client to send notifications to; it needs to know when
+/// its session ended, and when the server's tool list changed (both make
+/// the cached list stale).
 struct Sink {
     gone: AtomicBool,
     facade: std::sync::OnceLock<std::sync::Weak<Facade>>,
+    generation: Arc<AtomicU64>,
+}
+
+impl Sink {
+    fn new(generation: Arc<AtomicU64>) -> Sink {
+        Sink {
+            gone: AtomicBool::new(false),
+            facade: std::sync::OnceLock::new(),
+            generation,
+        }
+    }
 }
 
 impl Downstream for Sink {
-    fn deliver(&self, _msg: Message) {}
+    fn deliver(&self, msg: Message) {
+        if msg.method() == Some("notifications/tools/list_changed") {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
     fn closed(&self, _reason: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.gone.store(true, Ordering::SeqCst);
         let facade = self.facade.get().and_then(|w| w.upgrade());
         let session = facade.and_then(|f| f.session.lock().ok()?.take());
@@ -173,7 +195,10 @@ impl ServerBackend<'_> {
         }
         // Gone (idle, evicted, revoked) or opened with another token value.
         *held = None;
-        let sink = Arc::new(Sink::default());
+        let generation = self.facades.tools.generation(&self.server.cfg.name);
+        // A new upstream may list other tools than the last one did.
+        generation.fetch_add(1, Ordering::SeqCst);
+        let sink = Arc::new(Sink::new(generation));
         let session = self
             .hub
             .open_session(&self.server, sink.clone(), self.info())
@@ -217,6 +242,18 @@ impl Backend for ServerBackend<'_> {
         self.server.cfg.openapi
     }
 
+    fn cache(&self) -> (&super::cache::Cache, super::cache::Key) {
+        let key = (
+            self.server.cfg.name.clone(),
+            self.token.as_ref().map(|t| t.label),
+        );
+        (&self.facades.tools, key)
+    }
+
+    fn stamp(&self) -> Vec<u64> {
+        server_stamp(&self.facades.tools, &self.server)
+    }
+
     async fn send(&self, method: &str, params: Value) -> Result<Message, Unreachable> {
         let msg = Message::request(next_id(), method, params);
         let name = &self.server.cfg.name;
@@ -224,42 +261,47 @@ impl Backend for ServerBackend<'_> {
             let session = self.facade().await?;
             return exchange(&session, name, msg).await;
         }
+        let sink = Arc::new(Sink::new(self.facades.tools.generation(name)));
         let session = self
             .hub
-            .open_session(&self.server, Arc::new(Sink::default()), self.info())
+            .open_session(&self.server, sink, self.info())
             .await?;
         exchange(&session, name, msg).await
     }
+}
+
+/// A server's part of a stamp: its config (a reload makes a new one), its
+/// upstream's pid and restarts, and its list generation.
+fn server_stamp(cache: &super::cache::Cache, server: &Server) -> Vec<u64> {
+    let up = server.sup.snapshot();
+    vec![
+        Arc::as_ptr(&server.cfg) as usize as u64,
+        up.pid.map_or(0, u64::from),
+        up.restarts,
+        u64::from(server.down().is_some()),
+        cache.current(&server.cfg.name),
+    ]
 }
 
 /// One request through a session, to its answer. A question the server asks
 /// meanwhile (sampling, elicitation, roots) has nobody to answer it behind an
 /// OpenAPI call: it gets an error at once rather than a wait.
 async fn exchange(session: &Session, server: &str, msg: Message) -> Result<Message, Unreachable> {
-    let (tx, mut rx) = outbound::channel(server, "openapi");
-    session.request(msg, &tx).await;
-    loop {
-        match rx.recv().await {
-            Some(m) if m.is_response() => return Ok(m),
-            Some(m) if m.is_request() => {
-                let method = m.method().unwrap_or("").to_string();
-                session
-                    .notify(Message::error(
-                        m.id().cloned(),
-                        METHOD_NOT_FOUND,
-                        format!("{method} is not available to a call through the OpenAPI facade"),
-                    ))
-                    .await;
-            }
-            Some(_) => {}
-            None => {
-                return Err(Unreachable {
-                    status: StatusCode::BAD_GATEWAY,
-                    message: format!("server {server:?} ended before it answered"),
-                })
-            }
-        }
-    }
+    crate::session::ask(
+        session,
+        msg,
+        OnServerRequest::Refuse(
+            METHOD_NOT_FOUND,
+            "this request is not available to a call through the OpenAPI facade",
+        ),
+        None,
+        (server, "openapi"),
+    )
+    .await
+    .map_err(|e| Unreachable {
+        status: StatusCode::BAD_GATEWAY,
+        message: format!("server {server:?}: {e}"),
+    })
 }
 
 /// A group of servers (`/g/<group>/openapi.json`), as seen by one HTTP
@@ -269,6 +311,7 @@ async fn exchange(session: &Session, server: &str, msg: Message) -> Result<Messa
 /// group. A per-client member starts an upstream per request here.
 pub struct GroupBackend<'a> {
     pub hub: &'a Arc<Hub>,
+    pub facades: &'a Facades,
     pub group: Arc<Group>,
     pub token: Option<Token>,
 }
@@ -280,6 +323,29 @@ impl Backend for GroupBackend<'_> {
 
     fn settings(&self) -> OpenApi {
         self.group.cfg.openapi
+    }
+
+    fn cache(&self) -> (&super::cache::Cache, super::cache::Key) {
+        let key = (
+            self.group.route.clone(),
+            self.token.as_ref().map(|t| t.label),
+        );
+        (&self.facades.tools, key)
+    }
+
+    /// The group's config and each member's stamp: a member that restarts,
+    /// goes down or comes back, or says its list changed (through its own
+    /// facade) makes the group's list stale too.
+    fn stamp(&self) -> Vec<u64> {
+        let snap = self.hub.current();
+        let mut stamp = vec![Arc::as_ptr(&self.group.cfg) as usize as u64];
+        for name in &self.group.cfg.servers {
+            match snap.server(name) {
+                Some(s) => stamp.extend(server_stamp(&self.facades.tools, &s)),
+                None => stamp.push(0),
+            }
+        }
+        stamp
     }
 
     async fn send(&self, method: &str, params: Value) -> Result<Message, Unreachable> {

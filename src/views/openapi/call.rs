@@ -42,8 +42,17 @@ pub fn arguments(body: &[u8]) -> Result<Map<String, Value>, Reply> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
+    match arguments_value(body)? {
+        Value::Object(o) => Ok(o),
+        _ => Ok(Map::new()),
+    }
+}
+
+/// [`arguments`] as the `Value` it parsed (an object), parsed once and kept
+/// whole for the schema check and the request.
+pub fn arguments_value(body: &[u8]) -> Result<Value, Reply> {
     match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(o)) => Ok(o),
+        Ok(v @ Value::Object(_)) => Ok(v),
         Ok(other) => Err(invalid_input(vec![json!({
             "type": "object_type",
             "loc": ["body"],
@@ -65,39 +74,6 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-/// Checks arguments against the tool's input schema. A schema the validator
-/// cannot compile (an external `$ref`, a draft it does not know) checks
-/// nothing: the server still checks its own input.
-pub fn check(schema: &Value, args: &Map<String, Value>) -> Result<(), Reply> {
-    let Ok(validator) = jsonschema::validator_for(schema) else {
-        return Ok(());
-    };
-    let instance = Value::Object(args.clone());
-    let errors: Vec<Value> = validator
-        .iter_errors(&instance)
-        .map(|e| {
-            let mut loc = vec![json!("body")];
-            loc.extend(
-                e.instance_path()
-                    .as_str()
-                    .split('/')
-                    .skip(1)
-                    .map(|s| json!(s.replace("~1", "/").replace("~0", "~"))),
-            );
-            // FastAPI names a missing field in `loc`; so does this.
-            if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
-                loc.push(property.clone());
-            }
-            json!({"type": e.kind().keyword(), "loc": loc, "msg": e.to_string()})
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(invalid_input(errors))
     }
 }
 
@@ -278,14 +254,22 @@ mod tests {
         assert!(arguments(b"").unwrap().is_empty());
         assert_eq!(arguments(b"[1]").unwrap_err().0, 422);
         assert_eq!(arguments(b"{").unwrap_err().0, 422);
-        let schema =
-            json!({"type": "object", "properties": {"a": {"type": "number"}}, "required": ["a"]});
-        assert!(check(&schema, &arguments(br#"{"a": 1}"#).unwrap()).is_ok());
-        let (status, body) = check(&schema, &arguments(br#"{"a": "x"}"#).unwrap()).unwrap_err();
+        let schema: std::sync::Arc<str> =
+            r#"{"type": "object", "properties": {"a": {"type": "number"}}, "required": ["a"]}"#
+                .into();
+        let check = |body: &'static str| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(super::super::body::check(body.into(), Some(schema.clone())))
+                .map(|c| c.args)
+        };
+        assert!(check(r#"{"a": 1}"#).is_ok());
+        let (status, body) = check(r#"{"a": "x"}"#).unwrap_err();
         assert_eq!(status, 422);
         assert_eq!(body["detail"][0]["loc"], json!(["body", "a"]));
         assert_eq!(body["detail"][0]["type"], "type");
-        let (_, body) = check(&schema, &Map::new()).unwrap_err();
+        let (_, body) = check("").unwrap_err();
         assert_eq!(body["detail"][0]["type"], "required");
         assert_eq!(body["detail"][0]["loc"], json!(["body", "a"]));
     }

@@ -11,17 +11,22 @@
 //!   servers can be served at `/g/<group>/openapi.json` by the same code
 //!   through a `Backend` over the group ([`serve`] is generic over it).
 //! - `spec`: the document, from a fresh `tools/list` per GET (so a changed
-//!   list or tool filter shows at once, with no cache to invalidate).
+//!   list or tool filter shows at once), built off the async workers and
+//!   bounded by `openapi.maxDocumentSize`.
+//! - `cache`: the tool list calls are checked against, kept between calls.
+//! - `body`: a call's body parsed once and checked in place, within bounds.
 //! - `call`: an operation's body in, MCPO-compatible response out.
 //! - `docs`: the HTML page (no scripts, nothing from a CDN).
 //!
 //! Auth is the MCP routes' (the HTTP layer checks the token before routing
 //! here), the spec and docs included; only `healthz` is open.
-//! Each call re-reads `tools/list` to check the tool exists (after the
-//! filter) and its arguments fit its `inputSchema`: one local round trip
-//! more, in exchange for a 404 or 422 that never reaches the server.
+//! Each call checks the tool exists (after the filter) and its arguments fit
+//! its `inputSchema` against the cached list (`cache`), for a 404 or 422 that
+//! never reaches the server, with no round trip more.
 
 pub mod backend;
+pub mod body;
+pub mod cache;
 pub mod call;
 pub mod docs;
 pub mod spec;
@@ -78,7 +83,7 @@ pub async fn serve<B: Backend>(
 ) -> Result<Response<Body>, Rejection> {
     let method = req.method().clone();
     let reply = match (rest, &method) {
-        ("openapi.json", &Method::GET) => document(b, settings, path, auth).await,
+        ("openapi.json", &Method::GET) => return Ok(document(b, settings, path, auth).await),
         ("docs", &Method::GET) => return Ok(page(b, settings, path, auth).await),
         ("resources", &Method::GET) => list(b, "resources/list").await,
         ("prompts", &Method::GET) => list(b, "prompts/list").await,
@@ -86,7 +91,7 @@ pub async fn serve<B: Backend>(
         (r, &Method::POST) if r.starts_with("tools/") => {
             let name = decode(&r["tools/".len()..]);
             let body = crate::http::response::read_body(req, settings).await?;
-            tool(b, &name, &body).await
+            tool(b, &name, body).await
         }
         (r, &Method::POST) if r.starts_with("prompts/") => {
             let name = decode(&r["prompts/".len()..]);
@@ -112,45 +117,127 @@ fn unreachable(e: Unreachable) -> Reply {
     call::detail(e.status, e.message)
 }
 
-/// Every item of a paginated list (`tools`, `prompts`, `resources`), or the
-/// reply to give when the first page fails.
-async fn list_all<B: Backend>(b: &B, method: &str, key: &str) -> Result<Vec<Value>, Reply> {
+fn too_big(b: &impl Backend, method: &str, what: String) -> Reply {
+    call::detail(
+        StatusCode::BAD_GATEWAY,
+        format!("server {:?}'s {method} {what}", b.name()),
+    )
+}
+
+/// Every item of a paginated list (`tools`, `prompts`), or the reply to give
+/// when a page fails or the list is over `maxListSize` or `maxListPages`.
+/// `stamp` is taken once the first page is in: the upstream has started by
+/// then (a lazy one starts on that request, with a new pid).
+async fn list_all<B: Backend, T: serde::de::DeserializeOwned>(
+    b: &B,
+    method: &str,
+    key: &str,
+    mut stamp: Option<&mut Vec<u64>>,
+) -> Result<Vec<T>, Reply> {
+    let caps = b.settings();
     let mut items = Vec::new();
     let mut cursor: Option<Value> = None;
-    // A server that hands out cursors forever is cut off, not followed forever.
-    for _ in 0..100 {
-        let params = match &cursor {
+    let mut bytes = 0usize;
+    for _ in 0..caps.max_list_pages {
+        let params = match cursor.take() {
             Some(c) => json!({ "cursor": c }),
             None => json!({}),
         };
         let m = b.send(method, params).await.map_err(unreachable)?;
+        if let Some(s) = stamp.take() {
+            *s = b.stamp();
+        }
         if let Some(r) = call::rpc_error(&m) {
             return Err(r);
         }
-        let r: Value = m
-            .result_raw()
-            .and_then(|r| serde_json::from_str(r.get()).ok())
-            .unwrap_or_default();
-        if let Some(a) = r.get(key).and_then(Value::as_array) {
-            items.extend(a.iter().cloned());
+        let Some(raw) = m.result_raw() else { break };
+        bytes += raw.get().len();
+        if bytes > caps.max_list_size {
+            return Err(too_big(
+                b,
+                method,
+                format!(
+                    "is over {} bytes, the facade's openapi.maxListSize",
+                    caps.max_list_size
+                ),
+            ));
         }
-        match r.get("nextCursor").filter(|c| !c.is_null()) {
-            Some(c) => cursor = Some(c.clone()),
-            None => break,
+        let page: std::collections::HashMap<&str, &serde_json::value::RawValue> =
+            serde_json::from_str(raw.get()).unwrap_or_default();
+        if let Some(list) = page.get(key) {
+            // An item of another shape is left out, as one without a name was.
+            let list: Vec<Option<T>> = match serde_json::from_str::<Vec<Value>>(list.get()) {
+                Ok(vs) => vs
+                    .into_iter()
+                    .map(|v| serde_json::from_value(v).ok())
+                    .collect(),
+                Err(_) => vec![],
+            };
+            items.extend(list.into_iter().flatten());
+        }
+        match page
+            .get("nextCursor")
+            .map(|c| c.get())
+            .filter(|c| *c != "null")
+        {
+            Some(c) => cursor = serde_json::from_str(c).ok(),
+            None => return Ok(items),
         }
     }
-    Ok(items)
+    if cursor.is_none() {
+        return Ok(items);
+    }
+    Err(too_big(
+        b,
+        method,
+        format!(
+            "goes on past {} pages, the facade's openapi.maxListPages",
+            caps.max_list_pages
+        ),
+    ))
+}
+
+/// The cached tool list, read when stale, and the named tool's schema in it
+/// (`None` for a tool without one); 404 for a name it does not have.
+async fn known_tool<B: Backend>(b: &B, name: &str) -> Result<Option<std::sync::Arc<str>>, Reply> {
+    let (cache, key) = b.cache();
+    let slot = cache.slot(key);
+    let mut held = slot.lock().await;
+    let stamp = b.stamp();
+    let missing = || {
+        call::detail(
+            StatusCode::NOT_FOUND,
+            format!("server {:?} has no tool {name:?}", b.name()),
+        )
+    };
+    if let Some(t) = held.as_ref().filter(|t| t.fresh(&stamp)) {
+        match t.schema(name) {
+            Some(s) => return Ok(s),
+            None if t.read.elapsed() < cache::MISS_REFRESH => return Err(missing()),
+            None => {}
+        }
+    }
+    let mut stamp = stamp;
+    let listed: Vec<cache::Listed> = list_all(b, "tools/list", "tools", Some(&mut stamp)).await?;
+    let t = std::sync::Arc::new(cache::Tools::new(stamp, listed));
+    *held = Some(t.clone());
+    t.schema(name).ok_or_else(missing)
 }
 
 /// What the document and the page are made of.
 async fn gather<B: Backend>(b: &B) -> Result<(Vec<Value>, spec::Extras), Reply> {
     // A server without tools (-32601) is described with none.
-    let tools = match list_all(b, "tools/list", "tools").await {
+    let mut stamp = b.stamp();
+    let tools: Vec<Value> = match list_all(b, "tools/list", "tools", Some(&mut stamp)).await {
         Err((StatusCode::NOT_FOUND, _)) => vec![],
         other => other?,
     };
+    // The list just read is the freshest there is: calls use it.
+    let (cache, key) = b.cache();
+    let fresh = std::sync::Arc::new(cache::Tools::from_values(stamp, &tools));
+    *cache.slot(key).lock().await = Some(fresh);
     // Prompts and resources are described when the server has them.
-    let prompts = list_all(b, "prompts/list", "prompts").await.ok();
+    let prompts = list_all(b, "prompts/list", "prompts", None).await.ok();
     let resources = b
         .send("resources/list", json!({}))
         .await
@@ -176,14 +263,51 @@ fn about<'a, B: Backend>(
     }
 }
 
-async fn document<B: Backend>(b: &B, settings: &HubSettings, path: &str, auth: bool) -> Reply {
-    match gather(b).await {
-        Ok((tools, extras)) => (
-            StatusCode::OK,
-            spec::build(&about(b, settings, path, auth), &tools, &extras),
-        ),
-        Err(r) => r,
+/// The document, built and written off the async workers (a list of many
+/// tools takes a while), refused past `maxDocumentSize`.
+async fn document<B: Backend>(
+    b: &B,
+    settings: &HubSettings,
+    path: &str,
+    auth: bool,
+) -> Response<Body> {
+    let (tools, extras) = match gather(b).await {
+        Ok(g) => g,
+        Err((status, body)) => return json_response(status, &body),
+    };
+    let a = about(b, settings, path, auth);
+    let (name, base, ids) = (a.name.to_string(), a.base, a.ids);
+    let cap = b.settings().max_document_size;
+    let built = tokio::task::spawn_blocking(move || {
+        let about = spec::About {
+            name: &name,
+            base,
+            auth,
+            ids,
+        };
+        serde_json::to_vec(&spec::build(&about, &tools, &extras)).unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default();
+    if built.is_empty() {
+        let (status, body) = call::detail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "building the document failed",
+        );
+        return json_response(status, &body);
     }
+    if built.len() > cap {
+        let (status, body) = call::detail(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "the OpenAPI document of {:?} is {} bytes, over the facade's openapi.maxDocumentSize ({cap})",
+                b.name(),
+                built.len()
+            ),
+        );
+        return json_response(status, &body);
+    }
+    crate::http::response::bytes_response(StatusCode::OK, built)
 }
 
 async fn page<B: Backend>(b: &B, settings: &HubSettings, path: &str, auth: bool) -> Response<Body> {
@@ -215,33 +339,17 @@ async fn read<B: Backend>(b: &B, query: Option<&str>) -> Reply {
     }
 }
 
-async fn tool<B: Backend>(b: &B, name: &str, body: &[u8]) -> Reply {
-    let args = match call::arguments(body) {
-        Ok(a) => a,
+async fn tool<B: Backend>(b: &B, name: &str, body: bytes::Bytes) -> Reply {
+    let schema = match known_tool(b, name).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
-    let tools = match list_all(b, "tools/list", "tools").await {
-        Ok(t) => t,
+    let checked = match body::check(body, schema).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
-    let Some(found) = tools
-        .iter()
-        .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
-    else {
-        return call::detail(
-            StatusCode::NOT_FOUND,
-            format!("server {:?} has no tool {name:?}", b.name()),
-        );
-    };
-    if let Some(schema) = found.get("inputSchema") {
-        if let Err(r) = call::check(schema, &args) {
-            return r;
-        }
-    }
-    match b
-        .send("tools/call", json!({"name": name, "arguments": args}))
-        .await
-    {
+    let params = json!({"name": name, "arguments": checked.args});
+    match b.send("tools/call", params).await {
         Ok(m) => call::tool_reply(&m),
         Err(e) => unreachable(e),
     }

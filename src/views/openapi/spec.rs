@@ -13,6 +13,7 @@
 
 use crate::config::openapi::OperationIds;
 use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
 
 /// What the document describes besides tools.
 #[derive(Default)]
@@ -94,12 +95,72 @@ fn common_components() -> Map<String, Value> {
     m
 }
 
+/// The document's `components/schemas`, with what each wanted key was last
+/// suffixed with: a key that collides (after [`component_key`] many names
+/// do) gets the next free `_<n>` in one probe, not a scan from `_2`.
+#[derive(Default)]
+struct Components {
+    schemas: Map<String, Value>,
+    next: HashMap<String, usize>,
+}
+
+impl Components {
+    /// A key free now: `want`, else `want_<n>`.
+    fn free_key(&mut self, want: &str) -> String {
+        if !self.schemas.contains_key(want) {
+            return want.to_string();
+        }
+        let n = self.next.entry(want.to_string()).or_insert(2);
+        loop {
+            let key = format!("{want}_{n}");
+            *n += 1;
+            if !self.schemas.contains_key(&key) {
+                return key;
+            }
+        }
+    }
+
+    /// The key `def` goes under: `want` when that already holds the same
+    /// schema (two tools sharing a definition share it), else a free one.
+    fn claim(&mut self, want: &str, def: &Value) -> String {
+        match self.schemas.get(want) {
+            Some(v) if v == def => want.to_string(),
+            _ => self.free_key(want),
+        }
+    }
+}
+
+/// Operation ids handed out so far, with the next suffix of each wanted one.
+#[derive(Default)]
+struct Ids {
+    taken: HashSet<String>,
+    next: HashMap<String, usize>,
+}
+
+impl Ids {
+    /// `want` if free, else `want_<n>` for the first free `n` from 2.
+    fn free(&mut self, want: &str) -> String {
+        if self.taken.insert(want.to_string()) {
+            return want.to_string();
+        }
+        let n = self.next.entry(want.to_string()).or_insert(2);
+        loop {
+            let id = format!("{want}_{n}");
+            *n += 1;
+            if self.taken.insert(id.clone()) {
+                return id;
+            }
+        }
+    }
+}
+
 /// Moves a tool schema's definitions into `components`, rewriting its refs.
 /// Returns the schema to use in place (the schema itself, or a ref to it
 /// when it refers to its own root).
-fn hoist(schema: &Value, prefix: &str, components: &mut Map<String, Value>) -> Value {
+fn hoist(schema: &Value, prefix: &str, components: &mut Components) -> Value {
     let mut schema = schema.clone();
-    let mut renames: Vec<(String, String)> = Vec::new();
+    // "#/$defs/<escaped name>" → the component key it moved to.
+    let mut renames: HashMap<String, String> = HashMap::new();
     if let Some(obj) = schema.as_object_mut() {
         obj.remove("$schema");
         for kw in ["$defs", "definitions"] {
@@ -107,44 +168,28 @@ fn hoist(schema: &Value, prefix: &str, components: &mut Map<String, Value>) -> V
                 continue;
             };
             for (name, def) in defs {
-                let key = unique_key(
-                    components,
-                    &component_key(&format!("{prefix}__{name}")),
-                    &def,
-                );
-                renames.push((format!("#/{kw}/{}", escape_pointer(&name)), key.clone()));
-                components.insert(key, def);
+                let key = components.claim(&component_key(&format!("{prefix}__{name}")), &def);
+                renames.insert(format!("#/{kw}/{}", escape_pointer(&name)), key.clone());
+                components.schemas.insert(key, def);
             }
         }
     }
-    let root_key = component_key(&format!("{prefix}__root"));
+    let root_key = components.free_key(&component_key(&format!("{prefix}__root")));
     let mut self_ref = false;
-    let rewrite = |v: &mut Value, self_ref: &mut bool| {
-        rewrite_refs(v, &renames, &root_key, self_ref);
-    };
-    rewrite(&mut schema, &mut self_ref);
-    for (_, key) in &renames {
-        if let Some(mut def) = components.remove(key) {
-            rewrite(&mut def, &mut self_ref);
-            components.insert(key.clone(), def);
+    rewrite_refs(&mut schema, &renames, &root_key, &mut self_ref);
+    let mut moved: Vec<&String> = renames.values().collect();
+    moved.sort_unstable();
+    moved.dedup();
+    for key in moved {
+        if let Some(def) = components.schemas.get_mut(key.as_str()) {
+            rewrite_refs(def, &renames, &root_key, &mut self_ref);
         }
     }
     if self_ref {
-        components.insert(root_key.clone(), schema);
+        components.schemas.insert(root_key.clone(), schema);
         return json!({"$ref": format!("#/components/schemas/{root_key}")});
     }
     schema
-}
-
-/// A key not yet taken by a different schema.
-fn unique_key(components: &Map<String, Value>, want: &str, def: &Value) -> String {
-    let mut key = want.to_string();
-    let mut n = 2;
-    while components.get(&key).is_some_and(|v| v != def) {
-        key = format!("{want}_{n}");
-        n += 1;
-    }
-    key
 }
 
 fn escape_pointer(s: &str) -> String {
@@ -154,7 +199,7 @@ fn escape_pointer(s: &str) -> String {
 /// Rewrites every internal `$ref` under `v`: into a hoisted definition when
 /// it names one, else onto the hoisted root (and says so in `self_ref`).
 /// External refs stay as they are.
-fn rewrite_refs(v: &mut Value, renames: &[(String, String)], root: &str, self_ref: &mut bool) {
+fn rewrite_refs(v: &mut Value, renames: &HashMap<String, String>, root: &str, self_ref: &mut bool) {
     match v {
         Value::Object(o) => {
             if let Some(Value::String(r)) = o.get_mut("$ref") {
@@ -180,17 +225,19 @@ fn rewrite_refs(v: &mut Value, renames: &[(String, String)], root: &str, self_re
 
 fn rewrite_one(
     r: &str,
-    renames: &[(String, String)],
+    renames: &HashMap<String, String>,
     root: &str,
     self_ref: &mut bool,
 ) -> Option<String> {
     if !r.starts_with('#') || r.starts_with("#/components/") {
         return None;
     }
-    for (from, to) in renames {
-        if let Some(rest) = r.strip_prefix(from.as_str()) {
-            if rest.is_empty() || rest.starts_with('/') {
-                return Some(format!("#/components/schemas/{to}{rest}"));
+    // "#/$defs/<name>" and what follows it: one lookup, whatever the number of defs.
+    for kw in ["#/$defs/", "#/definitions/"] {
+        if let Some(after) = r.strip_prefix(kw) {
+            let end = kw.len() + after.find('/').unwrap_or(after.len());
+            if let Some(to) = renames.get(&r[..end]) {
+                return Some(format!("#/components/schemas/{to}{}", &r[end..]));
             }
         }
     }
@@ -200,15 +247,22 @@ fn rewrite_one(
 
 /// The document.
 pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
-    let mut components = common_components();
+    let mut components = Components {
+        schemas: common_components(),
+        ..Default::default()
+    };
     let mut paths = Map::new();
-    let mut taken = std::collections::HashSet::new();
+    let mut ids = Ids::default();
     for tool in tools {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             continue;
         };
-        let op_id = operation_id(name, about.ids);
-        taken.insert(op_id.clone());
+        // A name listed twice is one operation, the first (a call finds that one too).
+        let path = format!("/tools/{}", segment(name));
+        if paths.contains_key(&path) {
+            continue;
+        }
+        let op_id = ids.free(&operation_id(name, about.ids));
         let prefix = component_key(name);
         let input = tool
             .get("inputSchema")
@@ -255,19 +309,11 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
                 "content": {"application/json": {"schema": body}}});
         }
         add_auth(&mut op, about.auth);
-        paths.insert(format!("/tools/{}", segment(name)), json!({ "post": op }));
+        paths.insert(path, json!({ "post": op }));
     }
-    let free_id = |want: &str, taken: &mut std::collections::HashSet<String>| {
-        let mut id = want.to_string();
-        while taken.contains(&id) {
-            id.push('_');
-        }
-        taken.insert(id.clone());
-        id
-    };
     if extras.resources {
         let mut list = json!({
-            "operationId": free_id("list_resources", &mut taken),
+            "operationId": ids.free("list_resources"),
             "summary": "List resources",
             "description": "The server's resources (resources/list): uri, name, description and mimeType of each.",
             "tags": ["resources"],
@@ -276,7 +322,7 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
         });
         add_auth(&mut list, about.auth);
         let mut read = json!({
-            "operationId": free_id("read_resource", &mut taken),
+            "operationId": ids.free("read_resource"),
             "summary": "Read a resource",
             "description": "Reads one resource by its URI (resources/read): one text bare, several contents as an array; text that is JSON parsed, binary as a data: URI.",
             "tags": ["resources"],
@@ -292,7 +338,7 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
     }
     if let Some(prompts) = &extras.prompts {
         let mut list = json!({
-            "operationId": free_id("list_prompts", &mut taken),
+            "operationId": ids.free("list_prompts"),
             "summary": "List prompts",
             "description": "The server's prompts (prompts/list): name, description and arguments of each.",
             "tags": ["prompts"],
@@ -305,6 +351,10 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
             let Some(name) = p.get("name").and_then(Value::as_str) else {
                 continue;
             };
+            let path = format!("/prompts/{}", segment(name));
+            if paths.contains_key(&path) {
+                continue;
+            }
             let mut props = Map::new();
             let mut required = vec![];
             for a in p
@@ -326,7 +376,7 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
                 }
             }
             let mut op = json!({
-                "operationId": free_id(&format!("prompt_{name}"), &mut taken),
+                "operationId": ids.free(&format!("prompt_{name}")),
                 "summary": p.get("title").and_then(Value::as_str).unwrap_or(name),
                 "description": p.get("description").and_then(Value::as_str).unwrap_or(""),
                 "tags": ["prompts"],
@@ -341,7 +391,7 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
                         {"type": "object", "properties": props, "required": required}}}});
             }
             add_auth(&mut op, about.auth);
-            paths.insert(format!("/prompts/{}", segment(name)), json!({ "post": op }));
+            paths.insert(path, json!({ "post": op }));
         }
     }
     let mut doc = json!({
@@ -353,7 +403,7 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
         },
         "servers": [{"url": about.base}],
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {"schemas": components.schemas},
     });
     if about.auth {
         doc["components"]["securitySchemes"] =
@@ -467,5 +517,104 @@ mod tests {
         );
         assert_eq!(operation_id("echo", OperationIds::Mcpo), "tool_echo_post");
         assert_eq!(segment("a b/c"), "a%20b%2Fc");
+    }
+
+    /// `n` distinct names that [`component_key`] and MCPO's ids map to one:
+    /// `t` and seven characters out of four that all become `_`.
+    fn colliding(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|mut i| {
+                let mut s = String::from("t");
+                for _ in 0..7 {
+                    s.push([' ', '!', '@', '#'][i % 4]);
+                    i /= 4;
+                }
+                s
+            })
+            .collect()
+    }
+
+    fn well_formed(id: &str, want: &str) -> bool {
+        id == want
+            || id
+                .strip_prefix(want)
+                .and_then(|r| r.strip_prefix('_'))
+                .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n >= 2))
+    }
+
+    #[test]
+    fn ten_thousand_colliding_names_get_unique_ids_fast() {
+        let mut ids = Ids::default();
+        let got: Vec<String> = (0..10_000).map(|_| ids.free("prompt_x")).collect();
+        let unique: HashSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), 10_000);
+        assert!(got.iter().all(|id| well_formed(id, "prompt_x")));
+
+        let started = std::time::Instant::now();
+        // 10,000 prompts sharing one name, and 1,000 tools whose MCPO ids collide.
+        let prompts: Vec<Value> = (0..10_000).map(|_| json!({"name": "x"})).collect();
+        let tools: Vec<Value> = colliding(1_000)
+            .into_iter()
+            .map(|n| json!({"name": n, "inputSchema": {"type": "object"}}))
+            .collect();
+        let extras = Extras {
+            resources: true,
+            prompts: Some(prompts),
+        };
+        let doc = build(&about(OperationIds::Mcpo), &tools, &extras);
+        let took = started.elapsed();
+        let ops: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|p| p.as_object().unwrap().values())
+            .map(|op| op["operationId"].as_str().unwrap())
+            .collect();
+        let tool_ops: Vec<&&str> = ops.iter().filter(|o| o.starts_with("tool_")).collect();
+        assert_eq!(tool_ops.len(), 1_000);
+        assert!(tool_ops
+            .iter()
+            .all(|o| well_formed(o, "tool_t________post")));
+        let unique: HashSet<&&str> = ops.iter().collect();
+        assert_eq!(unique.len(), ops.len(), "an operationId is used twice");
+        // A generous bound for a debug build; the quadratic probe took tens of seconds.
+        assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    }
+
+    #[test]
+    fn eight_thousand_colliding_defs_are_hoisted_apart_fast() {
+        let names = colliding(8_000);
+        let mut defs = Map::new();
+        let mut props = Map::new();
+        for (i, n) in names.iter().enumerate() {
+            defs.insert(n.clone(), json!({"type": "integer", "minimum": i}));
+            props.insert(
+                format!("p{i}"),
+                json!({"$ref": format!("#/$defs/{}", escape_pointer(n))}),
+            );
+        }
+        let tools = vec![json!({"name": "big", "inputSchema":
+            {"type": "object", "$defs": defs, "properties": props}})];
+        let started = std::time::Instant::now();
+        let doc = build(&about(OperationIds::Exact), &tools, &Extras::default());
+        let took = started.elapsed();
+        let comps = doc["components"]["schemas"].as_object().unwrap();
+        let hoisted: Vec<&String> = comps
+            .keys()
+            .filter(|k| k.starts_with("big__input__"))
+            .collect();
+        assert_eq!(hoisted.len(), 8_000);
+        assert!(hoisted
+            .iter()
+            .all(|k| well_formed(k, "big__input__t_______")));
+        // Every ref lands on its own definition.
+        let body = &doc["paths"]["/tools/big"]["post"]["requestBody"]["content"]
+            ["application/json"]["schema"]["properties"];
+        for i in 0..8_000 {
+            let r = body[format!("p{i}")]["$ref"].as_str().unwrap();
+            let key = r.strip_prefix("#/components/schemas/").unwrap();
+            assert_eq!(comps[key]["minimum"], json!(i), "{r}");
+        }
+        assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
     }
 }

@@ -433,7 +433,8 @@ impl Inner {
             session,
             msg,
             OnServerRequest::Refuse(
-                "mcp-hub cannot route this request to a client: it came during the group's own request",
+crate::jsonrpc::UPSTREAM_ERROR,
+"mcp-hub cannot route this request to a client: it came during the group's own request",
             ),
             None,
             (&self.group.route, &self.info.id),
