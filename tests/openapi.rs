@@ -722,7 +722,7 @@ async fn a_body_of_millions_of_wrong_items_stays_small() {
             (status, r.bytes().await.unwrap())
         }
     };
-    let health = async {
+    let health = || async {
         let mut worst = Duration::ZERO;
         for _ in 0..20 {
             let t = Instant::now();
@@ -733,6 +733,10 @@ async fn a_body_of_millions_of_wrong_items_stays_small() {
         }
         worst
     };
+    // What this machine costs a /healthz with no attack (other tests share
+    // its two cores): the bound is 200 ms over that.
+    let calm = health().await;
+    let health = health();
     let (answers, worst) = tokio::join!(
         futures_util::future::join_all(
             (0..4)
@@ -761,11 +765,11 @@ async fn a_body_of_millions_of_wrong_items_stays_small() {
         }
     }
     let grew = peak_kib(hub.child.id()).saturating_sub(base);
-    eprintln!("peak grew {grew} KiB; /healthz worst {worst:?}");
+    eprintln!("peak grew {grew} KiB; /healthz worst {worst:?} (calm: {calm:?})");
     assert!(grew < 64 << 10, "the hub's peak grew {grew} KiB");
     assert!(
-        worst < Duration::from_millis(200),
-        "/healthz took {worst:?}"
+        worst < calm + Duration::from_millis(200),
+        "/healthz took {worst:?} under attack, {calm:?} without"
     );
     // A valid body of the same shape still reaches the server.
     let ok = format!(r#"{{"items": [{}"x"]}}"#, r#""x","#.repeat(9_999));
