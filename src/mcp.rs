@@ -39,8 +39,18 @@ pub fn supported_versions() -> Vec<&'static str> {
 }
 
 /// The `data` of an unsupported-version error, as probing clients expect it.
+/// A refusal never names the requested version as supported: where a
+/// version the hub knows is refused (a 2026-07-28 header on a 2025 session's
+/// request), the list is what that request could have used.
 pub fn version_error_data(requested: &str) -> Value {
-    json!({"supported": supported_versions(), "requested": requested})
+    json!({"supported": supported_except(requested), "requested": requested})
+}
+
+/// Every version the hub serves but `requested`.
+pub fn supported_except(requested: &str) -> Vec<&'static str> {
+    let mut v = supported_versions();
+    v.retain(|x| *x != requested);
+    v
 }
 
 /// Which era a message speaks.

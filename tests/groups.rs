@@ -692,20 +692,139 @@ async fn resource_updates_come_back_under_the_groups_uri() {
         .contains("mcp-hub://<server>/"));
 }
 
-#[tokio::test]
-async fn a_2026_request_without_a_session_is_refused_on_a_group() {
-    let hub = Hub::start(group_proxy(json!({"servers": ["a"]})), servers());
-    let c = Mcp::new(&hub, "g/all");
-    let modern = req(
-        json!(1),
-        "tools/list",
-        json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}),
-    );
-    let r = c.post(&modern).await;
-    assert_eq!(r.status, 400, "{:?}", r.messages);
+/// One stateless 2026-07-28 request on `/g/all/mcp`: its headers, its
+/// envelope (with the capabilities `caps`) and no session.
+async fn modern_on_group(
+    hub: &Hub,
+    id: u64,
+    method: &str,
+    mut params: Value,
+    caps: Value,
+) -> (u16, Value) {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": caps,
+    });
+    let mut r = reqwest::Client::new()
+        .post(hub.url("/g/all/mcp"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(n) = params.get("name").and_then(Value::as_str) {
+        r = r.header("mcp-name", n);
+    }
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let resp = r.json(&body).send().await.unwrap();
     assert!(
-        r.last().to_string().contains("send initialize first"),
-        "{:?}",
-        r.messages
+        resp.headers().get("mcp-session-id").is_none(),
+        "no session for a modern request"
     );
+    let code = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    // JSON, or an SSE stream ending with the answer.
+    let v = serde_json::from_str(&text).unwrap_or_else(|_| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .find(|m| m.get("id") == Some(&json!(id)))
+            .unwrap_or(Value::Null)
+    });
+    (code, v)
+}
+
+#[tokio::test]
+async fn a_group_serves_2026_07_28_lists_calls_and_questions() {
+    let hub = Hub::start(group_proxy(json!({"servers": ["a", "b"]})), servers());
+    let (code, list) = modern_on_group(&hub, 1, "tools/list", json!({}), json!({})).await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["result"]["resultType"], "complete", "{list}");
+    let listed = names(&list, "tools", "name");
+    assert!(
+        listed.contains(&"a__echo".to_string()) && listed.contains(&"b__echo".to_string()),
+        "{listed:?}"
+    );
+
+    // A call goes to the member its prefix names.
+    let (code, answer) = modern_on_group(
+        &hub,
+        2,
+        "tools/call",
+        json!({"name": "b__env", "arguments": {}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(who(&answer), "server-b");
+    assert_eq!(answer["result"]["resultType"], "complete");
+
+    // A member's question becomes input_required; the retry carries the
+    // answer back to that member, and the call completes.
+    let caps = json!({"elicitation": {"form": {}}});
+    let call = json!({"name": "a__test_elicitation", "arguments": {"message": "who?"}});
+    let (code, held) = modern_on_group(&hub, 3, "tools/call", call.clone(), caps.clone()).await;
+    assert_eq!(code, 200, "{held}");
+    assert_eq!(held["result"]["resultType"], "input_required", "{held}");
+    let requests = held["result"]["inputRequests"].as_object().unwrap();
+    assert_eq!(requests.len(), 1, "{held}");
+    let (key, asked) = requests.iter().next().unwrap();
+    assert_eq!(asked["method"], "elicitation/create");
+    assert_eq!(asked["params"]["message"], "who?");
+    let state = held["result"]["requestState"].as_str().unwrap().to_string();
+    let mut retry = call.clone();
+    retry["requestState"] = json!(state);
+    retry["inputResponses"] =
+        json!({key.clone(): {"action": "accept", "content": {"response": "group client"}}});
+    let (code, done) = modern_on_group(&hub, 4, "tools/call", retry, caps).await;
+    assert_eq!(code, 200, "{done}");
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    assert!(text(&done).contains("group client"), "{done}");
+
+    // server/discover answers from the group's merged initialize.
+    let (code, d) = modern_on_group(&hub, 5, "server/discover", json!({}), json!({})).await;
+    assert_eq!(code, 200, "{d}");
+    assert!(d["result"]["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("2026-07-28")));
+}
+
+#[tokio::test]
+async fn repeated_modern_headers_are_refused() {
+    let hub = Hub::start(group_proxy(json!({"servers": ["a"]})), servers());
+    for (path, name) in [
+        ("/g/all/mcp", "mcp-method"),
+        ("/a/mcp", "mcp-protocol-version"),
+    ] {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}}});
+        let mut r = reqwest::Client::new()
+            .post(hub.url(path))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list");
+        r = r.header(
+            name,
+            if name == "mcp-method" {
+                "tools/call"
+            } else {
+                "2026-07-28"
+            },
+        );
+        let resp = r.json(&body).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{path} {name}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], -32020, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("sent once"),
+            "{v}"
+        );
+    }
 }

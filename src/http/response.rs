@@ -98,7 +98,7 @@ pub enum Rejection {
     Accept,
     #[error("{0}")]
     AcceptStream(&'static str),
-    #[error("unsupported MCP-Protocol-Version {got:?}; supported: {}", crate::mcp::supported_versions().join(", "))]
+    #[error("unsupported MCP-Protocol-Version {got:?} on this request; supported: {}", crate::mcp::supported_except(got).join(", "))]
     Version { got: String },
     #[error("missing Mcp-Session-Id header; send initialize first")]
     NoSession,

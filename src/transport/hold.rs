@@ -13,8 +13,9 @@
 //! retry that lands on another hub, comes late or asks for something else
 //! gets a clear error, never someone else's call.
 
+use super::ClientSession;
 use crate::session::outbound::Inbound;
-use crate::session::{Secret, Session};
+use crate::session::Secret;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -37,7 +38,7 @@ pub const MAX_HELD: usize = 1024;
 
 /// An upstream call waiting for a modern client's answers.
 pub struct Held {
-    pub session: Session,
+    pub session: ClientSession,
     pub rx: Inbound,
     pub token: Option<Secret>,
     pub server: String,
@@ -53,7 +54,7 @@ pub struct Held {
 impl Held {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        session: Session,
+        session: ClientSession,
         rx: Inbound,
         token: Option<Secret>,
         server: &str,

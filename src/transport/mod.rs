@@ -107,6 +107,20 @@ impl ClientSession {
     }
 }
 
+/// The hub's own request on a client's session (the `initialize` it makes
+/// for a 2026-07-28 client): on a server not counted as a client's call.
+impl crate::session::ask::Asker for ClientSession {
+    async fn send(&self, msg: Message, reply: &crate::session::outbound::Outbound) {
+        match self {
+            ClientSession::Server(s) => s.request_own(msg, reply).await,
+            ClientSession::Group(g) => g.request(msg, reply).await,
+        }
+    }
+    async fn tell(&self, msg: Message) {
+        self.notify(msg).await
+    }
+}
+
 use crate::http::response::Body;
 use crate::jsonrpc::Message;
 use crate::session::outbound::Inbound;

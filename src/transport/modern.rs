@@ -8,10 +8,15 @@
 //! `_meta` keys too (-32602), and an unknown version gets -32022 with the
 //! modern versions the hub serves, as `server/discover` lists them.
 //!
-//! Each request is an exchange of its own on the server's upstream: on a
+//! Each request is an exchange of its own on the route's upstream: on a
 //! shared server a transient client of the shared upstream, on a per-client
 //! server a transient upstream the hub initializes with the request's own
-//! client capabilities. Toward the (legacy) upstream the modern `_meta` keys
+//! client capabilities. On a group (`/g/<group>/mcp`), a transient group
+//! session that the hub initializes with the request's capabilities: the
+//! group fans `tools/list` out and merges it, routes a call by the member's
+//! prefix, and relays a member's question to this request, where it becomes
+//! `input_required` like a server's. The group speaks the 2025 era to its
+//! members' sessions, which each speak their upstream's own era. Toward the (legacy) upstream the modern `_meta` keys
 //! are stripped; back toward the client every result gets `resultType`, and the
 //! six cacheable ones `ttlMs: 0` and `cacheScope: "private"` (what the hub
 //! answers can change with a reload or a tool filter and may depend on the
@@ -22,15 +27,14 @@
 //! long-lived SSE stream of the change notifications the client asked for.
 
 use super::hold::{self, Held};
-use super::{sse_response, Ctx, SseStream};
+use super::{sse_response, ClientSession, Ctx, Route, SseStream};
 use crate::http::response::{bytes_response, Body, Rejection};
-use crate::hub::Server;
 use crate::jsonrpc::{
     to_raw, Id, Kind, Message, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, UPSTREAM_ERROR,
 };
 use crate::mcp::{self, Era};
 use crate::session::outbound::{self, Inbound, Outbound};
-use crate::session::{Downstream, Session, SessionInfo, Token};
+use crate::session::{Downstream, SessionInfo, Token};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -42,14 +46,20 @@ pub struct Headers {
     version: Option<HeaderValue>,
     method: Option<HeaderValue>,
     name: Option<HeaderValue>,
+    /// A header that came more than once: which one (the request is refused).
+    repeated: Option<&'static str>,
 }
 
 impl Headers {
     pub fn from(h: &HeaderMap) -> Headers {
+        let names = ["MCP-Protocol-Version", "Mcp-Method", "Mcp-Name"];
         Headers {
             version: h.get("mcp-protocol-version").cloned(),
             method: h.get("mcp-method").cloned(),
             name: h.get("mcp-name").cloned(),
+            repeated: names
+                .into_iter()
+                .find(|n| h.get_all(*n).iter().nth(1).is_some()),
         }
     }
 
@@ -98,6 +108,15 @@ fn validate(h: &Headers, m: &Message, version: &str) -> Result<Value, Message> {
             None,
         ));
     };
+    if let Some(h) = h.repeated {
+        // Two values and one body: which one was meant is anybody's guess.
+        return Err(Message::error_with(
+            id,
+            mcp::HEADER_MISMATCH,
+            format!("the {h} header must be sent once"),
+            None,
+        ));
+    }
     let header =
         |v: &Option<HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok()).map(str::to_string);
     if header(&h.version).as_deref() != Some(version) {
@@ -141,10 +160,10 @@ fn validate(h: &Headers, m: &Message, version: &str) -> Result<Value, Message> {
     Ok(caps.clone())
 }
 
-/// A modern request (or notification) on `/<name>/mcp`.
+/// A modern request (or notification) on `/<name>/mcp` or `/g/<group>/mcp`.
 pub async fn post(
     ctx: &Arc<Ctx>,
-    server: Arc<Server>,
+    server: Route,
     h: Headers,
     msg: Message,
     token: Option<Token>,
@@ -254,32 +273,38 @@ fn legacy_caps(caps: &Value) -> Value {
 }
 
 /// Opens a transient session for one modern exchange. A per-client upstream
-/// is initialized here, with the request's own capabilities.
+/// is initialized here, with the request's own capabilities, and so is a
+/// group session (its members learn what the client can be asked).
 async fn open(
     ctx: &Arc<Ctx>,
-    server: &Server,
+    route: &Route,
     sink: Arc<Sink>,
     caps: &Value,
     token: Option<&Token>,
     need_identity: bool,
-) -> Result<(Session, Option<Message>), Response<Body>> {
+) -> Result<(ClientSession, Option<Message>), Response<Body>> {
     let id = format!("modern-{}", crate::session::new_id());
     let mut info = match token {
-        Some(t) => t.info(&id, &server.cfg.token_source),
+        Some(t) => t.info(&id, route.token_source()),
         None => SessionInfo {
             id,
             ..Default::default()
         },
     };
-    info.modern = true;
-    let session = ctx
-        .hub
-        .open_session(server, sink, info)
+    // A group speaks the 2025 era to its members' sessions (this request is
+    // translated at this edge), so they carry no modern client of their own.
+    info.modern = matches!(route, Route::Server(_));
+    let session = route
+        .open(ctx, sink, info)
         .await
         .map_err(|e| Rejection::from(e).into_response())?;
-    // The shared upstream was initialized by the hub; a per-client one now.
-    let per_client = server.cfg.session == crate::config::SessionMode::PerClient;
-    if !per_client && !need_identity {
+    // The shared upstream was initialized by the hub; a per-client one and a
+    // group session now.
+    let fresh = match route {
+        Route::Server(s) => s.cfg.session == crate::config::SessionMode::PerClient,
+        Route::Group(_) => true,
+    };
+    if !fresh && !need_identity {
         return Ok((session, None));
     }
     let init = Message::request(
@@ -288,25 +313,25 @@ async fn open(
         mcp::hub_initialize(legacy_caps(caps)),
     );
     let answer = crate::session::ask(
-        &crate::session::Unmetered(&session),
+        &session,
         init,
         crate::session::OnServerRequest::Refuse(
             crate::jsonrpc::UPSTREAM_ERROR,
             "mcp-hub cannot route this request: it came during the hub's own initialize",
         ),
         None,
-        (&server.cfg.name, "modern-init"),
+        (route.key(), "modern-init"),
     )
     .await
     .map_err(|e| {
         error(
             None,
             UPSTREAM_ERROR,
-            format!("server {:?}: initialize: {e}", server.cfg.name),
+            format!("{:?}: initialize: {e}", route.key()),
             None,
         )
     })?;
-    if per_client {
+    if fresh {
         session
             .notify(Message::notification("notifications/initialized", None))
             .await;
@@ -317,7 +342,7 @@ async fn open(
 /// `server/discover`, synthesized from the upstream's `initialize` answer.
 async fn discover(
     ctx: &Arc<Ctx>,
-    server: &Server,
+    server: &Route,
     id: Id,
     caps: &Value,
     token: Option<Token>,
@@ -336,7 +361,7 @@ async fn discover(
         return error(
             Some(id),
             UPSTREAM_ERROR,
-            format!("server {:?} did not initialize", server.cfg.name),
+            format!("{:?} did not initialize", server.key()),
             None,
         );
     };
@@ -362,8 +387,8 @@ async fn discover(
 /// progress or logs come first, as an SSE stream ending with the answer.
 async fn call(
     ctx: &Arc<Ctx>,
-    server: Arc<Server>,
-    msg: Message,
+    server: Route,
+    mut msg: Message,
     caps: Value,
     token: Option<Token>,
 ) -> Response<Body> {
@@ -383,7 +408,7 @@ async fn call(
         }
     }
     let binding = hold::binding(&method, &Value::Object(identity));
-    let (out, out_rx) = outbound::channel(&server.cfg.name, "modern");
+    let (out, out_rx) = outbound::channel(server.key(), "modern");
 
     // A retry of a held call: answer the server's questions and go on waiting.
     let state: Option<String> = msg.param("requestState");
@@ -392,7 +417,7 @@ async fn call(
             match ctx.holds.resume(
                 state,
                 token.as_ref().map(|t| &t.secret),
-                &server.cfg.name,
+                server.key(),
                 &binding,
             ) {
                 Ok(h) => Some(h),
@@ -428,16 +453,20 @@ async fn call(
                 Ok(s) => s,
                 Err(r) => return r,
             };
-            // Whether the envelope goes up is the session layer's decision,
-            // taken once the upstream's era is known.
-            let (reply, rx) = outbound::channel(&server.cfg.name, "modern");
+            // On a server, whether the envelope goes up is the session
+            // layer's decision, taken once the upstream's era is known. A
+            // group speaks 2025 to its members' sessions.
+            if let Route::Group(_) = server {
+                mcp::strip_modern_meta(&mut msg);
+            }
+            let (reply, rx) = outbound::channel(server.key(), "modern");
             session.request(msg, &reply).await;
             (session, rx)
         }
     };
     let round = Round {
         ctx: ctx.clone(),
-        server: server.cfg.name.clone(),
+        server: server.key().to_owned(),
         id,
         method,
         progress,
@@ -478,7 +507,13 @@ struct Round {
 impl Round {
     /// Moves what the upstream says for this call to the client's stream,
     /// turning questions into `input_required` and holding the call.
-    async fn pump(self, session: Session, mut rx: Inbound, out: Outbound, first: Option<Message>) {
+    async fn pump(
+        self,
+        session: ClientSession,
+        mut rx: Inbound,
+        out: Outbound,
+        first: Option<Message>,
+    ) {
         let mut first = Some(first);
         loop {
             let m = tokio::select! {
@@ -654,7 +689,7 @@ async fn respond(mut rx: Inbound, ctx: &Ctx) -> Response<Body> {
 /// for, each tagged with the listen's id, until the client closes the stream.
 async fn listen(
     ctx: &Arc<Ctx>,
-    server: Arc<Server>,
+    server: Route,
     msg: Message,
     caps: Value,
     token: Option<Token>,
@@ -684,7 +719,7 @@ async fn listen(
         honored["resourceSubscriptions"] = json!(filter.uris);
     }
     let uris = filter.uris.clone();
-    let (out, rx) = outbound::channel(&server.cfg.name, "listen");
+    let (out, rx) = outbound::channel(server.key(), "listen");
     let sink = Arc::new(Sink {
         out: Mutex::new(Some(out.clone())),
         log: false,
@@ -695,7 +730,7 @@ async fn listen(
         Err(r) => return r,
     };
     for (i, uri) in uris.iter().enumerate() {
-        let (tx, _rx) = outbound::channel(&server.cfg.name, "listen-subscribe");
+        let (tx, _rx) = outbound::channel(server.key(), "listen-subscribe");
         session
             .request(
                 Message::request(

@@ -234,20 +234,13 @@ pub async fn post(
     let body = read_body(req, &app.hub.current().settings).await?;
     let (msgs, batch) = match parse_body(&body)? {
         // Modern: the request names its version in `_meta` and needs no
-        // session. Groups serve 2025 sessions only: there it is refused below
-        // as a request without a session.
+        // session, on a server and on a group alike.
         Incoming::Single(m)
             if sess.is_none()
                 && (matches!(mcp::classify(&m), mcp::Era::Modern(_))
                     || modern_headers.claims_modern()) =>
         {
-            match &route {
-                Route::Server(server) => {
-                    return super::modern::post(app, server.clone(), modern_headers, m, token)
-                        .await;
-                }
-                Route::Group(_) => (vec![m], false),
-            }
+            return super::modern::post(app, route, modern_headers, m, token).await;
         }
         Incoming::Single(m) => (vec![m], false),
         Incoming::Batch(v) => (v, true),
