@@ -40,11 +40,33 @@ pub const MAX_FILE_SIZE: u64 = 1 << 20;
 /// checked before opening, the open is non-blocking (a FIFO swapped in between
 /// does not wait for a writer), and the open file is checked again.
 pub fn read_file(path: &Path) -> std::io::Result<String> {
+    read_bounded(path, true)
+}
+
+/// [`read_file`], but a symlink is refused too (for a backup's own files,
+/// which only `mcp-hub` writes).
+pub fn read_file_nofollow(path: &Path) -> std::io::Result<String> {
+    read_bounded(path, false)
+}
+
+fn read_bounded(path: &Path, follow: bool) -> std::io::Result<String> {
     use std::os::unix::fs::OpenOptionsExt;
-    not_regular(&std::fs::metadata(path)?)?;
+    let meta = if follow {
+        std::fs::metadata(path)?
+    } else {
+        std::fs::symlink_metadata(path)?
+    };
+    if meta.file_type().is_symlink() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a symlink, which is not followed here",
+        ));
+    }
+    not_regular(&meta)?;
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
     let f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | nofollow)
         .open(path)?;
     let meta = f.metadata()?;
     not_regular(&meta)?;
