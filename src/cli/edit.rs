@@ -143,7 +143,9 @@ fn entry(a: &AddArgs) -> anyhow::Result<Value> {
             let mut h = Map::new();
             for s in &a.headers {
                 let (k, v) = split_kv(s, ':', "--header")?;
-                h.insert(k.into(), json!(v.trim()));
+                let v = v.trim();
+                crate::config::check_header(k, v).map_err(|m| anyhow!("--header {s:?}: {m}"))?;
+                h.insert(k.into(), json!(v));
             }
             e.insert("headers".into(), Value::Object(h));
         }
