@@ -493,4 +493,28 @@ mod tests {
             .collect();
         assert!(names.is_empty(), "{names:?}");
     }
+
+    #[test]
+    fn restore_targets_are_the_main_file_and_json_directly_in_conf_d() {
+        let d = tempfile::tempdir().unwrap();
+        let main = d.path().join("etc/config.json");
+        std::fs::create_dir_all(d.path().join("etc/conf.d")).unwrap();
+        let conf_d = d.path().join("etc/conf.d");
+        assert_eq!(target(&main, &main), Some(main.clone()));
+        // Another spelling of the same directory restores to this config's file.
+        let other = d.path().join("etc/../etc/conf.d/a.json");
+        assert_eq!(target(&main, &other), Some(conf_d.join("a.json")));
+        for bad in [
+            d.path().join("etc/other.json"),
+            d.path().join("etc/conf.d/../../x.json"),
+            d.path().join("etc/conf.d/sub/a.json"),
+            d.path().join("etc/conf.d/.a.json"),
+            d.path().join("etc/conf.d/a.txt"),
+            d.path().join("etc/conf.d"),
+            PathBuf::from("/etc/passwd"),
+            PathBuf::from("/"),
+        ] {
+            assert_eq!(target(&main, &bad), None, "{}", bad.display());
+        }
+    }
 }
