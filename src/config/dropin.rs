@@ -34,6 +34,10 @@ use std::path::{Path, PathBuf};
 /// of a thousand servers is well under it.
 pub const MAX_FILE_SIZE: u64 = 1 << 20;
 
+/// The most all config files together may hold: 8 MiB, so that many
+/// drop-ins of the largest size cannot add up to what one file may not be.
+pub const MAX_TOTAL_SIZE: u64 = 8 << 20;
+
 /// Reads one config file: a regular file (symlinks to one are followed) of at
 /// most [`MAX_FILE_SIZE`] bytes of UTF-8. Anything else is refused without
 /// blocking and without reading more than the limit plus one byte: the type is
@@ -189,11 +193,26 @@ impl Files {
         })?;
         let dir = dir(main);
         let mut dropins = BTreeMap::new();
+        let mut total = main_text.len() as u64;
         for path in list(&dir)? {
             let text = read_file(&path).map_err(|source| DropinError::Read {
                 file: path.clone(),
                 source,
             })?;
+            total += text.len() as u64;
+            if total > MAX_TOTAL_SIZE {
+                return Err(DropinError::Read {
+                    file: path,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "the config files up to this one are larger than {} MiB together, the limit for a config",
+                            MAX_TOTAL_SIZE >> 20
+                        ),
+                    ),
+                }
+                .into());
+            }
             dropins.insert(path, text);
         }
         Ok(Files {
@@ -550,6 +569,18 @@ mod tests {
         std::fs::remove_file(&zz).unwrap();
         std::fs::create_dir(&zz).unwrap();
         refused(&zz, "a directory");
+        std::fs::remove_dir(&zz).unwrap();
+        // Eight files of the largest size are the most a config may hold.
+        for i in 0..8 {
+            std::fs::write(
+                conf.join(format!("{i}.json")),
+                vec![b' '; MAX_FILE_SIZE as usize - 64],
+            )
+            .unwrap();
+        }
+        assert!(Files::read(&main).is_ok());
+        std::fs::write(&zz, vec![b' '; 1024]).unwrap();
+        refused(&zz, "larger than 8 MiB together, the limit for a config");
     }
 
     #[test]
