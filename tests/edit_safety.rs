@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -355,4 +356,50 @@ fn headers_http_forbids_are_refused_by_add_and_by_check() {
             "{out}"
         );
     }
+}
+
+#[test]
+fn a_command_waits_for_the_config_lock_then_gives_up_naming_it() {
+    use nix::fcntl::{Flock, FlockArg};
+    let s = Setup::new();
+    let lock_path = s.etc().join(".mcp-hub.lock");
+    let hold = || {
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&lock_path)
+            .unwrap();
+        Flock::lock(f, FlockArg::LockExclusive).unwrap()
+    };
+    // Released after 1.5 s: the command waits, then does its work.
+    let held = hold();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(held);
+    });
+    let t0 = Instant::now();
+    let (ok, out) = s.run(&["add", "a", "--no-test", "--", fixture()]);
+    let waited = t0.elapsed();
+    release.join().unwrap();
+    assert!(ok, "{out}");
+    assert!(waited >= Duration::from_millis(1500), "{waited:?}");
+    // Never released: it gives up after 10 s, naming the lock, writing nothing.
+    let _held = hold();
+    let t0 = Instant::now();
+    let (ok, out) = s.run(&["add", "b", "--no-test", "--", fixture()]);
+    let waited = t0.elapsed();
+    eprintln!("gave up after {waited:?}");
+    assert!(!ok);
+    assert!(
+        out.contains(&format!(
+            "another mcp-hub command is changing the config (it holds {}); gave up after waiting 10s",
+            lock_path.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(12),
+        "{waited:?}"
+    );
+    assert!(!s.etc().join("conf.d/b.json").exists());
 }
