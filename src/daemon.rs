@@ -1,6 +1,12 @@
 //! Running the hub: load the config, take or bind the sockets, start the
 //! registry and the HTTP server, report readiness, and apply SIGHUP reloads.
 //! The signal loop itself stays in `main.rs`.
+//!
+//! A reload runs off the signal loop, so SIGTERM is honoured whatever a reload
+//! is doing: one reloader task applies reloads one at a time, and the files
+//! are read on a thread of their own (reading is blocking I/O on whatever
+//! `conf.d` holds). SIGHUPs that arrive during a reload are coalesced into one
+//! more reload after it, which reads the files as they are by then.
 
 use crate::{config, http, hub, sandbox, systemd};
 /// A running hub: the registry, the HTTP server and what stops them.
@@ -10,7 +16,13 @@ pub struct Running {
     server: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
     drain: std::time::Duration,
-    config_path: std::path::PathBuf,
+    /// Wakes the reloader task (`Notify` keeps at most one pending wake-up,
+    /// which is the coalescing).
+    reload: std::sync::Arc<tokio::sync::Notify>,
+    reloader: tokio::task::JoinHandle<()>,
+    /// Held while a reload changes the hub, and by `stop`, so a reload that
+    /// finishes reading during shutdown starts nothing.
+    applying: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Removed when the hub stops (dropped with `Running`).
     _pid_file: Option<systemd::pidfile::PidFile>,
 }
@@ -88,21 +100,32 @@ pub async fn start(
     ));
     notify::ready(&notify::summary(&hub));
     notify::spawn_watchdog(hub.clone(), watchdog);
+    let reload = std::sync::Arc::new(tokio::sync::Notify::new());
+    let applying = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    let reloader = tokio::spawn(reloader(
+        hub.clone(),
+        config_path,
+        reload.clone(),
+        applying.clone(),
+    ));
     Ok(Running {
+        reloader,
+        applying,
         _pid_file,
         hub,
         app,
         server,
         stop,
         drain,
-        config_path,
+        reload,
     })
 }
 
 impl Running {
-    /// SIGHUP: re-read the config; keep the running one if the new one is invalid.
+    /// SIGHUP: asks the reloader to re-read the config (keeping the running
+    /// one if the new one is invalid). Returns at once.
     pub fn reload(&self) {
-        reload(&self.hub, &self.config_path)
+        self.reload.notify_one();
     }
 
     /// Resolves once the hub has had no session and no request for
@@ -115,6 +138,8 @@ impl Running {
     /// each within `shutdownTimeout`.
     pub async fn stop(self) {
         systemd::notify::stopping();
+        self.reloader.abort();
+        let _no_more_reloads = self.applying.lock().await;
         let _ = self.stop.send(true);
         self.hub.shutdown(self.drain).await;
         let _ = tokio::time::timeout(self.drain, self.server).await;
@@ -122,11 +147,49 @@ impl Running {
     }
 }
 
-/// SIGHUP: re-read the config; keep the running one if the new one is invalid.
-fn reload(hub: &hub::Hub, config_path: &std::path::Path) {
+/// Applies reloads one at a time, for as long as the hub runs.
+async fn reloader(
+    hub: std::sync::Arc<hub::Hub>,
+    config_path: std::path::PathBuf,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    applying: std::sync::Arc<tokio::sync::Mutex<()>>,
+) {
+    loop {
+        wake.notified().await;
+        reload(&hub, &config_path, &applying).await;
+    }
+}
+
+/// Re-reads the config; keeps the running one if the new one is invalid.
+async fn reload(hub: &hub::Hub, config_path: &std::path::Path, applying: &tokio::sync::Mutex<()>) {
     use systemd::notify;
     notify::reloading();
-    match config::load(config_path) {
+    // A plain thread, not `spawn_blocking`: the runtime waits for its blocking
+    // tasks when it shuts down, and a read that never ends must not hold up
+    // the exit. The files are read with bounds (`config::dropin::read_file`);
+    // this is the second line of defence.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let path = config_path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("config-reload".into())
+        .spawn(move || {
+            let _ = tx.send(config::load(&path));
+        });
+    let loaded = match spawned {
+        Ok(_) => rx.await.ok(),
+        Err(e) => {
+            tracing::error!(
+                "reload failed; still running the previous config: cannot start a thread: {e}"
+            );
+            None
+        }
+    };
+    let Some(loaded) = loaded else {
+        notify::ready(&notify::summary(hub));
+        return;
+    };
+    let _applying = applying.lock().await;
+    match loaded {
         Err(e) => {
             tracing::error!("reload failed; still running the previous config: {e}");
             notify::ready(&format!("reload failed, running the previous config: {e}"));

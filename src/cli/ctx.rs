@@ -47,6 +47,15 @@ impl Ctx {
         self.g.json
     }
 
+    /// The config lock, held from reading the files until a change is written
+    /// (`None` for a dry run, which writes nothing).
+    pub fn lock(&self, dry_run: bool) -> anyhow::Result<Option<super::lock::ConfigLock>> {
+        if dry_run {
+            return Ok(None);
+        }
+        super::lock::take(&self.config, super::lock::WAIT).map(Some)
+    }
+
     /// The config files as they are on disk.
     pub fn files(&self) -> anyhow::Result<Files> {
         Ok(Files::read(&self.config)?)

@@ -10,6 +10,7 @@
 
 use super::ctx::{block_on, Ctx};
 use super::hubapi::HubApi;
+use super::lock::ConfigLock;
 use super::reload::{self, Reloaded};
 use super::{inspect, out, Which};
 use crate::config::{dropin, edit, Config, Upstream};
@@ -142,7 +143,9 @@ fn entry(a: &AddArgs) -> anyhow::Result<Value> {
             let mut h = Map::new();
             for s in &a.headers {
                 let (k, v) = split_kv(s, ':', "--header")?;
-                h.insert(k.into(), json!(v.trim()));
+                let v = v.trim();
+                crate::config::check_header(k, v).map_err(|m| anyhow!("--header {s:?}: {m}"))?;
+                h.insert(k.into(), json!(v));
             }
             e.insert("headers".into(), Value::Object(h));
         }
@@ -265,6 +268,7 @@ pub fn add(ctx: &Ctx, a: AddArgs) -> anyhow::Result<bool> {
         bail!("server name {name:?}: use {}", dropin::NAME_RULE);
     }
     let entry = entry(&a)?;
+    let lock = ctx.lock(a.dry_run)?;
     let (files, cfg) = ctx.load()?;
     let path = files.dropin_path(&name);
     let old = files.text(&path).map(String::from);
@@ -335,6 +339,7 @@ pub fn add(ctx: &Ctx, a: AddArgs) -> anyhow::Result<bool> {
     }
 
     let backup = edit::apply(&ctx.config, "add", &name, &[(path.clone(), Some(text))])?;
+    drop(lock);
     let reloaded = reload::reload(ctx)?;
     let mut result = json!({"ok": true, "file": path, "backup": backup,
         "reload": reloaded.describe(), "granted": granted});
@@ -414,9 +419,11 @@ fn defining(
 }
 
 /// Writes (or prints, with --dry-run) one file change, validates first,
-/// reloads, and returns (backup, reload) when it was written.
+/// releases the config lock once written, reloads, and returns (backup,
+/// reload) when it was written.
 pub(super) fn commit(
     ctx: &Ctx,
+    lock: Option<ConfigLock>,
     files: &dropin::Files,
     op: &str,
     name: &str,
@@ -444,6 +451,7 @@ pub(super) fn commit(
         return Ok(None);
     }
     let backup = edit::apply(&ctx.config, op, name, &changes)?;
+    drop(lock);
     let reloaded = reload::reload(ctx)?;
     if !ctx.json() {
         for (p, t) in &changes {
@@ -460,6 +468,7 @@ pub(super) fn commit(
 }
 
 pub fn remove(ctx: &Ctx, a: RemoveArgs) -> anyhow::Result<bool> {
+    let lock = ctx.lock(a.dry_run)?;
     let (files, cfg) = ctx.load()?;
     let (path, mut root) = defining(&files, &cfg, &a.name)?;
     let servers = root
@@ -475,8 +484,15 @@ pub fn remove(ctx: &Ctx, a: RemoveArgs) -> anyhow::Result<bool> {
     };
     // The token to check the 404 with: the one that reached it before.
     let api = api(ctx, &cfg, Some(&a.name))?;
-    let Some((backup, reloaded, _)) =
-        commit(ctx, &files, "remove", &a.name, vec![(path, new)], a.dry_run)?
+    let Some((backup, reloaded, _)) = commit(
+        ctx,
+        lock,
+        &files,
+        "remove",
+        &a.name,
+        vec![(path, new)],
+        a.dry_run,
+    )?
     else {
         return Ok(true);
     };
@@ -499,6 +515,7 @@ pub fn remove(ctx: &Ctx, a: RemoveArgs) -> anyhow::Result<bool> {
 }
 
 pub fn toggle(ctx: &Ctx, a: ToggleArgs, disable: bool) -> anyhow::Result<bool> {
+    let lock = ctx.lock(a.dry_run)?;
     let (files, cfg) = ctx.load()?;
     let (path, mut root) = defining(&files, &cfg, &a.name)?;
     let server = root
@@ -528,6 +545,7 @@ pub fn toggle(ctx: &Ctx, a: ToggleArgs, disable: bool) -> anyhow::Result<bool> {
     let op = if disable { "disable" } else { "enable" };
     let Some((backup, reloaded, new_cfg)) = commit(
         ctx,
+        lock,
         &files,
         op,
         &a.name,

@@ -15,6 +15,7 @@ mod ctx;
 mod edit;
 mod hubapi;
 mod inspect;
+mod lock;
 mod logs;
 mod out;
 mod reload;

@@ -59,11 +59,13 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<bool> {
         }
         return Ok(true);
     };
+    let lock = ctx.lock(a.dry_run)?;
     let b = edit::backup(&ctx.config, &id)?;
     let files = ctx.files()?;
-    let changes = b.contents()?;
+    let changes = b.contents(&ctx.config)?;
     let Some((backup, reloaded, _)) = commit(
         ctx,
+        lock,
         &files,
         "restore",
         &b.manifest.server,

@@ -51,3 +51,69 @@ pub(crate) fn is_route_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.starts_with('.')
 }
+
+/// Headers a server's `headers` may not set: `Host` (the URL decides where a
+/// request goes; a different one sends it elsewhere behind a proxy) and the
+/// hop-by-hop and framing headers the HTTP client sets itself (a second
+/// `Content-Length` or `Transfer-Encoding` is request smuggling).
+pub const FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "content-length",
+];
+
+/// One header of a remote server, as HTTP allows it: a token for a name, a
+/// value without CR, LF or other control characters, and none of
+/// [`FORBIDDEN_HEADERS`].
+pub fn check_header(name: &str, value: &str) -> Result<(), String> {
+    let n = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        format!("{name:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)")
+    })?;
+    if FORBIDDEN_HEADERS.contains(&n.as_str()) {
+        return Err(format!(
+            "{name:?} may not be set: the hub's HTTP client sets it (refused: {})",
+            FORBIDDEN_HEADERS.join(", ")
+        ));
+    }
+    http::HeaderValue::from_str(value).map_err(|_| {
+        format!("the value of {name} is not a header value: no CR, LF or other control characters (tab is allowed)")
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_header;
+
+    #[test]
+    fn headers_are_checked_as_http_allows() {
+        assert!(check_header("Authorization", "Bearer ${PG_TOKEN}").is_ok());
+        assert!(check_header("X-Tab", "a\tb").is_ok());
+        for (n, v, needle) in [
+            ("X-A", "v\r\nHost: evil", "no CR, LF"),
+            ("X-A", "v\nX-B: 1", "no CR, LF"),
+            ("X-A", "v\0", "no CR, LF"),
+            ("X-A\r\nHost", "v", "is not a header name"),
+            ("X A", "v", "is not a header name"),
+            ("", "v", "is not a header name"),
+            ("Host", "evil.example", "\"Host\" may not be set"),
+            ("content-LENGTH", "0", "may not be set"),
+            ("Transfer-Encoding", "chunked", "may not be set"),
+            ("Connection", "close", "may not be set"),
+            ("Upgrade", "h2c", "may not be set"),
+            ("TE", "trailers", "may not be set"),
+            ("Keep-Alive", "1", "may not be set"),
+            ("Proxy-Connection", "1", "may not be set"),
+            ("Trailer", "x", "may not be set"),
+        ] {
+            let e = check_header(n, v).unwrap_err();
+            assert!(e.contains(needle), "{n:?}: {v:?}: {e}");
+        }
+    }
+}

@@ -17,11 +17,109 @@
 //! [`Files`] is the set of texts a config is built from. The CLI validates a
 //! change by loading a modified `Files` (a drop-in replaced, added or
 //! removed) before it writes anything.
+//!
+//! Every config file is read with [`read_file`]: only a regular file (or a
+//! symlink to one: Kubernetes mounts ConfigMaps and Secrets as symlinks, and
+//! operators link drop-ins from elsewhere), at most [`MAX_FILE_SIZE`]. Whoever
+//! can write `conf.d` could otherwise hang a reload on a FIFO or fill the
+//! hub's memory from a symlink to `/dev/zero`.
 
 use super::expand;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// The largest config file (main or drop-in) the hub reads: 1 MiB. A config
+/// of a thousand servers is well under it.
+pub const MAX_FILE_SIZE: u64 = 1 << 20;
+
+/// The most all config files together may hold: 8 MiB, so that many
+/// drop-ins of the largest size cannot add up to what one file may not be.
+pub const MAX_TOTAL_SIZE: u64 = 8 << 20;
+
+/// Reads one config file: a regular file (symlinks to one are followed) of at
+/// most [`MAX_FILE_SIZE`] bytes of UTF-8. Anything else is refused without
+/// blocking and without reading more than the limit plus one byte: the type is
+/// checked before opening, the open is non-blocking (a FIFO swapped in between
+/// does not wait for a writer), and the open file is checked again.
+pub fn read_file(path: &Path) -> std::io::Result<String> {
+    read_bounded(path, true)
+}
+
+/// [`read_file`], but a symlink is refused too (for a backup's own files,
+/// which only `mcp-hub` writes).
+pub fn read_file_nofollow(path: &Path) -> std::io::Result<String> {
+    read_bounded(path, false)
+}
+
+fn read_bounded(path: &Path, follow: bool) -> std::io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let meta = if follow {
+        std::fs::metadata(path)?
+    } else {
+        std::fs::symlink_metadata(path)?
+    };
+    if meta.file_type().is_symlink() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a symlink, which is not followed here",
+        ));
+    }
+    not_regular(&meta)?;
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | nofollow)
+        .open(path)?;
+    let meta = f.metadata()?;
+    not_regular(&meta)?;
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} KiB, the limit for a config file",
+                MAX_FILE_SIZE >> 10
+            ),
+        )
+    };
+    if meta.len() > MAX_FILE_SIZE {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+fn not_regular(meta: &std::fs::Metadata) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!(
+            "{kind}, not a regular file (config files must be regular files or symlinks to one)"
+        ),
+    ))
+}
 
 /// The directory of drop-ins for a main config file: `conf.d` beside it.
 pub fn dir(main: &Path) -> PathBuf {
@@ -89,18 +187,32 @@ impl Files {
     /// `conf.d` is no drop-ins; hidden files (an editor's or our own temp
     /// files) and other extensions are ignored.
     pub fn read(main: &Path) -> Result<Files, super::ConfigError> {
-        let main_text =
-            std::fs::read_to_string(main).map_err(|source| super::ConfigError::Read {
-                path: main.into(),
-                source,
-            })?;
+        let main_text = read_file(main).map_err(|source| super::ConfigError::Read {
+            path: main.into(),
+            source,
+        })?;
         let dir = dir(main);
         let mut dropins = BTreeMap::new();
+        let mut total = main_text.len() as u64;
         for path in list(&dir)? {
-            let text = std::fs::read_to_string(&path).map_err(|source| DropinError::Read {
+            let text = read_file(&path).map_err(|source| DropinError::Read {
                 file: path.clone(),
                 source,
             })?;
+            total += text.len() as u64;
+            if total > MAX_TOTAL_SIZE {
+                return Err(DropinError::Read {
+                    file: path,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "the config files up to this one are larger than {} MiB together, the limit for a config",
+                            MAX_TOTAL_SIZE >> 20
+                        ),
+                    ),
+                }
+                .into());
+            }
             dropins.insert(path, text);
         }
         Ok(Files {
@@ -419,6 +531,56 @@ mod tests {
         assert!(!name_is_portable("fetch-2"));
         assert!(!name_is_portable(""));
         assert!(!name_is_portable(&"a".repeat(33)));
+    }
+
+    #[test]
+    fn only_regular_files_up_to_the_limit_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        let main = d.path().join("config.json");
+        std::fs::write(&main, "{}").unwrap();
+        let conf = d.path().join("conf.d");
+        std::fs::create_dir(&conf).unwrap();
+        // A symlink to a regular file is read.
+        let real = d.path().join("real.json");
+        std::fs::write(&real, r#"{"mcpServers": {}}"#).unwrap();
+        std::os::unix::fs::symlink(&real, conf.join("a.json")).unwrap();
+        assert_eq!(Files::read(&main).unwrap().dropins.len(), 1);
+        let refused = |target: &Path, needle: &str| {
+            let t0 = std::time::Instant::now();
+            let e = Files::read(&main).unwrap_err().to_string();
+            assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+            assert!(
+                e.starts_with(&format!("{}: cannot read: ", target.display()))
+                    && e.contains(needle),
+                "{e}"
+            );
+        };
+        let zz = conf.join("zz.json");
+        nix::unistd::mkfifo(&zz, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        refused(&zz, "a FIFO, not a regular file");
+        std::fs::remove_file(&zz).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &zz).unwrap();
+        refused(&zz, "a character device, not a regular file");
+        std::fs::remove_file(&zz).unwrap();
+        std::fs::write(&zz, vec![b' '; MAX_FILE_SIZE as usize + 1]).unwrap();
+        refused(&zz, "larger than 1024 KiB, the limit for a config file");
+        std::fs::write(&zz, vec![b' '; MAX_FILE_SIZE as usize]).unwrap();
+        assert!(Files::read(&main).is_ok());
+        std::fs::remove_file(&zz).unwrap();
+        std::fs::create_dir(&zz).unwrap();
+        refused(&zz, "a directory");
+        std::fs::remove_dir(&zz).unwrap();
+        // Eight files of the largest size are the most a config may hold.
+        for i in 0..8 {
+            std::fs::write(
+                conf.join(format!("{i}.json")),
+                vec![b' '; MAX_FILE_SIZE as usize - 64],
+            )
+            .unwrap();
+        }
+        assert!(Files::read(&main).is_ok());
+        std::fs::write(&zz, vec![b' '; 1024]).unwrap();
+        refused(&zz, "larger than 8 MiB together, the limit for a config");
     }
 
     #[test]

@@ -15,6 +15,14 @@
 //! New files take the owner, group and mode of the main config file, so a
 //! hub that can read `config.json` (the packaged `mcp-hub` user) can read its
 //! drop-ins too.
+//!
+//! A backup is not trusted as written: whoever can write `backup/` could
+//! plant one. A restore touches only the main config file and files directly
+//! in `conf.d` (the manifest's paths are checked, and the files written are
+//! the ones this config names, not the manifest's spelling of them); the
+//! copies it reads are plain names of regular files in the backup's own
+//! directory; and neither `backup/`, the backup's directory nor its files
+//! may be symlinks.
 
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -33,6 +41,42 @@ pub enum EditError {
     BadBackup { path: PathBuf, msg: String },
     #[error("no backup named {0:?}; `mcp-hub restore` lists them")]
     NoBackup(String),
+    #[error("{path}: refused: {msg}")]
+    Refused { path: PathBuf, msg: String },
+}
+
+fn refused(path: &Path, msg: impl Into<String>) -> EditError {
+    EditError::Refused {
+        path: path.into(),
+        msg: msg.into(),
+    }
+}
+
+/// A name that stays in its directory: no separator, not `.`/`..`, not hidden.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && !name.starts_with('.') && !name.contains('\0')
+}
+
+/// The file a backup entry may restore, spelled as this config names it:
+/// the main config file, or a `*.json` directly in its `conf.d`.
+fn target(main: &Path, recorded: &Path) -> Option<PathBuf> {
+    let same_dir = |a: &Path, b: &Path| {
+        a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    };
+    let name = recorded.file_name()?.to_str()?;
+    let parent = recorded.parent()?;
+    let main_dir = main
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if recorded == main
+        || (Some(std::ffi::OsStr::new(name)) == main.file_name() && same_dir(parent, main_dir))
+    {
+        return Some(main.into());
+    }
+    let conf_d = super::dropin::dir(main);
+    (plain_name(name) && name.ends_with(".json") && same_dir(parent, &conf_d))
+        .then(|| conf_d.join(name))
 }
 
 fn io<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> EditError + 'a {
@@ -79,23 +123,60 @@ pub struct Backup {
 }
 
 impl Backup {
-    /// The content each file had: `None` for one that did not exist.
-    pub fn contents(&self) -> Result<Vec<(PathBuf, Option<String>)>, EditError> {
+    /// The content each file had (`None` for one that did not exist), keyed
+    /// by the file of the config at `main` it restores. Refuses the whole
+    /// backup if any entry is outside the config or any copy is not a plain
+    /// regular file in the backup's directory.
+    pub fn contents(&self, main: &Path) -> Result<Vec<(PathBuf, Option<String>)>, EditError> {
         self.manifest
             .files
             .iter()
             .map(|e| {
+                let Some(to) = target(main, &e.path) else {
+                    return Err(refused(
+                        &self.dir.join("manifest.json"),
+                        format!(
+                            "it names {}, which is not the main config file or a *.json directly in {}; nothing was changed",
+                            e.path.display(),
+                            super::dropin::dir(main).display()
+                        ),
+                    ));
+                };
                 let text = match &e.copy {
                     None => None,
+                    Some(c) if !plain_name(c) => {
+                        return Err(refused(
+                            &self.dir.join("manifest.json"),
+                            format!("the copy {c:?} is not a plain file name in the backup; nothing was changed"),
+                        ))
+                    }
                     Some(c) => {
                         let p = self.dir.join(c);
-                        Some(std::fs::read_to_string(&p).map_err(io(&p, "cannot read"))?)
+                        Some(
+                            super::dropin::read_file_nofollow(&p)
+                                .map_err(io(&p, "cannot read the backup's copy"))?,
+                        )
                     }
                 };
-                Ok((e.path.clone(), text))
+                Ok((to, text))
             })
             .collect()
     }
+}
+
+/// Refuses a symlink where a directory of ours is expected.
+fn real_dir(dir: &Path) -> Result<(), EditError> {
+    let m = std::fs::symlink_metadata(dir).map_err(io(dir, "cannot read"))?;
+    if m.file_type().is_symlink() {
+        return Err(refused(
+            dir,
+            "a symlink; backups are not followed out of the backup directory",
+        ));
+    }
+    if !m.is_dir() {
+        return Err(refused(dir, "not a directory"));
+    }
+    Ok(())
 }
 
 /// Every backup, oldest first.
@@ -125,16 +206,19 @@ pub fn backup(main: &Path, id: &str) -> Result<Backup, EditError> {
     if id.is_empty() || id.contains('/') || id.starts_with('.') {
         return Err(EditError::NoBackup(id.into()));
     }
-    let dir = backup_dir(main).join(id);
-    if !dir.is_dir() {
+    let root = backup_dir(main);
+    let dir = root.join(id);
+    if std::fs::symlink_metadata(&dir).is_err() {
         return Err(EditError::NoBackup(id.into()));
     }
+    real_dir(&root)?;
     open(&dir, id.into())
 }
 
 fn open(dir: &Path, id: String) -> Result<Backup, EditError> {
+    real_dir(dir)?;
     let mpath = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&mpath).map_err(io(&mpath, "cannot read"))?;
+    let text = super::dropin::read_file_nofollow(&mpath).map_err(io(&mpath, "cannot read"))?;
     let manifest: Manifest = serde_json::from_str(&text).map_err(|e| EditError::BadBackup {
         path: mpath.clone(),
         msg: e.to_string(),
@@ -171,7 +255,7 @@ pub fn apply(
         };
         if let Err(e) = r {
             // Undo what was done; report the first failure.
-            if let Ok(prev) = b.contents() {
+            if let Ok(prev) = b.contents(main) {
                 for (p, t) in prev.iter().take(i) {
                     let _ = match t {
                         Some(t) => write_atomic(p, t.as_bytes(), &template),
@@ -193,6 +277,7 @@ fn take_backup<'a>(
 ) -> Result<Backup, EditError> {
     let root = backup_dir(main);
     create_dir(&root, 0o700)?;
+    real_dir(&root)?;
     let now = std::time::SystemTime::now();
     let stamp = humantime::format_rfc3339_millis(now)
         .to_string()
@@ -212,8 +297,9 @@ fn take_backup<'a>(
     };
     let mut files = vec![];
     for (i, p) in paths.enumerate() {
-        let copy = match std::fs::read(p) {
-            Ok(bytes) => {
+        let copy = match super::dropin::read_file(p) {
+            Ok(text) => {
+                let bytes = text.into_bytes();
                 let name = format!(
                     "{i}-{}",
                     p.file_name().unwrap_or_default().to_string_lossy()
@@ -393,11 +479,11 @@ mod tests {
         let all: Vec<String> = backups(&main).unwrap().into_iter().map(|b| b.id).collect();
         assert_eq!(all, [id.clone(), id2.clone(), id3.clone()]);
         assert_eq!(
-            backup(&main, &id).unwrap().contents().unwrap(),
+            backup(&main, &id).unwrap().contents(&main).unwrap(),
             [(a.clone(), None)]
         );
         assert_eq!(
-            backup(&main, &id3).unwrap().contents().unwrap(),
+            backup(&main, &id3).unwrap().contents(&main).unwrap(),
             [(a.clone(), Some("A2".to_string()))]
         );
         assert!(matches!(backup(&main, "../x"), Err(EditError::NoBackup(_))));
@@ -406,5 +492,29 @@ mod tests {
             .unwrap()
             .collect();
         assert!(names.is_empty(), "{names:?}");
+    }
+
+    #[test]
+    fn restore_targets_are_the_main_file_and_json_directly_in_conf_d() {
+        let d = tempfile::tempdir().unwrap();
+        let main = d.path().join("etc/config.json");
+        std::fs::create_dir_all(d.path().join("etc/conf.d")).unwrap();
+        let conf_d = d.path().join("etc/conf.d");
+        assert_eq!(target(&main, &main), Some(main.clone()));
+        // Another spelling of the same directory restores to this config's file.
+        let other = d.path().join("etc/../etc/conf.d/a.json");
+        assert_eq!(target(&main, &other), Some(conf_d.join("a.json")));
+        for bad in [
+            d.path().join("etc/other.json"),
+            d.path().join("etc/conf.d/../../x.json"),
+            d.path().join("etc/conf.d/sub/a.json"),
+            d.path().join("etc/conf.d/.a.json"),
+            d.path().join("etc/conf.d/a.txt"),
+            d.path().join("etc/conf.d"),
+            PathBuf::from("/etc/passwd"),
+            PathBuf::from("/"),
+        ] {
+            assert_eq!(target(&main, &bad), None, "{}", bad.display());
+        }
     }
 }

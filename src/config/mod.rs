@@ -26,7 +26,7 @@ pub mod size;
 pub use sandbox::Profile;
 
 pub(crate) use checks::is_route_name;
-pub use checks::parse_listen_addr;
+pub use checks::{check_header, parse_listen_addr};
 use checks::{check_hub_id, check_origin};
 pub use expand::ExpandError;
 pub use groups::GroupConfig;
@@ -712,6 +712,9 @@ fn validate_server(
                     path,
                     "\"args\" and \"env\" only apply to a \"command\" server",
                 ));
+            }
+            for (k, v) in &s.headers {
+                check_header(k, v).map_err(|m| invalid(format!("{path}.headers[{k:?}]"), m))?;
             }
             let max_response = s
                 .max_response_size
