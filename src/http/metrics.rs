@@ -3,10 +3,17 @@
 //! optional `metricsListen` address that serves `/metrics` alone, with no token.
 //!
 //! On the main listener `/metrics` needs a bearer token: one of
-//! `metricsTokens` when set, else any token the hub accepts. Without any
-//! token configured anywhere it is open, like every other route then. The
-//! second listener is meant for loopback (a local Prometheus); it answers
-//! nothing but `GET /metrics`.
+//! `metricsTokens` when set (it sees every server), else any token the hub
+//! accepts, which sees the servers it is valid for and nothing of the others
+//! (their names and tool names are not its business). Without any token
+//! configured anywhere it is open, like every other route then.
+//!
+//! The second listener is meant for loopback (a local Prometheus); it answers
+//! nothing but `GET /metrics`. Having no token, it is what a DNS-rebinding
+//! page would read, so it checks Host and Origin like the main port and, with
+//! no host names configured, takes only an IP address or `localhost` as
+//! Host. It serves a few connections at once with short timeouts, so that
+//! idle connections to it cannot take the descriptors the main port needs.
 
 use super::{empty, Body, Rejection};
 use crate::hub::{Hub, Snapshot};

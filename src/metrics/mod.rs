@@ -33,13 +33,17 @@
 //! - `mcp_method_name`: one of the MCP request methods ([`METHODS`]); any
 //!   other method is `other`.
 //! - `gen_ai_tool_name`: set on `tools/call` only (empty otherwise), and only
-//!   to a name the server itself listed in a `tools/list` answer (at most
-//!   [`MAX_TOOLS`] per server); a name the server never listed is `other`.
+//!   to a name the server itself listed in a `tools/list` answer, at most
+//!   [`MAX_TOOL_NAME`] bytes long and at most [`MAX_TOOLS`] names per
+//!   server; any other name is `_other`.
 //! - `error_type`: empty on success, as the conventions leave `error.type`
 //!   unset then; `tool_error` for a result with `isError: true`; else the
-//!   JSON-RPC error code as a string when it lies in -32999 … -32000 (the
-//!   range JSON-RPC reserves, plus MCP's and the hub's own codes), and
-//!   `other` for any other code.
+//!   JSON-RPC error code as a string when it is one of [`ERROR_CODES`]
+//!   (JSON-RPC's, MCP's and the hub's own), and `other` for any other code.
+//!
+//! So a server's label sets are bounded, and past [`MAX_OP_SERIES`] per side
+//! a new combination folds into an overflow series: one scrape stays a few
+//! MiB per server whatever a server lists or answers.
 //!
 //! Session ids, tokens, users, arguments and raw paths never become labels;
 //! they are in the journal.
@@ -48,11 +52,20 @@
 //! Each series is a [`hist::Hist`] of atomic buckets; the series of a server
 //! live in lock-free maps (`papaya`, epoch-based: a lookup is a hash and a
 //! few loads, an insert a compare-and-swap) held by that server's
-//! [`ServerMetrics`], which each session's router resolves once when it is
-//! built. prometheus-client's `Family` (a `RwLock`) and `Histogram` (a mutex
-//! per observation) are used for nothing on that path; the crate is the
-//! encoder: a scrape registers a [`prometheus_client::collector::Collector`]
-//! that walks these maps and the hub's registry.
+//! [`ServerMetrics`], which each session's router is handed when it is
+//! built. A series key is `Copy` (a tool is a [`ToolId`] into the server's
+//! table, not a shared string), so recording touches no reference count
+//! that every core shares, and nothing is kept for the process's life: a
+//! reload drops the series of removed servers and of tools a server stopped
+//! listing. prometheus-client's `Family` (a `RwLock`) and `Histogram` (a
+//! mutex per observation) are used for nothing on that path; the crate is
+//! the encoder: a scrape registers a
+//! [`prometheus_client::collector::Collector`] that walks these maps.
+//!
+//! A leaf: what a scrape needs of the hub (each server's state, child pid,
+//! cgroup) comes in as [`UpstreamReading`]s the hub builds, which also say
+//! which servers the caller may see; nothing here knows the hub, sessions or
+//! HTTP.
 //!
 //! Where things are counted: a request in `session::Session::request` (its
 //! `Call` starts there; answers the hub gives itself finish it there) and in

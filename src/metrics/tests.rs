@@ -318,7 +318,8 @@ fn series_and_scrape_size_are_capped_per_server() {
     assert!(series <= 2 * (MAX_OP_SERIES + 6), "{series}");
     // Every call is still counted, in some series.
     assert_eq!(s.server_calls(), (names.len() * errors.len()) as u64);
-    assert!(out.len() < 8 << 20, "one scrape is {} bytes", out.len());
+    eprintln!("worst case: {series} series, {} bytes", out.len());
+    assert!(out.len() < 6 << 20, "one scrape is {} bytes", out.len());
 }
 
 #[test]
