@@ -309,3 +309,40 @@ async fn idle_connections_to_metrics_listen_leave_the_main_port_alone() {
     assert_eq!(raw_get(&addr, &addr, None), 200);
     eprintln!("a scrape after them took {:?}", t.elapsed());
 }
+
+#[tokio::test]
+async fn metrics_listen_closes_a_connection_that_sends_no_request() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _hub = Hub::start(json!({"options": {"metricsListen": addr}}), json!({}));
+    let silent = std::net::TcpStream::connect(&addr).unwrap();
+    // Headers that never end, one byte a second.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    let t = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let _ = slow.write_all(b"GET /metrics HTTP/1.1\r\n");
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_secs(1));
+            if slow.write_all(b"X").is_err() {
+                break;
+            }
+        }
+        t.elapsed()
+    });
+    let mut silent = silent;
+    silent
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = silent.read(&mut buf).unwrap_or(0);
+    let closed = t.elapsed();
+    eprintln!("silent connection closed after {closed:?}");
+    assert!(closed < Duration::from_secs(8), "open for {closed:?}");
+    assert!(closed >= Duration::from_secs(4), "closed after {closed:?}");
+    // hyper may answer 408 before it closes.
+    assert!(n == 0 || buf.starts_with(b"HTTP/1.1 408"), "{n} bytes");
+    let slow_closed = writer.join().unwrap();
+    eprintln!("slow headers cut after {slow_closed:?}");
+    assert!(slow_closed < Duration::from_secs(10), "{slow_closed:?}");
+}
