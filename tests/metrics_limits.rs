@@ -346,3 +346,48 @@ async fn metrics_listen_closes_a_connection_that_sends_no_request() {
     eprintln!("slow headers cut after {slow_closed:?}");
     assert!(slow_closed < Duration::from_secs(10), "{slow_closed:?}");
 }
+
+#[tokio::test]
+async fn a_tool_the_server_stopped_listing_leaves_the_scrape_at_a_reload() {
+    // Each listing names one new tool (`x<n>-0-…`) and drops the one before.
+    let servers = json!({"fx": fx(json!({"env": {"FIXTURE_EXTRA_TOOLS": "1:12:fresh"}}))});
+    let hub = Hub::start(json!({}), servers.clone());
+    let mut c = Mcp::new(&hub, "fx");
+    c.initialize().await;
+    let name_of = |r: &Reply| {
+        let tools = r.last()["result"]["tools"].as_array().unwrap().clone();
+        tools.last().unwrap()["name"].as_str().unwrap().to_string()
+    };
+    let first = name_of(&c.post(&req(json!(1), "tools/list", json!({}))).await);
+    c.post(&call(2, &first, json!({}))).await;
+    let second = name_of(&c.post(&req(json!(3), "tools/list", json!({}))).await);
+    assert_ne!(first, second);
+    let text = scrape_with(&hub, TOKEN).await;
+    assert!(
+        text.contains(&format!("gen_ai_tool_name=\"{first}\"")),
+        "{text}"
+    );
+    // The same config again: the server stays. A reload forgets the tools
+    // no listing named since the reload before: none before this one, so
+    // both stay; then a listing that names neither, and the next one drops them.
+    reload(&hub, servers.clone());
+    let text = scrape_with(&hub, TOKEN).await;
+    assert!(
+        text.contains(&format!("gen_ai_tool_name=\"{first}\"")),
+        "{text}"
+    );
+    let third = name_of(&c.post(&req(json!(5), "tools/list", json!({}))).await);
+    reload(&hub, servers);
+    let text = scrape_with(&hub, TOKEN).await;
+    assert!(!text.contains(&first), "{first} is still in:\n{text}");
+    assert!(text.contains("server=\"fx\""));
+    // The tool it lists now is a label, the one it no longer lists is not.
+    c.post(&call(6, &third, json!({}))).await;
+    c.post(&call(7, &second, json!({}))).await;
+    let text = scrape_with(&hub, TOKEN).await;
+    assert!(
+        text.contains(&format!("gen_ai_tool_name=\"{third}\"")),
+        "{text}"
+    );
+    assert!(!text.contains(&second), "{second} is still in:\n{text}");
+}
