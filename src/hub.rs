@@ -350,6 +350,7 @@ impl Hub {
         for name in old.servers.keys().filter(|n| !servers.contains_key(*n)) {
             summary.removed.push(name.clone());
         }
+        crate::metrics::global().retain_servers(|n| servers.contains_key(n));
         if old.settings.addr != config.hub.addr {
             tracing::warn!("mcpProxy.addr changed; the listening address changes only on restart");
         }
@@ -474,6 +475,31 @@ impl Hub {
             })?;
         }
         Ok(())
+    }
+
+    /// What a `/metrics` scrape reads of each server: with `token`, only
+    /// the servers that token is valid for (as `/status` shows them).
+    pub fn upstream_readings(&self, token: Option<&str>) -> Vec<crate::metrics::UpstreamReading> {
+        let cgroups = match crate::sandbox::cgroup::known() {
+            Some(crate::sandbox::cgroup::State::Delegated { dir }) => Some(dir.clone()),
+            _ => None,
+        };
+        let snap = self.current();
+        let reachable = |s: &Server| {
+            token.is_none_or(|t| {
+                s.cfg.auth_tokens.is_empty() || s.cfg.auth_tokens.iter().any(|x| x == t)
+            })
+        };
+        snap.servers
+            .values()
+            .filter(|s| reachable(s))
+            .map(|s| crate::metrics::UpstreamReading {
+                name: s.cfg.name.clone(),
+                state: s.state(),
+                pid: s.sup.snapshot().pid,
+                cgroups: cgroups.clone(),
+            })
+            .collect()
     }
 
     /// Per-server state; with `token`, only the servers that token is valid for.

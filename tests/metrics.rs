@@ -94,7 +94,7 @@ async fn counters_and_histogram_counts_equal_the_calls_made() {
     assert_eq!(
         sample(
             &text,
-            &format!("{server}{}", op_labels("tools/call", "other", "-32602"))
+            &format!("{server}{}", op_labels("tools/call", "_other", "-32602"))
         ),
         Some(1.0),
         "{text}"
@@ -236,7 +236,7 @@ async fn legacy_sse_calls_are_counted_under_their_transport() {
         s.next_message(10).await;
     }
     let text = scrape(&hub).await;
-    let labels = "{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"other\",error_type=\"\",server=\"fx\",transport=\"sse\",protocol_era=\"legacy\"}";
+    let labels = "{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"_other\",error_type=\"\",server=\"fx\",transport=\"sse\",protocol_era=\"legacy\"}";
     // No tools/list yet on this hub: "echo" is a name the server never listed to it.
     assert_eq!(
         sample(
@@ -312,7 +312,7 @@ async fn a_crash_is_one_restart_and_up_goes_1_0_1() {
         assert_eq!(restarts(other), Some(0.0), "{other}: {text}");
     }
     // The failed call counts as a server error and a client error.
-    let lost = "{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"other\",error_type=\"-32000\",server=\"fx\",transport=\"streamable\",protocol_era=\"legacy\"}";
+    let lost = "{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"_other\",error_type=\"-32000\",server=\"fx\",transport=\"streamable\",protocol_era=\"legacy\"}";
     assert_eq!(
         sample(
             &text,
@@ -483,7 +483,7 @@ async fn a_2026_call_is_counted_as_modern_and_opens_no_session() {
         assert_eq!(resp.status(), 200);
     }
     let text = scrape(&hub).await;
-    let modern = "{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"other\",error_type=\"\",server=\"fx\",transport=\"streamable\",protocol_era=\"modern\"}";
+    let modern = "{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"_other\",error_type=\"\",server=\"fx\",transport=\"streamable\",protocol_era=\"modern\"}";
     assert_eq!(
         sample(
             &text,

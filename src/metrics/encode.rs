@@ -3,12 +3,13 @@
 //! `Collector` in a registry made for the scrape).
 
 use super::hist::Hist;
-use super::labels::{OpKey, RestartReason, Transport};
-use super::{system, AuthFailure, Hasher, Metrics, ServerMetrics};
+use super::labels::{OpKey, RestartReason, ToolId, Transport, OTHER_TOOL};
+use super::{system, AuthFailure, Metrics, Ops, ServerMetrics};
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -21,18 +22,58 @@ pub(super) fn encode(scrape: Scrape) -> String {
     out
 }
 
-/// What one scrape shows: the live series, plus what was read from the hub
-/// and /proc for it.
+/// What one scrape shows, taken from the live series when it starts: the
+/// servers the caller may see, what was read from the hub and the system
+/// for them, and the hub-wide counters.
 #[derive(Debug)]
 pub(super) struct Scrape {
-    pub(super) metrics: &'static Metrics,
-    pub(super) upstreams: Vec<system::UpstreamReading>,
-    pub(super) process: system::ProcessReading,
+    servers: Vec<Arc<ServerMetrics>>,
+    upstreams: Vec<(system::UpstreamReading, system::Usage)>,
+    http: Vec<((&'static str, u16), u64)>,
+    auth: [u64; 2],
+    process: system::ProcessReading,
 }
 
-impl std::fmt::Debug for Metrics {
+impl Scrape {
+    pub(super) fn new(
+        metrics: &Metrics,
+        upstreams: Vec<system::UpstreamReading>,
+        process: system::ProcessReading,
+    ) -> Scrape {
+        let mut servers: Vec<Arc<ServerMetrics>> = {
+            let m = metrics.servers();
+            upstreams
+                .iter()
+                .filter_map(|u| m.get(u.name.as_str()).cloned())
+                .collect()
+        };
+        servers.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut http: Vec<_> = metrics
+            .http
+            .pin()
+            .iter()
+            .map(|(k, v)| (*k, v.get()))
+            .collect();
+        http.sort();
+        Scrape {
+            servers,
+            upstreams: upstreams
+                .into_iter()
+                .map(|u| {
+                    let usage = u.usage();
+                    (u, usage)
+                })
+                .collect(),
+            http,
+            auth: std::array::from_fn(|i| metrics.auth[i].load(Ordering::Relaxed)),
+            process,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Metrics")
+        write!(f, "ServerMetrics({:?})", self.name)
     }
 }
 
@@ -43,15 +84,10 @@ fn counter_name(name: &str) -> &str {
 
 impl prometheus_client::collector::Collector for Scrape {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let servers: Vec<Arc<ServerMetrics>> = {
-            let m = self.metrics.servers.pin();
-            let mut v: Vec<_> = m.values().cloned().collect();
-            v.sort_by(|a, b| a.name.cmp(&b.name));
-            v
-        };
-        self.ops(&mut enc, &servers)?;
-        sessions(&mut enc, &servers)?;
-        self.upstream(&mut enc, &servers)?;
+        let servers = &self.servers;
+        self.ops(&mut enc, servers)?;
+        sessions(&mut enc, servers)?;
+        self.upstream(&mut enc, servers)?;
         self.http(&mut enc)?;
         system::encode_process(&mut enc, &self.process)?;
         Ok(())
@@ -63,11 +99,40 @@ impl prometheus_client::collector::Collector for Scrape {
 fn encode_ops(
     m: &mut prometheus_client::encoding::MetricEncoder,
     s: &ServerMetrics,
-    ops: &papaya::HashMap<OpKey, Hist, Hasher>,
+    ops: &Ops,
     client: bool,
 ) -> Result<(), std::fmt::Error> {
+    let names: HashMap<ToolId, String> = s
+        .tools
+        .pin()
+        .iter()
+        .map(|(n, t)| (t.id, n.to_string()))
+        .chain([(ToolId::OTHER, OTHER_TOOL.to_string())])
+        .collect();
     let ops = ops.pin();
-    for (k, h) in sorted(ops.iter()) {
+    let mut rows: Vec<(&OpKey, &str, &Hist)> = Vec::with_capacity(ops.len());
+    for (k, h) in ops.iter() {
+        let tool = match k.tool {
+            None => "",
+            // A tool forgotten while this call was recorded: its series
+            // goes at the next prune; a scrape never shows an id.
+            Some(id) => match names.get(&id) {
+                Some(n) => n.as_str(),
+                None => continue,
+            },
+        };
+        rows.push((k, tool, h));
+    }
+    rows.sort_by(|(a, at, _), (b, bt, _)| {
+        (a.method, *at, a.error.label(), a.transport, a.era.as_str()).cmp(&(
+            b.method,
+            *bt,
+            b.error.label(),
+            b.transport,
+            b.era.as_str(),
+        ))
+    });
+    for (k, tool, h) in rows {
         let e = k.error.label();
         let network = if k.transport == "stdio" {
             "pipe"
@@ -76,8 +141,8 @@ fn encode_ops(
         };
         let labels = [
             ("mcp_method_name", k.method),
-            ("gen_ai_tool_name", k.tool.unwrap_or("")),
-            ("error_type", &e),
+            ("gen_ai_tool_name", tool),
+            ("error_type", e),
             ("server", &s.name),
             ("transport", k.transport),
             ("protocol_era", k.era.as_str()),
@@ -127,7 +192,7 @@ impl Scrape {
             None,
             MetricType::Gauge,
         )?;
-        for u in &self.upstreams {
+        for (u, _) in &self.upstreams {
             let up = i64::from(u.state == "ready");
             ConstGauge::new(up).encode(m.encode_family(&[("server", u.name.as_str())])?)?;
         }
@@ -137,7 +202,7 @@ impl Scrape {
             None,
             MetricType::Gauge,
         )?;
-        for u in &self.upstreams {
+        for (u, _) in &self.upstreams {
             for st in system::STATES {
                 let labels = [("server", u.name.as_str()), ("state", st)];
                 ConstGauge::new(i64::from(u.state == st)).encode(m.encode_family(&labels)?)?;
@@ -162,8 +227,8 @@ impl Scrape {
             None,
             MetricType::Gauge,
         )?;
-        for u in &self.upstreams {
-            if let Some(b) = u.memory_bytes {
+        for (u, (memory, _)) in &self.upstreams {
+            if let Some(b) = *memory {
                 ConstGauge::new(b as i64)
                     .encode(m.encode_family(&[("server", u.name.as_str())])?)?;
             }
@@ -174,8 +239,8 @@ impl Scrape {
             None,
             MetricType::Counter,
         )?;
-        for u in &self.upstreams {
-            if let Some(s) = u.cpu_seconds {
+        for (u, (_, cpu)) in &self.upstreams {
+            if let Some(s) = *cpu {
                 ConstCounter::new(s).encode(m.encode_family(&[("server", u.name.as_str())])?)?;
             }
         }
@@ -189,15 +254,7 @@ impl Scrape {
             None,
             MetricType::Counter,
         )?;
-        let mut rows: Vec<((&'static str, u16), u64)> = self
-            .metrics
-            .http
-            .pin()
-            .iter()
-            .map(|(k, v)| (*k, v.get()))
-            .collect();
-        rows.sort();
-        for ((route, code), n) in rows {
+        for ((route, code), n) in self.http.iter().copied() {
             let code = code.to_string();
             let labels = [("route", route), ("code", code.as_str())];
             ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
@@ -208,34 +265,12 @@ impl Scrape {
             None,
             MetricType::Counter,
         )?;
-        for (i, c) in self.metrics.auth.iter().enumerate() {
+        for (i, n) in self.auth.iter().enumerate() {
             let labels = [("reason", AuthFailure::as_str(i))];
-            ConstCounter::new(c.load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
+            ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
         }
         Ok(())
     }
-}
-
-/// Series in a stable order, so one scrape reads like the last.
-fn sorted<'a>(it: impl Iterator<Item = (&'a OpKey, &'a Hist)>) -> Vec<(&'a OpKey, &'a Hist)> {
-    let mut v: Vec<_> = it.collect();
-    v.sort_by(|(a, _), (b, _)| {
-        (
-            a.method,
-            a.tool,
-            a.error.label(),
-            a.transport,
-            a.era.as_str(),
-        )
-            .cmp(&(
-                b.method,
-                b.tool,
-                b.error.label(),
-                b.transport,
-                b.era.as_str(),
-            ))
-    });
-    v
 }
 
 fn sessions(

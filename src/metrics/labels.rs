@@ -26,11 +26,33 @@ pub const METHODS: &[&str] = &[
     "tasks/cancel",
 ];
 
-/// Tool names remembered per server; past this, new names are `other`.
-pub const MAX_TOOLS: usize = 1024;
+/// Tool names remembered per server; past this, new names are [`OTHER_TOOL`].
+pub const MAX_TOOLS: usize = 256;
 
-/// The fixed label for a method or tool name outside the vocabulary.
+/// The longest tool name that becomes a label (bytes); a longer one is
+/// [`OTHER_TOOL`].
+pub const MAX_TOOL_NAME: usize = 128;
+
+/// Operation series per server and per side (server, client). Past it a new
+/// combination folds into one series per method, transport and era with the
+/// tool `_other` and the error `other`, so a scrape stays bounded.
+pub const MAX_OP_SERIES: usize = 512;
+
+/// The fixed label for a method or an error outside the vocabulary.
 pub const OTHER: &str = "other";
+
+/// The label for a tool the server never listed, or past the caps. Not
+/// `other`: a server may well list a tool of that name.
+pub const OTHER_TOOL: &str = "_other";
+
+/// The JSON-RPC error codes that are `error_type` values: JSON-RPC's own,
+/// MCP's, and the hub's (`jsonrpc`, `mcp`). Any other code is `other`.
+pub const ERROR_CODES: [i32; 13] = [
+    -32700, -32600, -32601, -32602, -32603, // JSON-RPC 2.0
+    -32000, -32001, -32800, // upstream error, timeout, cancelled (the hub's)
+    -32002, -32042, // MCP: resource not found, URL elicitation required
+    -32020, -32021, -32022, // 2026-07-28: header mismatch, capability, version
+];
 
 /// A method name as a label value.
 pub fn method_label(method: &str) -> &'static str {
@@ -154,28 +176,46 @@ impl ErrorType {
     }
 
     pub fn code(code: i64) -> ErrorType {
-        if (-32999..=-32000).contains(&code) {
-            ErrorType::Code(code as i32)
-        } else {
-            ErrorType::Other
+        match ERROR_CODES.iter().find(|c| i64::from(**c) == code) {
+            Some(c) => ErrorType::Code(*c),
+            None => ErrorType::Other,
         }
     }
 
-    pub(super) fn label(self) -> std::borrow::Cow<'static, str> {
+    pub(super) fn label(self) -> &'static str {
+        const NAMES: [&str; 13] = [
+            "-32700", "-32600", "-32601", "-32602", "-32603", "-32000", "-32001", "-32800",
+            "-32002", "-32042", "-32020", "-32021", "-32022",
+        ];
         match self {
-            ErrorType::None => "".into(),
-            ErrorType::Tool => "tool_error".into(),
-            ErrorType::Code(c) => c.to_string().into(),
-            ErrorType::Other => OTHER.into(),
+            ErrorType::None => "",
+            ErrorType::Tool => "tool_error",
+            ErrorType::Code(c) => ERROR_CODES
+                .iter()
+                .position(|k| *k == c)
+                .map_or(OTHER, |i| NAMES[i]),
+            ErrorType::Other => OTHER,
         }
     }
+}
+
+/// A tool name as the series know it: an index into the server's tool
+/// table (so a key is `Copy` and recording touches no shared reference
+/// count). Never reused while the process lives; [`ToolId::OTHER`] is
+/// `_other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ToolId(pub(super) u64);
+
+impl ToolId {
+    pub const OTHER: ToolId = ToolId(u64::MAX);
 }
 
 /// The labels of one operation series, within one server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct OpKey {
     pub(super) method: &'static str,
-    pub(super) tool: Option<&'static str>,
+    /// A [`ToolId`] of the server's, for `tools/call`.
+    pub(super) tool: Option<ToolId>,
     pub(super) error: ErrorType,
     /// `Transport::as_str` or `UpstreamKind::as_str`.
     pub(super) transport: &'static str,

@@ -33,13 +33,17 @@
 //! - `mcp_method_name`: one of the MCP request methods ([`METHODS`]); any
 //!   other method is `other`.
 //! - `gen_ai_tool_name`: set on `tools/call` only (empty otherwise), and only
-//!   to a name the server itself listed in a `tools/list` answer (at most
-//!   [`MAX_TOOLS`] per server); a name the server never listed is `other`.
+//!   to a name the server itself listed in a `tools/list` answer, at most
+//!   [`MAX_TOOL_NAME`] bytes long and at most [`MAX_TOOLS`] names per
+//!   server; any other name is `_other`.
 //! - `error_type`: empty on success, as the conventions leave `error.type`
 //!   unset then; `tool_error` for a result with `isError: true`; else the
-//!   JSON-RPC error code as a string when it lies in -32999 … -32000 (the
-//!   range JSON-RPC reserves, plus MCP's and the hub's own codes), and
-//!   `other` for any other code.
+//!   JSON-RPC error code as a string when it is one of [`ERROR_CODES`]
+//!   (JSON-RPC's, MCP's and the hub's own), and `other` for any other code.
+//!
+//! So a server's label sets are bounded, and past [`MAX_OP_SERIES`] per side
+//! a new combination folds into an overflow series: one scrape stays a few
+//! MiB per server whatever a server lists or answers.
 //!
 //! Session ids, tokens, users, arguments and raw paths never become labels;
 //! they are in the journal.
@@ -48,11 +52,20 @@
 //! Each series is a [`hist::Hist`] of atomic buckets; the series of a server
 //! live in lock-free maps (`papaya`, epoch-based: a lookup is a hash and a
 //! few loads, an insert a compare-and-swap) held by that server's
-//! [`ServerMetrics`], which each session's router resolves once when it is
-//! built. prometheus-client's `Family` (a `RwLock`) and `Histogram` (a mutex
-//! per observation) are used for nothing on that path; the crate is the
-//! encoder: a scrape registers a [`prometheus_client::collector::Collector`]
-//! that walks these maps and the hub's registry.
+//! [`ServerMetrics`], which each session's router is handed when it is
+//! built. A series key is `Copy` (a tool is a [`ToolId`] into the server's
+//! table, not a shared string), so recording touches no reference count
+//! that every core shares, and nothing is kept for the process's life: a
+//! reload drops the series of removed servers and of tools a server stopped
+//! listing. prometheus-client's `Family` (a `RwLock`) and `Histogram` (a
+//! mutex per observation) are used for nothing on that path; the crate is
+//! the encoder: a scrape registers a
+//! [`prometheus_client::collector::Collector`] that walks these maps.
+//!
+//! A leaf: what a scrape needs of the hub (each server's state, child pid,
+//! cgroup) comes in as [`UpstreamReading`]s the hub builds, which also say
+//! which servers the caller may see; nothing here knows the hub, sessions or
+//! HTTP.
 //!
 //! Where things are counted: a request in `session::Session::request` (its
 //! `Call` starts there; answers the hub gives itself finish it there) and in
@@ -73,41 +86,63 @@ mod labels;
 pub mod system;
 
 pub use labels::{
-    method_label, Era, ErrorType, RestartReason, Transport, UpstreamKind, MAX_TOOLS, METHODS, OTHER,
+    method_label, Era, ErrorType, RestartReason, ToolId, Transport, UpstreamKind, ERROR_CODES,
+    MAX_OP_SERIES, MAX_TOOLS, MAX_TOOL_NAME, METHODS, OTHER, OTHER_TOOL,
 };
+pub use system::UpstreamReading;
 
 use crate::jsonrpc::Message;
 use hist::Hist;
 use labels::OpKey;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 /// The series maps' hasher: keys come from fixed vocabularies, configured
-/// names and listed tool names, so a fast seeded hash is enough (SipHash
-/// cost a third of a call's recording).
+/// names and tool ids, so a fast seeded hash is enough (SipHash cost a
+/// third of a call's recording).
 type Hasher = foldhash::fast::RandomState;
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Everything counted for one configured server. Outlives reloads: a server
-/// changed by a reload keeps counting into the same series.
+type Ops = papaya::HashMap<OpKey, Hist, Hasher>;
+
+/// A tool name the server listed.
+struct Tool {
+    id: ToolId,
+    /// Named by a `tools/list` answer since the last [`ServerMetrics::prune`].
+    listed: AtomicBool,
+}
+
+/// Everything counted for one configured server. Outlives reloads that keep
+/// or change the server (it keeps counting into the same series); a reload
+/// that removes it drops it ([`Metrics::retain_servers`]).
 pub struct ServerMetrics {
     name: Arc<str>,
-    /// Interned for the process's life (at most [`MAX_TOOLS`] per server
-    /// name), so a label is a `&'static str`: recording a call then touches
-    /// no reference count that every core shares.
-    tools: papaya::HashSet<&'static str, Hasher>,
-    server_ops: papaya::HashMap<OpKey, Hist, Hasher>,
-    client_ops: papaya::HashMap<OpKey, Hist, Hasher>,
+    /// Listed names (at most [`MAX_TOOLS`], each at most [`MAX_TOOL_NAME`]
+    /// bytes) and their ids: a series key holds the id, so recording a
+    /// call touches no reference count that every core shares, and nothing
+    /// outlives the server.
+    tools: papaya::HashMap<Box<str>, Tool, Hasher>,
+    next_tool: AtomicU64,
+    /// `tools/list` answers seen since the last prune.
+    listings: AtomicU64,
+    server_ops: Ops,
+    client_ops: Ops,
     sessions: [AtomicI64; 3],
     session_time: [Hist; 3],
     restarts: [AtomicU64; 5],
 }
 
 impl ServerMetrics {
-    fn new(name: &str) -> ServerMetrics {
+    /// A server's metrics on their own, registered nowhere (a router built
+    /// without the process's series, as in tests).
+    pub fn new(name: &str) -> ServerMetrics {
         ServerMetrics {
             name: name.into(),
-            tools: papaya::HashSet::with_hasher(Hasher::default()),
+            tools: papaya::HashMap::with_hasher(Hasher::default()),
+            next_tool: AtomicU64::new(0),
+            listings: AtomicU64::new(0),
             server_ops: papaya::HashMap::with_hasher(Hasher::default()),
             client_ops: papaya::HashMap::with_hasher(Hasher::default()),
             sessions: Default::default(),
@@ -120,29 +155,83 @@ impl ServerMetrics {
         &self.name
     }
 
-    /// The label for a tool a client names: the server's own listed name, or `other`.
-    pub fn tool_label(&self, name: &str) -> &'static str {
-        self.tools.pin().get(name).copied().unwrap_or(OTHER)
+    /// The label for a tool a client names: the server's own listed name, or `_other`.
+    pub fn tool_label(&self, name: &str) -> ToolId {
+        if name.len() > MAX_TOOL_NAME {
+            return ToolId::OTHER;
+        }
+        self.tools.pin().get(name).map_or(ToolId::OTHER, |t| t.id)
     }
 
-    /// Remembers the tool names a server listed (a `tools/list` answer).
+    /// The name of a tool id, while the server still lists it.
+    pub fn tool_name(&self, id: ToolId) -> Option<String> {
+        if id == ToolId::OTHER {
+            return Some(OTHER_TOOL.into());
+        }
+        let tools = self.tools.pin();
+        let found = tools.iter().find(|(_, t)| t.id == id);
+        found.map(|(n, _)| n.to_string())
+    }
+
+    /// Remembers the tool names a server listed (a `tools/list` answer):
+    /// names past [`MAX_TOOL_NAME`] bytes or past [`MAX_TOOLS`] are not kept
+    /// (calls to them count as `_other`).
     pub fn listed_tools(&self, answer: &Message) {
         #[derive(serde::Deserialize)]
-        struct Named {
-            name: String,
+        struct Named<'a> {
+            #[serde(borrow)]
+            name: Cow<'a, str>,
         }
-        let Some(tools) = answer.result_field::<Vec<Named>>("tools") else {
+        #[derive(serde::Deserialize)]
+        struct List<'a> {
+            #[serde(borrow)]
+            tools: Vec<Named<'a>>,
+        }
+        let Some(raw) = answer.result_raw() else {
             return;
         };
+        // Borrowed: a huge name is looked at, never copied.
+        let Ok(list) = serde_json::from_str::<List>(raw.get()) else {
+            return;
+        };
+        self.listings.fetch_add(1, Ordering::Relaxed);
         let set = self.tools.pin();
-        for t in tools {
-            if set.len() >= MAX_TOOLS {
-                break;
+        for t in list.tools {
+            let name = &*t.name;
+            if let Some(known) = set.get(name) {
+                known.listed.store(true, Ordering::Relaxed);
+                continue;
             }
-            if !set.contains(t.name.as_str()) {
-                set.insert(Box::leak(t.name.into_boxed_str()));
+            // Several routers of a per-client server may list at once: the
+            // cap may be passed by as many names as lists run together.
+            if name.len() > MAX_TOOL_NAME || name == OTHER_TOOL || set.len() >= MAX_TOOLS {
+                continue;
             }
+            let id = ToolId(self.next_tool.fetch_add(1, Ordering::Relaxed));
+            set.get_or_insert_with(name.into(), || Tool {
+                id,
+                listed: AtomicBool::new(true),
+            });
         }
+    }
+
+    /// At a reload: when the server answered `tools/list` since the last
+    /// one, the tools no answer named are forgotten with their series (a
+    /// server that was not asked keeps its tools). Series of unknown tool
+    /// ids (a call that raced a prune) go too.
+    fn prune(&self) {
+        if self.listings.swap(0, Ordering::Relaxed) > 0 {
+            let tools = self.tools.pin();
+            tools.retain(|_, t| t.listed.swap(false, Ordering::Relaxed));
+        }
+        let live: std::collections::HashSet<ToolId> =
+            self.tools.pin().values().map(|t| t.id).collect();
+        let keep = |k: &OpKey| {
+            k.tool
+                .is_none_or(|t| t == ToolId::OTHER || live.contains(&t))
+        };
+        self.server_ops.pin().retain(|k, _| keep(k));
+        self.client_ops.pin().retain(|k, _| keep(k));
     }
 
     /// A call the hub answered, as server to its client.
@@ -187,16 +276,36 @@ impl ServerMetrics {
     pub fn server_calls(&self) -> u64 {
         self.server_ops.pin().values().map(Hist::count).sum()
     }
+
+    /// Operation series now, both sides (for tests).
+    pub fn op_series(&self) -> usize {
+        self.server_ops.pin().len() + self.client_ops.pin().len()
+    }
+
+    /// Tool names remembered now.
+    pub fn tools_known(&self) -> usize {
+        self.tools.pin().len()
+    }
 }
 
 /// Records into the series `key`, made on its first observation. A lookup
-/// first: the series exists on every call but the first.
-fn observe(map: &papaya::HashMap<OpKey, Hist, Hasher>, key: OpKey, d: Duration) {
+/// first: the series exists on every call but the first. Past
+/// [`MAX_OP_SERIES`] a new key folds into its method's overflow series.
+fn observe(map: &Ops, key: OpKey, d: Duration) {
     let m = map.pin();
-    match m.get(&key) {
-        Some(h) => h.observe(d),
-        None => m.get_or_insert_with(key, Hist::default).observe(d),
+    if let Some(h) = m.get(&key) {
+        return h.observe(d);
     }
+    let key = if m.len() >= MAX_OP_SERIES {
+        OpKey {
+            tool: key.tool.map(|_| ToolId::OTHER),
+            error: ErrorType::Other,
+            ..key
+        }
+    } else {
+        key
+    };
+    m.get_or_insert_with(key, Hist::default).observe(d)
 }
 
 /// One client request on its way through the hub: started when it enters a
@@ -208,7 +317,7 @@ pub struct Call {
     /// When it went upstream, if it did.
     sent: Option<Instant>,
     method: &'static str,
-    tool: Option<&'static str>,
+    tool: Option<ToolId>,
     transport: Transport,
     era: Era,
 }
@@ -251,7 +360,10 @@ impl Call {
 
 /// Every series of the process.
 pub struct Metrics {
-    servers: papaya::HashMap<Arc<str>, Arc<ServerMetrics>>,
+    /// Looked up when a router is built and at a scrape, never per call; a
+    /// plain map, so a removed server is freed at once (a lock-free map
+    /// frees what it removed only later, in batches).
+    servers: Mutex<HashMap<Arc<str>, Arc<ServerMetrics>>>,
     http: papaya::HashMap<(&'static str, u16), hist::Counter, Hasher>,
     auth: [AtomicU64; 2],
 }
@@ -274,7 +386,7 @@ impl AuthFailure {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            servers: papaya::HashMap::new(),
+            servers: Mutex::default(),
             http: papaya::HashMap::with_hasher(Hasher::default()),
             auth: Default::default(),
         }
@@ -290,12 +402,30 @@ pub fn global() -> &'static Metrics {
 impl Metrics {
     /// A server's metrics, made on first use (by the server's name).
     pub fn server(&self, name: &str) -> Arc<ServerMetrics> {
-        let m = self.servers.pin();
+        let mut m = self.servers();
         if let Some(s) = m.get(name) {
             return s.clone();
         }
-        m.get_or_insert_with(name.into(), || Arc::new(ServerMetrics::new(name)))
-            .clone()
+        let s = Arc::new(ServerMetrics::new(name));
+        m.insert(name.into(), s.clone());
+        s
+    }
+
+    fn servers(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<ServerMetrics>>> {
+        self.servers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// At a reload: drops every series of the servers `keep` refuses (they
+    /// were removed), and prunes the tools of the others.
+    pub fn retain_servers(&self, keep: impl Fn(&str) -> bool) {
+        let kept: Vec<Arc<ServerMetrics>> = {
+            let mut m = self.servers();
+            m.retain(|name, _| keep(name));
+            m.values().cloned().collect()
+        };
+        for s in kept {
+            s.prune();
+        }
     }
 
     /// One HTTP request answered: `route` is a template, never a raw path.
@@ -313,18 +443,11 @@ impl Metrics {
         self.auth[why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of everything, with `hub` for what is
-    /// read at scrape time (upstream state, child resources).
-    pub fn render(&'static self, hub: &crate::hub::Hub) -> String {
-        self.render_with(system::upstreams(hub))
-    }
-
-    fn render_with(&'static self, upstreams: Vec<system::UpstreamReading>) -> String {
-        encode::encode(encode::Scrape {
-            metrics: self,
-            upstreams,
-            process: system::process(),
-        })
+    /// The Prometheus text exposition: the series of the servers in
+    /// `upstreams` (what the caller may see, as the hub read them now) and
+    /// the hub-wide ones. A server's series not in `upstreams` stay out.
+    pub fn render(&self, upstreams: Vec<UpstreamReading>) -> String {
+        encode::encode(encode::Scrape::new(self, upstreams, system::process()))
     }
 }
 

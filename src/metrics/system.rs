@@ -14,47 +14,46 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The states `mcphub_upstream_state` shows, as `/status` names them.
 pub const STATES: [&str; 6] = [
     "stopped", "starting", "ready", "backoff", "failed", "disabled",
 ];
 
-#[derive(Debug)]
+/// A child's memory in bytes and CPU seconds, when they could be read.
+pub type Usage = (Option<u64>, Option<f64>);
+
+/// One configured server as the hub sees it at a scrape: what the hub
+/// knows (its registry builds these), from which the child's resources
+/// are read here.
+#[derive(Debug, Clone)]
 pub struct UpstreamReading {
     pub name: String,
+    /// One of [`STATES`].
     pub state: &'static str,
-    pub memory_bytes: Option<u64>,
-    pub cpu_seconds: Option<f64>,
+    /// The newest child's pid (a process-group leader), if one runs.
+    pub pid: Option<u32>,
+    /// The delegated cgroup the server's sub-cgroups live in, if any.
+    pub cgroups: Option<PathBuf>,
 }
 
-/// Every configured server's state and resources now.
-pub fn upstreams(hub: &crate::hub::Hub) -> Vec<UpstreamReading> {
-    let snap = hub.current();
-    let cgroups = match crate::sandbox::cgroup::known() {
-        Some(crate::sandbox::cgroup::State::Delegated { dir }) => Some(dir.clone()),
-        _ => None,
-    };
-    snap.servers()
-        .map(|s| {
-            let name = s.cfg.name.clone();
-            let from_cgroup = cgroups.as_deref().and_then(|d| cgroup_usage(d, &name));
-            let (memory_bytes, cpu_seconds) = match from_cgroup {
+impl UpstreamReading {
+    /// The child's memory in bytes and CPU seconds: from its cgroups when
+    /// delegated, else from /proc for its process group.
+    pub fn usage(&self) -> Usage {
+        let from_cgroup = self
+            .cgroups
+            .as_deref()
+            .and_then(|d| cgroup_usage(d, &self.name));
+        match from_cgroup {
+            Some((m, c)) => (Some(m), Some(c)),
+            None => match self.pid.and_then(group_usage) {
                 Some((m, c)) => (Some(m), Some(c)),
-                None => match s.sup.snapshot().pid {
-                    Some(pid) => group_usage(pid).map_or((None, None), |(m, c)| (Some(m), Some(c))),
-                    None => (None, None),
-                },
-            };
-            UpstreamReading {
-                name,
-                state: s.state(),
-                memory_bytes,
-                cpu_seconds,
-            }
-        })
-        .collect()
+                None => (None, None),
+            },
+        }
+    }
 }
 
 /// The server's sub-cgroups (`srv-<name>-<n>`, one per start): memory.current

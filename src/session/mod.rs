@@ -341,11 +341,12 @@ impl Upstream {
         connect: Option<link::Connector>,
     ) -> (Arc<Upstream>, tokio::task::JoinHandle<()>) {
         let shared = kind == link::Kind::Shared;
-        let mut router = Router::new(
+        let mut router = Router::with_meter(
             &cfg.name,
             shared,
             cfg.tool_filter.clone(),
             cfg.request_timeout,
+            crate::metrics::global().server(&cfg.name),
         );
         router.set_upstream_kind(crate::metrics::UpstreamKind::of(&cfg.upstream));
         let core = Arc::new(Core {

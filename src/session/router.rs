@@ -114,11 +114,24 @@ fn err(id: Id, code: i64, msg: impl Into<String>) -> Message {
 }
 
 impl Router {
+    /// A router counting into series of its own (tests).
     pub fn new(
         server: &str,
         shared: bool,
         tool_filter: Option<ToolFilter>,
         timeout: Duration,
+    ) -> Router {
+        let meter = Arc::new(ServerMetrics::new(server));
+        Router::with_meter(server, shared, tool_filter, timeout, meter)
+    }
+
+    /// A router counting into `meter`, the server's series.
+    pub fn with_meter(
+        server: &str,
+        shared: bool,
+        tool_filter: Option<ToolFilter>,
+        timeout: Duration,
+        meter: Arc<ServerMetrics>,
     ) -> Router {
         Router {
             server: server.into(),
@@ -136,7 +149,7 @@ impl Router {
             modern_up: false,
             modern_clients: HashSet::new(),
             listen: None,
-            meter: crate::metrics::global().server(server),
+            meter,
             upstream_kind: UpstreamKind::default(),
         }
     }

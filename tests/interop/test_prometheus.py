@@ -165,8 +165,8 @@ class Load:
         self.listed = set()    # tool names the server listed
 
     def label(self, name: str) -> str:
-        """gen_ai_tool_name of a call: the tool's name if the server listed it, else `other`."""
-        return name if name in self.listed else "other"
+        """gen_ai_tool_name of a call: the tool's name if the server listed it, else `_other`."""
+        return name if name in self.listed else "_other"
 
     def count(self, name: str, failed: bool):
         self.calls[name] = self.calls.get(name, 0) + 1
@@ -290,7 +290,7 @@ def test_calls_counter_equals_the_calls_made(observed):
     per_label = {}
     for name, n in load.calls.items():
         per_label[load.label(name)] = per_label.get(load.label(name), 0) + n
-    assert per_label["other"] == 2, per_label  # the unknown tool, and only it
+    assert per_label["_other"] == 2, per_label  # the unknown tool, and only it
     for label, n in per_label.items():
         assert prom.scalar(f'sum(mcp_server_operation_duration_seconds_count{{{TOOLS_CALL}, '
                            f'gen_ai_tool_name="{label}"}})') == n, label
