@@ -3,20 +3,9 @@
 //! it reads and serves. Read as written here, validated into [`OpenApi`]; a
 //! server's own block replaces the global one, as every TBXark option does.
 
+pub use super::raw::RawOpenApi as Raw;
 use super::raw::Size;
 use super::{invalid, Invalid};
-use serde::Deserialize;
-
-/// `"openapi": {"operationIds": "exact" | "mcpo", "maxListSize", "maxListPages",
-/// "maxDocumentSize"}` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Raw {
-    pub operation_ids: Option<String>,
-    pub max_list_size: Option<Size>,
-    pub max_list_pages: Option<u64>,
-    pub max_document_size: Option<Size>,
-}
 
 /// The default of `maxListSize`: the bytes of one list (all its pages) the
 /// facade reads and keeps.

@@ -80,7 +80,7 @@ pub struct Options {
     pub auth_tokens: Option<Vec<String>>,
     pub tool_filter: Option<ToolFilter>,
     /// The OpenAPI facade's settings (`super::openapi`).
-    pub openapi: Option<super::openapi::Raw>,
+    pub openapi: Option<RawOpenApi>,
     pub disabled: Option<bool>,
     /// Accepted for TBXark compatibility; not acted on.
     pub metrics: Option<Value>,
@@ -177,4 +177,15 @@ pub struct RawGroup {
     pub separator: Option<String>,
     pub auth_tokens: Option<Vec<String>>,
     pub tool_filter: Option<ToolFilter>,
+}
+
+/// `"openapi": {"operationIds": "exact" | "mcpo", "maxListSize", "maxListPages",
+/// "maxDocumentSize"}` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawOpenApi {
+    pub operation_ids: Option<String>,
+    pub max_list_size: Option<Size>,
+    pub max_list_pages: Option<u64>,
+    pub max_document_size: Option<Size>,
 }
