@@ -73,6 +73,22 @@ impl Server {
         }
     }
 
+    /// The upstream all clients share, for a request that needs no session
+    /// (2026-07-28): refused as a session would be while it is disabled or
+    /// between restarts. `None` for a per-client server.
+    pub fn shared_upstream(&self) -> Result<Arc<Upstream>, OpenError> {
+        if self.cfg.disabled {
+            return Err(OpenError::Disabled(self.cfg.name.clone()));
+        }
+        let sh = self.shared.as_ref().ok_or_else(|| {
+            OpenError::Unavailable(format!("server {:?} has no shared upstream", self.cfg.name))
+        })?;
+        match sh.link.unavailable() {
+            Some(why) => Err(OpenError::Unavailable(why)),
+            None => Ok(sh.clone()),
+        }
+    }
+
     /// The shared upstream's state as it changes (a group watches its
     /// members to drop and restore their tools); `None` for per-client servers.
     pub fn watch_state(&self) -> Option<tokio::sync::watch::Receiver<LinkState>> {

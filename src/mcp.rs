@@ -102,14 +102,39 @@ pub fn traceparent_id(tp: &str) -> Option<&str> {
 
 /// A request is modern when its `_meta` names a protocol version.
 pub fn classify(m: &Message) -> Era {
-    match request_meta(m)
-        .as_ref()
-        .and_then(|meta| meta.get(META_VERSION))
-        .and_then(Value::as_str)
-    {
-        Some(v) => Era::Modern(v.to_string()),
+    match envelope(m).and_then(|e| e.version) {
+        Some(v) => Era::Modern(v.into_owned()),
         None => Era::Legacy,
     }
+}
+
+/// The parts of a request's `_meta` the hub reads, borrowed from the
+/// request. No tree is built: the rest of `_meta`, however large, is skipped
+/// as it is scanned, so a request's envelope is read once and costs what its
+/// bytes cost.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Envelope<'a> {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
+    pub version: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities", borrow, default)]
+    pub capabilities: Option<&'a RawValue>,
+    #[serde(rename = "io.modelcontextprotocol/logLevel", borrow, default)]
+    pub log_level: Option<&'a RawValue>,
+    #[serde(rename = "progressToken", borrow, default)]
+    pub progress: Option<&'a RawValue>,
+}
+
+/// A request's envelope; `None` without `_meta` (or with one that is not an
+/// object, or repeats a key the hub reads).
+pub fn envelope(m: &Message) -> Option<Envelope<'_>> {
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        #[serde(rename = "_meta", borrow, default)]
+        meta: Option<Envelope<'a>>,
+    }
+    serde_json::from_str::<Params>(m.params_raw()?.get())
+        .ok()?
+        .meta
 }
 
 /// Methods whose complete results carry cache hints (`ttlMs`, `cacheScope`).
@@ -188,19 +213,33 @@ pub fn modernize_result(method: &str, result: &RawValue) -> Option<Box<RawValue>
 /// Modern `_meta` keys a legacy upstream must not see. Unknown keys (trace
 /// context, progress tokens, vendors') pass.
 pub fn strip_modern_meta(m: &mut Message) {
-    let Some(mut meta) = request_meta(m) else {
+    // Borrowed, values as written: no tree of a large `_meta` is built.
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        #[serde(rename = "_meta", borrow, default)]
+        meta: Option<indexmap::IndexMap<std::borrow::Cow<'a, str>, &'a RawValue>>,
+    }
+    let Some(raw) = m.params_raw() else { return };
+    if !raw.get().contains("io.modelcontextprotocol/") {
+        return;
+    }
+    let Some(mut meta) = serde_json::from_str::<Params>(raw.get())
+        .ok()
+        .and_then(|p| p.meta)
+    else {
         return;
     };
     meta.retain(|k, _| {
         !matches!(
-            k.as_str(),
+            k.as_ref(),
             META_VERSION | META_CAPABILITIES | META_CLIENT_INFO | META_LOG_LEVEL
         )
     });
-    if meta.is_empty() {
-        m.remove_param("_meta");
-    } else {
-        m.set_param("_meta", &crate::jsonrpc::to_raw(&meta));
+    let kept = (!meta.is_empty()).then(|| crate::jsonrpc::to_raw(&meta));
+    drop(meta);
+    match kept {
+        Some(kept) => m.set_param("_meta", &kept),
+        None => m.remove_param("_meta"),
     }
 }
 

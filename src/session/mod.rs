@@ -14,6 +14,7 @@ pub mod ask;
 pub mod inflight;
 pub mod outbound;
 pub mod router;
+pub mod stateless;
 use crate::config::ServerConfig;
 use crate::jsonrpc::{to_raw, Message, UPSTREAM_ERROR};
 use crate::supervisor::Supervisor;
@@ -171,7 +172,8 @@ impl Audit {
         tracing::info!(
             target: "mcp_hub::audit",
             mcp_server = server,
-            mcp_session = %self.info.id,
+            // A stateless (2026-07-28) call has no session to name.
+            mcp_session = (!self.info.id.is_empty()).then_some(self.info.id.as_str()),
             mcp_method = "tools/call",
             // The name is the client's: escaped, and quoted in the message,
             // so it cannot forge log lines.
@@ -215,6 +217,9 @@ pub struct Core {
     /// When a client last left (shared) or last sent a request (per-client).
     last_used: Mutex<Instant>,
     shared: bool,
+    /// Stateless exchanges under way: they keep a lazily started upstream
+    /// wanted and busy as a session would, without being one.
+    stateless: std::sync::atomic::AtomicUsize,
     /// The server's metrics, resolved once.
     meter: Arc<crate::metrics::ServerMetrics>,
 }
@@ -293,13 +298,13 @@ impl Handler for Core {
     }
 
     fn wanted(&self) -> bool {
-        self.router().clients() > 0
+        self.stateless.load(std::sync::atomic::Ordering::Relaxed) > 0 || self.router().clients() > 0
     }
 
     fn idle_for(&self, now: Instant) -> Option<Duration> {
         let r = self.router();
         let busy = if self.shared {
-            r.clients() > 0
+            r.clients() > 0 || self.stateless.load(std::sync::atomic::Ordering::Relaxed) > 0
         } else {
             r.in_flight() > 0
         };
@@ -355,6 +360,7 @@ impl Upstream {
             cfg: Mutex::new(cfg.clone()),
             last_used: Mutex::new(Instant::now()),
             shared,
+            stateless: Default::default(),
         });
         let (link, task) = Link::spawn(cfg, sup, kind, core.clone(), connect);
         (Arc::new(Upstream { core, link }), task)
@@ -419,6 +425,30 @@ impl Upstream {
             sup: sup.clone(),
             closed: std::sync::atomic::AtomicBool::new(false),
             legacy: Mutex::new(LegacyClient::default()),
+        }
+    }
+
+    /// Carries out effects; upstream-bound messages are sent here, bounded by
+    /// the request timeout so a child that stopped reading its stdin cannot
+    /// hold a caller past its deadline.
+    async fn carry(&self, fx: Vec<Effect>, cfg: &ServerConfig) {
+        for e in fx {
+            let Some(m) = e.deliver() else { continue };
+            let up_id = m.is_request().then(|| m.id().cloned()).flatten();
+            let sent = match self.link.outbox() {
+                Some(tx) => tokio::time::timeout(cfg.request_timeout, tx.send(m))
+                    .await
+                    .map_err(|_| "did not read its input in time")
+                    .and_then(|r| r.map_err(|_| "went away before the request was sent")),
+                None => Err("is restarting; try again"),
+            };
+            if let (Err(why), Some(id)) = (sent, up_id) {
+                let why = format!("server {:?} {why}", cfg.name);
+                let fx = self.core.router().fail_one(&id, &why);
+                for e in fx {
+                    e.deliver();
+                }
+            }
         }
     }
 
@@ -619,28 +649,8 @@ impl Session {
         self.carry(fx, &self.up.core.cfg()).await;
     }
 
-    /// Carries out effects; upstream-bound messages are sent here, bounded by
-    /// the request timeout so a child that stopped reading its stdin cannot
-    /// hold a caller past its deadline.
     async fn carry(&self, fx: Vec<Effect>, cfg: &ServerConfig) {
-        for e in fx {
-            let Some(m) = e.deliver() else { continue };
-            let up_id = m.is_request().then(|| m.id().cloned()).flatten();
-            let sent = match self.up.link.outbox() {
-                Some(tx) => tokio::time::timeout(cfg.request_timeout, tx.send(m))
-                    .await
-                    .map_err(|_| "did not read its input in time")
-                    .and_then(|r| r.map_err(|_| "went away before the request was sent")),
-                None => Err("is restarting; try again"),
-            };
-            if let (Err(why), Some(id)) = (sent, up_id) {
-                let why = format!("server {:?} {why}", cfg.name);
-                let fx = self.up.core.router().fail_one(&id, &why);
-                for e in fx {
-                    e.deliver();
-                }
-            }
-        }
+        self.up.carry(fx, cfg).await
     }
 
     /// The client left (DELETE, closed stream, expiry).

@@ -245,12 +245,28 @@ impl Router {
     /// A client left: cancel what it has in flight, refuse what the server
     /// asked it, and drop its subscriptions.
     pub fn detach(&mut self, client: u64) -> Vec<Effect> {
-        let mut fx = Vec::new();
         self.tokens.remove(&client);
         self.modern_clients.remove(&client);
         if self.clients.remove(&client).is_none() {
-            return fx;
+            return Vec::new();
         }
+        let mut fx = self.release(client);
+        let uris: Vec<String> = self.subs.keys().cloned().collect();
+        for uri in uris {
+            fx.extend(self.unsubscribe(client, &uri));
+        }
+        fx
+    }
+
+    /// A stateless exchange ended (answered, or its client went away):
+    /// cancel it if it is still in flight and refuse what the server asked
+    /// it. It had no session, subscriptions or token to drop.
+    pub fn end_stateless(&mut self, client: u64) -> Vec<Effect> {
+        self.release(client)
+    }
+
+    fn release(&mut self, client: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
         for (up, ex) in self.inflight.drain_client(client) {
             if let Some(a) = ex.audit {
                 a.finish(&self.server, "cancelled");
@@ -286,10 +302,6 @@ impl Router {
                     "the client session this request went to has ended",
                 )));
             }
-        }
-        let uris: Vec<String> = self.subs.keys().cloned().collect();
-        for uri in uris {
-            fx.extend(self.unsubscribe(client, &uri));
         }
         fx
     }
@@ -330,11 +342,46 @@ impl Router {
     pub fn request_with(
         &mut self,
         client: u64,
+        msg: Message,
+        reply: &Outbound,
+        now: Instant,
+        audit: Option<Audit>,
+        call: Option<Call>,
+    ) -> Vec<Effect> {
+        let modern = self.modern_clients.contains(&client);
+        self.begin(client, msg, reply, now, audit, call, modern)
+    }
+
+    /// A 2026-07-28 request with no client session: an in-flight entry under
+    /// a client id of its own (so a server request during it is attributed
+    /// exactly, as a session's would be), which no session holds. Returns
+    /// that id, for [`Router::from_client`] and [`Router::end_stateless`].
+    pub fn request_stateless(
+        &mut self,
+        msg: Message,
+        reply: &Outbound,
+        now: Instant,
+        audit: Option<Audit>,
+        call: Option<Call>,
+    ) -> (u64, Vec<Effect>) {
+        self.next_client += 1;
+        let client = self.next_client;
+        (
+            client,
+            self.begin(client, msg, reply, now, audit, call, true),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn begin(
+        &mut self,
+        client: u64,
         mut msg: Message,
         reply: &Outbound,
         now: Instant,
         audit: Option<Audit>,
         call: Option<Call>,
+        client_modern: bool,
     ) -> Vec<Effect> {
         let Ok(Kind::Request { id, method }) = msg.kind() else {
             return vec![];
@@ -405,7 +452,6 @@ impl Router {
             }
         }
         let progress = msg.progress_token();
-        let client_modern = self.modern_clients.contains(&client);
         let ex = Exchange {
             client,
             orig: id.clone(),

@@ -14,8 +14,10 @@
 //! gets a clear error, never someone else's call.
 
 use super::ClientSession;
+use crate::jsonrpc::Message;
 use crate::session::outbound::Inbound;
 use crate::session::Secret;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -38,11 +40,11 @@ pub const MAX_HELD: usize = 1024;
 
 /// An upstream call waiting for a modern client's answers.
 pub struct Held {
-    pub session: ClientSession,
+    pub session: Carrier,
     pub rx: Inbound,
     pub token: Option<Secret>,
     pub server: String,
-    pub binding: String,
+    pub binding: u64,
     /// Hub ids of the server's requests the client must answer.
     pub pending: Vec<String>,
     /// The client's capabilities for this call, for the next round.
@@ -54,11 +56,11 @@ pub struct Held {
 impl Held {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        session: ClientSession,
+        session: Carrier,
         rx: Inbound,
         token: Option<Secret>,
         server: &str,
-        binding: String,
+        binding: u64,
         pending: Vec<String>,
         caps: Value,
         log: bool,
@@ -114,15 +116,87 @@ fn random_prefix() -> String {
 }
 
 /// What a handle is bound to: the method and the call's identity (its name
-/// or URI, and its arguments), not its per-attempt envelope.
-pub fn binding(method: &str, params: &Value) -> String {
-    let name = params.get("name").or_else(|| params.get("uri"));
-    let args = params.get("arguments");
-    format!(
-        "{method}\u{0}{}\u{0}{}",
-        name.map(Value::to_string).unwrap_or_default(),
-        args.map(Value::to_string).unwrap_or_default()
-    )
+/// or URI, and its arguments), not its per-attempt envelope. Computed on
+/// every modern call, so it builds nothing: a hash of the three raw values as
+/// written, with the white space outside strings left out (a client that
+/// re-serializes the same call the same way gets the same binding).
+pub fn binding(msg: &Message) -> u64 {
+    use std::hash::{Hash, Hasher};
+    #[derive(serde::Deserialize, Default)]
+    struct Identity<'a> {
+        #[serde(borrow, default)]
+        name: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        uri: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        arguments: Option<&'a RawValue>,
+    }
+    let id: Identity = msg
+        .params_raw()
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or_default();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    msg.method().unwrap_or("").hash(&mut h);
+    for v in [id.name, id.uri, id.arguments] {
+        0xffu8.hash(&mut h);
+        if let Some(v) = v {
+            hash_compact(v.get(), &mut h);
+        }
+    }
+    h.finish()
+}
+
+/// Feeds JSON text to `h` without its insignificant white space.
+fn hash_compact(json: &str, h: &mut impl std::hash::Hasher) {
+    let (mut in_str, mut escaped) = (false, false);
+    for b in json.bytes() {
+        if in_str {
+            escaped = !escaped && b == b'\\';
+            if b == b'"' && !escaped {
+                in_str = false;
+            }
+        } else if b == b'"' {
+            in_str = true;
+        } else if b.is_ascii_whitespace() {
+            continue;
+        }
+        h.write_u8(b);
+    }
+}
+
+/// What a modern call runs on: a stateless exchange on a shared upstream,
+/// or a transient session (a per-client upstream, a group).
+// The exchange is the common case and is held in place; a session costs an
+// allocation of its own anyway.
+#[allow(clippy::large_enum_variant)]
+pub enum Carrier {
+    Exchange(crate::session::stateless::Stateless),
+    Session(ClientSession),
+}
+
+impl Carrier {
+    /// The client's answer to a question the server asked during the call.
+    pub async fn answer(&self, msg: Message) {
+        match self {
+            Carrier::Exchange(e) => e.answer(msg).await,
+            Carrier::Session(s) => s.notify(msg).await,
+        }
+    }
+
+    /// The client went away: the call is cancelled upstream.
+    pub async fn cancel(self, id: &crate::jsonrpc::Id, reason: &str) {
+        match self {
+            // Dropping the exchange cancels what is still in flight.
+            Carrier::Exchange(e) => drop(e),
+            Carrier::Session(s) => {
+                s.notify(Message::notification(
+                    "notifications/cancelled",
+                    Some(serde_json::json!({"requestId": id.to_value(), "reason": reason})),
+                ))
+                .await
+            }
+        }
+    }
 }
 
 impl Table {
@@ -162,7 +236,7 @@ impl Table {
         handle: &str,
         token: Option<&Secret>,
         server: &str,
-        binding: &str,
+        binding: u64,
     ) -> Result<Held, Refused> {
         let (p, _) = handle
             .strip_prefix(TAG)
@@ -207,43 +281,60 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn bind(method: &str, params: &str) -> u64 {
+        let m = Message::parse(
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        binding(&m)
+    }
 
     #[test]
     fn binding_ignores_the_envelope_but_not_the_call() {
-        let a = binding(
+        let a = bind(
             "tools/call",
-            &json!({"name": "x", "arguments": {"a": 1}, "_meta": {"k": 1}}),
+            r#"{"name": "x", "arguments": {"a": 1, "s": "x y"}, "_meta": {"k": 1}}"#,
         );
-        let b = binding(
+        let b = bind(
             "tools/call",
-            &json!({"name": "x", "arguments": {"a": 1}, "requestState": "s", "inputResponses": {}}),
+            r#"{"requestState": "s", "name":"x","arguments":{"a":1,"s":"x y"}, "inputResponses": {}}"#,
         );
-        assert_eq!(a, b);
-        assert_ne!(
-            a,
-            binding("tools/call", &json!({"name": "x", "arguments": {"a": 2}}))
-        );
-        assert_ne!(
-            a,
-            binding("prompts/get", &json!({"name": "x", "arguments": {"a": 1}}))
-        );
+        assert_eq!(a, b, "the envelope and white space do not count");
+        for (m, p) in [
+            (
+                "tools/call",
+                r#"{"name": "x", "arguments": {"a": 2, "s": "x y"}}"#,
+            ),
+            (
+                "tools/call",
+                r#"{"name": "x", "arguments": {"a": 1, "s": "xy"}}"#,
+            ),
+            (
+                "prompts/get",
+                r#"{"name": "x", "arguments": {"a": 1, "s": "x y"}}"#,
+            ),
+            (
+                "tools/call",
+                r#"{"uri": "x", "arguments": {"a": 1, "s": "x y"}}"#,
+            ),
+        ] {
+            assert_ne!(a, bind(m, p), "{m} {p}");
+        }
     }
 
     #[test]
     fn foreign_and_unknown_handles_are_refused() {
         let t = Table::default();
         assert!(matches!(
-            t.resume("mcp-hub/hdeadbeef.00", None, "s", "b"),
+            t.resume("mcp-hub/hdeadbeef.00", None, "s", 7),
             Err(Refused::OtherHub(..)) | Err(Refused::Unknown)
         ));
         let mine = format!("{TAG}{}.0123", t.prefix());
+        assert_eq!(t.resume(&mine, None, "s", 7).err(), Some(Refused::Unknown));
         assert_eq!(
-            t.resume(&mine, None, "s", "b").err(),
-            Some(Refused::Unknown)
-        );
-        assert_eq!(
-            t.resume("nodot", None, "s", "b").err(),
+            t.resume("nodot", None, "s", 7).err(),
             Some(Refused::Unknown)
         );
     }
@@ -254,7 +345,7 @@ mod tests {
         let b = Table::new(Some("hub-b"));
         assert_eq!(a.prefix(), "hub-a");
         assert_eq!(
-            b.resume("mcp-hub/hub-a.0123", None, "s", "b").err(),
+            b.resume("mcp-hub/hub-a.0123", None, "s", 7).err(),
             Some(Refused::OtherHub("hub-a".into(), "hub-b".into()))
         );
         assert!(Refused::OtherHub("hub-a".into(), "hub-b".into())

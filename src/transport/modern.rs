@@ -26,14 +26,15 @@
 //! is answered from the upstream's identity; `subscriptions/listen` is a
 //! long-lived SSE stream of the change notifications the client asked for.
 
-use super::hold::{self, Held};
+use super::hold::{self, Carrier, Held};
 use super::{sse_response, ClientSession, Ctx, Route, SseStream};
 use crate::http::response::{bytes_response, Body, Rejection};
 use crate::jsonrpc::{
     to_raw, Id, Kind, Message, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, UPSTREAM_ERROR,
 };
-use crate::mcp::{self, Era};
+use crate::mcp;
 use crate::session::outbound::{self, Inbound, Outbound};
+use crate::session::stateless::Stateless;
 use crate::session::{Downstream, SessionInfo, Token};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::{json, Value};
@@ -95,12 +96,28 @@ fn render(m: &Message) -> Response<Body> {
     )
 }
 
+/// What a modern request asked for in its envelope, read once.
+struct Asked {
+    /// Its client capabilities (what the server may ask it).
+    caps: Value,
+    /// It set a log level: log messages go to its stream.
+    log: bool,
+    progress: Option<Value>,
+}
+
 /// Checks a modern request's headers and `_meta`; the error response if they fail.
-fn validate(h: &Headers, m: &Message, version: &str) -> Result<Value, Message> {
+fn validate(
+    h: &Headers,
+    m: &Message,
+    env: &mcp::Envelope,
+    version: &str,
+) -> Result<Asked, Message> {
     let id = m.id().cloned();
     let method = m.method().unwrap_or("");
-    let meta = mcp::request_meta(m).unwrap_or_default();
-    let Some(caps) = meta.get(mcp::META_CAPABILITIES).filter(|c| c.is_object()) else {
+    let caps = env
+        .capabilities
+        .and_then(|c| serde_json::from_str::<Value>(c.get()).ok());
+    let Some(caps) = caps.filter(Value::is_object) else {
         return Err(Message::error_with(
             id,
             INVALID_PARAMS,
@@ -157,7 +174,13 @@ fn validate(h: &Headers, m: &Message, version: &str) -> Result<Value, Message> {
             ));
         }
     }
-    Ok(caps.clone())
+    Ok(Asked {
+        caps,
+        log: env.log_level.is_some(),
+        progress: env
+            .progress
+            .and_then(|p| serde_json::from_str(p.get()).ok()),
+    })
 }
 
 /// A modern request (or notification) on `/<name>/mcp` or `/g/<group>/mcp`.
@@ -173,7 +196,9 @@ pub async fn post(
         // which is closing the stream.
         return Ok(crate::http::response::empty(StatusCode::ACCEPTED));
     };
-    let Era::Modern(version) = mcp::classify(&msg) else {
+    // The envelope is read once, here, borrowed from the request.
+    let env = mcp::envelope(&msg).unwrap_or_default();
+    let Some(version) = env.version.as_deref() else {
         // The header claims 2026-07-28 but the body carries no version.
         return Ok(error(
             Some(id),
@@ -182,13 +207,15 @@ pub async fn post(
             None,
         ));
     };
-    let caps = match validate(&h, &msg, &version) {
-        Ok(c) => c,
+    let asked = match validate(&h, &msg, &env, version) {
+        Ok(a) => a,
         Err(e) => return Ok(render(&e)),
     };
+    let version = version.to_owned();
+    let caps = &asked.caps;
     match method {
-        "server/discover" => Ok(discover(ctx, &server, id, &caps, token).await),
-        "subscriptions/listen" => Ok(listen(ctx, server, msg, caps, token).await),
+        "server/discover" => Ok(discover(ctx, &server, id, caps, token).await),
+        "subscriptions/listen" => Ok(listen(ctx, server, msg, asked.caps, token).await),
         "initialize"
         | "ping"
         | "logging/setLevel"
@@ -199,7 +226,7 @@ pub async fn post(
             format!("{method} does not exist in protocol {version}"),
             None,
         )),
-        _ => Ok(call(ctx, server, msg, caps, token).await),
+        _ => Ok(call(ctx, server, msg, asked, token).await),
     }
 }
 
@@ -389,26 +416,14 @@ async fn call(
     ctx: &Arc<Ctx>,
     server: Route,
     mut msg: Message,
-    caps: Value,
+    asked: Asked,
     token: Option<Token>,
 ) -> Response<Body> {
     let Some(id) = msg.id().cloned() else {
         return error(None, INVALID_REQUEST, "a request needs an id", None);
     };
     let method = msg.method().unwrap_or("").to_string();
-    let meta = mcp::request_meta(&msg).unwrap_or_default();
-    let log = meta.contains_key(mcp::META_LOG_LEVEL);
-    let progress = meta.get("progressToken").cloned();
-    // What a held call is bound to: the call's name and arguments, read
-    // without parsing the rest of the request.
-    let mut identity = serde_json::Map::new();
-    for k in ["name", "uri", "arguments"] {
-        if let Some(v) = msg.param::<Value>(k) {
-            identity.insert(k.into(), v);
-        }
-    }
-    let binding = hold::binding(&method, &Value::Object(identity));
-    let (out, out_rx) = outbound::channel(server.key(), "modern");
+    let binding = hold::binding(&msg);
 
     // A retry of a held call: answer the server's questions and go on waiting.
     let state: Option<String> = msg.param("requestState");
@@ -418,7 +433,7 @@ async fn call(
                 state,
                 token.as_ref().map(|t| &t.secret),
                 server.key(),
-                &binding,
+                binding,
             ) {
                 Ok(h) => Some(h),
                 Err(e) => return error(Some(id), INVALID_PARAMS, e.to_string(), None),
@@ -426,7 +441,10 @@ async fn call(
         }
         None => None,
     };
-    let (session, rx) = match resumed {
+    // The client's stream when the answer does not come first; for a
+    // transient session, also where its log messages go.
+    let (out, out_rx) = outbound::channel(server.key(), "modern");
+    let (carrier, rx) = match resumed {
         Some(held) => {
             let answers: serde_json::Map<String, Value> =
                 msg.param("inputResponses").unwrap_or_default();
@@ -439,20 +457,40 @@ async fn call(
                         "the client retried without answering this request",
                     ),
                 };
-                held.session.notify(reply).await;
+                held.session.answer(reply).await;
             }
             (held.session, held.rx)
+        }
+        // The common case: a shared server, no log level asked for. An entry
+        // in the upstream's in-flight table, and no session.
+        None if !asked.log && shared(&server) => {
+            let Route::Server(s) = &server else {
+                unreachable!("shared() is a server's")
+            };
+            let up = match s.shared_upstream() {
+                Ok(up) => up,
+                Err(e) => return Rejection::from(e).into_response(),
+            };
+            let mut info = match &token {
+                Some(t) => t.info("", &s.cfg.token_source),
+                None => SessionInfo::default(),
+            };
+            info.modern = true;
+            let (reply, rx) = outbound::channel(server.key(), "modern");
+            let ex = Stateless::start(&up, msg, &reply, &Arc::new(info)).await;
+            (Carrier::Exchange(ex), rx)
         }
         None => {
             let sink = Arc::new(Sink {
                 out: Mutex::new(Some(out.clone())),
-                log,
+                log: asked.log,
                 listen: None,
             });
-            let (session, _) = match open(ctx, &server, sink, &caps, token.as_ref(), false).await {
-                Ok(s) => s,
-                Err(r) => return r,
-            };
+            let (session, _) =
+                match open(ctx, &server, sink, &asked.caps, token.as_ref(), false).await {
+                    Ok(s) => s,
+                    Err(r) => return r,
+                };
             // On a server, whether the envelope goes up is the session
             // layer's decision, taken once the upstream's era is known. A
             // group speaks 2025 to its members' sessions.
@@ -461,7 +499,7 @@ async fn call(
             }
             let (reply, rx) = outbound::channel(server.key(), "modern");
             session.request(msg, &reply).await;
-            (session, rx)
+            (Carrier::Session(session), rx)
         }
     };
     let round = Round {
@@ -469,26 +507,34 @@ async fn call(
         server: server.key().to_owned(),
         id,
         method,
-        progress,
-        caps,
-        log,
+        progress: asked.progress,
+        caps: asked.caps,
+        log: asked.log,
         token: token.map(|t| t.secret),
         binding,
     };
     // The common case, the answer coming first, is answered from here: no
     // task and no second queue. (A client that hangs up drops this future,
-    // and with it the session, which cancels the call upstream.)
+    // and with it the exchange or session, which cancels the call upstream.)
     let mut rx = rx;
     let first = rx.recv().await;
-    if let Some(m) = first.as_ref().filter(|m| m.is_response()) {
-        let mut m = m.clone();
+    if let Some(mut m) = first {
+        if !m.is_response() {
+            tokio::spawn(round.pump(carrier, rx, out, Some(m)));
+            return respond(out_rx, ctx).await;
+        }
         m.set_id(round.id.clone());
         let m = round.modernize(m);
-        drop(session);
+        drop(carrier);
         return render(&m);
     }
-    tokio::spawn(round.pump(session, rx, out, first));
+    tokio::spawn(round.pump(carrier, rx, out, first));
     respond(out_rx, ctx).await
+}
+
+/// A server whose upstream all clients share: its modern calls need no session.
+fn shared(route: &Route) -> bool {
+    matches!(route, Route::Server(s) if s.cfg.session == crate::config::SessionMode::Shared)
 }
 
 /// The rest of one modern call after it was sent up.
@@ -501,29 +547,20 @@ struct Round {
     caps: Value,
     log: bool,
     token: Option<crate::session::Secret>,
-    binding: String,
+    binding: u64,
 }
 
 impl Round {
     /// Moves what the upstream says for this call to the client's stream,
     /// turning questions into `input_required` and holding the call.
-    async fn pump(
-        self,
-        session: ClientSession,
-        mut rx: Inbound,
-        out: Outbound,
-        first: Option<Message>,
-    ) {
+    async fn pump(self, session: Carrier, mut rx: Inbound, out: Outbound, first: Option<Message>) {
         let mut first = Some(first);
         loop {
             let m = tokio::select! {
                 m = async { match first.take() { Some(f) => f, None => rx.recv().await } } => m,
                 _ = closed(&out) => {
                     // The client hung up: that is how a modern client cancels.
-                    session.notify(Message::notification(
-                        "notifications/cancelled",
-                        Some(json!({"requestId": self.id.to_value(), "reason": "the client closed the stream"})),
-                    )).await;
+                    session.cancel(&self.id, "the client closed the stream").await;
                     return;
                 }
             };
@@ -555,7 +592,7 @@ impl Round {
                     let method = method.to_string();
                     if !self.may_ask(&method) {
                         session
-                            .notify(Message::error(
+                            .answer(Message::error(
                                 Some(id),
                                 METHOD_NOT_FOUND,
                                 format!("the client did not declare the capability {method} needs"),
@@ -589,7 +626,7 @@ impl Round {
                         rx,
                         self.token.clone(),
                         &self.server,
-                        self.binding.clone(),
+                        self.binding,
                         pending,
                         self.caps.clone(),
                         self.log,
