@@ -114,3 +114,43 @@ async fn the_audit_line_carries_a_well_formed_trace_id_only() {
         assert!(!line.contains("FAKE"), "{line}");
     }
 }
+
+/// A stateless (2026-07-28) call on a shared server has no session: its
+/// audit line names its token and trace, and no session (none is made up),
+/// while a session's call names its session.
+#[tokio::test]
+async fn a_stateless_calls_audit_line_names_no_session() {
+    let hub = Hub::start(
+        json!({"options": {"logEnabled": true}}),
+        json!({"fx": fx(json!({}))}),
+    );
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"text": "stateless"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {},
+                  "traceparent": format!("00-{TRACE}-00f067aa0ba902b7-01")}}});
+    let r = reqwest::Client::new()
+        .post(hub.url("/fx/mcp"))
+        .bearer_auth(TOKEN)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "echo")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("mcp-session-id").is_none());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["result"]["content"][0]["text"], "stateless", "{v}");
+    let mut c = Mcp::new(&hub, "fx");
+    c.initialize().await;
+    c.call_text(3, "echo", json!({"text": "session"})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let audit = hub.log_lines_with(&["tools/call \"echo\": ok"]);
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(audit[0].contains(TRACE), "{}", audit[0]);
+    assert!(audit[0].contains("token"), "{}", audit[0]);
+    assert!(!audit[0].contains("mcp_session"), "{}", audit[0]);
+    assert!(audit[1].contains("mcp_session"), "{}", audit[1]);
+}
