@@ -254,3 +254,58 @@ def test_the_first_modern_request_to_a_lazy_modern_server_keeps_its_meta(lazy_hu
     _wait(lazy_hub, "lazy", lambda s: s["pid"] != pid and s["state"] in ("ready", "stopped"),
           "the restart after the crash")
     run(first_list())
+
+
+# --- Groups in the new era: a legacy member (server-everything) and a modern one ---
+
+@pytest.fixture(scope="module")
+def era_group_hub(tmp_path_factory):
+    from conftest import NODE_MODULES
+    everything = [str(NODE_MODULES / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"), "stdio"]
+    py = str(HERE / ".venv" / "bin" / "python")
+    servers = {
+        "everything": {"command": "node", "args": everything, "sandbox": False},
+        "modern": {"command": py, "args": [str(HERE / "py_modern_server.py"), "stdio"], "sandbox": False},
+    }
+    proxy = {"options": {"groups": {"eras": {"servers": ["everything", "modern"]}}}}
+    h = Hub(servers, proxy=proxy, tmp=tmp_path_factory.mktemp("hub-era-group"))
+    yield h
+    h.stop()
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "auto"])
+def test_a_group_serves_the_new_era(era_group_hub, mode):
+    """The Python SDK pinned to 2026-07-28 and in auto mode lists the group
+    and calls both members' prefixed tools; the legacy member's elicitation
+    reaches the client through input_required and back."""
+    asked = []
+
+    async def elicit(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": "group client"})
+
+    async def go():
+        async with client(era_group_hub, "g/eras", mode, elicitation_callback=elicit) as c:
+            assert c.protocol_version == "2026-07-28", f"negotiated {c.protocol_version}"
+            names = {t.name for t in (await c.list_tools()).tools}
+            assert {"everything__echo", "modern__add", "modern__greet"} <= names, names
+            assert text_of(await c.call_tool("modern__add", {"a": 2, "b": 3})) == "5"
+            assert "hi" in text_of(await c.call_tool("everything__echo", {"message": "hi"}))
+            r = await c.call_tool("everything__trigger-elicitation-request", {})
+            assert not r.is_error, text_of(r)
+            assert "group client" in text_of(r)
+            # The modern member asks through its own input_required: the hub
+            # turns it into a question on the group's call, and back.
+            r = await c.call_tool("modern__greet", {})
+            assert not r.is_error, text_of(r)
+            assert text_of(r) == "hello group client"
+    run(go())
+    assert len(asked) == 2, asked
+
+
+def test_a_raw_2026_tools_list_on_a_group_is_served(era_group_hub):
+    code, r = post(era_group_hub, "g/eras", modern("tools/list", {}), {**H, "Mcp-Method": "tools/list"})
+    assert code == 200, r
+    assert r["result"]["resultType"] == "complete", r
+    names = {t["name"] for t in r["result"]["tools"]}
+    assert {"everything__echo", "modern__add"} <= names, names
