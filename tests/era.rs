@@ -279,3 +279,70 @@ async fn a_listen_stream_is_acknowledged_and_tagged() {
         json!("L1")
     );
 }
+
+/// One modern `tools/call` of the fixture's eliciting tool, with the
+/// capability to be asked, on `server` with `token`.
+async fn held_call(hub: &Hub, server: &str, token: &str, n: u64) -> (u16, Value) {
+    let mut body = modern(
+        "tools/call",
+        json!({"name": "test_elicitation", "arguments": {"message": format!("q{n}")}}),
+    );
+    body["id"] = json!(n);
+    body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+        json!({"elicitation": {"form": {}}});
+    let resp = reqwest::Client::new()
+        .post(hub.url(&format!("/{server}/mcp")))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "test_elicitation")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn held_calls_do_not_lock_other_clients_out() {
+    let hub = Hub::start(
+        json!({"options": {"authTokens": [TOKEN, "other-token"]}}),
+        json!({"fx": fx(json!({})),
+               "pc": fx(json!({"session": "per-client", "maxClients": 2}))}),
+    );
+    // Two held calls fill the per-client server's two upstreams...
+    for n in 1..=2 {
+        let (code, v) = held_call(&hub, "pc", TOKEN, n).await;
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(v["result"]["resultType"], "input_required", "{v}");
+    }
+    // ...and are idle capacity: another token's session still opens.
+    let mut other = Mcp::new(&hub, "pc");
+    other.token = "other-token".into();
+    other.initialize().await;
+    let text = other.call_text(5, "echo", json!({"text": "in"})).await;
+    assert_eq!(text, "in");
+
+    // One token holds at most 64 calls (two are held above); the next is
+    // refused, saying so, and another token still holds its own.
+    for n in 1..=62 {
+        let (code, v) = held_call(&hub, "fx", TOKEN, 100 + n).await;
+        assert_eq!(
+            v["result"]["resultType"], "input_required",
+            "call {n}: {code} {v}"
+        );
+    }
+    let (_, v) = held_call(&hub, "fx", TOKEN, 200).await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("64 calls of this token")),
+        "{v}"
+    );
+    let (_, v) = held_call(&hub, "fx", "other-token", 201).await;
+    assert_eq!(v["result"]["resultType"], "input_required", "{v}");
+}

@@ -34,6 +34,11 @@ pub struct Exchange {
     pub retry: Option<crate::jsonrpc::Message>,
     /// The MRTR round in progress, if the upstream asked for input.
     pub mrtr: Option<Mrtr>,
+    /// A question the server asked during this request waits for the
+    /// client's answer (a held 2026-07-28 call, a 2025 client's elicitation).
+    /// Such a request does not make another client's question ambiguous: the
+    /// server is waiting on it, not asking for it.
+    pub asked: bool,
 }
 
 /// One round of "input required" the hub drives for a 2025 client.
@@ -139,17 +144,38 @@ impl InFlight {
     /// The one client with requests in flight, if exactly one has any, and
     /// its newest exchange: the only exact attribution stdio allows for a
     /// server→client request.
+    ///
+    /// Requests that wait on a question of their own are left out while any
+    /// other is in flight, so a held call does not make every other client's
+    /// question ambiguous; with only such requests in flight, they count.
     pub fn sole_client(&self) -> Option<(u64, u64)> {
-        let mut it = self.by_up.iter().rev();
-        let (newest, first) = it.next()?;
-        let client = first.client;
-        it.all(|(_, e)| e.client == client)
-            .then_some((client, *newest))
+        let sole = |unasked: bool| {
+            let mut it = self
+                .by_up
+                .iter()
+                .rev()
+                .filter(|(_, e)| !(unasked && e.asked));
+            let (newest, first) = it.next()?;
+            let client = first.client;
+            it.all(|(_, e)| e.client == client)
+                .then_some((client, *newest))
+        };
+        if self.by_up.values().any(|e| !e.asked) {
+            sole(true)
+        } else {
+            sole(false)
+        }
     }
 
     /// How many clients have requests in flight.
     pub fn clients_waiting(&self) -> usize {
-        let mut seen: Vec<u64> = self.by_up.values().map(|e| e.client).collect();
+        let unasked = self.by_up.values().any(|e| !e.asked);
+        let mut seen: Vec<u64> = self
+            .by_up
+            .values()
+            .filter(|e| !(unasked && e.asked))
+            .map(|e| e.client)
+            .collect();
         seen.sort_unstable();
         seen.dedup();
         seen.len()
@@ -157,6 +183,11 @@ impl InFlight {
 
     pub fn len(&self) -> usize {
         self.by_up.len()
+    }
+
+    /// Some exchange is not waiting on a question of its own.
+    pub fn working(&self) -> bool {
+        self.by_up.values().any(|e| !e.asked)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -187,6 +218,7 @@ mod tests {
             client_modern: false,
             retry: None,
             mrtr: None,
+            asked: false,
         }
     }
 

@@ -453,8 +453,11 @@ impl Upstream {
     }
 
     /// Requests in flight: an idle per-client upstream may be evicted.
+    /// A request that only waits for its client's answer to a question (a
+    /// held 2026-07-28 call) does not count: the upstream is idle capacity
+    /// that another client may take, and the held call gets an error then.
     pub fn busy(&self) -> bool {
-        self.core.router().in_flight() > 0
+        self.core.router().working()
     }
 
     pub fn last_used(&self) -> Instant {

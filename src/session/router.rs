@@ -74,6 +74,8 @@ impl Effect {
 /// A server→client request on its way to a client.
 struct ServerRequest {
     client: u64,
+    /// The exchange it was attributed to, which waits for its answer.
+    ex: Option<u64>,
     up_id: Id,
     /// For an MRTR question: the exchange it belongs to (`up_id` is its key).
     mrtr: Option<u64>,
@@ -229,6 +231,11 @@ impl Router {
 
     pub fn in_flight(&self) -> usize {
         self.inflight.len()
+    }
+
+    /// Some request in flight is not just waiting for its client's answer.
+    pub fn working(&self) -> bool {
+        self.inflight.working()
     }
 
     pub fn sinks(&self) -> Vec<Arc<dyn Downstream>> {
@@ -467,6 +474,7 @@ impl Router {
             client_modern,
             retry: None,
             mrtr: None,
+            asked: false,
         };
         let up = match self.inflight.begin(ex) {
             Ok(up) => up,
@@ -501,6 +509,9 @@ impl Router {
                 let Some(r) = self.server_reqs.remove(&h) else {
                     return vec![];
                 };
+                if let Some(e) = r.ex.and_then(|up| self.inflight.get_mut(up)) {
+                    e.asked = false;
+                }
                 if let Some(up) = r.mrtr {
                     return self.mrtr_answer(up, r.up_id, msg);
                 }
@@ -669,18 +680,21 @@ impl Router {
     fn server_request(&mut self, up_id: Id, method: String, mut msg: Message) -> Vec<Effect> {
         let target = match self.inflight.sole_client() {
             Some((client, newest)) => {
-                let ex = self.inflight.get(newest).map(|e| e.reply.clone());
-                ex.map(|out| (client, self.stream(client, &out)))
+                let ex = self.inflight.get_mut(newest).map(|e| {
+                    e.asked = true;
+                    e.reply.clone()
+                });
+                ex.map(|out| (client, Some(newest), self.stream(client, &out)))
             }
             // A per-client upstream has one client, waiting or not.
             None if !self.shared && self.inflight.is_empty() => self
                 .clients
                 .iter()
                 .next()
-                .map(|(c, s)| (*c, Target::Session(s.clone()))),
+                .map(|(c, s)| (*c, None, Target::Session(s.clone()))),
             None => None,
         };
-        let Some((client, target)) = target else {
+        let Some((client, ex, target)) = target else {
             let why = match self.inflight.clients_waiting() {
                 0 => "no client request is in flight to attribute it to".to_string(),
                 n => format!(
@@ -702,6 +716,7 @@ impl Router {
             h,
             ServerRequest {
                 client,
+                ex,
                 up_id,
                 mrtr: None,
             },

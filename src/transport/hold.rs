@@ -37,6 +37,9 @@ pub fn is_handle(state: &str) -> bool {
 pub const TTL: Duration = Duration::from_secs(300);
 /// Held calls at most, over all clients: each keeps an upstream call open.
 pub const MAX_HELD: usize = 1024;
+/// Held calls per token: one client holding many calls must not use up the
+/// hub's [`MAX_HELD`] for everyone else.
+pub const MAX_HELD_PER_TOKEN: usize = 64;
 
 /// An upstream call waiting for a modern client's answers.
 pub struct Held {
@@ -90,6 +93,8 @@ pub enum Refused {
     Mismatch,
     #[error("{MAX_HELD} calls are already waiting for input on this hub; try again later")]
     Full,
+    #[error("{MAX_HELD_PER_TOKEN} calls of this token are already waiting for input; answer or abandon some first")]
+    TokenFull,
 }
 
 pub struct Table {
@@ -224,6 +229,9 @@ impl Table {
         let mut m = self.lock();
         if m.len() >= MAX_HELD {
             return Err(Refused::Full);
+        }
+        if m.values().filter(|x| x.token == h.token).count() >= MAX_HELD_PER_TOKEN {
+            return Err(Refused::TokenFull);
         }
         let handle = format!("{TAG}{}.{}", self.prefix, crate::session::new_id());
         m.insert(handle.clone(), h);

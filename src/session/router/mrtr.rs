@@ -52,6 +52,7 @@ impl Router {
                 h,
                 ServerRequest {
                     client: ex.client,
+                    ex: None,
                     up_id: Id::Str(key.as_str().into()),
                     mrtr: Some(up),
                 },

@@ -155,6 +155,51 @@ fn server_requests_go_only_where_they_can_be_attributed() {
 }
 
 #[test]
+fn a_request_waiting_on_its_own_question_does_not_make_anothers_ambiguous() {
+    let mut r = router(true);
+    let (a, b) = (Arc::new(Rec::default()), Arc::new(Rec::default()));
+    let ca = r.attach(a.clone(), None);
+    let cb = r.attach(b.clone(), None);
+    let (ta, mut ra) = outbound::channel("fx", "a");
+    let (tb, mut rb) = outbound::channel("fx", "b");
+    let now = Instant::now();
+    let ask = |id: &str| {
+        Message::from_value(
+            json!({"jsonrpc":"2.0","id":id,"method":"elicitation/create","params":{}}),
+        )
+        .unwrap()
+    };
+    // a's call asks a question, which a has not answered yet (a held call).
+    run(r.request(ca, req(json!(1), "tools/call", json!({})), &ta, now, None));
+    assert!(run(r.from_upstream(ask("qa"))).is_empty());
+    let qa = drain(&mut ra)[0]["id"].clone();
+    // b calls and its server asks: b's question is b's, not ambiguous.
+    run(r.request(cb, req(json!(1), "tools/call", json!({})), &tb, now, None));
+    assert!(
+        run(r.from_upstream(ask("qb"))).is_empty(),
+        "routed, not refused"
+    );
+    let got = drain(&mut rb);
+    assert_eq!(got[0]["method"], json!("elicitation/create"));
+    assert!(drain(&mut ra).is_empty(), "a does not see b's question");
+    // a answers its own: that reaches the upstream under the server's id.
+    let answer = |id: Value| {
+        Message::from_value(json!({"jsonrpc":"2.0","id":id,"result":{"action":"accept"}})).unwrap()
+    };
+    assert_eq!(run(r.from_client(ca, answer(qa)))[0]["id"], json!("qa"));
+    // Now both wait and neither is asked: a new question is ambiguous again.
+    assert_eq!(
+        run(r.from_client(cb, answer(got[0]["id"].clone())))[0]["id"],
+        json!("qb")
+    );
+    let up = run(r.from_upstream(ask("qc")));
+    assert!(up[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ambiguous"));
+}
+
+#[test]
 fn a_per_client_upstream_routes_to_its_one_client() {
     let mut r = router(false);
     let a = Arc::new(Rec::default());
