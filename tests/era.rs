@@ -346,3 +346,33 @@ async fn held_calls_do_not_lock_other_clients_out() {
     let (_, v) = held_call(&hub, "fx", "other-token", 201).await;
     assert_eq!(v["result"]["resultType"], "input_required", "{v}");
 }
+
+#[tokio::test]
+async fn a_listen_with_too_many_subscriptions_is_refused_whole() {
+    let hub = hub();
+    let uris: Vec<String> = (0..100_000).map(|i| format!("test://static/{i}")).collect();
+    let body = modern(
+        "subscriptions/listen",
+        json!({"notifications": {"resourceSubscriptions": uris}}),
+    );
+    let (code, v, _) = post(&hub, &body, &[V, ("mcp-method", "subscriptions/listen")]).await;
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 256"),
+        "{v}"
+    );
+    // Nothing was opened for it: the hub still answers at once.
+    let t = std::time::Instant::now();
+    let (code, _, _) = post(
+        &hub,
+        &modern("tools/list", json!({})),
+        &[V, ("mcp-method", "tools/list")],
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(t.elapsed() < std::time::Duration::from_secs(2));
+}

@@ -722,6 +722,10 @@ async fn respond(mut rx: Inbound, ctx: &Ctx) -> Response<Body> {
     )
 }
 
+/// The resources one `subscriptions/listen` may subscribe to. A client's
+/// listens are sessions, so `maxSessionsPerToken` bounds how many it keeps.
+pub const MAX_LISTEN_URIS: usize = 256;
+
 /// `subscriptions/listen`: acknowledged, then the change notifications asked
 /// for, each tagged with the listen's id, until the client closes the stream.
 async fn listen(
@@ -740,6 +744,18 @@ async fn listen(
         .get("resourceSubscriptions")
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default();
+    if uris.len() > MAX_LISTEN_URIS {
+        // Each is a subscription upstream, held while the stream lives.
+        return error(
+            Some(id),
+            INVALID_PARAMS,
+            format!(
+                "{} resourceSubscriptions in one listen; at most {MAX_LISTEN_URIS}",
+                uris.len()
+            ),
+            None,
+        );
+    }
     let filter = Filter {
         id: id.clone(),
         tools: flag("toolsListChanged"),
