@@ -44,6 +44,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     ready: Notify,
+    /// Woken when the stream closes or its reader goes ([`Outbound::closed`]).
+    gone: Notify,
     limit: usize,
     /// Server and session, for the overflow log line.
     label: (Arc<str>, Arc<str>),
@@ -77,6 +79,7 @@ pub fn with_limit(server: &str, session: &str, limit: usize) -> (Outbound, Inbou
             reader_gone: false,
         }),
         ready: Notify::new(),
+        gone: Notify::new(),
         limit,
         label: (server.into(), session.into()),
     });
@@ -102,6 +105,7 @@ impl Outbound {
             st.msgs.clear();
             st.bytes = 0;
             drop(st);
+            self.0.gone.notify_waiters();
             DROPPED.fetch_add(1 + queued as u64, Ordering::Relaxed);
             if let Some(held) = crate::ratelimit::allow(&format!("overflow:{}", self.0.label.0)) {
                 tracing::warn!(
@@ -126,6 +130,22 @@ impl Outbound {
     pub fn close(&self) {
         lock(&self.0).closed = true;
         self.0.ready.notify_one();
+        self.0.gone.notify_waiters();
+    }
+
+    /// Resolves once a push could no longer be delivered: the stream was
+    /// closed, overflowed, or its reader went away (a client that hung up).
+    pub async fn closed(&self) {
+        loop {
+            let gone = self.0.gone.notified();
+            tokio::pin!(gone);
+            // Registered before the check, so a wake-up between them is not lost.
+            gone.as_mut().enable();
+            if !self.is_open() {
+                return;
+            }
+            gone.await;
+        }
     }
 
     /// True while a push could still be delivered.
@@ -192,6 +212,8 @@ impl Drop for Inbound {
         st.reader_gone = true;
         st.msgs.clear();
         st.bytes = 0;
+        drop(st);
+        self.q.gone.notify_waiters();
     }
 }
 
@@ -234,6 +256,30 @@ mod tests {
         tx.push(note(10)).unwrap();
         drop(rx);
         assert!(matches!(tx.push(note(1)), Err(Refused::Closed(_))));
+    }
+
+    #[tokio::test]
+    async fn closed_resolves_when_the_reader_goes_or_the_stream_closes() {
+        let (tx, rx) = channel("s", "c");
+        let waiting = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.closed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(rx);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
+            .await
+            .expect("woken when the reader went")
+            .unwrap();
+        let (tx, _rx) = channel("s", "c");
+        let t2 = tx.clone();
+        let waiting = tokio::spawn(async move { t2.closed().await });
+        tx.close();
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
+            .await
+            .expect("woken when closed")
+            .unwrap();
     }
 
     #[test]

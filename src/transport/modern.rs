@@ -558,7 +558,7 @@ impl Round {
         loop {
             let m = tokio::select! {
                 m = async { match first.take() { Some(f) => f, None => rx.recv().await } } => m,
-                _ = closed(&out) => {
+                _ = out.closed() => {
                     // The client hung up: that is how a modern client cancels.
                     session.cancel(&self.id, "the client closed the stream").await;
                     return;
@@ -683,13 +683,6 @@ impl Round {
             }
             _ => m,
         }
-    }
-}
-
-/// Resolves when nobody reads `out` any more.
-async fn closed(out: &Outbound) {
-    while out.is_open() {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 
