@@ -8,22 +8,29 @@
 //! `_meta` keys too (-32602), and an unknown version gets -32022 with the
 //! modern versions the hub serves, as `server/discover` lists them.
 //!
-//! Each request is an exchange of its own on the route's upstream: on a
-//! shared server a transient client of the shared upstream, on a per-client
-//! server a transient upstream the hub initializes with the request's own
-//! client capabilities. On a group (`/g/<group>/mcp`), a transient group
-//! session that the hub initializes with the request's capabilities: the
-//! group fans `tools/list` out and merges it, routes a call by the member's
-//! prefix, and relays a member's question to this request, where it becomes
-//! `input_required` like a server's. The group speaks the 2025 era to its
-//! members' sessions, which each speak their upstream's own era. Toward the (legacy) upstream the modern `_meta` keys
-//! are stripped; back toward the client every result gets `resultType`, and the
-//! six cacheable ones `ttlMs: 0` and `cacheScope: "private"` (what the hub
-//! answers can change with a reload or a tool filter and may depend on the
-//! token). A question the upstream asks during the call (sampling,
-//! elicitation, roots) becomes `input_required` and the call is held
-//! (`hold.rs`) until the client retries with its answers. `server/discover`
-//! is answered from the upstream's identity; `subscriptions/listen` is a
+//! Each request is an exchange of its own on the route's upstream:
+//! - on a shared server, an entry in the upstream's in-flight table with no
+//!   client session at all (`session::stateless`), unless it asked for a log
+//!   level (its log messages need a session-wide sink: then a transient
+//!   session, as below);
+//! - on a per-client server, a transient upstream the hub initializes with the
+//!   request's own client capabilities;
+//! - on a group (`/g/<group>/mcp`), a transient group session the hub
+//!   initializes with the request's capabilities: the group fans `tools/list`
+//!   out and merges it, routes a call by the member's prefix, and relays a
+//!   member's question to this request. The group speaks the 2025 era to its
+//!   members' sessions, which each speak their upstream's own.
+//!
+//! The envelope is read once, borrowed from the request (`mcp::Envelope`).
+//! Whether it goes up is the session layer's decision, taken after the link
+//! negotiated its era: a legacy upstream never sees the modern keys. Back
+//! toward the client every result gets `resultType`, and the six cacheable
+//! ones `ttlMs: 0` and `cacheScope: "private"` (what the hub answers can
+//! change with a reload or a tool filter and may depend on the token). A
+//! question the upstream asks during the call (sampling, elicitation, roots)
+//! becomes `input_required` and the call is held (`hold.rs`) until the client
+//! retries with its answers. `server/discover` is answered from the
+//! upstream's (or the group's merged) identity; `subscriptions/listen` is a
 //! long-lived SSE stream of the change notifications the client asked for.
 
 use super::hold::{self, Carrier, Held};

@@ -1,5 +1,8 @@
 //! Groups: one MCP endpoint over several servers, `/g/<group>/mcp`
-//! (streamable HTTP, 2025 sessions) and `/g/<group>/sse` (legacy HTTP+SSE).
+//! (streamable HTTP: 2025 sessions and stateless 2026-07-28) and
+//! `/g/<group>/sse` (legacy HTTP+SSE). The registry holds a group as a
+//! `hub::GroupEntry` (its config and the roster of its live sessions); this
+//! module builds the sessions on it.
 //!
 //! A client's group session ([`GroupSession`]) holds one ordinary client
 //! session per member server, opened through the hub like any other client's,
@@ -43,8 +46,10 @@
 //! stops) an upstream of its own for the request, as a 2026-07-28 request
 //! does on a per-client server.
 //!
-//! Not served on groups: 2026-07-28 stateless requests (a group speaks 2025
-//! sessions; a request without a session is refused as on any session route).
+//! A 2026-07-28 request on a group is a transient group session that
+//! `transport::modern` opens and initializes with the request's own client
+//! capabilities; the group speaks the 2025 era to its members' sessions, and
+//! each member's session speaks its upstream's era.
 
 mod merge;
 pub mod naming;
