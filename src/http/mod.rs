@@ -47,7 +47,7 @@ pub struct App {
 impl App {
     pub fn new(hub: Arc<Hub>, shutdown: watch::Receiver<bool>) -> Arc<App> {
         let ctx = Arc::new(transport::Ctx {
-            hub: hub.clone(),
+            endpoint: Arc::new(HubEndpoint(hub.clone())),
             sse: sse::Registry::default(),
             streamable: streamable::Registry::default(),
             holds: transport::hold::Table::new(hub.current().settings.hub_id.as_deref()),
@@ -63,6 +63,43 @@ impl App {
             shutdown,
             facades: Default::default(),
         })
+    }
+}
+
+/// The hub as the transports' endpoint: a server's session through the
+/// registry, a group's session over its members.
+struct HubEndpoint(Arc<Hub>);
+
+impl transport::Endpoint for HubEndpoint {
+    fn open<'a>(
+        &'a self,
+        route: &'a Route,
+        sink: Arc<dyn crate::session::Downstream>,
+        info: crate::session::SessionInfo,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<transport::ClientSession, crate::hub::OpenError>,
+                > + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            match route {
+                Route::Server(s) => self
+                    .0
+                    .open_session(s, sink, info)
+                    .await
+                    .map(transport::ClientSession::Server),
+                Route::Group(g) => Ok(transport::ClientSession::Group(crate::views::group::open(
+                    g, &self.0, sink, info,
+                ))),
+            }
+        })
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        self.0.current()
     }
 }
 
@@ -389,7 +426,7 @@ async fn route(
         let path = format!("/{first}");
         return openapi::serve(&backend, &snap.settings, &path, auth, req, rest).await;
     }
-    mcp_route(app, Route::Server(server), req, rest, token).await
+    mcp_route(app, snap, Route::Server(server), req, rest, token).await
 }
 
 /// `/g/<group>/{sse,message,mcp}` and the group's OpenAPI facade: the
@@ -421,22 +458,24 @@ async fn group(
         };
         return openapi::serve(&backend, &snap.settings, &path, auth, req, endpoint).await;
     }
-    mcp_route(app, Route::Group(group), req, endpoint, token).await
+    mcp_route(app, snap, Route::Group(group), req, endpoint, token).await
 }
 
-/// The MCP endpoints of a server or a group.
+/// The MCP endpoints of a server or a group, served under the request's
+/// one snapshot of the config.
 async fn mcp_route(
     app: &Arc<App>,
+    snap: &Snapshot,
     route: Route,
     req: Request<Incoming>,
     endpoint: &str,
     token: Option<crate::session::Token>,
 ) -> Result<Response<Body>, Rejection> {
     match (endpoint, req.method()) {
-        ("sse", &Method::GET) => sse::open(&app.ctx, route, req, token).await,
-        ("message", &Method::POST) => sse::post(&app.ctx, route, req).await,
-        ("mcp", &Method::POST) => streamable::post(&app.ctx, route, req, token).await,
-        ("mcp", &Method::GET) => streamable::get(&app.ctx, route, req).await,
+        ("sse", &Method::GET) => sse::open(&app.ctx, snap, route, req, token).await,
+        ("message", &Method::POST) => sse::post(&app.ctx, snap, route, req).await,
+        ("mcp", &Method::POST) => streamable::post(&app.ctx, snap, route, req, token).await,
+        ("mcp", &Method::GET) => streamable::get(&app.ctx, snap, route, req).await,
         ("mcp", &Method::DELETE) => streamable::delete(&app.ctx, route, req).await,
         ("sse", _) => Err(Rejection::Method("GET")),
         ("message", _) => Err(Rejection::Method("POST")),

@@ -12,16 +12,38 @@ pub mod modern;
 pub mod sse;
 pub mod streamable;
 
-/// What a transport needs from the hub, and nothing more: the registry of
-/// servers, its own session registries, and the shutdown signal. The HTTP
-/// layer owns one and hands it to every request it routes here.
+/// What a transport needs, and nothing more: an endpoint that opens sessions,
+/// its own session registries, and the shutdown signal. The HTTP layer owns
+/// one and hands it to every request it routes here, with the one snapshot
+/// of the config that request is served under.
 pub struct Ctx {
-    pub hub: std::sync::Arc<crate::hub::Hub>,
+    pub endpoint: std::sync::Arc<dyn Endpoint>,
     pub sse: sse::Registry,
     pub streamable: streamable::Registry,
     /// Modern calls waiting for their client's answers (MRTR).
     pub holds: hold::Table,
     pub shutdown: watch::Receiver<bool>,
+}
+
+/// What opens a client's session on a route. The daemon's is the hub (a
+/// server's upstream, or a group session over its members); a test's may
+/// open sessions on in-memory upstreams.
+pub trait Endpoint: Send + Sync {
+    fn open<'a>(
+        &'a self,
+        route: &'a Route,
+        sink: std::sync::Arc<dyn crate::session::Downstream>,
+        info: crate::session::SessionInfo,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<ClientSession, crate::hub::OpenError>>
+                + Send
+                + 'a,
+        >,
+    >;
+
+    /// The config in force now, for work no request carries (expiry).
+    fn current(&self) -> std::sync::Arc<crate::hub::Snapshot>;
 }
 
 /// What a downstream session is opened on: one server, or a group of them.
@@ -57,16 +79,7 @@ impl Route {
         sink: std::sync::Arc<dyn crate::session::Downstream>,
         info: crate::session::SessionInfo,
     ) -> Result<ClientSession, crate::hub::OpenError> {
-        match self {
-            Route::Server(s) => ctx
-                .hub
-                .open_session(s, sink, info)
-                .await
-                .map(ClientSession::Server),
-            Route::Group(g) => Ok(ClientSession::Group(crate::views::group::open(
-                g, &ctx.hub, sink, info,
-            ))),
-        }
+        ctx.endpoint.open(self, sink, info).await
     }
 }
 

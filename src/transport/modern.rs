@@ -47,6 +47,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The few request headers a modern request is checked against, copied
 /// before the body is read.
@@ -193,6 +194,7 @@ fn validate(
 /// A modern request (or notification) on `/<name>/mcp` or `/g/<group>/mcp`.
 pub async fn post(
     ctx: &Arc<Ctx>,
+    snap: &crate::hub::Snapshot,
     server: Route,
     h: Headers,
     msg: Message,
@@ -219,10 +221,11 @@ pub async fn post(
         Err(e) => return Ok(render(&e)),
     };
     let version = version.to_owned();
+    let keepalive = snap.settings.sse_keep_alive;
     let caps = &asked.caps;
     match method {
         "server/discover" => Ok(discover(ctx, &server, id, caps, token).await),
-        "subscriptions/listen" => Ok(listen(ctx, server, msg, asked.caps, token).await),
+        "subscriptions/listen" => Ok(listen(ctx, keepalive, server, msg, asked.caps, token).await),
         "initialize"
         | "ping"
         | "logging/setLevel"
@@ -233,7 +236,7 @@ pub async fn post(
             format!("{method} does not exist in protocol {version}"),
             None,
         )),
-        _ => Ok(call(ctx, server, msg, asked, token).await),
+        _ => Ok(call(ctx, keepalive, server, msg, asked, token).await),
     }
 }
 
@@ -421,6 +424,7 @@ async fn discover(
 /// progress or logs come first, as an SSE stream ending with the answer.
 async fn call(
     ctx: &Arc<Ctx>,
+    keepalive: Duration,
     server: Route,
     mut msg: Message,
     asked: Asked,
@@ -528,7 +532,7 @@ async fn call(
     if let Some(mut m) = first {
         if !m.is_response() {
             tokio::spawn(round.pump(carrier, rx, out, Some(m)));
-            return respond(out_rx, ctx).await;
+            return respond(out_rx, ctx, keepalive).await;
         }
         m.set_id(round.id.clone());
         let m = round.modernize(m);
@@ -536,7 +540,7 @@ async fn call(
         return render(&m);
     }
     tokio::spawn(round.pump(carrier, rx, out, first));
-    respond(out_rx, ctx).await
+    respond(out_rx, ctx, keepalive).await
 }
 
 /// A server whose upstream all clients share: its modern calls need no session.
@@ -695,7 +699,7 @@ impl Round {
 
 /// The client's answer: JSON when the result is the first thing to say, else
 /// SSE ending with the result.
-async fn respond(mut rx: Inbound, ctx: &Ctx) -> Response<Body> {
+async fn respond(mut rx: Inbound, ctx: &Ctx, keepalive: Duration) -> Response<Body> {
     let Some(first) = rx.recv().await else {
         return error(
             None,
@@ -712,7 +716,7 @@ async fn respond(mut rx: Inbound, ctx: &Ctx) -> Response<Body> {
         SseStream {
             first: VecDeque::from([super::message_event(&first)]),
             rx,
-            keepalive: ctx.hub.current().settings.sse_keep_alive,
+            keepalive,
             shutdown: ctx.shutdown.clone(),
             done: Box::new(|m: &Message| m.is_response()),
             ended: false,
@@ -730,6 +734,7 @@ pub const MAX_LISTEN_URIS: usize = 256;
 /// for, each tagged with the listen's id, until the client closes the stream.
 async fn listen(
     ctx: &Arc<Ctx>,
+    keepalive: Duration,
     server: Route,
     msg: Message,
     caps: Value,
@@ -803,7 +808,7 @@ async fn listen(
         SseStream {
             first: VecDeque::from([super::message_event(&ack)]),
             rx,
-            keepalive: ctx.hub.current().settings.sse_keep_alive,
+            keepalive,
             shutdown: ctx.shutdown.clone(),
             done: Box::new(|_| false),
             ended: false,

@@ -17,6 +17,7 @@
 use super::{sse_response, ClientSession, Ctx, Route, SseStream};
 use crate::http::response::read_body;
 use crate::http::response::{empty, Body, Rejection};
+use crate::hub::Snapshot;
 use crate::jsonrpc::{parse_body, Incoming, Message};
 use crate::session::new_id as new_session_id;
 
@@ -77,9 +78,9 @@ impl Drop for Guard {
     }
 }
 
-fn endpoint_url(app: &Ctx, server: &str, id: &str) -> String {
+fn endpoint_url(snap: &Snapshot, server: &str, id: &str) -> String {
     let path = format!("/{server}/message?sessionId={id}");
-    match &app.hub.current().settings.base_url {
+    match &snap.settings.base_url {
         Some(b) => format!("{}{path}", b.as_str().trim_end_matches('/')),
         None => path,
     }
@@ -87,6 +88,7 @@ fn endpoint_url(app: &Ctx, server: &str, id: &str) -> String {
 
 pub async fn open(
     app: &Arc<Ctx>,
+    snap: &Snapshot,
     route: Route,
     req: Request<hyper::body::Incoming>,
     token: Option<crate::session::Token>,
@@ -136,13 +138,13 @@ pub async fn open(
     tracing::debug!(mcp_server = %name, mcp_session = %id, "SSE session opened");
     let first = VecDeque::from([super::event(
         "endpoint",
-        endpoint_url(app, &name, &id).as_bytes(),
+        endpoint_url(snap, &name, &id).as_bytes(),
     )]);
     Ok(sse_response(
         SseStream {
             first,
             rx,
-            keepalive: app.hub.current().settings.sse_keep_alive,
+            keepalive: snap.settings.sse_keep_alive,
             shutdown: app.shutdown.clone(),
             done: Box::new(|_| false),
             ended: false,
@@ -160,6 +162,7 @@ pub async fn open(
 /// or is at `maxClients`.
 pub async fn post(
     app: &Arc<Ctx>,
+    snap: &Snapshot,
     route: Route,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Rejection> {
@@ -182,7 +185,7 @@ pub async fn post(
             "unknown or expired session; open /sse again",
         ));
     };
-    let body = read_body(req, &app.hub.current().settings).await?;
+    let body = read_body(req, &snap.settings).await?;
     let msgs = match parse_body(&body)? {
         Incoming::Single(m) => vec![m],
         Incoming::Batch(v) => v,

@@ -20,6 +20,7 @@
 use super::{sse_response, ClientSession, Ctx, Route, SseStream};
 use crate::http::response::read_body;
 use crate::http::response::{bytes_response, empty, message_response, Body, Rejection};
+use crate::hub::Snapshot;
 use crate::jsonrpc::{parse_body, Id, Incoming, Message, UPSTREAM_ERROR};
 use crate::mcp;
 use crate::mcp::LEGACY_VERSIONS as PROTOCOL_VERSIONS;
@@ -203,6 +204,7 @@ fn lookup(app: &Ctx, route: &Route, headers: &HeaderMap) -> Result<Arc<StreamSes
 
 pub async fn post(
     app: &Arc<Ctx>,
+    snap: &Snapshot,
     route: Route,
     req: Request<hyper::body::Incoming>,
     token: Option<crate::session::Token>,
@@ -231,7 +233,7 @@ pub async fn post(
         Some(_) => Some(lookup(app, &route, headers)?),
         None => None,
     };
-    let body = read_body(req, &app.hub.current().settings).await?;
+    let body = read_body(req, &snap.settings).await?;
     let (msgs, batch) = match parse_body(&body)? {
         // Modern: the request names its version in `_meta` and needs no
         // session, on a server and on a group alike.
@@ -240,7 +242,7 @@ pub async fn post(
                 && (matches!(mcp::classify(&m), mcp::Era::Modern(_))
                     || modern_headers.claims_modern()) =>
         {
-            return super::modern::post(app, route, modern_headers, m, token).await;
+            return super::modern::post(app, snap, route, modern_headers, m, token).await;
         }
         Incoming::Single(m) => (vec![m], false),
         Incoming::Batch(v) => (v, true),
@@ -374,7 +376,7 @@ pub async fn post(
         SseStream {
             first,
             rx,
-            keepalive: app.hub.current().settings.sse_keep_alive,
+            keepalive: snap.settings.sse_keep_alive,
             shutdown: app.shutdown.clone(),
             done,
             ended,
@@ -421,6 +423,7 @@ async fn create(
 
 pub async fn get(
     app: &Arc<Ctx>,
+    snap: &Snapshot,
     route: Route,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Rejection> {
@@ -444,7 +447,7 @@ pub async fn get(
         SseStream {
             first: VecDeque::new(),
             rx: rx.parking(sess.parked.clone()),
-            keepalive: app.hub.current().settings.sse_keep_alive,
+            keepalive: snap.settings.sse_keep_alive,
             shutdown: app.shutdown.clone(),
             done: Box::new(|_| false),
             ended: false,
@@ -488,7 +491,7 @@ pub fn spawn_expiry(app: Arc<Ctx>) {
                 }
             }
             app.holds.expire();
-            let timeout = app.hub.current().settings.session_idle_timeout;
+            let timeout = app.endpoint.current().settings.session_idle_timeout;
             let expired: Vec<Arc<StreamSession>> = {
                 let mut map = app.streamable.lock();
                 let ids: Vec<String> = map
