@@ -233,14 +233,4 @@ pub fn sse_response<G: Send + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_events() {
-        assert_eq!(
-            &event("endpoint", b"/x/message?sessionId=1")[..],
-            b"event: endpoint\ndata: /x/message?sessionId=1\n\n"
-        );
-    }
-}
+mod tests;

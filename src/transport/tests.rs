@@ -1,0 +1,427 @@
+//! The three transports in-process: legacy SSE, streamable HTTP sessions and
+//! stateless 2026-07-28 requests, served over a loopback socket by hyper
+//! with an endpoint of the test's own whose sessions run on an in-memory
+//! upstream (`upstream::memory`) that a task here answers. No child, no
+//! binary: what is checked is what the transports do with HTTP.
+
+use super::*;
+use crate::config::ServerConfig;
+use crate::hub::{Hub, OpenError, Snapshot};
+use crate::session::{Downstream, SessionInfo, Upstream};
+use crate::supervisor::Supervisor;
+use crate::upstream::link::{Connector, Kind};
+use http::{Method, Request};
+use serde_json::{json, Value};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// A server in memory: answers `initialize`, echoes `tools/call` (`echo`),
+/// and for `ask` asks the client one question and answers with its reply.
+async fn serve_upstream(mut from_hub: mpsc::Receiver<Message>, to_hub: mpsc::Sender<Message>) {
+    let mut waiting: Option<(crate::jsonrpc::Id, ())> = None;
+    while let Some(m) = from_hub.recv().await {
+        let v = m.to_value();
+        if m.is_response() {
+            if let Some((call, ())) = waiting.take() {
+                let said = v["result"]["content"]["name"].clone();
+                let text = format!("answered {}", said.as_str().unwrap_or("?"));
+                let r =
+                    Message::response(call, json!({"content": [{"type": "text", "text": text}]}));
+                let _ = to_hub.send(r).await;
+            }
+            continue;
+        }
+        let Some(id) = m.id().cloned() else { continue };
+        let answer = match m.method() {
+            Some("initialize") => json!({"protocolVersion": "2025-11-25",
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "memory", "version": "1"}}),
+            Some("tools/list") => {
+                json!({"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]})
+            }
+            Some("tools/call") if v["params"]["name"] == "ask" => {
+                waiting = Some((id, ()));
+                let q = Message::request(
+                    crate::jsonrpc::Id::Str("q1".into()),
+                    "elicitation/create",
+                    json!({"message": "name?", "requestedSchema": {"type": "object"}}),
+                );
+                let _ = to_hub.send(q).await;
+                continue;
+            }
+            Some("tools/call") => {
+                json!({"content": [{"type": "text", "text": v["params"]["arguments"]["text"]}]})
+            }
+            _ => json!({}),
+        };
+        let _ = to_hub.send(Message::response(id, answer)).await;
+    }
+}
+
+/// Opens every session on one in-memory upstream of the test's.
+struct Memory {
+    hub: Arc<Hub>,
+    up: Arc<Upstream>,
+    sup: Arc<Supervisor>,
+}
+
+impl Endpoint for Memory {
+    fn open<'a>(
+        &'a self,
+        _route: &'a Route,
+        sink: Arc<dyn Downstream>,
+        info: SessionInfo,
+    ) -> Pin<Box<dyn std::future::Future<Output = Result<ClientSession, OpenError>> + Send + 'a>>
+    {
+        Box::pin(async move { Ok(ClientSession::Server(self.up.attach(sink, info, &self.sup))) })
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        self.hub.current()
+    }
+}
+
+/// A hub config with `fx` (shared) and `pc` (per-client); the test's
+/// endpoint stands in for their upstreams.
+fn config() -> crate::config::Config {
+    let server = json!({"command": "/bin/true", "sandbox": false});
+    let mut pc = server.clone();
+    pc["session"] = json!("per-client");
+    let text = json!({"mcpServers": {"fx": server, "pc": pc}}).to_string();
+    crate::config::parse(&text, "t", &|_| None).unwrap()
+}
+
+struct Harness {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Serves `/<name>/{sse,message,mcp}` through the transports on a loopback port.
+async fn harness() -> Harness {
+    let hub = Hub::new(config());
+    let cfg: Arc<ServerConfig> = hub.current().server("fx").unwrap().cfg.clone();
+    let sup = Arc::new(Supervisor::new("fx"));
+    let connect: Connector = Arc::new(|| {
+        Box::pin(async {
+            let (up, from_hub, to_hub) = crate::upstream::memory(64);
+            tokio::spawn(serve_upstream(from_hub, to_hub));
+            Ok(up)
+        })
+    });
+    let (up, _task) = Upstream::spawn_with(cfg, sup.clone(), Kind::Shared, Some(connect));
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    // Kept alive for the test's life: dropping the sender would end the streams.
+    std::mem::forget(_stop);
+    let ctx = Arc::new(Ctx {
+        endpoint: Arc::new(Memory {
+            hub: hub.clone(),
+            up,
+            sup,
+        }),
+        sse: Default::default(),
+        streamable: Default::default(),
+        holds: Default::default(),
+        shutdown,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let ctx = ctx.clone();
+            let hub = hub.clone();
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let (ctx, snap) = (ctx.clone(), hub.current());
+                async move {
+                    let path = req.uri().path().trim_start_matches('/').to_owned();
+                    let (name, endpoint) = path.split_once('/').unwrap_or((&path, ""));
+                    let route = Route::Server(snap.server(name).unwrap());
+                    let r = match (endpoint, req.method().clone()) {
+                        ("sse", Method::GET) => sse::open(&ctx, &snap, route, req, None).await,
+                        ("message", Method::POST) => sse::post(&ctx, &snap, route, req).await,
+                        ("mcp", Method::POST) => {
+                            streamable::post(&ctx, &snap, route, req, None).await
+                        }
+                        ("mcp", Method::DELETE) => streamable::delete(&ctx, route, req).await,
+                        _ => Err(crate::http::response::Rejection::Method("?")),
+                    };
+                    Ok::<_, Infallible>(r.unwrap_or_else(|e| e.into_response()))
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc),
+            );
+        }
+    });
+    Harness {
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Harness {
+    async fn post(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send().await.unwrap()
+    }
+}
+
+fn rpc(id: u64, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// The JSON-RPC messages of an SSE body.
+fn events(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn streamable_sessions_answer_expire_on_delete_and_refuse_unknown_ids() {
+    let h = harness().await;
+    let r = h
+        .post(
+            "/fx/mcp",
+            rpc(
+                1,
+                "initialize",
+                json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"}}),
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let sid = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["result"]["serverInfo"]["name"], "memory", "{v}");
+    let call = rpc(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "hi"}}),
+    );
+    let r = h
+        .post("/fx/mcp", call.clone(), &[("mcp-session-id", &sid)])
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["result"]["content"][0]["text"], "hi", "{v}");
+    // No session header: 400; an unknown one: 404.
+    assert_eq!(h.post("/fx/mcp", call.clone(), &[]).await.status(), 400);
+    let r = h
+        .post("/fx/mcp", call.clone(), &[("mcp-session-id", "nope")])
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = h
+        .http
+        .delete(format!("{}/fx/mcp", h.base))
+        .header("mcp-session-id", &sid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = h.post("/fx/mcp", call, &[("mcp-session-id", &sid)]).await;
+    assert_eq!(r.status(), 404, "a deleted session is gone");
+}
+
+#[tokio::test]
+async fn a_question_during_a_call_streams_on_that_post_and_the_answer_goes_back() {
+    let h = harness().await;
+    let r = h
+        .post(
+            "/fx/mcp",
+            rpc(
+                1,
+                "initialize",
+                json!({"protocolVersion": "2025-11-25",
+                "capabilities": {"elicitation": {}}, "clientInfo": {"name": "t", "version": "1"}}),
+            ),
+            &[],
+        )
+        .await;
+    let sid = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    // The question comes first: the POST turns into a stream.
+    let call = h
+        .http
+        .post(format!("{}/fx/mcp", h.base))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &sid)
+        .json(&rpc(
+            2,
+            "tools/call",
+            json!({"name": "ask", "arguments": {}}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.headers()["content-type"], "text/event-stream");
+    let mut body = call.bytes_stream();
+    use futures_util::StreamExt;
+    let mut seen = String::new();
+    let question = loop {
+        let chunk = body.next().await.expect("the stream ended").unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(q) = events(&seen)
+            .into_iter()
+            .find(|m| m["method"] == "elicitation/create")
+        {
+            break q;
+        }
+    };
+    let answer = json!({"jsonrpc": "2.0", "id": question["id"],
+        "result": {"action": "accept", "content": {"name": "ada"}}});
+    let r = h.post("/fx/mcp", answer, &[("mcp-session-id", &sid)]).await;
+    assert_eq!(r.status(), 202);
+    let done = loop {
+        if let Some(d) = events(&seen)
+            .into_iter()
+            .find(|m| m["id"] == 2 && m.get("result").is_some())
+        {
+            break d;
+        }
+        let chunk = body.next().await.expect("the stream ended").unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    };
+    assert_eq!(
+        done["result"]["content"][0]["text"], "answered ada",
+        "{done}"
+    );
+}
+
+#[tokio::test]
+async fn legacy_sse_announces_its_endpoint_and_answers_on_the_stream() {
+    let h = harness().await;
+    let stream = h
+        .http
+        .get(format!("{}/fx/sse", h.base))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut body = stream.bytes_stream();
+    use futures_util::StreamExt;
+    let mut seen = String::new();
+    let endpoint = loop {
+        let chunk = body.next().await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(l) = seen
+            .lines()
+            .find_map(|l| l.strip_prefix("data: /fx/message"))
+        {
+            break format!("/fx/message{l}");
+        }
+    };
+    let init = rpc(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2024-11-05", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    assert_eq!(h.post(&endpoint, init, &[]).await.status(), 202);
+    let call = rpc(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "over sse"}}),
+    );
+    assert_eq!(h.post(&endpoint, call, &[]).await.status(), 202);
+    let answer = loop {
+        if let Some(a) = events(&seen).into_iter().find(|m| m["id"] == 2) {
+            break a;
+        }
+        let chunk = body.next().await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    };
+    assert_eq!(answer["result"]["content"][0]["text"], "over sse");
+    // An unknown session id is refused with 404.
+    let r = h
+        .post("/fx/message?sessionId=nope", rpc(3, "ping", json!({})), &[])
+        .await;
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn a_stateless_request_is_answered_with_no_session_and_its_question_is_held() {
+    let h = harness().await;
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}}});
+    let hdr = |m: &'static str, n: &'static str| {
+        [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", m),
+            ("mcp-name", n),
+        ]
+    };
+    // A per-client server: a transient session the hub initializes.
+    let call = rpc(
+        7,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "now"}, "_meta": meta}),
+    );
+    let r = h.post("/pc/mcp", call, &hdr("tools/call", "echo")).await;
+    assert!(r.headers().get("mcp-session-id").is_none());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], 7);
+    assert_eq!(v["result"]["content"][0]["text"], "now", "{v}");
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
+    // The question becomes input_required; the retry carries the answer.
+    let ask = json!({"name": "ask", "arguments": {}, "_meta": meta});
+    let r = h
+        .post(
+            "/pc/mcp",
+            rpc(8, "tools/call", ask.clone()),
+            &hdr("tools/call", "ask"),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["result"]["resultType"], "input_required", "{v}");
+    let (key, _) = v["result"]["inputRequests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    let mut retry = ask;
+    retry["requestState"] = v["result"]["requestState"].clone();
+    retry["inputResponses"] = json!({key.clone(): {"action": "accept", "content": {"name": "bo"}}});
+    let r = h
+        .post(
+            "/pc/mcp",
+            rpc(9, "tools/call", retry),
+            &hdr("tools/call", "ask"),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["result"]["content"][0]["text"], "answered bo", "{v}");
+    // A header that disagrees with the body: 400 with -32020.
+    let call = rpc(
+        10,
+        "tools/call",
+        json!({"name": "echo", "arguments": {}, "_meta": meta}),
+    );
+    let r = h.post("/pc/mcp", call, &hdr("tools/list", "echo")).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32020, "{v}");
+}
+
+#[test]
+fn frames_events() {
+    assert_eq!(
+        &event("endpoint", b"/x/message?sessionId=1")[..],
+        b"event: endpoint\ndata: /x/message?sessionId=1\n\n"
+    );
+}
