@@ -85,3 +85,57 @@ async fn a_crashing_childs_stderr_reaches_the_log_and_status_not_clients() {
     status_shows_secret(&hub, "bad").await;
     assert!(hub.log_contains(SECRET), "the log keeps the stderr");
 }
+
+fn check(cfg: &Value) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, serde_json::to_vec(cfg).unwrap()).unwrap();
+    let out = std::process::Command::new(hub_bin())
+        .args(["check", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn group_members_that_collide_on_a_public_name_are_config_errors() {
+    let servers = json!({"a": fx(json!({})), "a__b": fx(json!({})), "a_": fx(json!({})),
+                         "x-y": fx(json!({}))});
+    for (groups, needle) in [
+        (
+            json!({"all": {"servers": ["a", "a__b"]}}),
+            r#"groups.all.servers[1]: "a__b" contains the separator "__" of group "all", so "a__b__c" could name a tool of "a" or of "a__b""#,
+        ),
+        (
+            json!({"all": {"servers": ["a__b", "a"]}}),
+            r#"groups.all.servers[0]: "a__b" contains the separator "__" of group "all""#,
+        ),
+        (
+            json!({"all": {"servers": ["a", "a_"]}}),
+            r#"groups.all.servers[1]: with the separator "__" of group "all", "a_" starts its names as "a" does"#,
+        ),
+        (
+            json!({"one": {"servers": ["a"]}, "dash": {"servers": ["a", "x-y"], "separator": "-"}}),
+            r#"groups.dash.servers[1]: "x-y" contains the separator "-" of group "dash""#,
+        ),
+    ] {
+        let (ok, _, err) = check(&json!({"mcpServers": servers, "groups": groups}));
+        assert!(!ok, "{groups}");
+        assert!(err.contains(needle), "{needle}\n{err}");
+    }
+    let (ok, _, err) = check(&json!({"mcpServers": servers,
+        "mcpProxy": {"options": {"groups": {"x": {"servers": ["a", "a__b"]}}}}}));
+    assert!(!ok);
+    assert!(
+        err.contains(r#"mcpProxy.options.groups.x.servers[1]: "a__b" contains the separator "__" of group "x""#),
+        "{err}"
+    );
+    // The same servers under a separator none of them contains are fine.
+    let (ok, _, err) = check(&json!({"mcpServers": servers,
+        "groups": {"all": {"servers": ["a", "a__b", "a_", "x-y"], "separator": "."}}}));
+    assert!(ok, "{err}");
+}
