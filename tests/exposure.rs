@@ -139,3 +139,37 @@ fn group_members_that_collide_on_a_public_name_are_config_errors() {
         "groups": {"all": {"servers": ["a", "a__b", "a_", "x-y"], "separator": "."}}}));
     assert!(ok, "{err}");
 }
+
+async fn status_as(hub: &Hub, token: &str) -> Value {
+    reqwest::Client::new()
+        .get(hub.url("/status"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn status_shows_a_groups_members_only_as_far_as_the_token_reaches() {
+    let hub = Hub::start(
+        json!({"options": {"authTokens": ["group-t", "secret-t"],
+               "groups": {"all": {"servers": ["open", "hidden", "shared"], "authTokens": ["group-t"]}}}}),
+        json!({
+            "open": fx(json!({"sandbox": false, "options": {"authTokens": ["group-t"]}})),
+            "hidden": fx(json!({"sandbox": false, "options": {"authTokens": ["secret-t"]}})),
+            "shared": fx(json!({"sandbox": false})),
+        }),
+    );
+    let st = status_as(&hub, "group-t").await;
+    let groups = st["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{st}");
+    assert_eq!(groups[0]["servers"], json!(["open", "shared"]), "{st}");
+    assert!(!st.to_string().contains("hidden"), "{st}");
+    // The other token reaches "hidden" but not the group.
+    let st = status_as(&hub, "secret-t").await;
+    assert_eq!(st["groups"], json!([]), "{st}");
+    assert!(st.to_string().contains("hidden"), "{st}");
+}
