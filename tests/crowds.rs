@@ -117,3 +117,66 @@ async fn silent_connections_cannot_lock_out_clients_that_speak() {
     assert!(got.contains("mcpProxy.options.maxConnections"), "{got}");
     drop(spoken);
 }
+
+fn vm_kib(pid: i32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn group_sessions_share_a_members_long_tool_list() {
+    const SESSIONS: usize = 200;
+    let hub = Hub::start(
+        json!({"options": {"groups": {"all": {"servers": ["big"]}}}}),
+        json!({"big": fx(json!({"env": {"FIXTURE_EXTRA_TOOLS": "5000:40"}}))}),
+    );
+    let http = reqwest::Client::new();
+    let mut sessions = Vec::new();
+    let mut after_first = 0;
+    for chunk in 0..SESSIONS / 8 {
+        let opened = (0..8).map(|k| {
+            let mut c = Mcp::new(&hub, "g/all");
+            c.http = http.clone();
+            async move {
+                c.initialize().await;
+                let r = c
+                    .post(&req(json!(chunk * 8 + k), "tools/list", json!({})))
+                    .await;
+                let tools = r.last()["result"]["tools"].as_array().unwrap().len();
+                assert!(tools > 5000, "{tools}");
+                c
+            }
+        });
+        sessions.extend(futures_util::future::join_all(opened).await);
+        if chunk == 0 {
+            after_first = vm_kib(hub.pid(), "VmRSS:");
+        }
+    }
+    // Every session routes by the names it listed.
+    let last = sessions.last().unwrap();
+    let r = last
+        .post(&call(9, "big__echo", json!({"text": "routed"})))
+        .await;
+    assert_eq!(
+        r.last()["result"]["content"][0]["text"],
+        "routed",
+        "{:?}",
+        r.messages
+    );
+    let (rss, hwm) = (vm_kib(hub.pid(), "VmRSS:"), vm_kib(hub.pid(), "VmHWM:"));
+    eprintln!("{SESSIONS} group sessions over 5,000 tools: VmRSS {rss} KiB (after 8: {after_first} KiB), VmHWM {hwm} KiB");
+    // Each session's own copy of the names was ~1 MiB: 192 more sessions
+    // must cost far less than that.
+    assert!(
+        rss.saturating_sub(after_first) < 16 * 1024,
+        "192 sessions added {} KiB",
+        rss.saturating_sub(after_first)
+    );
+    assert!(rss < 64 * 1024, "VmRSS {rss} KiB");
+    assert!(hwm < 64 * 1024, "VmHWM {hwm} KiB");
+    drop(sessions);
+}
