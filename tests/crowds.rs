@@ -93,14 +93,14 @@ async fn silent_connections_cannot_lock_out_clients_that_speak() {
     let mut buf = [0u8; 16];
     let closed = tokio::time::timeout(Duration::from_secs(2), silent[0].read(&mut buf)).await;
     assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
-    assert!(hub.log_contains("closed the oldest connection that had sent no request"));
+    assert!(hub.log_contains("closed the oldest connection that was not in a request"));
     drop(silent);
     drop(c);
 
-    // When every connection has spoken, a newcomer is refused, naming the cap.
+    // Idle connections that have spoken are closed too, oldest first...
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut spoken = Vec::new();
-    for i in 0..50u8 {
+    for i in 0..60u8 {
         let mut s = connect_from(30 + i % 20, addr).await.unwrap();
         s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
             .await
@@ -110,12 +110,36 @@ async fn silent_connections_cannot_lock_out_clients_that_speak() {
         assert!(String::from_utf8_lossy(&buf[..n]).contains(" 200 "), "{i}");
         spoken.push(s);
     }
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(2), spoken[0].read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    drop(spoken);
+
+    // ...but a connection in a request (here: an open SSE stream) is not:
+    // when every connection is, a newcomer is refused, naming the cap.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut streams = Vec::new();
+    for i in 0..50u8 {
+        let mut s = connect_from(30 + i % 20, addr).await.unwrap();
+        let head = format!(
+            "GET /fx/sse HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {TOKEN}\r\naccept: text/event-stream\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).contains(" 200 "),
+            "{i}: {}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        streams.push(s);
+    }
     let mut s = connect_from(60, addr).await.unwrap();
     let mut got = String::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut got)).await;
     assert!(got.contains(" 503 "), "{got}");
     assert!(got.contains("mcpProxy.options.maxConnections"), "{got}");
-    drop(spoken);
+    drop(streams);
 }
 
 fn vm_kib(pid: i32, key: &str) -> u64 {

@@ -11,6 +11,7 @@
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
+pub mod conns;
 pub mod metrics;
 pub mod origin;
 pub mod response;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+pub use conns::Conns;
 pub use response::{empty, Body, Rejection};
 
 pub struct App {
@@ -69,162 +71,6 @@ impl App {
 /// A connection from any listener: TCP or Unix.
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
-/// Open connections, in total and per client address, against
-/// `maxConnections` and `maxConnectionsPerIp`: without them a neighbour with
-/// a few thousand silent connections takes every file descriptor.
-///
-/// Silent connections (admitted, no request head read yet) are kept oldest
-/// first: when the total is reached, the oldest silent one is closed to admit
-/// the newcomer, so connections that never speak cannot lock out clients
-/// that do. Only when every open connection has spoken is a newcomer refused.
-#[derive(Default)]
-pub struct Conns {
-    total: std::sync::atomic::AtomicUsize,
-    per_ip: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
-    /// Admitted connections that have not sent a request head, by admission
-    /// order (ids only grow), each with the way to close it.
-    silent: std::sync::Mutex<std::collections::BTreeMap<u64, Evict>>,
-    next_id: std::sync::atomic::AtomicU64,
-    evicted: std::sync::atomic::AtomicU64,
-}
-
-/// How a silent connection is closed to make room: its serve task waits on
-/// `close`; `released` says its place in `total` went to the newcomer.
-struct Evict {
-    close: tokio::sync::oneshot::Sender<()>,
-    released: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// One admitted connection; counted until dropped.
-struct ConnSlot {
-    conns: Arc<Conns>,
-    ip: Option<std::net::IpAddr>,
-    id: u64,
-    /// Set when the connection sent its first request head.
-    heard: std::sync::atomic::AtomicBool,
-    released: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl ConnSlot {
-    /// The connection sent a request head: it is no longer evictable.
-    fn heard(&self) {
-        use std::sync::atomic::Ordering;
-        if !self.heard.swap(true, Ordering::Relaxed) {
-            if let Ok(mut m) = self.conns.silent.lock() {
-                m.remove(&self.id);
-            }
-        }
-    }
-}
-
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        use std::sync::atomic::Ordering;
-        if let Ok(mut m) = self.conns.silent.lock() {
-            m.remove(&self.id);
-        }
-        if !self.released.load(Ordering::Acquire) {
-            self.conns.total.fetch_sub(1, Ordering::Relaxed);
-        }
-        if let Some(ip) = self.ip {
-            if let Ok(mut m) = self.conns.per_ip.lock() {
-                if let Some(n) = m.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        m.remove(&ip);
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Conns {
-    /// Admits a connection (closing the oldest silent one if the total is
-    /// reached), or says which limit it would pass. The receiver closes the
-    /// admitted connection if it is itself evicted while silent.
-    fn admit(
-        self: &Arc<Self>,
-        ip: Option<std::net::IpAddr>,
-        max_total: usize,
-        max_per_ip: usize,
-    ) -> Result<(Arc<ConnSlot>, tokio::sync::oneshot::Receiver<()>), &'static str> {
-        use std::sync::atomic::Ordering;
-        if let Some(ip) = ip {
-            let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-            let n = m.entry(ip).or_default();
-            if *n >= max_per_ip {
-                return Err("maxConnectionsPerIp");
-            }
-            *n += 1;
-        }
-        if self.total.fetch_add(1, Ordering::Relaxed) >= max_total {
-            self.total.fetch_sub(1, Ordering::Relaxed);
-            if !self.evict_oldest_silent() {
-                self.unclaim_ip(ip);
-                return Err("maxConnections");
-            }
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (close, closed) = tokio::sync::oneshot::channel();
-        self.silent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                id,
-                Evict {
-                    close,
-                    released: released.clone(),
-                },
-            );
-        let slot = ConnSlot {
-            conns: self.clone(),
-            ip,
-            id,
-            heard: std::sync::atomic::AtomicBool::new(false),
-            released,
-        };
-        Ok((Arc::new(slot), closed))
-    }
-
-    /// Closes the oldest silent connection, handing its place in the total
-    /// to the caller; false when every connection has spoken.
-    fn evict_oldest_silent(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        let oldest = self
-            .silent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_first();
-        let Some((_, e)) = oldest else { return false };
-        e.released.store(true, Ordering::Release);
-        let _ = e.close.send(());
-        self.evicted.fetch_add(1, Ordering::Relaxed);
-        true
-    }
-
-    fn unclaim_ip(&self, ip: Option<std::net::IpAddr>) {
-        let Some(ip) = ip else { return };
-        let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&ip);
-            }
-        }
-    }
-
-    pub fn open(&self) -> usize {
-        self.total.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Silent connections closed to admit others, since start.
-    pub fn evicted(&self) -> u64 {
-        self.evicted.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
 
 /// Accepts on one listener and hands connections to the serve loop.
 async fn accept_loop(
@@ -304,7 +150,7 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
             app.conns
                 .admit(ip, s.max_connections, s.max_connections_per_ip)
         };
-        let (slot, mut evicted) = match slot {
+        let slot = match slot {
             Ok(slot) => slot,
             Err(limit) => {
                 crate::ratelimit::warn(
@@ -316,11 +162,15 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
             }
         };
         let app2 = app.clone();
-        let heard = slot.clone();
+        let conn_slot = slot.clone();
         let svc = hyper::service::service_fn(move |req| {
-            heard.heard();
+            // Not evictable from its request head until its answer is sent.
+            let busy = conn_slot.busy();
             let app = app2.clone();
-            async move { Ok::<_, Infallible>(handle(app, req).await) }
+            async move {
+                let resp = handle(app, req).await;
+                Ok::<_, Infallible>(resp.map(|b| conns::Tracked::wrap(b, busy)))
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
@@ -328,15 +178,14 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
             .serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _slot = slot;
             tokio::select! {
                 r = conn => if let Err(e) = r {
                     tracing::debug!(%peer, "connection ended: {e}");
                 },
-                Ok(()) = &mut evicted => {
+                _ = slot.handle.close.notified() => {
                     crate::ratelimit::warn(
                         "evict-silent",
-                        format_args!("maxConnections reached: closed the oldest connection that had sent no request ({peer}) to admit a new one"),
+                        format_args!("maxConnections reached: closed the oldest connection that was not in a request ({peer}) to admit a new one"),
                     );
                 }
             }
