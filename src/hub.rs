@@ -549,7 +549,9 @@ impl Hub {
                 })
             })
             .collect();
-        // Groups the token may use (all, without one): their members' state is above.
+        // Groups the token may use (all, without one): their members' state is
+        // above. A member shows only if the token reaches it too, as in the
+        // group's own view: the group's token must not name the others.
         let groups: Vec<Value> = snap
             .groups
             .values()
@@ -558,9 +560,22 @@ impl Hub {
                     g.cfg.auth_tokens.is_empty() || g.cfg.auth_tokens.iter().any(|x| x == t)
                 })
             })
-            .map(
-                |g| json!({"name": g.cfg.name, "servers": g.cfg.servers, "routes": g.cfg.routes()}),
-            )
+            .map(|g| {
+                let members: Vec<&String> = g
+                    .cfg
+                    .servers
+                    .iter()
+                    .filter(|m| {
+                        token.is_none_or(|t| {
+                            snap.servers.get(m.as_str()).is_some_and(|s| {
+                                s.cfg.auth_tokens.is_empty()
+                                    || s.cfg.auth_tokens.iter().any(|x| x == t)
+                            })
+                        })
+                    })
+                    .collect();
+                json!({"name": g.cfg.name, "servers": members, "routes": g.cfg.routes()})
+            })
             .collect();
         json!({
             "name": snap.settings.name,

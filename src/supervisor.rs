@@ -208,9 +208,9 @@ pub async fn stop_child_within(server: &str, mut up: Upstream, grace: Duration) 
 }
 
 /// After an upstream ended, `exited` holding a child's status (or `None` when
-/// its output closed): stops whatever is left and says what happened, with the
-/// last error (a child's last stderr line, or the remote failure), and why
-/// as a restart reason.
+/// its output closed): stops whatever is left and says what happened (how a
+/// child ended, or the remote failure), and why as a restart reason. What is
+/// said reaches clients, so a child's stderr is logged here, not said.
 pub async fn reap_child(
     server: &str,
     mut up: Upstream,
@@ -257,10 +257,12 @@ pub async fn reap_child(
             "closed its stdout but kept running".into()
         }
     };
-    let why = match last {
-        Some(line) => format!("{why} (last stderr: {line})"),
-        None => why,
-    };
+    // The stderr line may hold anything the child printed (a password in a
+    // failed connection string): it goes to the log and `/status`'s
+    // `lastStderr`, never into `why`, which clients see in their errors.
+    if let Some(line) = last {
+        tracing::warn!(mcp_server = %server, "child {why}; its last stderr line: {line}");
+    }
     (why, reason)
 }
 

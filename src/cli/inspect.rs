@@ -325,7 +325,8 @@ pub fn run_test(
     }
     let mut report = json!({"server": name, "passed": all_ok, "routes": reports});
     if !all_ok {
-        // What the hub knows: lastError carries the child's last stderr line.
+        // What the hub knows: lastError says how it ended, lastStderr what
+        // the child said last (kept out of lastError, which clients see).
         if let Ok(Ok(st)) = block_on(api.status()) {
             if let Some(s) = st["servers"]
                 .as_array()
@@ -336,6 +337,9 @@ pub fn run_test(
                     s["state"].as_str().unwrap_or("?"),
                     s["lastError"].as_str().unwrap_or("-")
                 ));
+                if let Some(line) = s["lastStderr"].as_array().and_then(|l| l.last()) {
+                    text.push_str(&format!("  last stderr: {}\n", line.as_str().unwrap_or("")));
+                }
                 report["state"] = s["state"].clone();
                 report["lastError"] = s["lastError"].clone();
             }

@@ -124,6 +124,7 @@ fn validate_one(
             "must be 1 to 8 characters",
         ));
     }
+    ambiguous_members(name, &g.servers, &separator, path)?;
     let (auth_tokens, token_source) = match g.auth_tokens {
         Some(list) => (
             tokens(list, &format!("{path}.authTokens"))?,
@@ -158,6 +159,49 @@ fn validate_one(
     };
     warnings.extend(naming_warnings(&cfg, path, ctx));
     Ok(cfg)
+}
+
+/// Refuses members whose public names could be read two ways: a member name
+/// that contains the separator (`a__b` in a group with `a`: `a__b__c` is `c`
+/// of `a__b` or `b__c` of `a`), or one whose prefix starts another's (`a`
+/// and `a_`: `a___c`). Which server a name reaches must not depend on whether
+/// the session has listed tools yet.
+fn ambiguous_members(
+    group: &str,
+    servers: &[String],
+    sep: &str,
+    path: &str,
+) -> Result<(), Invalid> {
+    for (i, s) in servers.iter().enumerate() {
+        let at = format!("{path}.servers[{i}]");
+        let example = format!("{s}{sep}c");
+        if let Some(pos) = s.find(sep) {
+            let other = servers
+                .iter()
+                .find(|o| *o != s && example.starts_with(&format!("{o}{sep}")))
+                .cloned()
+                .unwrap_or_else(|| s[..pos].to_string());
+            return Err(invalid(
+                at,
+                format!(
+                    "{s:?} contains the separator {sep:?} of group {group:?}, so {example:?} could name a tool of {other:?} or of {s:?}; rename the server or set the group's \"separator\""
+                ),
+            ));
+        }
+        let prefix = format!("{s}{sep}");
+        if let Some(other) = servers
+            .iter()
+            .find(|o| *o != s && prefix.starts_with(&format!("{o}{sep}")))
+        {
+            return Err(invalid(
+                at,
+                format!(
+                    "with the separator {sep:?} of group {group:?}, {s:?} starts its names as {other:?} does, so {example:?} could name a tool of {other:?} or of {s:?}; rename the server or set the group's \"separator\""
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What can be told before any server runs: members whose every tool name
@@ -260,5 +304,49 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.contains("groups.all.separator: must be 1 to 8"), "{e}");
+    }
+
+    #[test]
+    fn members_that_make_a_public_name_ambiguous_are_refused() {
+        let servers = r#""mcpServers": {"a": {"url": "http://127.0.0.1:1/sse"},
+            "a__b": {"url": "http://127.0.0.1:1/sse"}, "a_": {"url": "http://127.0.0.1:1/sse"},
+            "x-y": {"url": "http://127.0.0.1:1/sse"}}"#;
+        let e = load(&format!(
+            r#"{{{servers}, "groups": {{"all": {{"servers": ["a", "a__b"]}}}}}}"#
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains(r#"groups.all.servers[1]: "a__b" contains the separator "__" of group "all", so "a__b__c" could name a tool of "a" or of "a__b""#),
+            "{e}"
+        );
+        // Alone, it is refused too: its names would read as a server "a"'s.
+        let e = load(&format!(
+            r#"{{{servers}, "groups": {{"all": {{"servers": ["a__b"]}}}}}}"#
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("groups.all.servers[0]: \"a__b\" contains the separator"),
+            "{e}"
+        );
+        let e = load(&format!(
+            r#"{{{servers}, "groups": {{"all": {{"servers": ["a", "a_"]}}}}}}"#
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains(r#"groups.all.servers[1]: with the separator "__" of group "all", "a_" starts its names as "a" does, so "a___c""#),
+            "{e}"
+        );
+        // Its own separator decides: "-" makes "x-y" ambiguous, "__" does not.
+        let e = load(&format!(
+            r#"{{{servers}, "groups": {{"all": {{"servers": ["a", "x-y"], "separator": "-"}}}}}}"#
+        ))
+        .unwrap_err();
+        assert!(e.contains("\"x-y\" contains the separator \"-\""), "{e}");
+        load(&format!(
+            r#"{{{servers}, "groups": {{"all": {{"servers": ["a", "x-y"]}}}}}}"#
+        ))
+        .unwrap();
+        // Not in a group, the name is fine.
+        load(&format!("{{{servers}}}")).unwrap();
     }
 }

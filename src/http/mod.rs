@@ -11,6 +11,7 @@
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
+pub mod conns;
 pub mod metrics;
 pub mod origin;
 pub mod response;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+pub use conns::Conns;
 pub use response::{empty, Body, Rejection};
 
 pub struct App {
@@ -106,72 +108,6 @@ impl transport::Endpoint for HubEndpoint {
 /// A connection from any listener: TCP or Unix.
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
-/// Open connections, in total and per client address, against
-/// `maxConnections` and `maxConnectionsPerIp`: without them a neighbour with
-/// a few thousand silent connections takes every file descriptor.
-#[derive(Default)]
-pub struct Conns {
-    total: std::sync::atomic::AtomicUsize,
-    per_ip: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
-}
-
-/// One admitted connection; counted until dropped.
-struct ConnSlot {
-    conns: Arc<Conns>,
-    ip: Option<std::net::IpAddr>,
-}
-
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        use std::sync::atomic::Ordering;
-        self.conns.total.fetch_sub(1, Ordering::Relaxed);
-        if let Some(ip) = self.ip {
-            if let Ok(mut m) = self.conns.per_ip.lock() {
-                if let Some(n) = m.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        m.remove(&ip);
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Conns {
-    /// Admits a connection, or says which limit it would pass.
-    fn admit(
-        self: &Arc<Self>,
-        ip: Option<std::net::IpAddr>,
-        max_total: usize,
-        max_per_ip: usize,
-    ) -> Result<ConnSlot, &'static str> {
-        use std::sync::atomic::Ordering;
-        if self.total.fetch_add(1, Ordering::Relaxed) >= max_total {
-            self.total.fetch_sub(1, Ordering::Relaxed);
-            return Err("maxConnections");
-        }
-        if let Some(ip) = ip {
-            let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-            let n = m.entry(ip).or_default();
-            if *n >= max_per_ip {
-                drop(m);
-                self.total.fetch_sub(1, Ordering::Relaxed);
-                return Err("maxConnectionsPerIp");
-            }
-            *n += 1;
-        }
-        Ok(ConnSlot {
-            conns: self.clone(),
-            ip,
-        })
-    }
-
-    pub fn open(&self) -> usize {
-        self.total.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
 
 /// Accepts on one listener and hands connections to the serve loop.
 async fn accept_loop(
@@ -263,9 +199,15 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
             }
         };
         let app2 = app.clone();
+        let conn_slot = slot.clone();
         let svc = hyper::service::service_fn(move |req| {
+            // Not evictable from its request head until its answer is sent.
+            let busy = conn_slot.busy();
             let app = app2.clone();
-            async move { Ok::<_, Infallible>(handle(app, req).await) }
+            async move {
+                let resp = handle(app, req).await;
+                Ok::<_, Infallible>(resp.map(|b| conns::Tracked::wrap(b, busy)))
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
@@ -273,9 +215,16 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
             .serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _slot = slot;
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, "connection ended: {e}");
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                },
+                _ = slot.handle.close.notified() => {
+                    crate::ratelimit::warn(
+                        "evict-silent",
+                        format_args!("maxConnections reached: closed the oldest connection that was not in a request ({peer}) to admit a new one"),
+                    );
+                }
             }
         });
     }

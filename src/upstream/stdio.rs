@@ -143,8 +143,7 @@ pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnErro
         rx: Inbox::Stdio(Reader {
             server: server.to_string(),
             inner: BufReader::with_capacity(64 * 1024, stdout),
-            line: Vec::with_capacity(4096),
-            skipping: false,
+            line: Lines::new(),
         }),
         process: Some(Process {
             child,
@@ -194,8 +193,7 @@ impl Stdin {
 pub struct Reader {
     server: String,
     inner: BufReader<ChildStdout>,
-    line: Vec<u8>,
-    skipping: bool,
+    line: Lines,
 }
 
 impl Reader {
@@ -203,31 +201,11 @@ impl Reader {
     /// the buffer for the next call.
     pub async fn recv(&mut self) -> Option<Received> {
         loop {
-            let room = (MAX_LINE as usize).saturating_sub(self.line.len()).max(1) as u64;
-            match (&mut self.inner)
-                .take(room)
-                .read_until(b'\n', &mut self.line)
-                .await
-            {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            }
-            if self.line.last() != Some(&b'\n') {
-                if self.line.len() as u64 >= MAX_LINE {
-                    if !self.skipping {
-                        tracing::warn!(mcp_server = %self.server, "child wrote a line over {MAX_LINE} bytes; dropping it");
-                    }
-                    self.skipping = true;
-                    self.line.clear();
-                }
-                continue;
-            }
-            if std::mem::take(&mut self.skipping) {
-                self.line.clear();
-                continue;
+            if !self.line.fill(&mut self.inner, &self.server).await {
+                return None;
             }
             let parsed = {
-                let text = trim_ascii(&self.line);
+                let text = trim_ascii(&self.line.buf);
                 if text.is_empty() {
                     None
                 } else {
@@ -239,12 +217,70 @@ impl Reader {
                     }))
                 }
             };
-            self.line.clear();
+            self.line.done();
             match parsed {
                 Some(Ok(m)) => return Some(Received::Msg(m)),
                 Some(Err((id, why))) => return Some(Received::Garbage { id, why }),
                 None => {}
             }
+        }
+    }
+}
+
+/// The capacity a stdout line buffer starts with and goes back to.
+const LINE_START: usize = 4096;
+/// A line buffer grown past this is given back once its line is handed on: one
+/// huge line must not hold its memory for the child's whole life.
+const LINE_KEEP: usize = 64 * 1024;
+
+/// One stdout line being framed: its bytes so far, and whether the rest of a
+/// line over [`MAX_LINE`] is being skipped.
+struct Lines {
+    buf: Vec<u8>,
+    skipping: bool,
+}
+
+impl Lines {
+    fn new() -> Lines {
+        Lines {
+            buf: Vec::with_capacity(LINE_START),
+            skipping: false,
+        }
+    }
+
+    /// Reads until `buf` holds one whole line (true) or the input ends
+    /// (false). Cancel-safe: what was read stays for the next call.
+    async fn fill<R: tokio::io::AsyncBufRead + Unpin>(&mut self, r: &mut R, server: &str) -> bool {
+        loop {
+            let room = (MAX_LINE as usize).saturating_sub(self.buf.len()).max(1) as u64;
+            match (&mut *r).take(room).read_until(b'\n', &mut self.buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+            if self.buf.last() != Some(&b'\n') {
+                if self.buf.len() as u64 >= MAX_LINE {
+                    if !self.skipping {
+                        tracing::warn!(mcp_server = %server, "child wrote a line over {MAX_LINE} bytes; dropping it");
+                    }
+                    self.skipping = true;
+                    self.done();
+                }
+                continue;
+            }
+            if std::mem::take(&mut self.skipping) {
+                self.done();
+                continue;
+            }
+            return true;
+        }
+    }
+
+    /// The line was handed on: empty the buffer, and give back what a long
+    /// line made it grow to.
+    fn done(&mut self) {
+        self.buf.clear();
+        if self.buf.capacity() > LINE_KEEP {
+            self.buf = Vec::with_capacity(LINE_START);
         }
     }
 }
@@ -351,4 +387,39 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
         .rposition(|c| !c.is_ascii_whitespace())
         .map_or(start, |e| e + 1);
     &b[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_long_stdout_line_gives_its_buffer_back() {
+        let mut input = vec![b'x'; 8 * 1024 * 1024];
+        input.push(b'\n');
+        input.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"method\":\"m\"}\n");
+        let mut r = BufReader::with_capacity(64 * 1024, &input[..]);
+        let mut lines = Lines::new();
+        assert!(lines.fill(&mut r, "t").await);
+        assert_eq!(lines.buf.len(), 8 * 1024 * 1024 + 1);
+        assert!(lines.buf.capacity() >= 8 * 1024 * 1024);
+        lines.done();
+        assert!(
+            lines.buf.capacity() <= LINE_KEEP,
+            "{}",
+            lines.buf.capacity()
+        );
+        // The next line reads as usual into the small buffer.
+        assert!(lines.fill(&mut r, "t").await);
+        assert!(lines.buf.starts_with(b"{\"jsonrpc\""));
+        lines.done();
+        assert_eq!(lines.buf.capacity(), LINE_START);
+        assert!(!lines.fill(&mut r, "t").await);
+        // A buffer that stayed small is kept as it is.
+        let mut r = BufReader::new(&b"short\n"[..]);
+        assert!(lines.fill(&mut r, "t").await);
+        let before = lines.buf.as_ptr();
+        lines.done();
+        assert_eq!(lines.buf.as_ptr(), before);
+    }
 }

@@ -6,6 +6,7 @@ use crate::config::GroupConfig;
 use crate::mcp::{LATEST_LEGACY as LATEST_PROTOCOL, LEGACY_VERSIONS as PROTOCOL_VERSIONS};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
 
 /// The lists a group merges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,13 +57,87 @@ impl List {
     }
 }
 
-/// Public name → (member index, the member's own name), for tools and prompts.
-pub type Names = HashMap<String, (usize, String)>;
+/// One member's tool or prompt names from one listing: public name → the
+/// member's own. Equal tables are one allocation ([`share`]): every group
+/// session that listed the same member keeps the same `Arc`.
+pub type MemberNames = HashMap<String, String>;
 
-/// Renames one member's items in place. A public name already taken by an
-/// earlier member (`a` + `b__c` against `a__b` + `c`) is shortened with the
-/// member's index in its hash, so both stay callable. Returns the names that
-/// had to be shortened, as (public, full).
+/// Public name → (member index, the member's own name), for tools and
+/// prompts, as one session routes them: per member, the table of its last
+/// listing (kept while the member is down, so its names still route and
+/// answer that it is down).
+#[derive(Default)]
+pub struct Names(Vec<Option<Arc<MemberNames>>>);
+
+impl Names {
+    pub fn get(&self, public: &str) -> Option<(usize, String)> {
+        self.0.iter().enumerate().find_map(|(i, t)| {
+            t.as_ref()
+                .and_then(|t| t.get(public))
+                .map(|own| (i, own.clone()))
+        })
+    }
+
+    /// Replaces `member`'s table with the one from its latest listing.
+    pub fn set(&mut self, member: usize, table: Arc<MemberNames>) {
+        if self.0.len() <= member {
+            self.0.resize(member + 1, None);
+        }
+        self.0[member] = Some(table);
+    }
+}
+
+/// Tables handed out by [`share`], by a hash of their content; dead ones are
+/// swept as the map grows, so it stays near the number of live tables.
+struct Shared {
+    tables: HashMap<u64, Vec<Weak<MemberNames>>>,
+    sweep_at: usize,
+}
+
+static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+
+/// The one shared allocation of a table equal to `table`: every group
+/// session over a member with 20,000 tools would otherwise hold its own
+/// copy of the same names.
+pub fn share(table: MemberNames) -> Arc<MemberNames> {
+    use std::hash::{Hash, Hasher};
+    // Order-independent: a map's iteration order differs between equal maps.
+    let key = table.iter().fold(table.len() as u64, |acc, (p, o)| {
+        let mut h = std::hash::DefaultHasher::new();
+        (p, o).hash(&mut h);
+        acc.wrapping_add(h.finish())
+    });
+    let mut guard = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    let shared = guard.get_or_insert_with(|| Shared {
+        tables: HashMap::new(),
+        sweep_at: 64,
+    });
+    let bucket = shared.tables.entry(key).or_default();
+    bucket.retain(|w| w.strong_count() > 0);
+    if let Some(hit) = bucket
+        .iter()
+        .filter_map(Weak::upgrade)
+        .find(|t| **t == table)
+    {
+        return hit;
+    }
+    let table = Arc::new(table);
+    bucket.push(Arc::downgrade(&table));
+    if shared.tables.len() >= shared.sweep_at {
+        shared.tables.retain(|_, b| {
+            b.retain(|w| w.strong_count() > 0);
+            !b.is_empty()
+        });
+        shared.sweep_at = (shared.tables.len() * 2).max(64);
+    }
+    table
+}
+
+/// Renames one member's items in place, and records each public name in
+/// `names` (this member's table). A public name already taken by an earlier
+/// member (`a` + `b__c` against `a__b` + `c`) is shortened with the member's
+/// index in its hash, so both stay callable. Returns the names that had to
+/// be shortened, as (public, full).
 pub fn rename(
     list: List,
     member: usize,
@@ -70,7 +145,7 @@ pub fn rename(
     sep: &str,
     items: &mut [Value],
     taken: &mut HashSet<String>,
-    names: &mut Names,
+    names: &mut MemberNames,
 ) -> Vec<(String, String)> {
     let mut shortened = Vec::new();
     for item in items.iter_mut() {
@@ -92,7 +167,7 @@ pub fn rename(
                 }
                 taken.insert(public.clone());
                 obj.insert("name".into(), Value::String(public.clone()));
-                names.insert(public, (member, own));
+                names.insert(public, own);
             }
             List::Resources => {
                 if let Some(uri) = obj.get("uri").and_then(Value::as_str) {
@@ -207,17 +282,41 @@ mod tests {
     #[test]
     fn colliding_names_stay_apart() {
         let mut taken = HashSet::new();
-        let mut names = Names::new();
+        let (mut na, mut nb) = (MemberNames::new(), MemberNames::new());
         let mut a = vec![json!({"name": "echo"}), json!({"name": "b__c"})];
         let mut b = vec![json!({"name": "echo"}), json!({"name": "c"})];
-        rename(List::Tools, 0, "a", "__", &mut a, &mut taken, &mut names);
-        rename(List::Tools, 1, "a__b", "__", &mut b, &mut taken, &mut names);
+        rename(List::Tools, 0, "a", "__", &mut a, &mut taken, &mut na);
+        rename(List::Tools, 1, "a__b", "__", &mut b, &mut taken, &mut nb);
+        let mut names = Names::default();
+        names.set(0, share(na));
+        names.set(1, share(nb));
         assert_eq!(a[0]["name"], "a__echo");
-        assert_eq!(names["a__echo"], (0, "echo".to_string()));
-        assert_eq!(names["a__b__c"], (0, "b__c".to_string()));
+        assert_eq!(names.get("a__echo"), Some((0, "echo".to_string())));
+        assert_eq!(names.get("a__b__c"), Some((0, "b__c".to_string())));
         let other = b[1]["name"].as_str().unwrap();
         assert_ne!(other, "a__b__c");
-        assert_eq!(names[other], (1, "c".to_string()));
+        assert_eq!(names.get(other), Some((1, "c".to_string())));
+        assert_eq!(names.get("nope"), None);
+    }
+
+    #[test]
+    fn equal_tables_are_one_allocation() {
+        let table = |n: usize| -> MemberNames {
+            (0..n)
+                .map(|i| (format!("shared-test__t{i}"), format!("t{i}")))
+                .collect()
+        };
+        let a = share(table(100));
+        let b = share(table(100));
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = share(table(101));
+        assert!(!Arc::ptr_eq(&a, &c));
+        // Once nobody holds it, a table is not kept alive by the sharing.
+        let weak = Arc::downgrade(&c);
+        drop(c);
+        assert!(weak.upgrade().is_none());
+        let d = share(table(101));
+        assert_eq!(d.len(), 101);
     }
 
     #[test]

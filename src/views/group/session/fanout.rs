@@ -5,7 +5,7 @@
 use super::{lock, push, Inner, Reach, LIST_TIMEOUT, MAX_PAGES};
 use crate::jsonrpc::{Id, Message, METHOD_NOT_FOUND};
 use crate::session::outbound::Outbound;
-use crate::views::group::merge::{self, List, MemberInit, Names};
+use crate::views::group::merge::{self, List, MemberInit};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -155,13 +155,17 @@ impl Inner {
     pub(super) async fn gather(self: &Arc<Self>, list: List) -> Vec<Value> {
         let all = (0..self.members.len()).map(|i| self.collect(i, list));
         let results = futures_util::future::join_all(all).await;
-        let (mut taken, mut names, mut items) = (HashSet::new(), Names::new(), Vec::new());
+        let (mut taken, mut names, mut items) = (HashSet::new(), Vec::new(), Vec::new());
         let sep = &self.group.cfg.separator;
         for (i, r) in results.into_iter().enumerate() {
             let name = &self.members[i].name;
             match r {
                 Ok(mut got) => {
-                    let short = merge::rename(list, i, name, sep, &mut got, &mut taken, &mut names);
+                    let mut own = merge::MemberNames::new();
+                    let short = merge::rename(list, i, name, sep, &mut got, &mut taken, &mut own);
+                    if matches!(list, List::Tools | List::Prompts) {
+                        names.push((i, merge::share(own)));
+                    }
                     if let Some((public, full)) = short.first() {
                         crate::ratelimit::warn(
                             &format!("group-short:{}:{name}", self.group.cfg.name),
@@ -181,12 +185,18 @@ impl Inner {
         if let (List::Tools, Some(f)) = (list, &self.group.cfg.tool_filter) {
             items.retain(|t| t["name"].as_str().is_some_and(|n| f.allows(n)));
         }
-        match list {
-            // Kept across lists: a member that is down now still routes
-            // (and answers that it is down), rather than "unknown tool".
-            List::Tools => lock(&self.tools).extend(names),
-            List::Prompts => lock(&self.prompts).extend(names),
-            _ => {}
+        // Per member: a member that is down now keeps its last table and
+        // still routes (and answers that it is down), rather than "unknown tool".
+        let table = match list {
+            List::Tools => Some(&self.tools),
+            List::Prompts => Some(&self.prompts),
+            _ => None,
+        };
+        if let Some(table) = table {
+            let mut t = lock(table);
+            for (i, own) in names {
+                t.set(i, own);
+            }
         }
         items
     }

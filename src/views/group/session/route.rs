@@ -26,7 +26,7 @@ impl Inner {
             } else {
                 &me.prompts
             };
-            lock(t).get(public).cloned()
+            lock(t).get(public)
         };
         if let Some(hit) = table(self) {
             return Some(hit);
