@@ -88,6 +88,54 @@ async fn sampling_crosses_two_hubs() {
     }
 }
 
+/// A streamable-HTTP upstream sends a question on the stream of the request
+/// it belongs to: the hub gives it to that request's client, exactly, while
+/// another client of the same shared upstream also waits (which over stdio
+/// would be ambiguous, and refused).
+#[tokio::test]
+async fn a_question_on_a_remote_requests_stream_reaches_its_client_while_others_wait() {
+    // The far hub serves the fixture per client, so it attributes the
+    // question to the one session it has (the near hub's) and sends it on the
+    // POST it belongs to; the near hub shares that upstream between clients.
+    let _a = Hub::start(
+        json!({}),
+        json!({"fx": fx(json!({"session": "per-client"}))}),
+    );
+    let b = Hub::start(
+        json!({}),
+        json!({"up": remote(_a.url("/fx/mcp"), json!({"transportType": "streamable-http", "protocol": "legacy"}))}),
+    );
+    let mut waiting = Mcp::new(&b, "up");
+    waiting.initialize().await;
+    let mut asking = Mcp::new(&b, "up");
+    asking.initialize().await;
+    let slow = tokio::spawn(async move {
+        waiting
+            .post(&call(1, "slow", json!({"ms": 3000})))
+            .await
+            .last()["id"]
+            .clone()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut answer = asking
+        .post_streaming(&call(5, "test_sampling", json!({"prompt": "exact"})))
+        .await;
+    let ask = answer.next().await;
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    let reply = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "model": "m", "content": {"type": "text", "text": "mine"}}});
+    assert_eq!(asking.post(&reply).await.status, 202);
+    let done = answer.next().await;
+    assert_eq!(
+        done["result"]["content"][0]["text"], "LLM response: mine",
+        "{done}"
+    );
+    assert_eq!(
+        slow.await.unwrap(),
+        1,
+        "the other client's call still completes"
+    );
+}
+
 #[tokio::test]
 async fn a_frozen_upstream_is_found_by_ping_and_recovers() {
     let a = Hub::start(json!({}), json!({"fx": fx(json!({}))}));

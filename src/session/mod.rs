@@ -257,6 +257,7 @@ impl Handler for Core {
     fn received(&self, r: Received, tx: &Outbox) {
         let fx = match r {
             Received::Msg(m) => self.router().from_upstream(m),
+            Received::OnRequest { msg, request } => self.router().from_upstream_on(msg, &request),
             Received::Garbage { id: Some(id), why } => self.router().unparseable(&id, &why),
             Received::Garbage { id: None, .. } => vec![],
         };

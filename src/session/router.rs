@@ -675,6 +675,33 @@ impl Router {
         }
     }
 
+    /// A server request that came on the stream of the hub's request `on`
+    /// (a streamable-HTTP upstream says which request it belongs to): to the
+    /// client of that request, exactly, however many others wait. Anything
+    /// else, or a request whose exchange is gone, is routed as usual.
+    pub fn from_upstream_on(&mut self, mut msg: Message, on: &Id) -> Vec<Effect> {
+        let (Ok(Kind::Request { id, .. }), Some(up)) = (msg.kind(), on.as_u64()) else {
+            return self.from_upstream(msg);
+        };
+        let Some(ex) = self.inflight.get_mut(up) else {
+            return self.from_upstream(msg);
+        };
+        ex.asked = true;
+        let (client, out) = (ex.client, ex.reply.clone());
+        let h = self.inflight.next_id();
+        self.server_reqs.insert(
+            h,
+            ServerRequest {
+                client,
+                ex: Some(up),
+                up_id: id,
+                mrtr: None,
+            },
+        );
+        msg.set_id(h.into());
+        vec![Effect::To(self.stream(client, &out), msg)]
+    }
+
     /// A server→client request: to the one client it provably belongs to, or
     /// refused with the reason.
     fn server_request(&mut self, up_id: Id, method: String, mut msg: Message) -> Vec<Effect> {

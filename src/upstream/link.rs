@@ -415,7 +415,11 @@ impl Link {
                 st = super::exited(&mut child.process) => return Err(Err(Some(st))),
                 m = child.rx.recv() => match m {
                     None => return Err(Err(None)),
-                    Some(Received::Msg(m)) if m.is_response() && m.id() == id.as_ref() => return Ok(m),
+                    Some(Received::Msg(m) | Received::OnRequest { msg: m, .. })
+                        if m.is_response() && m.id() == id.as_ref() =>
+                    {
+                        return Ok(m)
+                    }
                     Some(other) => self.handler.received(other, &child.tx),
                 },
                 _ = tokio::time::sleep_until(deadline) => {

@@ -84,6 +84,12 @@ const DETACHED_SEND: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub enum Received {
     Msg(Message),
+    /// A server request that arrived on the stream of one of the hub's
+    /// requests (a streamable-HTTP POST's answer): it belongs to that request.
+    OnRequest {
+        msg: Message,
+        request: crate::jsonrpc::Id,
+    },
     Garbage {
         id: Option<crate::jsonrpc::Id>,
         why: String,
@@ -94,6 +100,8 @@ pub enum Received {
 pub enum Inbox {
     Stdio(stdio::Reader),
     Channel(mpsc::Receiver<Message>),
+    /// Messages with the request whose stream they came on, if any.
+    Tagged(mpsc::Receiver<(Message, Option<crate::jsonrpc::Id>)>),
 }
 
 impl Inbox {
@@ -102,6 +110,10 @@ impl Inbox {
         match self {
             Inbox::Stdio(r) => r.recv().await,
             Inbox::Channel(c) => c.recv().await.map(Received::Msg),
+            Inbox::Tagged(c) => c.recv().await.map(|(msg, on)| match on {
+                Some(request) if msg.is_request() => Received::OnRequest { msg, request },
+                _ => Received::Msg(msg),
+            }),
         }
     }
 }
@@ -321,6 +333,22 @@ fn channel_upstream(
         process: None,
         last_error,
         tasks,
+    }
+}
+
+/// Like [`channel_upstream`], for a transport that knows which request a
+/// message came with.
+fn tagged_upstream(
+    tx: Outbox,
+    rx: mpsc::Receiver<(Message, Option<crate::jsonrpc::Id>)>,
+    last_error: LastError,
+) -> Upstream {
+    Upstream {
+        tx,
+        rx: Inbox::Tagged(rx),
+        process: None,
+        last_error,
+        tasks: vec![],
     }
 }
 

@@ -19,7 +19,7 @@
 use super::events::{Events, Item};
 use super::sse::error_chain;
 use super::{
-    channel_upstream, http_client, parse_messages, read_body, salvage_id, set_last_error, snippet,
+    http_client, parse_messages, read_body, salvage_id, set_last_error, snippet, tagged_upstream,
     too_large, BodyError, Closed, LastError, Outbox, Upstream,
 };
 use crate::jsonrpc::{Id, Message, UPSTREAM_ERROR};
@@ -33,6 +33,10 @@ use url::Url;
 #[derive(Clone)]
 pub struct Poster(Arc<Inner>);
 
+/// A message, and the request whose POST stream it came on (none for the
+/// GET stream): a server request there belongs to that request exactly.
+type Arrived = (Message, Option<Id>);
+
 struct Inner {
     server: String,
     http: reqwest::Client,
@@ -43,8 +47,8 @@ struct Inner {
     session: Mutex<Option<String>>,
     version: Mutex<Option<String>>,
     /// The one strong sender: dropping it (on death) closes the inbox.
-    alive: Mutex<Option<mpsc::Sender<Message>>>,
-    inbox: mpsc::WeakSender<Message>,
+    alive: Mutex<Option<mpsc::Sender<Arrived>>>,
+    inbox: mpsc::WeakSender<Arrived>,
     last_error: LastError,
     get_started: AtomicBool,
     get_task: Mutex<Option<tokio::task::AbortHandle>>,
@@ -74,11 +78,10 @@ pub fn connect(
         get_started: AtomicBool::new(false),
         get_task: Mutex::new(None),
     };
-    Ok(channel_upstream(
+    Ok(tagged_upstream(
         Outbox::Streamable(Poster(Arc::new(inner))),
         rx,
         last_error,
-        vec![],
     ))
 }
 
@@ -92,8 +95,12 @@ impl Poster {
     }
 
     async fn deliver(&self, m: Message) {
+        self.deliver_on(m, None).await
+    }
+
+    async fn deliver_on(&self, m: Message, on: Option<Id>) {
         if let Some(tx) = self.0.inbox.upgrade() {
-            let _ = tx.send(m).await;
+            let _ = tx.send((m, on)).await;
         }
     }
 
@@ -201,7 +208,7 @@ impl Poster {
             while let Some(item) = events.next().await {
                 match item {
                     Ok(Item::Event(ev)) if ev.is_message() => {
-                        self.take_all(&ev.data, is_init).await
+                        self.take_all(&ev.data, is_init, request_id.as_ref()).await
                     }
                     Ok(Item::Event(_)) => {}
                     Ok(Item::TooLarge { .. }) => {
@@ -217,7 +224,7 @@ impl Poster {
             }
         } else if status != reqwest::StatusCode::ACCEPTED {
             match read_body(resp, i.max).await {
-                Ok(b) if !b.is_empty() => self.take_all(&b, is_init).await,
+                Ok(b) if !b.is_empty() => self.take_all(&b, is_init, request_id.as_ref()).await,
                 Ok(_) => {}
                 Err(BodyError::TooLarge) => self.refuse(request_id).await,
                 Err(e) => {
@@ -231,7 +238,9 @@ impl Poster {
         Ok(())
     }
 
-    async fn take_all(&self, bytes: &[u8], is_init: bool) {
+    /// Delivers what one body or event holds; `on`: the request whose POST
+    /// it answered.
+    async fn take_all(&self, bytes: &[u8], is_init: bool, on: Option<&Id>) {
         match parse_messages(bytes) {
             Ok(msgs) => {
                 for m in msgs {
@@ -240,7 +249,7 @@ impl Poster {
                             *self.0.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
                         }
                     }
-                    self.deliver(m).await;
+                    self.deliver_on(m, on.cloned()).await;
                 }
             }
             Err(e) => {
@@ -275,7 +284,7 @@ impl Poster {
                         while let Some(Ok(item)) = events.next().await {
                             match item {
                                 Item::Event(ev) if ev.is_message() => {
-                                    me.take_all(&ev.data, false).await
+                                    me.take_all(&ev.data, false, None).await
                                 }
                                 Item::Event(_) => {}
                                 Item::TooLarge { prefix } => me.refuse(salvage_id(&prefix)).await,

@@ -200,6 +200,45 @@ fn a_request_waiting_on_its_own_question_does_not_make_anothers_ambiguous() {
 }
 
 #[test]
+fn a_question_on_a_requests_own_stream_goes_to_that_requests_client() {
+    let mut r = router(true);
+    let (a, b) = (Arc::new(Rec::default()), Arc::new(Rec::default()));
+    let ca = r.attach(a.clone(), None);
+    let cb = r.attach(b.clone(), None);
+    let (ta, mut ra) = outbound::channel("fx", "a");
+    let (tb, mut rb) = outbound::channel("fx", "b");
+    let now = Instant::now();
+    let up_a = run(r.request(ca, req(json!(1), "tools/call", json!({})), &ta, now, None));
+    run(r.request(cb, req(json!(1), "tools/call", json!({})), &tb, now, None));
+    let on = Id::from_value(&up_a[0]["id"]).unwrap();
+    let ask = Message::from_value(
+        json!({"jsonrpc":"2.0","id":"q","method":"elicitation/create","params":{}}),
+    )
+    .unwrap();
+    // Both wait, yet the upstream said whose request the question came with.
+    assert!(run(r.from_upstream_on(ask, &on)).is_empty());
+    let got = drain(&mut ra);
+    assert_eq!(got[0]["method"], json!("elicitation/create"));
+    assert!(drain(&mut rb).is_empty());
+    let answer =
+        Message::from_value(json!({"jsonrpc":"2.0","id":got[0]["id"],"result":{}})).unwrap();
+    assert!(
+        run(r.from_client(cb, answer.clone())).is_empty(),
+        "not b's to answer"
+    );
+    assert_eq!(run(r.from_client(ca, answer))[0]["id"], json!("q"));
+    // Without that word, the same question is ambiguous.
+    let ask = Message::from_value(
+        json!({"jsonrpc":"2.0","id":"q2","method":"elicitation/create","params":{}}),
+    )
+    .unwrap();
+    assert!(run(r.from_upstream(ask))[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ambiguous"));
+}
+
+#[test]
 fn a_per_client_upstream_routes_to_its_one_client() {
     let mut r = router(false);
     let a = Arc::new(Rec::default());
