@@ -89,6 +89,14 @@ impl Server {
         }
     }
 
+    /// How many times the shared upstream said its tool list changed (0 for
+    /// a per-client server, whose upstreams each live one session).
+    pub fn tool_list_generation(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |sh| sh.tool_list_generation())
+    }
+
     /// The shared upstream's state as it changes (a group watches its
     /// members to drop and restore their tools); `None` for per-client servers.
     pub fn watch_state(&self) -> Option<tokio::sync::watch::Receiver<LinkState>> {

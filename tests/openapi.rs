@@ -690,6 +690,50 @@ async fn calls_use_the_cached_tool_list_until_it_changes() {
     );
 }
 
+/// A group's facade caches its merged list too: calls reach the member as
+/// `tools/call` only, and the member's own `list_changed` (heard by the
+/// hub's shared upstream, with no facade session of the group's to hear it)
+/// makes the next call read the list again.
+#[tokio::test]
+async fn a_groups_cached_list_follows_its_members_list_changed() {
+    let hub = Hub::start(
+        json!({"options": {"groups": {"all": {"servers": ["fx"]}}}}),
+        json!({"fx": fx(json!({"sandbox": false}))}),
+    );
+    assert_eq!(get(&hub, "/g/all/openapi.json").await.0, 200);
+    let before = counts(&hub, 1).await;
+    for i in 0..10 {
+        let text = format!("call {i}");
+        assert_eq!(
+            post(&hub, "/g/all/tools/fx__echo", json!({"text": text})).await,
+            (200, json!(text))
+        );
+    }
+    let after = counts(&hub, 2).await;
+    assert_eq!(
+        n(&after, "tools/list"),
+        n(&before, "tools/list"),
+        "{before} {after}"
+    );
+    assert_eq!(
+        post(&hub, "/g/all/tools/fx__list_changed", json!({}))
+            .await
+            .0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let changed = counts(&hub, 3).await;
+    assert_eq!(
+        post(&hub, "/g/all/tools/fx__echo", json!({"text": "again"})).await,
+        (200, json!("again"))
+    );
+    let last = counts(&hub, 4).await;
+    assert!(
+        n(&last, "tools/list") > n(&changed, "tools/list"),
+        "the call after list_changed reads the list again: {changed} {last}"
+    );
+}
+
 fn peak_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();

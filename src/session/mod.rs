@@ -220,6 +220,10 @@ pub struct Core {
     /// Stateless exchanges under way: they keep a lazily started upstream
     /// wanted and busy as a session would, without being one.
     stateless: std::sync::atomic::AtomicUsize,
+    /// Counts the upstream's `notifications/tools/list_changed`: a view that
+    /// caches the tool list (the OpenAPI facade) knows it is stale, whether
+    /// or not a session of its own heard it.
+    tool_lists: std::sync::atomic::AtomicU64,
     /// The server's metrics, resolved once.
     meter: Arc<crate::metrics::ServerMetrics>,
 }
@@ -255,6 +259,12 @@ impl Core {
 
 impl Handler for Core {
     fn received(&self, r: Received, tx: &Outbox) {
+        if let Received::Msg(m) = &r {
+            if m.method() == Some("notifications/tools/list_changed") {
+                self.tool_lists
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         let fx = match r {
             Received::Msg(m) => self.router().from_upstream(m),
             Received::OnRequest { msg, request } => self.router().from_upstream_on(msg, &request),
@@ -362,6 +372,7 @@ impl Upstream {
             last_used: Mutex::new(Instant::now()),
             shared,
             stateless: Default::default(),
+            tool_lists: Default::default(),
         });
         let (link, task) = Link::spawn(cfg, sup, kind, core.clone(), connect);
         (Arc::new(Upstream { core, link }), task)
@@ -451,6 +462,13 @@ impl Upstream {
                 }
             }
         }
+    }
+
+    /// How many times the upstream said its tool list changed.
+    pub fn tool_list_generation(&self) -> u64 {
+        self.core
+            .tool_lists
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Requests in flight: an idle per-client upstream may be evicted.

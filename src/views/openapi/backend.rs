@@ -271,7 +271,9 @@ impl Backend for ServerBackend<'_> {
 }
 
 /// A server's part of a stamp: its config (a reload makes a new one), its
-/// upstream's pid and restarts, and its list generation.
+/// upstream's pid and restarts, its list generation as the facade heard it,
+/// and as the shared upstream said it (heard with no facade session open,
+/// and for a group's members).
 fn server_stamp(cache: &super::cache::Cache, server: &Server) -> Vec<u64> {
     let up = server.sup.snapshot();
     vec![
@@ -280,6 +282,7 @@ fn server_stamp(cache: &super::cache::Cache, server: &Server) -> Vec<u64> {
         up.restarts,
         u64::from(server.down().is_some()),
         cache.current(&server.cfg.name),
+        server.tool_list_generation(),
     ]
 }
 
