@@ -11,6 +11,7 @@
 //! an error when the upstream dies, times out, is cancelled or cannot start.
 
 pub mod ask;
+pub mod hold;
 pub mod inflight;
 pub mod outbound;
 pub mod router;
