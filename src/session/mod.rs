@@ -425,6 +425,9 @@ impl Upstream {
             .router()
             .attach_as(sink, info.secret.clone(), info.modern);
         sup.session_opened();
+        // Era: a modern client's transient session (a per-client upstream or
+        // a listen stream) is no session the client sees, so it is not one
+        // in the session metrics.
         if !info.modern {
             self.core.meter.session_opened(info.transport);
         }
@@ -552,8 +555,8 @@ impl Session {
         };
         let mut msg = msg;
         if core.shared {
-            // Remembered from every 2025 client: the upstream's era is known
-            // only once it is up.
+            // Era: remembered from every 2025 client (only it sends an
+            // initialize), since the upstream's era is known only once it is up.
             if !self.info.modern && msg.method() == Some("initialize") {
                 self.remember(&msg);
             }
@@ -589,6 +592,8 @@ impl Session {
                         answer(Message::error(Some(id), UPSTREAM_ERROR, e));
                         return;
                     }
+                    // Era: a 2025 client of a 2026-07-28 upstream says once
+                    // what that upstream needs on every request.
                     if link.is_modern() && !self.info.modern {
                         if msg.method() == Some("logging/setLevel") {
                             if let Ok(mut l) = self.legacy.lock() {
@@ -682,6 +687,7 @@ impl Session {
             return;
         }
         let fx = self.up.core.router().detach(self.client);
+        // Era: as at attach, a modern client's transient session is not counted.
         if !self.info.modern {
             self.up
                 .core
