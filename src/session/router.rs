@@ -268,7 +268,15 @@ impl Router {
     /// A stateless exchange ended (answered, or its client went away):
     /// cancel it if it is still in flight and refuse what the server asked
     /// it. It had no session, subscriptions or token to drop.
-    pub fn end_stateless(&mut self, client: u64) -> Vec<Effect> {
+    /// `orig` is its request's id: when it was answered (the common case)
+    /// nothing of it is in flight, and the in-flight table is not scanned.
+    pub fn end_stateless(&mut self, client: u64, orig: &Id) -> Vec<Effect> {
+        if self.inflight.by_client(client, orig).is_some() {
+            return self.release(client);
+        }
+        if self.server_reqs.is_empty() {
+            return Vec::new();
+        }
         self.release(client)
     }
 

@@ -13,7 +13,7 @@
 //! upstream, or its members, need an `initialize`).
 
 use super::{Audit, SessionInfo, Upstream};
-use crate::jsonrpc::{Message, UPSTREAM_ERROR};
+use crate::jsonrpc::{Id, Message, UPSTREAM_ERROR};
 use crate::session::outbound::Outbound;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,6 +25,8 @@ pub struct Stateless {
     up: Arc<Upstream>,
     /// Its client id in the router (0 until the request went up).
     client: u64,
+    /// Its request's id.
+    id: Option<Id>,
 }
 
 impl Stateless {
@@ -43,8 +45,9 @@ impl Stateless {
         let mut me = Stateless {
             up: up.clone(),
             client: 0,
+            id: msg.id().cloned(),
         };
-        let Some(id) = msg.id().cloned() else {
+        let Some(id) = me.id.clone() else {
             return me;
         };
         core.touch();
@@ -92,10 +95,13 @@ impl Drop for Stateless {
         let core = &self.up.core;
         core.stateless.fetch_sub(1, Ordering::Relaxed);
         core.touch();
-        if self.client == 0 {
+        let (client, Some(id)) = (self.client, &self.id) else {
+            return;
+        };
+        if client == 0 {
             return;
         }
-        let fx = core.router().end_stateless(self.client);
+        let fx = core.router().end_stateless(client, id);
         if fx.is_empty() {
             return;
         }
