@@ -66,12 +66,25 @@ impl Tally {
     }
 }
 
-/// (ppid, start time) of `pid`, from `/proc/<pid>/stat`.
+/// (ppid, start time) of `pid`, from `/proc/<pid>/stat`; None for a zombie
+/// (it runs nothing: whoever inherited it has yet to reap it).
 fn stat_of(pid: u32) -> Option<(u32, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+    if f.first() == Some(&"Z") {
+        return None;
+    }
     // Fields 4 (ppid) and 22 (starttime); `f` starts at field 3.
     Some((f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
+}
+
+/// What an orphan is, to show: its stat line and command line.
+fn describe(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+    let head: String = stat.split_whitespace().take(5).collect::<Vec<_>>().join(" ");
+    format!("{head} | {cmd}")
 }
 
 fn all_pids() -> Vec<u32> {
@@ -330,6 +343,7 @@ async fn main() {
         }
     }
     for p in &orphans {
+        println!("  orphan: {}", describe(*p));
         signal(*p, nix::sys::signal::Signal::SIGKILL);
     }
     let failed = wrong > 0 || hangs > 0 || rss_max > RSS_MAX_KIB || !orphans.is_empty() || !exited;
