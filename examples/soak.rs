@@ -54,9 +54,21 @@ struct Tally {
     hangs: AtomicU64,
     /// The first few messages of each sort, to show.
     samples: Mutex<HashMap<&'static str, Vec<String>>>,
+    /// (right, errors) by client kind and server, to show where errors fall.
+    by_route: Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl Tally {
+    fn route(&self, route: &str, right: bool) {
+        let mut m = self.by_route.lock().unwrap();
+        let e = m.entry(route.to_string()).or_default();
+        if right {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+    }
+
     fn sample(&self, sort: &'static str, msg: String) {
         let mut s = self.samples.lock().unwrap();
         let v = s.entry(sort).or_default();
@@ -83,7 +95,11 @@ fn describe(pid: u32) -> String {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-    let head: String = stat.split_whitespace().take(5).collect::<Vec<_>>().join(" ");
+    let head: String = stat
+        .split_whitespace()
+        .take(5)
+        .collect::<Vec<_>>()
+        .join(" ");
     format!("{head} | {cmd}")
 }
 
@@ -143,6 +159,7 @@ async fn client_loop(i: usize, base: String, stop: Arc<AtomicBool>, tally: Arc<T
     let server = SERVERS[(i / KINDS.len()) % SERVERS.len()];
     let mut c = Client::new(kind, &base, server);
     let mut n = 0u64;
+    let route = format!("{kind:?}/{server}");
     while !stop.load(Relaxed) {
         n += 1;
         // Not JSON, so that OpenAPI returns it as a string and not parsed.
@@ -150,9 +167,11 @@ async fn client_loop(i: usize, base: String, stop: Arc<AtomicBool>, tally: Arc<T
         match tokio::time::timeout(HANG, c.echo(&text)).await {
             Ok(Outcome::Right) => {
                 tally.right.fetch_add(1, Relaxed);
+                tally.route(&route, true);
             }
             Ok(Outcome::Error(e)) => {
                 tally.errors.fetch_add(1, Relaxed);
+                tally.route(&route, false);
                 tally.sample("error", format!("{kind:?}/{server}: {e}"));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -337,6 +356,12 @@ async fn main() {
         if exited { "yes" } else { "NO" }
     );
     println!("orphans             {} {orphans:?}", orphans.len());
+    let mut routes: Vec<_> = tally.by_route.lock().unwrap().clone().into_iter().collect();
+    routes.sort();
+    println!("right / errors by client kind and server:");
+    for (r, (ok, err)) in routes {
+        println!("  {r:<18} {ok:>9} {err:>9}");
+    }
     for (sort, v) in tally.samples.lock().unwrap().iter() {
         for m in v {
             println!("  {sort}: {}", m.chars().take(300).collect::<String>());
