@@ -54,18 +54,21 @@ struct Tally {
     hangs: AtomicU64,
     /// The first few messages of each sort, to show.
     samples: Mutex<HashMap<&'static str, Vec<String>>>,
-    /// (right, errors) by client kind and server, to show where errors fall.
-    by_route: Mutex<HashMap<String, (u64, u64)>>,
+    /// (right, errors, the last error) by client kind and server, to show
+    /// where errors fall and what they were.
+    by_route: Mutex<HashMap<String, (u64, u64, String)>>,
 }
 
 impl Tally {
-    fn route(&self, route: &str, right: bool) {
+    fn route(&self, route: &str, error: Option<&str>) {
         let mut m = self.by_route.lock().unwrap();
         let e = m.entry(route.to_string()).or_default();
-        if right {
-            e.0 += 1;
-        } else {
-            e.1 += 1;
+        match error {
+            None => e.0 += 1,
+            Some(msg) => {
+                e.1 += 1;
+                e.2 = msg.chars().take(200).collect();
+            }
         }
     }
 
@@ -167,11 +170,11 @@ async fn client_loop(i: usize, base: String, stop: Arc<AtomicBool>, tally: Arc<T
         match tokio::time::timeout(HANG, c.echo(&text)).await {
             Ok(Outcome::Right) => {
                 tally.right.fetch_add(1, Relaxed);
-                tally.route(&route, true);
+                tally.route(&route, None);
             }
             Ok(Outcome::Error(e)) => {
                 tally.errors.fetch_add(1, Relaxed);
-                tally.route(&route, false);
+                tally.route(&route, Some(&e));
                 tally.sample("error", format!("{kind:?}/{server}: {e}"));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -182,6 +185,7 @@ async fn client_loop(i: usize, base: String, stop: Arc<AtomicBool>, tally: Arc<T
             Err(_) => {
                 tally.hangs.fetch_add(1, Relaxed);
                 tally.sample("hang", format!("{kind:?}/{server}: {text}"));
+                c.end().await;
                 c = Client::new(kind, &base, server);
             }
         }
@@ -359,8 +363,8 @@ async fn main() {
     let mut routes: Vec<_> = tally.by_route.lock().unwrap().clone().into_iter().collect();
     routes.sort();
     println!("right / errors by client kind and server:");
-    for (r, (ok, err)) in routes {
-        println!("  {r:<18} {ok:>9} {err:>9}");
+    for (r, (ok, err, last)) in routes {
+        println!("  {r:<18} {ok:>9} {err:>9}  {last}");
     }
     for (sort, v) in tally.samples.lock().unwrap().iter() {
         for m in v {

@@ -251,14 +251,27 @@ impl Client {
         rx.await.map_err(|_| "SSE stream ended".to_string())
     }
 
-    /// One echo of `text`; on an error the session is dropped, to be opened again.
+    /// One echo of `text`; on an error the session is ended (a streamable
+    /// one with DELETE, as a polite client does: an abandoned one would count
+    /// against `maxSessionsPerToken` until `sessionIdleTimeout`), to be
+    /// opened again.
     pub async fn echo(&mut self, text: &str) -> Outcome {
         let r = self.try_echo(text).await;
         if matches!(r, Outcome::Error(_)) {
-            self.session = None;
-            self.sse = None;
+            self.end().await;
         }
         r
+    }
+
+    /// Ends the session, if any (after a hang too).
+    pub async fn end(&mut self) {
+        self.sse = None;
+        if self.session.is_some() {
+            let url = self.mcp_url();
+            let delete = self.http.delete(url).bearer_auth(TOKEN);
+            let delete = delete.header("mcp-session-id", self.session.take().unwrap());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), delete.send()).await;
+        }
     }
 
     async fn try_echo(&mut self, text: &str) -> Outcome {
