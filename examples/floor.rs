@@ -5,7 +5,11 @@
 //! `loadgen` compares the hub against this, so the ratio is the hub's own cost
 //! on this machine. Ids must therefore be unique across all connections.
 //!
-//!     floor --fixture target/release/mcp-fixture [--listen 127.0.0.1:0]
+//!     floor --fixture target/release/mcp-fixture [--listen 127.0.0.1:0] [--fixture-perf FILE]
+//!
+//! `--fixture-perf FILE` starts the child under `perf stat -I 100 -x, -e
+//! raw_syscalls:sys_enter -o FILE`, so that `loadgen` can tell the floor's own
+//! system calls from the child's (it runs the floor itself under another).
 //!
 //! Prints `listening on ADDR` on stderr once it accepts connections.
 
@@ -42,8 +46,21 @@ struct Floor {
 
 impl Floor {
     /// Starts the child, its stdin writer and its stdout reader.
-    fn start(fixture: &str) -> Floor {
-        let mut child = tokio::process::Command::new(fixture)
+    fn start(fixture: &str, perf: Option<&str>) -> Floor {
+        let mut cmd = match perf {
+            Some(file) => {
+                let mut c = tokio::process::Command::new("perf");
+                c.args(["stat", "-I", "100", "-x,", "-o", file]).args([
+                    "-e",
+                    "raw_syscalls:sys_enter",
+                    "--",
+                    fixture,
+                ]);
+                c
+            }
+            None => tokio::process::Command::new(fixture),
+        };
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -113,15 +130,17 @@ fn status(s: StatusCode) -> Response<Full<Bytes>> {
 async fn main() {
     let mut fixture = "target/release/mcp-fixture".to_string();
     let mut listen = "127.0.0.1:0".to_string();
+    let mut perf = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
     for w in args.chunks(2) {
         match (w[0].as_str(), w.get(1)) {
             ("--fixture", Some(v)) => fixture = v.clone(),
             ("--listen", Some(v)) => listen = v.clone(),
-            _ => panic!("usage: floor [--fixture PATH] [--listen ADDR]"),
+            ("--fixture-perf", Some(v)) => perf = Some(v.clone()),
+            _ => panic!("usage: floor [--fixture PATH] [--listen ADDR] [--fixture-perf FILE]"),
         }
     }
-    let floor = Arc::new(Floor::start(&fixture));
+    let floor = Arc::new(Floor::start(&fixture, perf.as_deref()));
     let listener = tokio::net::TcpListener::bind(&listen).await.unwrap();
     eprintln!("floor listening on {}", listener.local_addr().unwrap());
     loop {

@@ -1,20 +1,29 @@
-//! Load generator for mcp-hub. One run measures `tools/call echo` latency (p50,
-//! p99) and calls/s at concurrency 1 and 64 along three paths to the same
-//! fixture server:
+//! Load generator for mcp-hub. One run measures `tools/call echo` along four
+//! paths to the same fixture server, at concurrency 1 and 64:
 //!
 //! - **floor**: `examples/floor.rs`, the least an HTTP→stdio proxy must do;
-//! - **hub streamable HTTP**: one session per worker, JSON answers, keep-alive;
+//! - **hub streamable HTTP**: one 2025 session per worker, JSON answers;
 //! - **hub legacy SSE**: one session per worker: a GET `/sse` stream, POSTs to
 //!   the endpoint it announces, answers read off the stream and matched by id;
+//! - **hub 2026-07-28**: no session; each call carries the `_meta` envelope and
+//!   the `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers.
 //!
-//! then the ratios hub/floor (p50 at c=1, calls/s at c=64), and the hub's RSS
-//! idle and with N idle sessions of each transport (legacy SSE streams, and
-//! streamable sessions each holding a GET stream open).
+//! For each: calls/s, p50, p99, and what the measured process (the hub or the
+//! floor, not the fixture child) spent per call: CPU time, system calls and
+//! context switches (`shared/probe.rs`). The hub runs with `logEnabled: true`
+//! (an audit line per call, as the shipped config has it) and, as a second
+//! hub, without, which gives the audit line's cost. Then the targets, each met
+//! or short, and the hub's RSS idle and with N idle sessions of each 2025
+//! transport.
 //!
-//!     cargo build --release --bins --examples && target/release/examples/loadgen
+//!     cargo build --release --bins --examples && target/release/examples/loadgen --seconds 3
 //!
 //! Options: --seconds N (per measurement, default 5), --sessions N (default
 //! 1000), --hub PATH, --fixture PATH, --floor PATH (default target/release/…).
+//! System calls need `perf` (it runs the hub and the floor, and their
+//! fixture child, under `perf stat`; the bench server then has `"sandbox":
+//! false`, since perf cannot run inside the sandbox); without it that column
+//! says n/a.
 //!
 //! `--against OTHER_HUB [--rounds N]` compares two hub binaries instead
 //! (`shared/ab.rs`): calls/s at c=64 on each hub path, alternating A and B
@@ -24,24 +33,27 @@
 //! The hub runs in shared session mode; request ids are unique across workers
 //! because the floor does not rewrite them.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use client::{Client, Path};
+use hub::Reap;
+use probe::{Cost, Probe};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
 
 #[path = "shared/ab.rs"]
 mod ab;
+#[path = "shared/client.rs"]
+mod client;
 #[path = "shared/hub.rs"]
 mod hub;
+#[path = "shared/idle.rs"]
+mod idle;
+#[path = "shared/probe.rs"]
+mod probe;
+#[path = "shared/report.rs"]
+mod report;
 
 const TOKEN: &str = "bench-token";
 const LEVELS: [usize; 2] = [1, 64];
@@ -84,273 +96,30 @@ fn opts() -> Opts {
     o
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// A child process that is killed however this program ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_floor(o: &Opts) -> (Reap, String) {
-    let mut child = Command::new(&o.floor)
-        .args(["--fixture", &o.fixture])
+/// The floor, under `perf stat` (and its child under another) with `perf`.
+fn start_floor(o: &Opts, perf: Option<(&std::path::Path, &std::path::Path)>) -> (Reap, String) {
+    let mut args = vec!["--fixture".to_string(), o.fixture.clone()];
+    let mut cmd = match perf {
+        Some((outer, inner)) => {
+            args.extend(["--fixture-perf".into(), inner.to_str().unwrap().into()]);
+            let mut c = Command::new("perf");
+            c.args(probe::perf_wrap(outer)).arg(&o.floor);
+            c
+        }
+        None => Command::new(&o.floor),
+    };
+    let mut child = cmd
+        .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the floor (build it with cargo build --release --examples)");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let l = lines.next().expect("floor output").unwrap();
-        if let Some(rest) = l.split("listening on ").nth(1) {
-            break rest.trim().to_string();
-        }
+    let pid = match perf {
+        Some(_) => hub::child_of(child.id()),
+        None => child.id(),
     };
-    (Reap(child), addr)
-}
-
-/// One keep-alive HTTP/1 connection that POSTs JSON to one path.
-struct Conn {
-    send: http1::SendRequest<Full<Bytes>>,
-    addr: String,
-    path: String,
-    session: Option<String>,
-}
-
-impl Conn {
-    async fn open(addr: &str, path: &str) -> Conn {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let (send, conn) = http1::handshake(TokioIo::new(tcp)).await.unwrap();
-        tokio::spawn(conn);
-        Conn {
-            send,
-            addr: addr.into(),
-            path: path.into(),
-            session: None,
-        }
-    }
-
-    fn request(&self, method: &str) -> hyper::http::request::Builder {
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(&self.path)
-            .header("host", &self.addr)
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .header("accept", "application/json, text/event-stream");
-        if let Some(s) = &self.session {
-            req = req.header("mcp-session-id", s);
-        }
-        req
-    }
-
-    async fn post(&mut self, body: &Value) -> (hyper::http::HeaderMap, Bytes) {
-        self.send.ready().await.expect("connection open");
-        let req = self
-            .request("POST")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        let resp = self.send.send_request(req).await.unwrap();
-        let headers = resp.headers().clone();
-        (
-            headers,
-            resp.into_body().collect().await.unwrap().to_bytes(),
-        )
-    }
-
-    /// A streamable session: initialize, then notifications/initialized.
-    async fn initialize(&mut self) {
-        let (h, _) = self.post(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "loadgen", "version": "1"}}})).await;
-        self.session = Some(h["mcp-session-id"].to_str().unwrap().to_string());
-        self.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
-    }
-
-    async fn delete(&mut self) {
-        self.send.ready().await.expect("connection open");
-        let req = self
-            .request("DELETE")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let _ = self.send.send_request(req).await;
-    }
-}
-
-type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
-
-/// A legacy SSE session: the GET stream (read by a task that hands each answer
-/// to the call waiting for its id) and a connection for POSTs to the endpoint.
-struct Sse {
-    post: Conn,
-    waiters: Waiters,
-    stream: tokio::task::JoinHandle<()>,
-}
-
-impl Sse {
-    async fn open(addr: &str) -> Sse {
-        let mut get = Conn::open(addr, "/bench/sse").await;
-        get.send.ready().await.unwrap();
-        let req = get.request("GET").body(Full::new(Bytes::new())).unwrap();
-        let mut body = get.send.send_request(req).await.unwrap().into_body();
-        let waiters: Waiters = Arc::default();
-        let w = waiters.clone();
-        let (endpoint_tx, endpoint_rx) = oneshot::channel();
-        let stream = tokio::spawn(async move {
-            let _get = get;
-            let mut endpoint_tx = Some(endpoint_tx);
-            let mut buf = Vec::new();
-            while let Some(Ok(frame)) = body.frame().await {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                buf.extend_from_slice(&data);
-                while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-                    let event: Vec<u8> = buf.drain(..end + 2).collect();
-                    let event = String::from_utf8_lossy(&event);
-                    let data = event.lines().find_map(|l| l.strip_prefix("data: "));
-                    let Some(data) = data else { continue };
-                    if event.starts_with("event: endpoint") {
-                        if let Some(tx) = endpoint_tx.take() {
-                            let _ = tx.send(data.to_string());
-                        }
-                    } else if let Some(id) = serde_json::from_str::<Value>(data)
-                        .ok()
-                        .and_then(|m| m["id"].as_u64())
-                    {
-                        if let Some(tx) = w.lock().unwrap().remove(&id) {
-                            let _ = tx.send(());
-                        }
-                    }
-                }
-            }
-        });
-        let endpoint = endpoint_rx.await.expect("an endpoint event");
-        // Relative unless the hub has a baseURL: keep only the path.
-        let path = match endpoint.find("://") {
-            Some(i) => endpoint[i + 3..]
-                .find('/')
-                .map_or("/".into(), |p| endpoint[i + 3 + p..].to_string()),
-            None => endpoint,
-        };
-        let mut sse = Sse {
-            post: Conn::open(addr, &path).await,
-            waiters,
-            stream,
-        };
-        sse.call(0, &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "loadgen", "version": "1"}}}))
-            .await;
-        sse.post
-            .post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
-        sse
-    }
-
-    async fn call(&mut self, id: u64, body: &Value) {
-        let (tx, rx) = oneshot::channel();
-        self.waiters.lock().unwrap().insert(id, tx);
-        self.post.post(body).await;
-        rx.await.expect("an answer on the SSE stream");
-    }
-}
-
-impl Drop for Sse {
-    fn drop(&mut self) {
-        self.stream.abort();
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Path {
-    Floor,
-    Streamable,
-    Sse,
-    /// 2026-07-28: no session; every call carries its `_meta` and headers.
-    Modern,
-}
-
-impl Path {
-    fn name(self) -> &'static str {
-        match self {
-            Path::Floor => "floor (HTTP→stdio)",
-            Path::Streamable => "hub streamable HTTP",
-            Path::Sse => "hub legacy SSE",
-            Path::Modern => "hub 2026-07-28",
-        }
-    }
-}
-
-enum Client {
-    Post(Conn),
-    Sse(Sse),
-    Modern(Conn),
-}
-
-impl Client {
-    async fn open(path: Path, floor: &str, hub: &str) -> Client {
-        match path {
-            Path::Floor => Client::Post(Conn::open(floor, "/").await),
-            Path::Streamable => {
-                let mut c = Conn::open(hub, "/bench/mcp").await;
-                c.initialize().await;
-                Client::Post(c)
-            }
-            Path::Sse => Client::Sse(Sse::open(hub).await),
-            Path::Modern => Client::Modern(Conn::open(hub, "/bench/mcp").await),
-        }
-    }
-
-    async fn call(&mut self, id: u64) {
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": "echo", "arguments": {"text": "hello"}}});
-        match self {
-            Client::Post(c) => {
-                let (_, answer) = c.post(&body).await;
-                debug_assert!(answer.windows(5).any(|w| w == b"hello"));
-            }
-            Client::Sse(s) => s.call(id, &body).await,
-            Client::Modern(c) => {
-                let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                    "params": {"name": "echo", "arguments": {"text": "hello"},
-                        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                                  "io.modelcontextprotocol/clientCapabilities": {}}}});
-                c.send.ready().await.expect("connection open");
-                let req = c
-                    .request("POST")
-                    .header("content-type", "application/json")
-                    .header("mcp-protocol-version", "2026-07-28")
-                    .header("mcp-method", "tools/call")
-                    .header("mcp-name", "echo")
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .unwrap();
-                let resp = c.send.send_request(req).await.unwrap();
-                let answer = resp.into_body().collect().await.unwrap().to_bytes();
-                debug_assert!(answer.windows(5).any(|w| w == b"hello"));
-            }
-        }
-    }
-
-    async fn close(self) {
-        if let Client::Post(mut c) = self {
-            if c.session.is_some() {
-                c.delete().await;
-            }
-        }
-    }
+    let addr = hub::listening(&mut child);
+    (Reap { child, pid }, addr)
 }
 
 struct Stats {
@@ -371,8 +140,20 @@ fn summarize(mut lat: Vec<Duration>, elapsed: Duration) -> Stats {
     }
 }
 
-/// `conc` clients calling in a loop for `secs`, after a warm-up of 20 calls each.
 async fn measure(path: Path, floor: &str, hub: &str, conc: usize, secs: u64) -> Stats {
+    measure_probed(path, floor, hub, conc, secs, None).await.0
+}
+
+/// `conc` clients calling in a loop for `secs`, after a warm-up of 20 calls
+/// each; with a probe, what its process spent per call meanwhile.
+async fn measure_probed(
+    path: Path,
+    floor: &str,
+    hub: &str,
+    conc: usize,
+    secs: u64,
+    probe: Option<&Probe>,
+) -> (Stats, Option<Cost>) {
     static IDS: AtomicU64 = AtomicU64::new(1);
     let mut clients = Vec::with_capacity(conc);
     for _ in 0..conc {
@@ -382,6 +163,8 @@ async fn measure(path: Path, floor: &str, hub: &str, conc: usize, secs: u64) -> 
         }
         clients.push(c);
     }
+    tokio::time::sleep(probe::QUIET).await;
+    let before = probe.map(Probe::snap);
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
     let tasks: Vec<_> = clients
@@ -395,61 +178,51 @@ async fn measure(path: Path, floor: &str, hub: &str, conc: usize, secs: u64) -> 
                     c.call(id).await;
                     lat.push(t.elapsed());
                 }
-                c.close().await;
-                lat
+                (lat, c)
             })
         })
         .collect();
     let mut all = vec![];
+    let mut done = vec![];
     for t in tasks {
-        all.extend(t.await.unwrap());
+        let (lat, c) = t.await.unwrap();
+        all.extend(lat);
+        done.push(c);
     }
-    summarize(all, start.elapsed())
+    let stats = summarize(all, start.elapsed());
+    tokio::time::sleep(probe::QUIET).await;
+    let cost = probe
+        .zip(before)
+        .map(|(p, b)| p.cost(b, p.snap(), stats.calls));
+    for c in done {
+        c.close().await;
+    }
+    (stats, cost)
 }
 
-/// Sends a raw GET and returns the connection once the response head arrived.
-async fn hold_get(
-    addr: &str,
-    path: &str,
-    session: Option<&str>,
-    until: &str,
-) -> tokio::net::TcpStream {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let session = session.map_or(String::new(), |s| format!("Mcp-Session-Id: {s}\r\n"));
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n{session}\r\n");
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 1024];
-    let mut got = Vec::new();
-    while !String::from_utf8_lossy(&got).contains(until) {
-        let k = tcp.read(&mut buf).await.unwrap();
-        assert!(k > 0, "GET {path}: stream closed");
-        got.extend_from_slice(&buf[..k]);
-    }
-    assert!(
-        got.starts_with(b"HTTP/1.1 200"),
-        "GET {path}: {}",
-        String::from_utf8_lossy(&got)
-    );
-    tcp
+/// The absolute path of `perf`, for the hub's config (it starts the child).
+fn perf_path() -> String {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join("perf"))
+        .find(|p| p.is_file())
+        .map_or("perf".into(), |p| p.to_string_lossy().into_owned())
 }
 
-async fn idle_sse(addr: &str, n: usize) -> Vec<tokio::net::TcpStream> {
-    let mut held = Vec::with_capacity(n);
-    for _ in 0..n {
-        held.push(hold_get(addr, "/bench/sse", None, "event: endpoint").await);
-    }
-    held
-}
-
-async fn idlestreamable(addr: &str, n: usize) -> Vec<tokio::net::TcpStream> {
-    let mut held = Vec::with_capacity(n);
-    let mut c = Conn::open(addr, "/bench/mcp").await;
-    for _ in 0..n {
-        c.session = None;
-        c.initialize().await;
-        held.push(hold_get(addr, "/bench/mcp", c.session.as_deref(), "\r\n\r\n").await);
-    }
-    held
+/// The bench config; with `inner`, the fixture runs under `perf stat`.
+fn config(fixture: &str, log: bool, inner: Option<&std::path::Path>) -> Value {
+    let server = match inner {
+        Some(file) => {
+            let mut args = probe::perf_wrap(file);
+            args.push(fixture.into());
+            json!({"command": perf_path(), "args": args, "sandbox": false})
+        }
+        None => json!({"command": fixture}),
+    };
+    json!({"mcpProxy": {"options": {"authTokens": [TOKEN], "logEnabled": log,
+                                     "maxConnections": 8192, "maxConnectionsPerIp": 8192, "maxSessionsPerToken": 8192}},
+           "mcpServers": {"bench": server}})
 }
 
 #[tokio::main]
@@ -462,80 +235,107 @@ async fn main() {
         let _ =
             nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = json!({"mcpProxy": {"options": {"authTokens": [TOKEN], "maxConnections": 8192, "maxConnectionsPerIp": 8192, "maxSessionsPerToken": 8192}},
-                     "mcpServers": {"bench": {"command": std::fs::canonicalize(&o.fixture).unwrap()}}});
+    let fixture = std::fs::canonicalize(&o.fixture).unwrap();
+    let fixture = fixture.to_str().unwrap();
     if let Some(other) = &o.against {
-        return ab::run(&o.hub, other, &cfg, o.rounds, o.seconds).await;
+        return ab::run(
+            &o.hub,
+            other,
+            &config(fixture, true, None),
+            o.rounds,
+            o.seconds,
+        )
+        .await;
     }
-    let (hub, hub_addr) = hub::start(&o.hub, &cfg, dir.path());
-    let pid = hub.id();
-    let _hub = Reap(hub);
-    let (_floor, floor_addr) = start_floor(&o);
+    let perf = probe::perf_works();
+    let (dir_on, dir_off, dir_floor) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let files = |d: &tempfile::TempDir| (d.path().join("outer.perf"), d.path().join("inner.perf"));
+    let start_hub = |d: &tempfile::TempDir, log: bool| {
+        let (outer, inner) = files(d);
+        let cfg = config(fixture, log, perf.then_some(inner.as_path()));
+        let (child, pid, addr) = hub::start_under(
+            &o.hub,
+            &cfg,
+            d.path(),
+            perf.then(|| probe::perf_wrap(&outer)),
+        );
+        let r = Reap { child, pid };
+        let p = Probe::new(pid, perf.then_some(outer), perf.then_some(inner));
+        (r, addr, p)
+    };
+    let (hub_on, addr_on, probe_on) = start_hub(&dir_on, true);
+    let (_hub_off, addr_off, probe_off) = start_hub(&dir_off, false);
+    let (fo, fi) = files(&dir_floor);
+    let (floor, floor_addr) = start_floor(&o, perf.then_some((fo.as_path(), fi.as_path())));
+    let probe_floor = Probe::new(floor.pid, perf.then_some(fo), perf.then_some(fi));
+    let pid = hub_on.pid;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let rss_start = rss_kib(pid);
+    let rss_start = probe::rss_kib(pid);
 
     println!(
-        "tools/call echo, {} s per measurement, on {} cores",
+        "tools/call echo, {} s per measurement, on {} cores; system calls from {}",
         o.seconds,
         std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(0)
+            .unwrap_or(0),
+        if perf {
+            "perf stat (raw_syscalls:sys_enter, the fixture child's subtracted)"
+        } else {
+            "nowhere (perf is not installed or does not count here)"
+        }
     );
-    println!(
-        "{:<22} {:>5} {:>9} {:>9} {:>9} {:>9}",
-        "path", "conc", "calls", "calls/s", "p50 µs", "p99 µs"
-    );
-    let mut results: HashMap<(usize, u8), Stats> = HashMap::new();
+    report::header();
+    let mut rows: HashMap<(Path, bool, usize), report::Row> = HashMap::new();
     for conc in LEVELS {
-        for path in [Path::Floor, Path::Streamable, Path::Sse, Path::Modern] {
-            let r = measure(path, &floor_addr, &hub_addr, conc, o.seconds).await;
-            println!(
-                "{:<22} {:>5} {:>9} {:>9.0} {:>9.1} {:>9.1}",
-                path.name(),
+        let runs = [
+            (Path::Floor, true, &probe_floor, &addr_on),
+            (Path::Streamable, true, &probe_on, &addr_on),
+            (Path::Sse, true, &probe_on, &addr_on),
+            (Path::Modern, true, &probe_on, &addr_on),
+            (Path::Streamable, false, &probe_off, &addr_off),
+            (Path::Sse, false, &probe_off, &addr_off),
+            (Path::Modern, false, &probe_off, &addr_off),
+        ];
+        for (path, log, probe, addr) in runs {
+            let (stats, cost) =
+                measure_probed(path, &floor_addr, addr, conc, o.seconds, Some(probe)).await;
+            let row = report::Row {
+                path,
+                log,
                 conc,
-                r.calls,
-                r.per_sec,
-                r.p50_us,
-                r.p99_us
-            );
-            results.insert((conc, path as u8), r);
+                stats,
+                cost: cost.unwrap_or_default(),
+            };
+            let floor_cpu = rows.get(&(Path::Floor, true, conc)).map(|f| f.cost.cpu_us);
+            report::print_row(&row, floor_cpu);
+            rows.insert((path, log, conc), row);
         }
     }
-    println!();
-    println!(
-        "{:<22} {:>14} {:>17}",
-        "hub / floor", "p50 at c=1", "calls/s at c=64"
-    );
-    let floor = |c| &results[&(c, Path::Floor as u8)];
-    for path in [Path::Streamable, Path::Sse, Path::Modern] {
-        let r = |c| &results[&(c, path as u8)];
-        println!(
-            "{:<22} {:>13.2}× {:>16.2}×",
-            path.name(),
-            r(1).p50_us / floor(1).p50_us,
-            r(64).per_sec / floor(64).per_sec
-        );
-    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after = probe::rss_kib(pid);
+    report::audit_cost(&rows);
+    report::targets(&rows, rss_after);
 
+    let before_sse = probe::rss_kib(pid);
+    let held = idle::idle_sse(&addr_on, o.sessions).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = rss_kib(pid);
-    let before_sse = rss_kib(pid);
-    let held = idle_sse(&hub_addr, o.sessions).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let with_sse = rss_kib(pid);
+    let with_sse = probe::rss_kib(pid);
     drop(held);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let before_st = rss_kib(pid);
-    let held = idlestreamable(&hub_addr, o.sessions).await;
+    let before_st = probe::rss_kib(pid);
+    let held = idle::idlestreamable(&addr_on, o.sessions).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let with_st = rss_kib(pid);
+    let with_st = probe::rss_kib(pid);
     drop(held);
 
     let per = |with: u64, before: u64| with.saturating_sub(before) as f64 / o.sessions as f64;
     println!();
     println!("hub RSS at start (no child):          {rss_start:>8} KiB");
-    println!("hub RSS idle after the load (child):  {rss_idle:>8} KiB");
+    println!("hub RSS after the load (child):       {rss_after:>8} KiB");
     println!(
         "hub RSS with {} idle legacy SSE streams:          {with_sse:>8} KiB ({:.1} KiB each)",
         o.sessions,
@@ -546,4 +346,5 @@ async fn main() {
         o.sessions,
         per(with_st, before_st)
     );
+    drop(floor);
 }

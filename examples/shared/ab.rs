@@ -5,15 +5,17 @@
 //! the next round; the result is each side's median calls/s and the median
 //! of the per-round ratios B/A, which is what a change is judged by.
 
-use super::{hub, measure, Path, Reap};
+use super::hub::{self, Reap};
+use super::{measure, Path};
 use std::time::Duration;
 
 pub async fn run(a: &str, b: &str, cfg: &serde_json::Value, rounds: usize, secs: u64) {
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
-    let (ha, addr_a) = hub::start(a, cfg, dir_a.path());
-    let (hb, addr_b) = hub::start(b, cfg, dir_b.path());
-    let (_a, _b) = (Reap(ha), Reap(hb));
+    let (ca, pa, addr_a) = hub::start_under(a, cfg, dir_a.path(), None);
+    let (cb, pb, addr_b) = hub::start_under(b, cfg, dir_b.path(), None);
+    let _a = Reap { child: ca, pid: pa };
+    let _b = Reap { child: cb, pid: pb };
     tokio::time::sleep(Duration::from_millis(300)).await;
     println!("A = {a}\nB = {b}\ncalls/s at c=64, {secs} s per measurement, {rounds} rounds");
     println!(
