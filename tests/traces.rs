@@ -152,5 +152,12 @@ async fn a_stateless_calls_audit_line_names_no_session() {
     assert!(audit[0].contains(TRACE), "{}", audit[0]);
     assert!(audit[0].contains("token"), "{}", audit[0]);
     assert!(!audit[0].contains("mcp_session"), "{}", audit[0]);
-    assert!(audit[1].contains("mcp_session"), "{}", audit[1]);
+    // A session's call names it as it always did: plain, unquoted (log
+    // queries match on `mcp_session=<id>`).
+    let sid = c.session.clone().expect("a session id");
+    assert!(
+        audit[1].contains(&format!("mcp_session={sid}")),
+        "{}",
+        audit[1]
+    );
 }

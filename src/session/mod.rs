@@ -174,7 +174,8 @@ impl Audit {
             target: "mcp_hub::audit",
             mcp_server = server,
             // A stateless (2026-07-28) call has no session to name.
-            mcp_session = (!self.info.id.is_empty()).then_some(self.info.id.as_str()),
+            mcp_session = (!self.info.id.is_empty())
+                .then(|| tracing::field::display(&self.info.id)),
             mcp_method = "tools/call",
             // The name is the client's: escaped, and quoted in the message,
             // so it cannot forge log lines.
