@@ -338,6 +338,10 @@ impl Message {
         self.result = Some(result);
     }
 
+    pub fn set_params_raw(&mut self, params: Box<RawValue>) {
+        self.params = Some(params);
+    }
+
     pub fn request(id: Id, method: &str, params: Value) -> Message {
         Message {
             id: Some(id),

@@ -213,33 +213,95 @@ pub fn modernize_result(method: &str, result: &RawValue) -> Option<Box<RawValue>
 /// Modern `_meta` keys a legacy upstream must not see. Unknown keys (trace
 /// context, progress tokens, vendors') pass.
 pub fn strip_modern_meta(m: &mut Message) {
-    // Borrowed, values as written: no tree of a large `_meta` is built.
-    #[derive(serde::Deserialize)]
-    struct Params<'a> {
-        #[serde(rename = "_meta", borrow, default)]
-        meta: Option<indexmap::IndexMap<std::borrow::Cow<'a, str>, &'a RawValue>>,
-    }
     let Some(raw) = m.params_raw() else { return };
     if !raw.get().contains("io.modelcontextprotocol/") {
         return;
     }
-    let Some(mut meta) = serde_json::from_str::<Params>(raw.get())
-        .ok()
-        .and_then(|p| p.meta)
+    // One pass over the params, written straight into one new buffer: no
+    // map or tree of a large `_meta` is built, whatever its size.
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let Ok(Some(params)) = serde::Deserializer::deserialize_map(&mut de, Rewrite { top: true })
     else {
         return;
     };
-    meta.retain(|k, _| {
-        !matches!(
-            k.as_ref(),
-            META_VERSION | META_CAPABILITIES | META_CLIENT_INFO | META_LOG_LEVEL
-        )
-    });
-    let kept = (!meta.is_empty()).then(|| crate::jsonrpc::to_raw(&meta));
-    drop(meta);
-    match kept {
-        Some(kept) => m.set_param("_meta", &kept),
-        None => m.remove_param("_meta"),
+    if let Ok(p) = RawValue::from_string(params) {
+        m.set_params_raw(p);
+    }
+}
+
+/// Rewrites a JSON object as written, without the modern keys of its
+/// `_meta` (`top`: this is the params object, whose `_meta` is rewritten;
+/// otherwise this is `_meta`). `None` when nothing was dropped.
+struct Rewrite {
+    top: bool,
+}
+
+/// A key, borrowed from the input unless it holds escapes.
+struct Key<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Rewrite {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = String::from("{");
+        let mut dropped = false;
+        while let Some(Key(k)) = map.next_key::<Key>()? {
+            let v: &'de RawValue = map.next_value()?;
+            let value = if self.top && k == "_meta" {
+                let mut de = serde_json::Deserializer::from_str(v.get());
+                match serde::Deserializer::deserialize_map(&mut de, Rewrite { top: false }) {
+                    Ok(Some(meta)) => {
+                        dropped = true;
+                        if meta == "{}" {
+                            continue;
+                        }
+                        std::borrow::Cow::Owned(meta)
+                    }
+                    _ => std::borrow::Cow::Borrowed(v.get()),
+                }
+            } else if !self.top
+                && matches!(
+                    k.as_ref(),
+                    META_VERSION | META_CAPABILITIES | META_CLIENT_INFO | META_LOG_LEVEL
+                )
+            {
+                dropped = true;
+                continue;
+            } else {
+                std::borrow::Cow::Borrowed(v.get())
+            };
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(k.as_ref()).unwrap_or_default());
+            out.push(':');
+            out.push_str(&value);
+        }
+        out.push('}');
+        Ok(dropped.then_some(out))
     }
 }
 
@@ -400,5 +462,26 @@ mod tests {
         );
         strip_modern_meta(&mut bare);
         assert_eq!(bare.params_value().unwrap(), json!({}));
+    }
+
+    #[test]
+    fn stripping_keeps_everything_else_as_written() {
+        let text = r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"a":1.50,"k\u0041":[1, 2],"_meta":{"x\"y":2.0,"io.modelcontextprotocol/protocolVersion":"2026-07-28","z":{"io.modelcontextprotocol/logLevel":1}}}}"#;
+        let mut m = Message::parse(text.as_bytes()).unwrap();
+        strip_modern_meta(&mut m);
+        assert_eq!(
+            m.params_raw().unwrap().get(),
+            r#"{"a":1.50,"kA":[1, 2],"_meta":{"x\"y":2.0,"z":{"io.modelcontextprotocol/logLevel":1}}}"#
+        );
+        // Nothing to strip, or a _meta that is no object: untouched.
+        for text in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"s":"io.modelcontextprotocol/x"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":"io.modelcontextprotocol/x"}}"#,
+        ] {
+            let mut m = Message::parse(text.as_bytes()).unwrap();
+            let before = m.params_raw().unwrap().get().to_owned();
+            strip_modern_meta(&mut m);
+            assert_eq!(m.params_raw().unwrap().get(), before);
+        }
     }
 }

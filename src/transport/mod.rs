@@ -120,6 +120,24 @@ impl ClientSession {
     }
 }
 
+/// Parses a request body. A large one (over 64 KiB) is parsed off the async
+/// workers, one at a time: a few megabytes of JSON (within `maxBodySize`)
+/// take long enough to hold up every other request on a 2-core machine,
+/// `/healthz` included.
+pub async fn parse(body: Bytes) -> Result<crate::jsonrpc::Incoming, crate::jsonrpc::BodyError> {
+    const INLINE: usize = 64 << 10;
+    if body.len() <= INLINE {
+        return crate::jsonrpc::parse_body(&body);
+    }
+    // One large parse at a time: the others wait their turn instead of
+    // taking every core (and each its own parsed copy) at once.
+    static LARGE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let _turn = LARGE.acquire().await;
+    tokio::task::spawn_blocking(move || crate::jsonrpc::parse_body(&body))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
 /// The hub's own request on a client's session (the `initialize` it makes
 /// for a 2026-07-28 client): on a server not counted as a client's call.
 impl crate::session::ask::Asker for ClientSession {

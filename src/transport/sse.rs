@@ -18,7 +18,7 @@ use super::{sse_response, ClientSession, Ctx, Route, SseStream};
 use crate::http::response::read_body;
 use crate::http::response::{empty, Body, Rejection};
 use crate::hub::Snapshot;
-use crate::jsonrpc::{parse_body, Incoming, Message};
+use crate::jsonrpc::{Incoming, Message};
 use crate::session::new_id as new_session_id;
 
 use crate::session::outbound::{self, Outbound};
@@ -186,7 +186,7 @@ pub async fn post(
         ));
     };
     let body = read_body(req, &snap.settings).await?;
-    let msgs = match parse_body(&body)? {
+    let msgs = match super::parse(body).await? {
         Incoming::Single(m) => vec![m],
         Incoming::Batch(v) => v,
     };

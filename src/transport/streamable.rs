@@ -21,7 +21,7 @@ use super::{sse_response, ClientSession, Ctx, Route, SseStream};
 use crate::http::response::read_body;
 use crate::http::response::{bytes_response, empty, message_response, Body, Rejection};
 use crate::hub::Snapshot;
-use crate::jsonrpc::{parse_body, Id, Incoming, Message, UPSTREAM_ERROR};
+use crate::jsonrpc::{Id, Incoming, Message, UPSTREAM_ERROR};
 use crate::mcp;
 use crate::mcp::LEGACY_VERSIONS as PROTOCOL_VERSIONS;
 use crate::session::new_id as new_session_id;
@@ -234,7 +234,7 @@ pub async fn post(
         None => None,
     };
     let body = read_body(req, &snap.settings).await?;
-    let (msgs, batch) = match parse_body(&body)? {
+    let (msgs, batch) = match super::parse(body).await? {
         // Modern: the request names its version in `_meta` and needs no
         // session, on a server and on a group alike.
         Incoming::Single(m)
