@@ -454,11 +454,8 @@ impl Hub {
                     )))?,
             );
         }
-        if let Some(sh) = &server.shared {
-            if let Some(why) = sh.link.unavailable() {
-                return Err(OpenError::Unavailable(why));
-            }
-            return Ok(sh.attach(sink, info, &server.sup));
+        if server.shared.is_some() {
+            return Ok(server.shared_upstream()?.attach(sink, info, &server.sup));
         }
         server.make_room()?;
         let (up, task) = Upstream::spawn(cfg.clone(), server.sup.clone(), Kind::PerClient);

@@ -142,15 +142,6 @@ async fn silent_connections_cannot_lock_out_clients_that_speak() {
     drop(streams);
 }
 
-fn vm_kib(pid: i32, key: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn group_sessions_share_a_members_long_tool_list() {
     const SESSIONS: usize = 200;

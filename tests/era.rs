@@ -377,12 +377,6 @@ async fn a_listen_with_too_many_subscriptions_is_refused_whole() {
     assert!(t.elapsed() < std::time::Duration::from_secs(2));
 }
 
-fn peak_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// A `_meta` of 200,000 keys (about 3 MB), the rest of a `tools/call echo`.
 fn huge_meta(modern: bool) -> Value {
     let mut meta = serde_json::Map::new();
@@ -415,19 +409,9 @@ async fn a_huge_meta_costs_the_modern_path_no_more_than_the_legacy_one() {
         let mut c = Mcp::new(&hub, "fx");
         c.initialize().await;
         c.call_text(1, "echo", json!({"text": "warm"})).await;
-        let base = peak_kib(hub.child.id());
+        let base = hub.peak_kib();
         let body = serde_json::to_vec(&huge_meta(modern)).unwrap();
-        let health = async {
-            let mut worst = std::time::Duration::ZERO;
-            for _ in 0..20 {
-                let t = std::time::Instant::now();
-                let r = reqwest::get(hub.url("/healthz")).await.unwrap();
-                assert_eq!(r.status(), 200);
-                worst = worst.max(t.elapsed());
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            }
-            worst
-        };
+        let health = hub.healthz_worst();
         let calls = (0..16).map(|i| {
             let mut r = reqwest::Client::new()
                 .post(hub.url("/fx/mcp"))
@@ -456,7 +440,7 @@ async fn a_huge_meta_costs_the_modern_path_no_more_than_the_legacy_one() {
             },
             health
         );
-        (peak_kib(hub.child.id()).saturating_sub(base), worst)
+        (hub.peak_kib().saturating_sub(base), worst)
     };
     let (legacy, _) = peak_growth(false).await;
     let (modern, worst) = peak_growth(true).await;

@@ -30,16 +30,6 @@ fn wait_log(hub: &Hub, needles: &[&str], nth: usize) -> Duration {
     t0.elapsed()
 }
 
-/// Peak resident memory (VmHWM) of a process, in KiB.
-fn peak_kib(pid: i32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 /// `mcp-hub check` on a config: (ok, stderr, how long it took).
 fn check(config: &Path) -> (bool, String, Duration) {
     let t0 = Instant::now();
@@ -78,7 +68,7 @@ async fn a_fifo_or_dev_zero_in_conf_d_is_refused_and_sigterm_still_ends_the_hub(
         json!({"fx": fx(json!({}))}),
     );
     still_serves(&hub).await;
-    let before = peak_kib(hub.pid());
+    let before = hub.peak_kib();
     let conf_d = hub.config_path.parent().unwrap().join("conf.d");
     std::fs::create_dir(&conf_d).unwrap();
     let zz = conf_d.join("zz.json");
@@ -112,7 +102,7 @@ async fn a_fifo_or_dev_zero_in_conf_d_is_refused_and_sigterm_still_ends_the_hub(
         assert!(!ok && err.contains(&zz_s) && err.contains(says), "{err}");
         assert!(took < Duration::from_secs(5), "check took {took:?}");
     }
-    let grew = peak_kib(hub.pid()).saturating_sub(before);
+    let grew = hub.peak_kib().saturating_sub(before);
     eprintln!("peak RSS grew by {grew} KiB over the three refused reloads");
     assert!(grew < 32 * 1024, "peak RSS grew by {grew} KiB");
 

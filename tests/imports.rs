@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 /// Module path (`["session", "router"]`) → its file.
 type Modules = BTreeMap<Vec<String>, PathBuf>;
+/// File → the files it imports → the paths that tie them.
+type Edges = BTreeMap<PathBuf, BTreeMap<PathBuf, BTreeSet<String>>>;
 
 fn modules(src: &Path) -> Modules {
     let mut out = Modules::new();
@@ -251,9 +253,9 @@ fn is_ancestor(a: &Path, b: &Path) -> bool {
 }
 
 /// Strongly connected components with more than one file (Tarjan).
-fn cycles(edges: &BTreeMap<PathBuf, BTreeMap<PathBuf, BTreeSet<String>>>) -> Vec<Vec<PathBuf>> {
+fn cycles(edges: &Edges) -> Vec<Vec<PathBuf>> {
     struct T<'a> {
-        edges: &'a BTreeMap<PathBuf, BTreeMap<PathBuf, BTreeSet<String>>>,
+        edges: &'a Edges,
         index: HashMap<&'a PathBuf, usize>,
         low: HashMap<&'a PathBuf, usize>,
         stack: Vec<&'a PathBuf>,
@@ -311,12 +313,11 @@ fn cycles(edges: &BTreeMap<PathBuf, BTreeMap<PathBuf, BTreeSet<String>>>) -> Vec
     t.out
 }
 
-#[test]
-fn no_module_imports_one_that_imports_it_back() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let src = root.join("src");
-    let mods = modules(&src);
-    let mut edges: BTreeMap<PathBuf, BTreeMap<PathBuf, BTreeSet<String>>> = BTreeMap::new();
+/// File → the files it imports, with the paths that tie them; file names
+/// relative to `root`.
+fn edges(root: &Path, src: &Path) -> Edges {
+    let mods = modules(src);
+    let mut edges = Edges::new();
     for (m, file) in &mods {
         let text = std::fs::read_to_string(file).unwrap();
         let from = file.strip_prefix(root).unwrap().to_path_buf();
@@ -330,6 +331,13 @@ fn no_module_imports_one_that_imports_it_back() {
             }
         }
     }
+    edges
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let edges = edges(root, &root.join("src"));
     assert!(
         edges.len() > 50,
         "read only {} files: the reader is broken",
@@ -376,19 +384,7 @@ fn the_reader_finds_a_planted_cycle() {
     )
     .unwrap();
     std::fs::write(src.join("c.rs"), "pub fn g() { crate::a::inner::h() }").unwrap();
-    let mods = modules(&src);
-    let mut edges: BTreeMap<PathBuf, BTreeMap<PathBuf, BTreeSet<String>>> = BTreeMap::new();
-    for (m, file) in &mods {
-        let text = std::fs::read_to_string(file).unwrap();
-        let entry = edges.entry(file.clone()).or_default();
-        for p in paths(&code(&text)) {
-            if let Some(to) = resolve(&mods, m, &p) {
-                if &to != file && !is_ancestor(&to, file) {
-                    entry.entry(to).or_default().insert(p.join("::"));
-                }
-            }
-        }
-    }
+    let edges = edges(&dir, &src);
     let found = cycles(&edges);
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(found.len(), 1, "{edges:#?}");

@@ -734,12 +734,6 @@ async fn a_groups_cached_list_follows_its_members_list_changed() {
     );
 }
 
-fn peak_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// Wrong items by the million: refused before parsing when their tree would
 /// be over the facade's budget (413), at most 20 short errors when not, the
 /// hub's peak memory barely moves, and `/healthz` answers meanwhile.
@@ -747,7 +741,7 @@ fn peak_kib(pid: u32) -> u64 {
 async fn a_body_of_millions_of_wrong_items_stays_small() {
     let hub = Hub::start(json!({}), json!({"fx": fx(json!({"sandbox": false}))}));
     assert_eq!(get(&hub, "/fx/openapi.json").await.0, 200);
-    let base = peak_kib(hub.child.id());
+    let base = hub.peak_kib();
     let huge = format!(r#"{{"items": [{}1]}}"#, "1,".repeat(1_999_990));
     assert!(huge.len() > 3_900_000);
     let medium = format!(r#"{{"items": [{}1]}}"#, "1,".repeat(99_999));
@@ -766,21 +760,10 @@ async fn a_body_of_millions_of_wrong_items_stays_small() {
             (status, r.bytes().await.unwrap())
         }
     };
-    let health = || async {
-        let mut worst = Duration::ZERO;
-        for _ in 0..20 {
-            let t = Instant::now();
-            let r = client().get(hub.url("/healthz")).send().await.unwrap();
-            assert_eq!(r.status(), 200);
-            worst = worst.max(t.elapsed());
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        worst
-    };
     // What this machine costs a /healthz with no attack (other tests share
     // its two cores): the bound is 200 ms over that.
-    let calm = health().await;
-    let health = health();
+    let calm = hub.healthz_worst().await;
+    let health = hub.healthz_worst();
     let (answers, worst) = tokio::join!(
         futures_util::future::join_all(
             (0..4)
@@ -808,7 +791,7 @@ async fn a_body_of_millions_of_wrong_items_stays_small() {
                 .all(|e| e["msg"].as_str().unwrap().len() <= 200));
         }
     }
-    let grew = peak_kib(hub.child.id()).saturating_sub(base);
+    let grew = hub.peak_kib().saturating_sub(base);
     eprintln!("peak grew {grew} KiB; /healthz worst {worst:?} (calm: {calm:?})");
     assert!(grew < 64 << 10, "the hub's peak grew {grew} KiB");
     assert!(

@@ -58,6 +58,27 @@ pub struct SessionInfo {
     pub transport: crate::metrics::Transport,
 }
 
+impl SessionInfo {
+    /// A session's (or a stateless call's, with an empty `id`) view of the
+    /// token it came with, if any: named by its place in the config at
+    /// `source`, never by its value.
+    pub fn for_token(
+        token: Option<&Token>,
+        id: &str,
+        source: &str,
+        transport: crate::metrics::Transport,
+    ) -> SessionInfo {
+        let info = match token {
+            Some(t) => t.info(id, source),
+            None => SessionInfo {
+                id: id.into(),
+                ..Default::default()
+            },
+        };
+        SessionInfo { transport, ..info }
+    }
+}
+
 /// A token's value; never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub Arc<str>);
@@ -240,6 +261,19 @@ impl Core {
             .lock()
             .map(|c| c.clone())
             .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// The metrics of one client request, started as it arrives.
+    fn start_call(&self, msg: &Message, info: &SessionInfo) -> crate::metrics::Call {
+        let method = msg.method().unwrap_or("");
+        let tool = (method == "tools/call").then(|| tool_name(msg)).flatten();
+        crate::metrics::Call::start(
+            &self.meter,
+            method,
+            tool.as_deref(),
+            info.transport,
+            crate::metrics::Era::of(info.modern),
+        )
     }
 
     fn touch(&self) {
@@ -476,6 +510,19 @@ impl Upstream {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Carries out what a client that went away leaves behind, from code
+    /// that cannot wait: client-bound effects (answers to requests still in
+    /// flight) are delivered whether or not the upstream is there; what goes
+    /// up (cancellations, refusals) is sent from its own task.
+    fn carry_dropped(&self, fx: Vec<Effect>) {
+        let tx = self.link.outbox();
+        for e in fx {
+            if let (Some(m), Some(tx)) = (e.deliver(), &tx) {
+                tx.send_detached(m);
+            }
+        }
+    }
+
     /// Requests in flight: an idle per-client upstream may be evicted.
     /// A request that only waits for its client's answer to a question (a
     /// held 2026-07-28 call) does not count: the upstream is idle capacity
@@ -535,17 +582,7 @@ impl Session {
         let link = &self.up.link;
         let Some(id) = msg.id().cloned() else { return };
         core.touch();
-        let call = metered.then(|| {
-            let method = msg.method().unwrap_or("");
-            let tool = (method == "tools/call").then(|| tool_name(&msg)).flatten();
-            crate::metrics::Call::start(
-                &core.meter,
-                method,
-                tool.as_deref(),
-                self.info.transport,
-                crate::metrics::Era::of(self.info.modern),
-            )
-        });
+        let call = metered.then(|| core.start_call(&msg, &self.info));
         // An answer the hub gives itself, without the upstream.
         let answer = |m: Message| {
             if let Some(c) = &call {
@@ -696,14 +733,7 @@ impl Session {
                 .session_closed(self.info.transport, self.opened.elapsed());
         }
         self.up.core.touch();
-        // Client-bound effects (answers to requests still in flight) are
-        // delivered whether or not the upstream is there to tell.
-        let tx = self.up.link.outbox();
-        for e in fx {
-            if let (Some(m), Some(tx)) = (e.deliver(), &tx) {
-                tx.send_detached(m);
-            }
-        }
+        self.up.carry_dropped(fx);
         self.sup.session_closed();
         if !self.up.core.shared {
             self.up.link.retire("the client session ended");

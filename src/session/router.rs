@@ -687,7 +687,7 @@ impl Router {
     /// (a streamable-HTTP upstream says which request it belongs to): to the
     /// client of that request, exactly, however many others wait. Anything
     /// else, or a request whose exchange is gone, is routed as usual.
-    pub fn from_upstream_on(&mut self, mut msg: Message, on: &Id) -> Vec<Effect> {
+    pub fn from_upstream_on(&mut self, msg: Message, on: &Id) -> Vec<Effect> {
         let (Ok(Kind::Request { id, .. }), Some(up)) = (msg.kind(), on.as_u64()) else {
             return self.from_upstream(msg);
         };
@@ -696,23 +696,37 @@ impl Router {
         };
         ex.asked = true;
         let (client, out) = (ex.client, ex.reply.clone());
+        let target = self.stream(client, &out);
+        self.hand_over(client, Some(up), id, msg, target)
+    }
+
+    /// Gives a server's question to `client` (on `target`, for the exchange
+    /// `ex` when there is one) under a hub id, remembering whose it is.
+    fn hand_over(
+        &mut self,
+        client: u64,
+        ex: Option<u64>,
+        up_id: Id,
+        mut msg: Message,
+        target: Target,
+    ) -> Vec<Effect> {
         let h = self.inflight.next_id();
         self.server_reqs.insert(
             h,
             ServerRequest {
                 client,
-                ex: Some(up),
-                up_id: id,
+                ex,
+                up_id,
                 mrtr: None,
             },
         );
         msg.set_id(h.into());
-        vec![Effect::To(self.stream(client, &out), msg)]
+        vec![Effect::To(target, msg)]
     }
 
     /// A server→client request: to the one client it provably belongs to, or
     /// refused with the reason.
-    fn server_request(&mut self, up_id: Id, method: String, mut msg: Message) -> Vec<Effect> {
+    fn server_request(&mut self, up_id: Id, method: String, msg: Message) -> Vec<Effect> {
         let target = match self.inflight.sole_client() {
             Some((client, newest)) => {
                 let ex = self.inflight.get_mut(newest).map(|e| {
@@ -746,18 +760,7 @@ impl Router {
                 format!("mcp-hub cannot route {method} to a client: {why}"),
             ))];
         };
-        let h = self.inflight.next_id();
-        self.server_reqs.insert(
-            h,
-            ServerRequest {
-                client,
-                ex,
-                up_id,
-                mrtr: None,
-            },
-        );
-        msg.set_id(h.into());
-        vec![Effect::To(target, msg)]
+        self.hand_over(client, ex, up_id, msg, target)
     }
 
     /// Answers every exchange past its deadline and cancels it upstream.

@@ -51,17 +51,8 @@ impl Stateless {
             return me;
         };
         core.touch();
-        let method = msg.method().unwrap_or("");
-        let tool = (method == "tools/call")
-            .then(|| super::tool_name(&msg))
-            .flatten();
-        let call = crate::metrics::Call::start(
-            &core.meter,
-            method,
-            tool.as_deref(),
-            info.transport,
-            crate::metrics::Era::Modern,
-        );
+        // `info.modern` is set: counted in the modern era.
+        let call = core.start_call(&msg, info);
         if let Err(e) = link.ready().await {
             let m = Message::error(Some(id), UPSTREAM_ERROR, e);
             core.meter
@@ -105,14 +96,7 @@ impl Drop for Stateless {
         if fx.is_empty() {
             return;
         }
-        // Cancellations go up whether or not anyone waits; answers to a
-        // stream nobody reads are dropped by the stream.
-        let tx = self.up.link.outbox();
-        for e in fx {
-            if let (Some(m), Some(tx)) = (e.deliver(), &tx) {
-                tx.send_detached(m);
-            }
-        }
+        self.up.carry_dropped(fx);
         self.up.link.wake();
     }
 }

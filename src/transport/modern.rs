@@ -321,13 +321,7 @@ async fn open(
     need_identity: bool,
 ) -> Result<(ClientSession, Option<Message>), Response<Body>> {
     let id = format!("modern-{}", crate::session::new_id());
-    let mut info = match token {
-        Some(t) => t.info(&id, route.token_source()),
-        None => SessionInfo {
-            id,
-            ..Default::default()
-        },
-    };
+    let mut info = SessionInfo::for_token(token, &id, route.token_source(), Default::default());
     // A group speaks the 2025 era to its members' sessions (this request is
     // translated at this edge), so they carry no modern client of their own.
     info.modern = matches!(route, Route::Server(_));
@@ -453,8 +447,9 @@ async fn call(
         None => None,
     };
     // The client's stream when the answer does not come first; for a
-    // transient session, also where its log messages go.
-    let (out, out_rx) = outbound::channel(server.key(), "modern");
+    // transient session, also where its log messages go. Made only when
+    // needed: the common call is answered before any stream is.
+    let mut stream = None;
     let (carrier, rx) = match resumed {
         Some(held) => {
             let answers: serde_json::Map<String, Value> =
@@ -482,16 +477,15 @@ async fn call(
                 Ok(up) => up,
                 Err(e) => return Rejection::from(e).into_response(),
             };
-            let mut info = match &token {
-                Some(t) => t.info("", &s.cfg.token_source),
-                None => SessionInfo::default(),
-            };
+            let mut info =
+                SessionInfo::for_token(token.as_ref(), "", &s.cfg.token_source, Default::default());
             info.modern = true;
             let (reply, rx) = outbound::channel(server.key(), "modern");
             let ex = Stateless::start(&up, msg, &reply, &Arc::new(info)).await;
             (Carrier::Exchange(ex), rx)
         }
         None => {
+            let (out, out_rx) = outbound::channel(server.key(), "modern");
             let sink = Arc::new(Sink {
                 out: Mutex::new(Some(out.clone())),
                 log: asked.log,
@@ -508,6 +502,7 @@ async fn call(
             if let Route::Group(_) = server {
                 mcp::strip_modern_meta(&mut msg);
             }
+            stream = Some((out, out_rx));
             let (reply, rx) = outbound::channel(server.key(), "modern");
             session.request(msg, &reply).await;
             (Carrier::Session(session), rx)
@@ -528,17 +523,16 @@ async fn call(
     // task and no second queue. (A client that hangs up drops this future,
     // and with it the exchange or session, which cancels the call upstream.)
     let mut rx = rx;
-    let first = rx.recv().await;
-    if let Some(mut m) = first {
-        if !m.is_response() {
-            tokio::spawn(round.pump(carrier, rx, out, Some(m)));
-            return respond(out_rx, ctx, keepalive).await;
+    let first = match rx.recv().await {
+        Some(mut m) if m.is_response() => {
+            m.set_id(round.id.clone());
+            let m = round.modernize(m);
+            drop(carrier);
+            return render(&m);
         }
-        m.set_id(round.id.clone());
-        let m = round.modernize(m);
-        drop(carrier);
-        return render(&m);
-    }
+        first => first,
+    };
+    let (out, out_rx) = stream.unwrap_or_else(|| outbound::channel(&round.server, "modern"));
     tokio::spawn(round.pump(carrier, rx, out, first));
     respond(out_rx, ctx, keepalive).await
 }

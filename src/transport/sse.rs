@@ -108,17 +108,12 @@ pub async fn open(
     }
     let id = new_session_id();
     let (tx, rx) = outbound::channel(route.key(), &id);
-    let info = match &token {
-        Some(t) => t.info(&id, route.token_source()),
-        None => SessionInfo {
-            id: id.clone(),
-            ..Default::default()
-        },
-    };
-    let info = SessionInfo {
-        transport: crate::metrics::Transport::Sse,
-        ..info
-    };
+    let info = SessionInfo::for_token(
+        token.as_ref(),
+        &id,
+        route.token_source(),
+        crate::metrics::Transport::Sse,
+    );
     let session = match route.open(app, Arc::new(Sink(tx.clone())), info).await {
         Ok(s) => s,
         Err(e) => return Err(e.into()),

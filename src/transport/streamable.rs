@@ -407,13 +407,12 @@ async fn create(
         .open(
             app,
             Arc::new(Sink(Arc::downgrade(&sess))),
-            match &token {
-                Some(t) => t.info(&sess.id, route.token_source()),
-                None => SessionInfo {
-                    id: sess.id.clone(),
-                    ..Default::default()
-                },
-            },
+            SessionInfo::for_token(
+                token.as_ref(),
+                &sess.id,
+                route.token_source(),
+                Default::default(),
+            ),
         )
         .await?;
     let _ = sess.session.set(session);

@@ -181,6 +181,39 @@ fn rpc(id: u64, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
+/// An SSE response, read as it arrives.
+struct Events {
+    body: Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    seen: String,
+}
+
+impl Events {
+    fn new(r: reqwest::Response) -> Events {
+        Events {
+            body: Box::pin(r.bytes_stream()),
+            seen: String::new(),
+        }
+    }
+
+    /// Reads until `pick` finds what it wants in what has arrived.
+    async fn until<T>(&mut self, pick: impl Fn(&str) -> Option<T>) -> T {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(t) = pick(&self.seen) {
+                return t;
+            }
+            let chunk = self.body.next().await.expect("the stream ended").unwrap();
+            self.seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The first JSON-RPC message that `want` accepts.
+    async fn message(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+        self.until(|seen| events(seen).into_iter().find(|m| want(m)))
+            .await
+    }
+}
+
 /// The JSON-RPC messages of an SSE body.
 fn events(text: &str) -> Vec<Value> {
     text.lines()
@@ -268,33 +301,17 @@ async fn a_question_during_a_call_streams_on_that_post_and_the_answer_goes_back(
         .await
         .unwrap();
     assert_eq!(call.headers()["content-type"], "text/event-stream");
-    let mut body = call.bytes_stream();
-    use futures_util::StreamExt;
-    let mut seen = String::new();
-    let question = loop {
-        let chunk = body.next().await.expect("the stream ended").unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        if let Some(q) = events(&seen)
-            .into_iter()
-            .find(|m| m["method"] == "elicitation/create")
-        {
-            break q;
-        }
-    };
+    let mut stream = Events::new(call);
+    let question = stream
+        .message(|m| m["method"] == "elicitation/create")
+        .await;
     let answer = json!({"jsonrpc": "2.0", "id": question["id"],
         "result": {"action": "accept", "content": {"name": "ada"}}});
     let r = h.post("/fx/mcp", answer, &[("mcp-session-id", &sid)]).await;
     assert_eq!(r.status(), 202);
-    let done = loop {
-        if let Some(d) = events(&seen)
-            .into_iter()
-            .find(|m| m["id"] == 2 && m.get("result").is_some())
-        {
-            break d;
-        }
-        let chunk = body.next().await.expect("the stream ended").unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    };
+    let done = stream
+        .message(|m| m["id"] == 2 && m.get("result").is_some())
+        .await;
     assert_eq!(
         done["result"]["content"][0]["text"], "answered ada",
         "{done}"
@@ -312,19 +329,14 @@ async fn legacy_sse_announces_its_endpoint_and_answers_on_the_stream() {
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
-    let mut body = stream.bytes_stream();
-    use futures_util::StreamExt;
-    let mut seen = String::new();
-    let endpoint = loop {
-        let chunk = body.next().await.unwrap().unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        if let Some(l) = seen
-            .lines()
-            .find_map(|l| l.strip_prefix("data: /fx/message"))
-        {
-            break format!("/fx/message{l}");
-        }
-    };
+    let mut stream = Events::new(stream);
+    let endpoint = stream
+        .until(|seen| {
+            seen.lines()
+                .find_map(|l| l.strip_prefix("data: /fx/message"))
+                .map(|l| format!("/fx/message{l}"))
+        })
+        .await;
     let init = rpc(
         1,
         "initialize",
@@ -338,13 +350,7 @@ async fn legacy_sse_announces_its_endpoint_and_answers_on_the_stream() {
         json!({"name": "echo", "arguments": {"text": "over sse"}}),
     );
     assert_eq!(h.post(&endpoint, call, &[]).await.status(), 202);
-    let answer = loop {
-        if let Some(a) = events(&seen).into_iter().find(|m| m["id"] == 2) {
-            break a;
-        }
-        let chunk = body.next().await.unwrap().unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    };
+    let answer = stream.message(|m| m["id"] == 2).await;
     assert_eq!(answer["result"]["content"][0]["text"], "over sse");
     // An unknown session id is refused with 404.
     let r = h

@@ -546,12 +546,26 @@ impl Hub {
 
     /// The hub's resident set size from /proc, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        s.lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS in /proc/PID/status")
+        vm_kib(self.pid(), "VmRSS:")
+    }
+
+    /// The hub's peak resident set size (VmHWM) so far, in KiB.
+    pub fn peak_kib(&self) -> u64 {
+        vm_kib(self.pid(), "VmHWM:")
+    }
+
+    /// The slowest of 20 `GET /healthz`, 25 ms apart (each must be 200).
+    pub async fn healthz_worst(&self) -> Duration {
+        let http = reqwest::Client::new();
+        let mut worst = Duration::ZERO;
+        for _ in 0..20 {
+            let t = Instant::now();
+            let r = http.get(self.url("/healthz")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            worst = worst.max(t.elapsed());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        worst
     }
 
     /// The log lines that contain every one of `needles`.
@@ -564,6 +578,16 @@ impl Hub {
             .cloned()
             .collect()
     }
+}
+
+/// A figure of `/proc/<pid>/status` in KiB (`key`: `"VmRSS:"`, `"VmHWM:"`).
+pub fn vm_kib(pid: i32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{key} in /proc/{pid}/status"))
 }
 
 /// Live direct children of `parent` whose command name is `comm`.

@@ -95,18 +95,13 @@ pub async fn request(
     }
     let id = msg.id().cloned().unwrap_or_else(|| 0u64.into());
     let sid = crate::session::new_id();
-    let info = match &token {
-        Some(t) => t.info(&sid, &group.cfg.token_source),
-        None => SessionInfo {
-            id: sid.clone(),
-            ..Default::default()
-        },
-    };
     // Its one user is the OpenAPI facade.
-    let info = SessionInfo {
-        transport: crate::metrics::Transport::Openapi,
-        ..info
-    };
+    let info = SessionInfo::for_token(
+        token.as_ref(),
+        &sid,
+        &group.cfg.token_source,
+        crate::metrics::Transport::Openapi,
+    );
     let s = GroupSession::new(group.clone(), hub.clone(), Arc::new(Quiet), info, false);
     // A member's question was refused inside the group session already
     // (it cannot ask): this rule only covers the group's own.

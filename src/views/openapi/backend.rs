@@ -162,18 +162,12 @@ pub struct ServerBackend<'a> {
 
 impl ServerBackend<'_> {
     fn info(&self) -> SessionInfo {
-        let id = format!("openapi-{}", crate::session::new_id());
-        let info = match &self.token {
-            Some(t) => t.info(&id, &self.server.cfg.token_source),
-            None => SessionInfo {
-                id,
-                ..Default::default()
-            },
-        };
-        SessionInfo {
-            transport: crate::metrics::Transport::Openapi,
-            ..info
-        }
+        SessionInfo::for_token(
+            self.token.as_ref(),
+            &format!("openapi-{}", crate::session::new_id()),
+            &self.server.cfg.token_source,
+            crate::metrics::Transport::Openapi,
+        )
     }
 
     /// The per-client facade session for this token, opened if needed.
