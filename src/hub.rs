@@ -345,7 +345,7 @@ impl Hub {
                     summary.kept.push(name.clone());
                     let cfg = Arc::new(cfg);
                     for up in prev.shared.iter().chain(prev.live_clients().iter()) {
-                        up.update(cfg.clone());
+                        up.update(cfg.clone(), &config.hub.clients);
                     }
                     // A reload is a natural "try again" for a server that is failing.
                     if let Some(sh) = &prev.shared {

@@ -137,16 +137,7 @@ fn validate_one(
     };
     let tool_filter = match g.tool_filter {
         None => None,
-        Some(f) => match f.mode.as_deref() {
-            Some("allow") => Some(ToolFilter::Allow(f.list)),
-            None | Some("block") => Some(ToolFilter::Block(f.list)),
-            Some(m) => {
-                return Err(invalid(
-                    format!("{path}.toolFilter.mode"),
-                    format!("{m:?} is not \"allow\" or \"block\""),
-                ))
-            }
-        },
+        Some(f) => Some(ToolFilter::from_raw(f, &format!("{path}.toolFilter"))?),
     };
     let cfg = GroupConfig {
         name: name.into(),

@@ -7,6 +7,7 @@
 //! that sets `authTokens` replaces the global list, one that does not inherits it.
 
 mod checks;
+pub mod clients;
 pub mod dropin;
 pub mod edit;
 mod expand;
@@ -112,6 +113,12 @@ pub struct HubSettings {
     pub max_connections_per_ip: usize,
     pub body_read_timeout: Duration,
     pub max_sessions_per_token: usize,
+    /// Open sessions at most, over all callers.
+    pub max_sessions: usize,
+    /// Open sessions at most from one address, for callers with no token.
+    pub max_sessions_per_address: usize,
+    /// Named clients (`mcpProxy.options.clients`), in the order written.
+    pub clients: Vec<std::sync::Arc<clients::Client>>,
     /// `None`: a token sees the servers it is valid for.
     pub status_tokens: Option<Vec<String>>,
     /// The prefix of the `requestState` handles this hub mints, so a load
@@ -183,6 +190,18 @@ pub enum ToolFilter {
 }
 
 impl ToolFilter {
+    /// A `toolFilter` as written, at `path`.
+    fn from_raw(f: raw::ToolFilter, path: &str) -> Result<ToolFilter, Invalid> {
+        match f.mode.as_deref() {
+            Some("allow") => Ok(ToolFilter::Allow(f.list)),
+            None | Some("block") => Ok(ToolFilter::Block(f.list)),
+            Some(m) => Err(invalid(
+                format!("{path}.mode"),
+                format!("{m:?} is not \"allow\" or \"block\""),
+            )),
+        }
+    }
+
     pub fn allows(&self, tool: &str) -> bool {
         match self {
             ToolFilter::Allow(list) => list.iter().any(|t| t == tool),
@@ -521,6 +540,13 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
             "mcpProxy.options.maxSessionsPerToken",
             1024,
         )?,
+        max_sessions: count(opts.max_sessions, "mcpProxy.options.maxSessions", 16384)?,
+        max_sessions_per_address: count(
+            opts.max_sessions_per_address,
+            "mcpProxy.options.maxSessionsPerAddress",
+            1024,
+        )?,
+        clients: Vec::new(),
         status_tokens: opts
             .status_tokens
             .map(|t| tokens(t, "mcpProxy.options.statusTokens"))
@@ -550,6 +576,7 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
 
     let mut servers = IndexMap::new();
     let options_groups = opts.groups;
+    let raw_clients = opts.clients;
     for (name, s) in raw.mcp_servers {
         let path = format!("mcpServers.{name}");
         let inherited = Inherited {
@@ -568,6 +595,16 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
             servers: &servers,
             global_tokens: &global_tokens,
             openapi: openapi::resolve(None, common.openapi.as_ref(), "mcpProxy")?,
+        },
+        &mut warnings,
+    )?;
+    let mut hub = hub;
+    hub.clients = clients::validate(
+        raw_clients,
+        hub.max_sessions_per_token,
+        &clients::Known {
+            servers: &|s| servers.contains_key(s),
+            groups: &|g| groups.contains_key(g),
         },
         &mut warnings,
     )?;
@@ -837,16 +874,13 @@ fn validate_server(
             } else {
                 "mcpProxy.options.toolFilter".into()
             };
-            match f.mode.as_deref() {
-                Some("allow") => Some(ToolFilter::Allow(f.list.clone())),
-                None | Some("block") => Some(ToolFilter::Block(f.list.clone())),
-                Some(m) => {
-                    return Err(invalid(
-                        format!("{fpath}.mode"),
-                        format!("{m:?} is not \"allow\" or \"block\""),
-                    ))
-                }
-            }
+            Some(ToolFilter::from_raw(
+                raw::ToolFilter {
+                    mode: f.mode.clone(),
+                    list: f.list.clone(),
+                },
+                &fpath,
+            )?)
         }
     };
     let openapi = openapi::resolve(own.openapi.as_ref(), global.openapi.as_ref(), path)?;

@@ -69,6 +69,12 @@ pub struct ProxyOptions {
     pub metrics_tokens: Option<Vec<String>>,
     /// A second address serving only `/metrics`, with no token.
     pub metrics_listen: Option<String>,
+    /// Named clients: who may call what, and how much (see `config::clients`).
+    pub clients: Option<IndexMap<String, RawClient>>,
+    /// Open sessions at most, over all callers (default 16384).
+    pub max_sessions: Option<u32>,
+    /// Open sessions at most from one address, for callers with no token (default 1024).
+    pub max_sessions_per_address: Option<u32>,
 }
 
 /// Options TBXark knows, valid at both levels.
@@ -188,4 +194,30 @@ pub struct RawOpenApi {
     pub max_list_size: Option<Size>,
     pub max_list_pages: Option<u64>,
     pub max_document_size: Option<Size>,
+}
+
+/// One named client (`mcpProxy.options.clients.<name>`) as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawClient {
+    /// The SHA-256 of the client's token, in hex: the config holds no secret.
+    pub token_sha256: Option<String>,
+    /// The token itself (usually `${credential:NAME}`).
+    pub token: Option<String>,
+    /// Tokens a rotation retired, valid until their time.
+    pub previous: Option<Vec<RawPreviousToken>>,
+    pub servers: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub tools: Option<IndexMap<String, ToolFilter>>,
+    pub rate: Option<String>,
+    pub max_concurrent: Option<u32>,
+    pub max_sessions: Option<u32>,
+}
+
+/// A retired token of a client: `{"tokenSha256": "…", "until": "2026-12-08T03:00:00Z"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPreviousToken {
+    pub token_sha256: String,
+    pub until: String,
 }

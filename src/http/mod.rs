@@ -351,21 +351,21 @@ async fn route(
     }
     let Some(server) = snap.server(first) else {
         // Do not confirm which names exist to a caller without the global token.
-        authorize(&snap.settings.auth_tokens, req.headers())?;
+        caller(snap, &snap.settings.auth_tokens, req.headers(), |_| true)?;
         return Err(Rejection::UnknownServer(first.into()));
     };
     if rest == "healthz" {
         return Ok(openapi::healthz(&server, req.method()));
     }
-    let token = authorize(&server.cfg.auth_tokens, req.headers())?.map(|i| crate::session::Token {
-        label: i,
-        secret: crate::session::Secret(server.cfg.auth_tokens[i].as_str().into()),
-    });
+    let token = caller(snap, &server.cfg.auth_tokens, req.headers(), |c| {
+        c.reaches_server(first)
+    })
+    .map_err(|e| hidden(e, first))?;
     if server.cfg.disabled {
         return Err(Rejection::Disabled(first.into()));
     }
     if openapi::handles(rest) {
-        let auth = !server.cfg.auth_tokens.is_empty();
+        let auth = !server.cfg.auth_tokens.is_empty() || !snap.settings.clients.is_empty();
         let backend = openapi::ServerBackend {
             hub: &app.hub,
             facades: &app.facades,
@@ -388,16 +388,14 @@ async fn group(
 ) -> Result<Response<Body>, Rejection> {
     let (name, endpoint) = rest.split_once('/').unwrap_or((rest, ""));
     let Some(group) = snap.group(name) else {
-        authorize(&snap.settings.auth_tokens, req.headers())?;
+        caller(snap, &snap.settings.auth_tokens, req.headers(), |_| true)?;
         return Err(Rejection::UnknownServer(format!("g/{name}")));
     };
     let tokens = &group.cfg.auth_tokens;
-    let token = authorize(tokens, req.headers())?.map(|i| crate::session::Token {
-        label: i,
-        secret: crate::session::Secret(tokens[i].as_str().into()),
-    });
+    let token = caller(snap, tokens, req.headers(), |c| c.reaches_group(name))
+        .map_err(|e| hidden(e, &format!("g/{name}")))?;
     if openapi::handles(endpoint) {
-        let auth = !tokens.is_empty();
+        let auth = !tokens.is_empty() || !snap.settings.clients.is_empty();
         let path = format!("/{}", group.route);
         let backend = openapi::GroupBackend {
             hub: &app.hub,
@@ -434,6 +432,68 @@ async fn mcp_route(
             server: route.key().into(),
         }),
     }
+}
+
+/// The caller of a route whose own tokens are `tokens`. A named client the
+/// route is not for is told [`Denied::Hidden`]: the route answers it as an
+/// unknown one, so nothing is revealed.
+fn caller(
+    snap: &Snapshot,
+    tokens: &[String],
+    headers: &http::HeaderMap,
+    reaches: impl Fn(&crate::config::clients::Client) -> bool,
+) -> Result<Option<crate::session::Token>, Denied> {
+    use crate::session::{Secret, Token};
+    let id = auth::identify(&snap.settings.clients, tokens, headers)
+        .map_err(|e| Denied::Auth(refusal(e)))?;
+    Ok(match id {
+        auth::Identity::Open => None,
+        auth::Identity::Token(i) => Some(Token {
+            label: i,
+            secret: Secret(tokens[i].as_str().into()),
+            client: None,
+        }),
+        auth::Identity::Client(c, given) if reaches(&c) => Some(Token {
+            label: 0,
+            secret: Secret(given),
+            client: Some(c),
+        }),
+        auth::Identity::Client(..) => return Err(Denied::Hidden),
+    })
+}
+
+/// Why [`caller`] turned a request away.
+enum Denied {
+    Auth(Rejection),
+    Hidden,
+}
+
+impl From<Denied> for Rejection {
+    fn from(d: Denied) -> Rejection {
+        match d {
+            Denied::Auth(r) => r,
+            // Only the routes that hide themselves ask with a real `reaches`.
+            Denied::Hidden => Rejection::UnknownServer(String::new()),
+        }
+    }
+}
+
+/// A route a named client may not reach answers as an unknown one.
+fn hidden(d: Denied, route: &str) -> Rejection {
+    match d {
+        Denied::Auth(r) => r,
+        Denied::Hidden => Rejection::UnknownServer(route.into()),
+    }
+}
+
+fn refusal(e: auth::AuthError) -> Rejection {
+    use crate::metrics::AuthFailure;
+    let (why, rejection) = match e {
+        auth::AuthError::Missing => (AuthFailure::Missing, Rejection::MissingToken),
+        auth::AuthError::Invalid => (AuthFailure::Invalid, Rejection::InvalidToken),
+    };
+    crate::metrics::global().auth_failed(why);
+    rejection
 }
 
 fn authorize(tokens: &[String], headers: &http::HeaderMap) -> Result<Option<usize>, Rejection> {

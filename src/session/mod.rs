@@ -16,6 +16,7 @@ pub mod inflight;
 pub mod outbound;
 pub mod router;
 pub mod stateless;
+use crate::config::clients::Client;
 use crate::config::ServerConfig;
 use crate::jsonrpc::{to_raw, Message, UPSTREAM_ERROR};
 use crate::supervisor::Supervisor;
@@ -56,6 +57,9 @@ pub struct SessionInfo {
     pub modern: bool,
     /// How the client reached the hub, for metrics.
     pub transport: crate::metrics::Transport,
+    /// The named client it is (`mcpProxy.options.clients`), whose tool rules
+    /// the router applies.
+    pub client: Option<Arc<Client>>,
 }
 
 impl SessionInfo {
@@ -77,6 +81,16 @@ impl SessionInfo {
         };
         SessionInfo { transport, ..info }
     }
+
+    /// Who called, for audit lines and metrics: a named client's name, a
+    /// token's place in the config, or `anonymous`.
+    pub fn caller(&self) -> &str {
+        match (&self.client, &self.token) {
+            (Some(c), _) => &c.name,
+            (None, Some(t)) => t,
+            (None, None) => "anonymous",
+        }
+    }
 }
 
 /// A token's value; never printed.
@@ -89,23 +103,39 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// The token a request came with: its index in the server's list, and its value.
+/// The token a request came with: its index in the route's list (or the
+/// named client holding it), and its value.
 #[derive(Debug, Clone)]
 pub struct Token {
     pub label: usize,
     pub secret: Secret,
+    pub client: Option<Arc<Client>>,
 }
 
 impl Token {
+    /// What tells this caller from another in a per-caller table (a named
+    /// client's lists differ by its rules): never the token's value.
+    pub fn key(&self) -> String {
+        match &self.client {
+            Some(c) => format!("client:{}", c.name),
+            None => format!("token:{}", self.label),
+        }
+    }
+
     /// The session's view of it: named by its place in the config.
     pub fn info(&self, id: &str, source: &str) -> SessionInfo {
+        let token = match &self.client {
+            Some(c) => format!("mcpProxy.options.clients.{}", c.name),
+            None => format!("{source}[{}]", self.label),
+        };
         SessionInfo {
             id: id.into(),
-            token: Some(format!("{source}[{}]", self.label)),
+            token: Some(token),
             secret: Some(self.secret.clone()),
             slot: None,
             modern: false,
             transport: Default::default(),
+            client: self.client.clone(),
         }
     }
 }
@@ -148,9 +178,30 @@ impl Drop for TokenSlot {
     }
 }
 
-/// Whether a session opened with `secret` may stay under `cfg`'s tokens.
-fn token_still_valid(cfg: &ServerConfig, secret: Option<&Secret>) -> bool {
-    cfg.auth_tokens.is_empty() || secret.is_some_and(|s| cfg.auth_tokens.iter().any(|t| *t == *s.0))
+/// Whether a session opened as `caller` may stay under `cfg`'s tokens and
+/// the reloaded `clients`: a named client's session stays while a client of
+/// its name still holds its token (and takes that client's new rules).
+fn still_valid(cfg: &ServerConfig, clients: &[Arc<Client>], caller: &mut router::Caller) -> bool {
+    if let Some(old) = &caller.client {
+        let now = std::time::SystemTime::now();
+        let held = caller
+            .secret
+            .as_ref()
+            .map(|s| crate::config::clients::sha256(&s.0));
+        let Some(new) = clients
+            .iter()
+            .find(|c| c.name == old.name && held.is_some_and(|h| c.holds(&h, now)))
+        else {
+            return false;
+        };
+        caller.client = Some(new.clone());
+        return true;
+    }
+    cfg.auth_tokens.is_empty()
+        || caller
+            .secret
+            .as_ref()
+            .is_some_and(|s| cfg.auth_tokens.iter().any(|t| *t == *s.0))
 }
 
 /// One audited `tools/call` (with `logEnabled`): started when the call goes up,
@@ -204,10 +255,13 @@ impl Audit {
             duration_ms = ms,
             outcome,
             token,
+            // MCP_CLIENT in the journal: who called, by name.
+            mcp_client = self.info.caller(),
             // TRACE_ID in the journal; absent when the client sent no trace context.
             trace_id = self.trace.as_deref(),
-            "tools/call {:?}: {outcome} in {ms} ms (token {token})",
-            self.tool
+            "tools/call {:?}: {outcome} in {ms} ms (client {}, token {token})",
+            self.tool,
+            self.info.caller()
         );
     }
 }
@@ -418,11 +472,11 @@ impl Upstream {
     /// audit logging, tokens). Sessions opened with a token that is no longer
     /// valid end now: their streams close and their clients must come back
     /// with a valid one.
-    pub fn update(&self, cfg: Arc<ServerConfig>) {
+    pub fn update(&self, cfg: Arc<ServerConfig>, clients: &[Arc<Client>]) {
         let (revoked, fx) = {
             let mut r = self.core.router();
             r.set_policy(cfg.tool_filter.clone(), cfg.request_timeout);
-            let gone = r.clients_where(|secret| !token_still_valid(&cfg, secret));
+            let gone = r.clients_where(|caller| !still_valid(&cfg, clients, caller));
             let mut fx = Vec::new();
             let mut sinks = Vec::new();
             for (c, sink) in gone {
@@ -458,7 +512,7 @@ impl Upstream {
         let client = self
             .core
             .router()
-            .attach_as(sink, info.secret.clone(), info.modern);
+            .attach_as(sink, router::Caller::of(&info), info.modern);
         sup.session_opened();
         // Era: a modern client's transient session (a per-client upstream or
         // a listen stream) is no session the client sees, so it is not one

@@ -20,6 +20,7 @@
 use super::inflight::{Duplicate, Exchange, InFlight, Mrtr};
 use super::outbound::{Outbound, Refused};
 use super::{Audit, Downstream, Secret};
+use crate::config::clients::Client;
 use crate::config::ToolFilter;
 use crate::jsonrpc::{
     retain_named, to_raw, Id, Kind, Message, CANCELLED, INVALID_PARAMS, INVALID_REQUEST,
@@ -90,8 +91,9 @@ pub struct Router {
     tool_filter: Option<ToolFilter>,
     timeout: Duration,
     clients: HashMap<u64, Arc<dyn Downstream>>,
-    /// The token each client came with, to end its session when a reload revokes it.
-    tokens: HashMap<u64, Secret>,
+    /// Who each client is: its token, to end its session when a reload
+    /// revokes it, and the named client whose tool rules apply to it.
+    callers: HashMap<u64, Caller>,
     next_client: u64,
     inflight: InFlight,
     /// By the hub id the client sees.
@@ -115,7 +117,36 @@ fn err(id: Id, code: i64, msg: impl Into<String>) -> Message {
     Message::error(Some(id), code, msg)
 }
 
+/// Who a router client is.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub secret: Option<Secret>,
+    pub client: Option<Arc<Client>>,
+}
+
+impl Caller {
+    pub fn of(info: &super::SessionInfo) -> Caller {
+        Caller {
+            secret: info.secret.clone(),
+            client: info.client.clone(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.secret.is_none() && self.client.is_none()
+    }
+}
+
+/// A call a named client's rule refuses.
+pub const POLICY_DENIED: i64 = -32003;
+
 impl Router {
+    /// The named client's rule for this server's tools, if it has one.
+    fn rule_of(&self, client: u64) -> Option<(&str, &ToolFilter)> {
+        let c = self.callers.get(&client)?.client.as_ref()?;
+        Some((&c.name, c.tools.get(&*self.server)?))
+    }
+
     /// A router counting into series of its own (tests).
     pub fn new(
         server: &str,
@@ -141,7 +172,7 @@ impl Router {
             tool_filter,
             timeout,
             clients: HashMap::new(),
-            tokens: HashMap::new(),
+            callers: HashMap::new(),
             next_client: 0,
             inflight: InFlight::default(),
             server_reqs: HashMap::new(),
@@ -192,37 +223,43 @@ impl Router {
     }
 
     pub fn attach(&mut self, sink: Arc<dyn Downstream>, token: Option<Secret>) -> u64 {
-        self.attach_as(sink, token, false)
+        let caller = Caller {
+            secret: token,
+            client: None,
+        };
+        self.attach_as(sink, caller, false)
     }
 
     /// Attaches a client; `modern`: it speaks 2026-07-28 itself.
-    pub fn attach_as(
-        &mut self,
-        sink: Arc<dyn Downstream>,
-        token: Option<Secret>,
-        modern: bool,
-    ) -> u64 {
+    pub fn attach_as(&mut self, sink: Arc<dyn Downstream>, caller: Caller, modern: bool) -> u64 {
         self.next_client += 1;
         self.clients.insert(self.next_client, sink);
         if modern {
             self.modern_clients.insert(self.next_client);
         }
-        if let Some(t) = token {
-            self.tokens.insert(self.next_client, t);
+        if !caller.is_empty() {
+            self.callers.insert(self.next_client, caller);
         }
         self.next_client
     }
 
-    /// The clients whose token `pred` rejects, with their sinks.
+    /// The clients `pred` rejects, with their sinks. `pred` may update the
+    /// caller of a client it keeps (a reloaded client's new rules).
     pub fn clients_where(
-        &self,
-        pred: impl Fn(Option<&Secret>) -> bool,
+        &mut self,
+        mut pred: impl FnMut(&mut Caller) -> bool,
     ) -> Vec<(u64, Arc<dyn Downstream>)> {
-        self.clients
-            .iter()
-            .filter(|(c, _)| pred(self.tokens.get(c)))
-            .map(|(c, s)| (*c, s.clone()))
-            .collect()
+        let mut out = Vec::new();
+        for (c, sink) in &self.clients {
+            let rejected = match self.callers.get_mut(c) {
+                Some(caller) => pred(caller),
+                None => pred(&mut Caller::default()),
+            };
+            if rejected {
+                out.push((*c, sink.clone()));
+            }
+        }
+        out
     }
 
     pub fn clients(&self) -> usize {
@@ -252,7 +289,7 @@ impl Router {
     /// A client left: cancel what it has in flight, refuse what the server
     /// asked it, and drop its subscriptions.
     pub fn detach(&mut self, client: u64) -> Vec<Effect> {
-        self.tokens.remove(&client);
+        self.callers.remove(&client);
         self.modern_clients.remove(&client);
         if self.clients.remove(&client).is_none() {
             return Vec::new();
@@ -271,6 +308,7 @@ impl Router {
     /// `orig` is its request's id: when it was answered (the common case)
     /// nothing of it is in flight, and the in-flight table is not scanned.
     pub fn end_stateless(&mut self, client: u64, orig: &Id) -> Vec<Effect> {
+        self.callers.remove(&client);
         if self.inflight.by_client(client, orig).is_some() {
             return self.release(client);
         }
@@ -378,9 +416,13 @@ impl Router {
         now: Instant,
         audit: Option<Audit>,
         call: Option<Call>,
+        caller: Caller,
     ) -> (u64, Vec<Effect>) {
         self.next_client += 1;
         let client = self.next_client;
+        if caller.client.is_some() {
+            self.callers.insert(client, caller);
+        }
         (
             client,
             self.begin(client, msg, reply, now, audit, call, true),
@@ -408,15 +450,40 @@ impl Router {
             r.settle(call.take(), &m, false);
             vec![Effect::To(r.stream(client, reply), m)]
         };
-        if let (Some(f), "tools/call") = (&self.tool_filter, &*method) {
-            let name: String = msg.param("name").unwrap_or_default();
-            if !f.allows(&name) {
-                // A blocked tool is indistinguishable from one that does not exist.
-                return answer(
-                    self,
-                    &mut call,
-                    err(id, INVALID_PARAMS, format!("Unknown tool: {name}")),
-                );
+        if &*method == "tools/call" {
+            let rule = self.rule_of(client);
+            if self.tool_filter.is_some() || rule.is_some() {
+                let name: String = msg.param("name").unwrap_or_default();
+                if self.tool_filter.as_ref().is_some_and(|f| !f.allows(&name)) {
+                    // A blocked tool is indistinguishable from one that does not exist.
+                    return answer(
+                        self,
+                        &mut call,
+                        err(id, INVALID_PARAMS, format!("Unknown tool: {name}")),
+                    );
+                }
+                if let Some((who, _)) = rule.filter(|(_, f)| !f.allows(&name)) {
+                    // The operator's rule, named, so the caller's admin can find it.
+                    let why = format!(
+                        "tool {name:?} is not allowed for client {who} (mcpProxy.options.clients.{who}.tools.{})",
+                        self.server
+                    );
+                    match audit {
+                        Some(a) => a.finish(&self.server, "denied"),
+                        // A refusal is audited even where calls are not.
+                        None => tracing::warn!(
+                            target: "mcp_hub::audit",
+                            mcp_server = &*self.server,
+                            mcp_client = who,
+                            mcp_method = "tools/call",
+                            mcp_tool = %crate::logsafe::Escaped(&name),
+                            outcome = "denied",
+                            "tools/call {name:?}: denied by mcpProxy.options.clients.{who}.tools.{}",
+                            self.server
+                        ),
+                    }
+                    return answer(self, &mut call, err(id, POLICY_DENIED, why));
+                }
             }
         }
         if matches!(&*method, "resources/subscribe" | "resources/unsubscribe") {
@@ -601,11 +668,17 @@ impl Router {
                 if let Some(a) = ex.audit {
                     a.finish(&self.server, Audit::outcome_of(&msg));
                 }
-                if let (Some(f), "tools/list", Some(r)) =
-                    (&self.tool_filter, &*ex.method, msg.result_raw())
-                {
-                    if let Some(kept) = retain_named(r, "tools", |n| f.allows(n)) {
-                        msg.set_result_raw(kept);
+                if &*ex.method == "tools/list" {
+                    let rule = self.rule_of(ex.client).map(|(_, f)| f);
+                    let server = self.tool_filter.as_ref();
+                    if let (true, Some(r)) = (server.is_some() || rule.is_some(), msg.result_raw())
+                    {
+                        let keep = |n: &str| {
+                            server.is_none_or(|f| f.allows(n)) && rule.is_none_or(|f| f.allows(n))
+                        };
+                        if let Some(kept) = retain_named(r, "tools", keep) {
+                            msg.set_result_raw(kept);
+                        }
                     }
                 }
                 if &*ex.method == "tools/list" {

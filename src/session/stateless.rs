@@ -65,9 +65,14 @@ impl Stateless {
         }
         let cfg = core.cfg();
         let audit = Audit::start(&cfg, &msg, info);
-        let (client, fx) =
-            core.router()
-                .request_stateless(msg, reply, Instant::now(), audit, Some(call));
+        let (client, fx) = core.router().request_stateless(
+            msg,
+            reply,
+            Instant::now(),
+            audit,
+            Some(call),
+            super::router::Caller::of(info),
+        );
         me.client = client;
         up.carry(fx, &cfg).await;
         me

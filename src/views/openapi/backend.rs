@@ -84,7 +84,7 @@ pub trait Backend: Send + Sync {
 /// The facade sessions of per-client servers, one per (server, token).
 #[derive(Default)]
 pub struct Facades {
-    open: Mutex<HashMap<(String, Option<usize>), Slot>>,
+    open: Mutex<HashMap<super::cache::Key, Slot>>,
     /// The tool lists of servers and groups, between calls.
     pub tools: super::cache::Cache,
 }
@@ -174,7 +174,7 @@ impl ServerBackend<'_> {
     async fn facade(&self) -> Result<Arc<Session>, Unreachable> {
         let key = (
             self.server.cfg.name.clone(),
-            self.token.as_ref().map(|t| t.label),
+            self.token.as_ref().map(Token::key),
         );
         let slot: Slot = {
             let mut open = self.facades.open.lock().unwrap_or_else(|e| e.into_inner());
@@ -239,7 +239,7 @@ impl Backend for ServerBackend<'_> {
     fn cache(&self) -> (&super::cache::Cache, super::cache::Key) {
         let key = (
             self.server.cfg.name.clone(),
-            self.token.as_ref().map(|t| t.label),
+            self.token.as_ref().map(Token::key),
         );
         (&self.facades.tools, key)
     }
@@ -325,7 +325,7 @@ impl Backend for GroupBackend<'_> {
     fn cache(&self) -> (&super::cache::Cache, super::cache::Key) {
         let key = (
             self.group.route.clone(),
-            self.token.as_ref().map(|t| t.label),
+            self.token.as_ref().map(Token::key),
         );
         (&self.facades.tools, key)
     }

@@ -31,7 +31,7 @@ pub const MAX_AGE: Duration = Duration::from_secs(60);
 pub const MISS_REFRESH: Duration = Duration::from_secs(1);
 
 /// (route, token's place in the config).
-pub type Key = (String, Option<usize>);
+pub type Key = (String, Option<String>);
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Tools>>>>;
 
 #[derive(Default)]
