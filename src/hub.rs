@@ -375,6 +375,8 @@ impl Hub {
             summary.removed.push(name.clone());
         }
         crate::metrics::global().retain_servers(|n| servers.contains_key(n));
+        crate::metrics::global()
+            .retain_clients(|n| config.hub.clients.iter().any(|c| &*c.name == n));
         if old.settings.addr != config.hub.addr {
             tracing::warn!("mcpProxy.addr changed; the listening address changes only on restart");
         }
@@ -444,7 +446,18 @@ impl Hub {
             return Err(OpenError::Disabled(cfg.name.clone()));
         }
         let mut info = info;
-        if let Some(t) = &info.secret {
+        // A named client's sessions count against its own cap, so one
+        // client can never use up another's; other tokens count per token.
+        if let Some(c) = &info.client {
+            let max = c.max_sessions;
+            let key: Arc<str> = format!("client:{}", c.name).into();
+            info.slot = Some(self.per_token.take(&key, max).ok_or_else(|| {
+                OpenError::Full(format!(
+                    "client {} already has {max} sessions open (mcpProxy.options.clients.{}.maxSessions); close some or raise it",
+                    c.name, c.name
+                ))
+            })?);
+        } else if let Some(t) = &info.secret {
             let max = self.current().settings.max_sessions_per_token;
             info.slot = Some(
                 self.per_token

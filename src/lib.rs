@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod http;
 pub mod hub;
 pub mod jsonrpc;
+pub mod limits;
 pub mod logsafe;
 pub mod mcp;
 pub mod metrics;

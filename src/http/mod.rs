@@ -53,6 +53,7 @@ impl App {
             sse: sse::Registry::default(),
             streamable: streamable::Registry::default(),
             holds: transport::hold::Table::new(hub.current().settings.hub_id.as_deref()),
+            limits: Default::default(),
             shutdown: shutdown.clone(),
         });
         streamable::spawn_expiry(ctx.clone());
@@ -373,6 +374,8 @@ async fn route(
             token,
         };
         let path = format!("/{first}");
+        // One facade request is one JSON-RPC request against the client's limits.
+        let _admitted = facade_admit(app, backend.token.as_ref()).await?;
         return openapi::serve(&backend, &snap.settings, &path, auth, req, rest).await;
     }
     mcp_route(app, snap, Route::Server(server), req, rest, token).await
@@ -403,6 +406,7 @@ async fn group(
             group,
             token,
         };
+        let _admitted = facade_admit(app, backend.token.as_ref()).await?;
         return openapi::serve(&backend, &snap.settings, &path, auth, req, endpoint).await;
     }
     mcp_route(app, snap, Route::Group(group), req, endpoint, token).await
@@ -420,7 +424,7 @@ async fn mcp_route(
 ) -> Result<Response<Body>, Rejection> {
     match (endpoint, req.method()) {
         ("sse", &Method::GET) => sse::open(&app.ctx, snap, route, req, token).await,
-        ("message", &Method::POST) => sse::post(&app.ctx, snap, route, req).await,
+        ("message", &Method::POST) => sse::post(&app.ctx, snap, route, req, token).await,
         ("mcp", &Method::POST) => streamable::post(&app.ctx, snap, route, req, token).await,
         ("mcp", &Method::GET) => streamable::get(&app.ctx, snap, route, req).await,
         ("mcp", &Method::DELETE) => streamable::delete(&app.ctx, route, req).await,
@@ -432,6 +436,16 @@ async fn mcp_route(
             server: route.key().into(),
         }),
     }
+}
+
+async fn facade_admit(
+    app: &App,
+    token: Option<&crate::session::Token>,
+) -> Result<Option<crate::limits::Admitted>, Rejection> {
+    let Some(c) = token.and_then(|t| t.client.as_ref()) else {
+        return Ok(None);
+    };
+    Ok(Some(app.ctx.limits.admit(c, 1).await?))
 }
 
 /// The caller of a route whose own tokens are `tokens`. A named client the

@@ -9,6 +9,41 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use serde_json::{json, Value};
 use std::convert::Infallible;
 
+/// The JSON-RPC code of a refusal for a caller over its own limits.
+pub const RATE_LIMITED: i64 = -32005;
+
+/// `body`, keeping `guard` alive until the body is sent or dropped (a
+/// request counts as in flight while its answer streams).
+pub fn hold<G: Send + Unpin + 'static>(body: Body, guard: G) -> Body {
+    struct Held<G> {
+        inner: Body,
+        _guard: G,
+    }
+    impl<G: Send + Unpin + 'static> hyper::body::Body for Held<G> {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+            // Unpin: the body is boxed and the guard is never pinned.
+            let this = self.get_mut();
+            std::pin::Pin::new(&mut this.inner).poll_frame(cx)
+        }
+        fn is_end_stream(&self) -> bool {
+            self.inner.is_end_stream()
+        }
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            self.inner.size_hint()
+        }
+    }
+    Held {
+        inner: body,
+        _guard: guard,
+    }
+    .boxed_unsync()
+}
+
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -110,6 +145,8 @@ pub enum Rejection {
     StreamOpen,
     #[error("{0}")]
     Busy(String),
+    #[error(transparent)]
+    Limited(#[from] crate::limits::Refused),
     #[error("{0}")]
     Unavailable(String),
 }
@@ -132,6 +169,7 @@ impl Rejection {
             ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Accept | AcceptStream(_) => StatusCode::NOT_ACCEPTABLE,
             StreamOpen => StatusCode::CONFLICT,
+            Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Busy(_) | Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -147,6 +185,7 @@ impl Rejection {
                 Some(INVALID_REQUEST)
             }
             Busy(_) | Unavailable(_) => Some(UPSTREAM_ERROR),
+            Limited(_) => Some(RATE_LIMITED),
             _ => None,
         }
     }
@@ -185,6 +224,9 @@ impl Rejection {
             }
             Rejection::Method(allow) => {
                 h.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Rejection::Limited(l) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(l.retry_after()));
             }
             _ => {}
         }

@@ -31,6 +31,7 @@ pub(super) struct Scrape {
     upstreams: Vec<(system::UpstreamReading, system::Usage)>,
     http: Vec<((&'static str, u16), u64)>,
     auth: [u64; 2],
+    clients: Vec<((Arc<str>, &'static str), u64)>,
     process: system::ProcessReading,
 }
 
@@ -55,7 +56,13 @@ impl Scrape {
             .map(|(k, v)| (*k, v.get()))
             .collect();
         http.sort();
+        let clients = metrics
+            .clients
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
         Scrape {
+            clients,
             servers,
             upstreams: upstreams
                 .into_iter()
@@ -267,6 +274,16 @@ impl Scrape {
         )?;
         for (i, n) in self.auth.iter().enumerate() {
             let labels = [("reason", AuthFailure::as_str(i))];
+            ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            counter_name("mcphub_client_requests_total"),
+            "JSON-RPC requests of named clients, by client and what became of them (admitted, denied, rate_limited, concurrent).",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((client, outcome), n) in &self.clients {
+            let labels = [("client", &**client), ("outcome", *outcome)];
             ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
         }
         Ok(())

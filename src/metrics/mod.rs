@@ -366,6 +366,33 @@ pub struct Metrics {
     servers: Mutex<HashMap<Arc<str>, Arc<ServerMetrics>>>,
     http: papaya::HashMap<(&'static str, u16), hist::Counter, Hasher>,
     auth: [AtomicU64; 2],
+    /// Requests of named clients, by (client, outcome). Bounded: a client
+    /// label is a configured name (a reload drops the removed ones).
+    clients: Mutex<std::collections::BTreeMap<(Arc<str>, &'static str), u64>>,
+}
+
+/// What became of a named client's request, for `mcphub_client_requests_total`.
+#[derive(Debug, Clone, Copy)]
+pub enum ClientOutcome {
+    /// Let through to a server.
+    Admitted,
+    /// Refused by the client's tool rule.
+    Denied,
+    /// Over its `rate`.
+    RateLimited,
+    /// Over its `maxConcurrent`.
+    Concurrent,
+}
+
+impl ClientOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            ClientOutcome::Admitted => "admitted",
+            ClientOutcome::Denied => "denied",
+            ClientOutcome::RateLimited => "rate_limited",
+            ClientOutcome::Concurrent => "concurrent",
+        }
+    }
 }
 
 /// Reasons for `mcphub_auth_failures_total`.
@@ -389,6 +416,7 @@ impl Default for Metrics {
             servers: Mutex::default(),
             http: papaya::HashMap::with_hasher(Hasher::default()),
             auth: Default::default(),
+            clients: Mutex::default(),
         }
     }
 }
@@ -437,6 +465,18 @@ impl Metrics {
                 .get_or_insert_with((route, code), hist::Counter::default)
                 .inc(),
         }
+    }
+
+    /// A named client's request and what became of it.
+    pub fn client(&self, name: &Arc<str>, outcome: ClientOutcome) {
+        let mut m = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((name.clone(), outcome.as_str())).or_default() += 1;
+    }
+
+    /// At a reload: drops the series of clients `keep` refuses.
+    pub fn retain_clients(&self, keep: impl Fn(&str) -> bool) {
+        let mut m = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|(name, _), _| keep(name));
     }
 
     pub fn auth_failed(&self, why: AuthFailure) {

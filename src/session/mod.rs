@@ -321,6 +321,9 @@ impl Core {
     fn start_call(&self, msg: &Message, info: &SessionInfo) -> crate::metrics::Call {
         let method = msg.method().unwrap_or("");
         let tool = (method == "tools/call").then(|| tool_name(msg)).flatten();
+        if let Some(c) = &info.client {
+            crate::metrics::global().client(&c.name, crate::metrics::ClientOutcome::Admitted);
+        }
         crate::metrics::Call::start(
             &self.meter,
             method,

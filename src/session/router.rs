@@ -468,6 +468,10 @@ impl Router {
                         "tool {name:?} is not allowed for client {who} (mcpProxy.options.clients.{who}.tools.{})",
                         self.server
                     );
+                    if let Some(c) = self.callers.get(&client).and_then(|c| c.client.as_ref()) {
+                        crate::metrics::global()
+                            .client(&c.name, crate::metrics::ClientOutcome::Denied);
+                    }
                     match audit {
                         Some(a) => a.finish(&self.server, "denied"),
                         // A refusal is audited even where calls are not.

@@ -22,7 +22,24 @@ pub struct Ctx {
     pub streamable: streamable::Registry,
     /// Modern calls waiting for their client's answers (MRTR).
     pub holds: hold::Table,
+    /// Named clients' rates and requests in flight.
+    pub limits: crate::limits::Limits,
     pub shutdown: watch::Receiver<bool>,
+}
+
+/// Lets the requests among `msgs` through the named client's limits
+/// (notifications and responses are free). While the result lives, they
+/// count as in flight.
+pub async fn admit(
+    ctx: &Ctx,
+    token: Option<&crate::session::Token>,
+    msgs: &[Message],
+) -> Result<Option<crate::limits::Admitted>, crate::http::response::Rejection> {
+    let Some(client) = token.and_then(|t| t.client.as_ref()) else {
+        return Ok(None);
+    };
+    let n = msgs.iter().filter(|m| m.is_request()).count() as u32;
+    Ok(Some(ctx.limits.admit(client, n).await?))
 }
 
 /// What opens a client's session on a route. The daemon's is the hub (a

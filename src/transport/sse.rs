@@ -160,6 +160,7 @@ pub async fn post(
     snap: &Snapshot,
     route: Route,
     req: Request<hyper::body::Incoming>,
+    token: Option<crate::session::Token>,
 ) -> Result<Response<Body>, Rejection> {
     let id = req.uri().query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -185,6 +186,8 @@ pub async fn post(
         Incoming::Single(m) => vec![m],
         Incoming::Batch(v) => v,
     };
+    // Legacy SSE answers on the stream: a POST is in flight until accepted.
+    let _admitted = super::admit(app, token.as_ref(), &msgs).await?;
     for m in msgs {
         if !conn.out.is_open() {
             return Err(Rejection::UnknownSession(

@@ -209,6 +209,23 @@ pub async fn post(
     req: Request<hyper::body::Incoming>,
     token: Option<crate::session::Token>,
 ) -> Result<Response<Body>, Rejection> {
+    let mut admitted = None;
+    let r = post_admitted(app, snap, route, req, token, &mut admitted).await?;
+    // The POST's requests are in flight until their answers are sent.
+    Ok(match admitted {
+        Some(a) => r.map(|b| crate::http::response::hold(b, a)),
+        None => r,
+    })
+}
+
+async fn post_admitted(
+    app: &Arc<Ctx>,
+    snap: &Snapshot,
+    route: Route,
+    req: Request<hyper::body::Incoming>,
+    token: Option<crate::session::Token>,
+    admitted: &mut Option<crate::limits::Admitted>,
+) -> Result<Response<Body>, Rejection> {
     let headers = req.headers();
     let ctype = headers
         .get(header::CONTENT_TYPE)
@@ -234,7 +251,13 @@ pub async fn post(
         None => None,
     };
     let body = read_body(req, &snap.settings).await?;
-    let (msgs, batch) = match super::parse(body).await? {
+    let parsed = super::parse(body).await?;
+    let all = match &parsed {
+        Incoming::Single(m) => std::slice::from_ref(m),
+        Incoming::Batch(v) => v.as_slice(),
+    };
+    *admitted = super::admit(app, token.as_ref(), all).await?;
+    let (msgs, batch) = match parsed {
         // Modern: the request names its version in `_meta` and needs no
         // session, on a server and on a group alike.
         Incoming::Single(m)

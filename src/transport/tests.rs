@@ -121,6 +121,7 @@ async fn harness() -> Harness {
         sse: Default::default(),
         streamable: Default::default(),
         holds: Default::default(),
+        limits: Default::default(),
         shutdown,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -140,7 +141,7 @@ async fn harness() -> Harness {
                     let route = Route::Server(snap.server(name).unwrap());
                     let r = match (endpoint, req.method().clone()) {
                         ("sse", Method::GET) => sse::open(&ctx, &snap, route, req, None).await,
-                        ("message", Method::POST) => sse::post(&ctx, &snap, route, req).await,
+                        ("message", Method::POST) => sse::post(&ctx, &snap, route, req, None).await,
                         ("mcp", Method::POST) => {
                             streamable::post(&ctx, &snap, route, req, None).await
                         }

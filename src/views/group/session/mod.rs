@@ -317,10 +317,13 @@ impl Inner {
         lock(&self.asks).clear();
     }
 
-    /// Whether the member's own tokens accept the client's.
+    /// Whether the member's own tokens accept the client's. A named client
+    /// the group is open to sees every member (its `tools` rules narrow
+    /// what it sees of each).
     fn visible(&self, server: &Server) -> bool {
         let tokens = &server.cfg.auth_tokens;
         tokens.is_empty()
+            || self.info.client.is_some()
             || self
                 .info
                 .secret
