@@ -259,8 +259,10 @@ impl Audit {
             mcp_client = self.info.caller(),
             // TRACE_ID in the journal; absent when the client sent no trace context.
             trace_id = self.trace.as_deref(),
-            "tools/call {:?}: {outcome} in {ms} ms (client {}, token {token})",
+            "tools/call {:?}: {outcome} in {ms} ms ({} {})",
             self.tool,
+            // A named client by its name; a plain token by its place.
+            if self.info.client.is_some() { "client" } else { "token" },
             self.info.caller()
         );
     }
