@@ -10,6 +10,7 @@
 //! non-zero exit.
 
 mod check;
+mod client;
 mod clients;
 mod ctx;
 mod edit;
@@ -123,6 +124,16 @@ pub enum Command {
     Call(inspect::CallArgs),
     /// A server's log lines from the journal (journalctl -u mcp-hub MCP_SERVER=NAME)
     Logs(logs::LogsArgs),
+    /// Named clients (mcpProxy.options.clients): add, list, revoke, rotate
+    ///
+    ///   TOKEN=$(mcp-hub client add laptop --servers fs,fetch)
+    ///   mcp-hub client list
+    ///   NEW=$(mcp-hub client rotate laptop --grace 1h)
+    ///   mcp-hub client revoke laptop
+    ///
+    /// A new token is printed once, on stdout; the config keeps only its SHA-256.
+    #[command(verbatim_doc_comment)]
+    Client(client::ClientArgs),
     /// Print (or --write into the client's own file) the config snippet an MCP
     /// client needs for the hub's servers; tokens go in as environment references
     #[command(name = "client-config")]
@@ -175,6 +186,7 @@ pub fn run(config: PathBuf, global: Global, command: Command) -> ExitCode {
         Command::Call(a) => inspect::call(&ctx, a),
         Command::Logs(a) => logs::logs(&ctx, a),
         Command::ClientConfig(a) => clients::client_config(&ctx, a),
+        Command::Client(a) => client::client(&ctx, a),
         Command::Install { name } => pkg(&ctx, &name, crate::sandbox::upgrade::Op::Install),
         Command::Upgrade { name } => pkg(&ctx, &name, crate::sandbox::upgrade::Op::Upgrade),
         Command::Rollback { name } => pkg(&ctx, &name, crate::sandbox::upgrade::Op::Rollback),
