@@ -444,12 +444,12 @@ pub fn merge(
     Ok(origins)
 }
 
+/// A drop-in's `mcpServers` and its `mcpProxy.options.clients`.
+type Parts = (Map<String, Value>, Map<String, Value>);
+
 /// The `mcpServers` object and the `mcpProxy.options.clients` object of one
 /// drop-in, or why it is not one.
-fn parts_of(
-    v: &mut Value,
-    file: &str,
-) -> Result<(Map<String, Value>, Map<String, Value>), DropinError> {
+fn parts_of(v: &mut Value, file: &str) -> Result<Parts, DropinError> {
     let shape = |found: String| DropinError::Shape {
         file: file.into(),
         found,
