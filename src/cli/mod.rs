@@ -38,7 +38,8 @@ pub const DEFAULT_CONFIG: &str = "/etc/mcp-hub/config.json";
     long_about = "mcp-hub supervises stdio MCP servers and serves each one to clients at\n\
                   http://HOST:PORT/<name>/sse (legacy SSE) and /<name>/mcp (streamable HTTP).\n\
                   It reads a TBXark/mcp-proxy or Claude Desktop style config.json, plus\n\
-                  conf.d/*.json beside it (each holding mcpServers), which `mcp-hub add` writes."
+                  conf.d/*.json beside it (each holding mcpServers or named clients), which\n\
+                  `mcp-hub add` and `mcp-hub client add` write."
 )]
 pub struct Cli {
     /// Config file (JSON with comments; ${VAR} and ${VAR:-default} are expanded).
