@@ -221,7 +221,7 @@ fn check_command(cfg: &Config, name: &str) -> anyhow::Result<()> {
 }
 
 /// Waits (up to 15 s) until `done` holds for the hub's answers.
-fn wait_for<F>(api: &HubApi, what: &str, mut done: F) -> anyhow::Result<()>
+pub(super) fn wait_for<F>(api: &HubApi, what: &str, mut done: F) -> anyhow::Result<()>
 where
     F: FnMut(&HubApi) -> Option<bool>,
 {
@@ -258,7 +258,7 @@ fn listed(api: &HubApi, name: &str) -> Option<bool> {
     )
 }
 
-fn route_code(api: &HubApi, name: &str) -> Option<u16> {
+pub(super) fn route_code(api: &HubApi, name: &str) -> Option<u16> {
     block_on(api.route_code(name)).ok()?.ok()
 }
 
@@ -378,7 +378,7 @@ pub fn add(ctx: &Ctx, a: AddArgs) -> anyhow::Result<bool> {
 }
 
 /// A file's JSON for rewriting, refusing one whose comments a rewrite would lose.
-fn rewritable(path: &Path, text: &str) -> anyhow::Result<Map<String, Value>> {
+pub(super) fn rewritable(path: &Path, text: &str) -> anyhow::Result<Map<String, Value>> {
     let mut stripped = String::new();
     std::io::Read::read_to_string(
         &mut json_comments::StripComments::new(text.as_bytes()),
@@ -396,7 +396,7 @@ fn rewritable(path: &Path, text: &str) -> anyhow::Result<Map<String, Value>> {
     }
 }
 
-fn pretty(v: &Map<String, Value>) -> String {
+pub(super) fn pretty(v: &Map<String, Value>) -> String {
     format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default())
 }
 

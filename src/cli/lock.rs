@@ -1,9 +1,10 @@
 //! The config lock: one changing command at a time per config directory.
 //!
-//! `add`, `remove`, `enable`, `disable` and `restore` each check the files
-//! (does the name exist? is the result valid?) and then write. Two of them at
-//! once could both pass the check and both write, the later one silently
-//! replacing the earlier (and both backups claiming the file was absent). So
+//! `add`, `remove`, `enable`, `disable`, `restore` and `client add`, `revoke`
+//! and `rotate` each check the files (does the name exist? is the result
+//! valid?) and then write. Two of them at once could both pass the check and
+//! both write, the later one silently replacing the earlier (and both
+//! backups claiming the file was absent). So
 //! each holds an exclusive `flock` on `.mcp-hub.lock` beside the main config
 //! file from reading the files until the write is done. The hub itself never
 //! takes it: it only reads, and every write is an atomic rename.

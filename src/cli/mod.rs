@@ -10,6 +10,7 @@
 //! non-zero exit.
 
 mod check;
+mod client;
 mod clients;
 mod ctx;
 mod edit;
@@ -37,7 +38,8 @@ pub const DEFAULT_CONFIG: &str = "/etc/mcp-hub/config.json";
     long_about = "mcp-hub supervises stdio MCP servers and serves each one to clients at\n\
                   http://HOST:PORT/<name>/sse (legacy SSE) and /<name>/mcp (streamable HTTP).\n\
                   It reads a TBXark/mcp-proxy or Claude Desktop style config.json, plus\n\
-                  conf.d/*.json beside it (each holding mcpServers), which `mcp-hub add` writes."
+                  conf.d/*.json beside it (each holding mcpServers or named clients), which\n\
+                  `mcp-hub add` and `mcp-hub client add` write."
 )]
 pub struct Cli {
     /// Config file (JSON with comments; ${VAR} and ${VAR:-default} are expanded).
@@ -123,6 +125,16 @@ pub enum Command {
     Call(inspect::CallArgs),
     /// A server's log lines from the journal (journalctl -u mcp-hub MCP_SERVER=NAME)
     Logs(logs::LogsArgs),
+    /// Named clients (mcpProxy.options.clients): add, list, revoke, rotate
+    ///
+    ///   TOKEN=$(mcp-hub client add laptop --servers fs,fetch)
+    ///   mcp-hub client list
+    ///   NEW=$(mcp-hub client rotate laptop --grace 1h)
+    ///   mcp-hub client revoke laptop
+    ///
+    /// A new token is printed once, on stdout; the config keeps only its SHA-256.
+    #[command(verbatim_doc_comment)]
+    Client(client::ClientArgs),
     /// Print (or --write into the client's own file) the config snippet an MCP
     /// client needs for the hub's servers; tokens go in as environment references
     #[command(name = "client-config")]
@@ -175,6 +187,7 @@ pub fn run(config: PathBuf, global: Global, command: Command) -> ExitCode {
         Command::Call(a) => inspect::call(&ctx, a),
         Command::Logs(a) => logs::logs(&ctx, a),
         Command::ClientConfig(a) => clients::client_config(&ctx, a),
+        Command::Client(a) => client::client(&ctx, a),
         Command::Install { name } => pkg(&ctx, &name, crate::sandbox::upgrade::Op::Install),
         Command::Upgrade { name } => pkg(&ctx, &name, crate::sandbox::upgrade::Op::Upgrade),
         Command::Rollback { name } => pkg(&ctx, &name, crate::sandbox::upgrade::Op::Rollback),

@@ -1,6 +1,7 @@
 //! Drop-in configuration: `conf.d/*.json` beside the main config file, each
-//! holding only `mcpServers`, merged into the main file's servers in lexical
-//! order of their file names.
+//! holding only `mcpServers` and/or named clients
+//! (`mcpProxy.options.clients`), merged into the main file's servers and
+//! clients in lexical order of their file names.
 //!
 //! Why drop-ins: one file per service is what the operator's commands
 //! (`mcp-hub add`, `remove`, …) write, and what a Docker setup with "one
@@ -9,10 +10,11 @@
 //! The merge happens on the JSON trees, after each file's own `${VAR}`
 //! expansion (so an expansion error names the drop-in it is in) and before
 //! the merged tree is typed and validated, so validation sees exactly one
-//! config. A server name defined twice, in any two files, is an error naming
-//! both. [`Origins`] remembers which file each server came from, so every
-//! later error about `mcpServers.NAME…` names that file, and `mcp-hub show`
-//! can say where a server is defined.
+//! config. A server name (or a client name) defined twice, in any two files,
+//! is an error naming both. [`Origins`] remembers which file each server and
+//! each client came from, so every later error about `mcpServers.NAME…` or
+//! `mcpProxy.options.clients.NAME…` names that file, and `mcp-hub show` and
+//! `mcp-hub client list` can say where one is defined.
 //!
 //! [`Files`] is the set of texts a config is built from. The CLI validates a
 //! change by loading a modified `Files` (a drop-in replaced, added or
@@ -159,12 +161,18 @@ pub enum DropinError {
         file: String,
         source: serde_json::Error,
     },
-    #[error("{file}: a drop-in holds only \"mcpServers\" (an object of servers); found {found}")]
+    #[error("{file}: a drop-in holds only \"mcpServers\" (an object of servers) and \"mcpProxy\": {{\"options\": {{\"clients\": …}}}} (an object of named clients); found {found}")]
     Shape { file: String, found: String },
     #[error("{file}: {0}", file = .1)]
     Expand(expand::ExpandError, String),
     #[error("mcpServers.{name}: defined twice, in {first} and in {second}")]
     Duplicate {
+        name: String,
+        first: String,
+        second: String,
+    },
+    #[error("{CLIENTS}.{name}: defined twice, in {first} and in {second}")]
+    DuplicateClient {
         name: String,
         first: String,
         second: String,
@@ -280,26 +288,37 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>, DropinError> {
     Ok(out)
 }
 
-/// Which file each server came from.
+/// Where named clients live in a config file.
+pub const CLIENTS: &str = "mcpProxy.options.clients";
+
+/// Which file each server (`.0`) and each named client (`.1`) came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Origins(pub BTreeMap<String, String>);
+pub struct Origins(pub BTreeMap<String, String>, pub BTreeMap<String, String>);
 
 impl Origins {
-    /// The file that a config path (`mcpServers.NAME…`) is about; `main` for
-    /// anything else.
+    /// The file that a config path (`mcpServers.NAME…` or
+    /// `mcpProxy.options.clients.NAME…`) is about; `main` for anything else.
     pub fn file_for<'a>(&'a self, path: &str, main: &'a str) -> &'a str {
-        let Some(rest) = path.strip_prefix("mcpServers.") else {
+        let (rest, map) = if let Some(rest) = path.strip_prefix("mcpServers.") {
+            (rest, &self.0)
+        } else if let Some(rest) = path.strip_prefix(CLIENTS).and_then(|r| r.strip_prefix('.')) {
+            (rest, &self.1)
+        } else {
             return main;
         };
         // Names may contain dots: take the longest name the path starts with.
-        self.0
-            .iter()
+        map.iter()
             .filter(|(n, _)| {
                 rest.strip_prefix(n.as_str())
                     .is_some_and(|r| r.is_empty() || r.starts_with('.') || r.starts_with('['))
             })
             .max_by_key(|(n, _)| n.len())
             .map_or(main, |(_, f)| f.as_str())
+    }
+
+    /// The file a named client is defined in.
+    pub fn client(&self, name: &str) -> Option<&str> {
+        self.1.get(name).map(String::as_str)
     }
 }
 
@@ -309,8 +328,16 @@ pub fn to_value(text: &str, file: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_reader(json_comments::StripComments::new(text.as_bytes()))
 }
 
-/// Merges each drop-in's servers into `main` (already expanded), in order.
-/// Returns where each server came from.
+/// The object at `mcpProxy.options.clients` of a (main) config tree, if any.
+fn clients_in(v: &Value) -> Option<&Map<String, Value>> {
+    v.get("mcpProxy")?
+        .get("options")?
+        .get("clients")?
+        .as_object()
+}
+
+/// Merges each drop-in's servers and clients into `main` (already
+/// expanded), in order. Returns where each server and client came from.
 pub fn merge(
     main: &mut Value,
     main_file: &str,
@@ -323,21 +350,30 @@ pub fn merge(
             origins.0.insert(name.clone(), main_file.to_string());
         }
     }
+    if let Some(clients) = clients_in(main) {
+        for name in clients.keys() {
+            origins.1.insert(name.clone(), main_file.to_string());
+        }
+    }
     if dropins.is_empty() {
         return Ok(origins);
     }
     let mut added = Map::new();
+    let mut added_clients = Map::new();
     for (path, text) in dropins {
         let file = path.display().to_string();
         let mut v = to_value(text, &file).map_err(|source| DropinError::Json {
             file: file.clone(),
             source,
         })?;
-        let servers = servers_of(&mut v, &file)?;
+        let (servers, clients) = parts_of(&mut v, &file)?;
         let mut tree = Value::Object(Map::from_iter([(
             "mcpServers".to_string(),
             Value::Object(servers),
         )]));
+        if !clients.is_empty() {
+            tree["mcpProxy"] = serde_json::json!({"options": {"clients": clients}});
+        }
         expand::expand_tree(&mut tree, "", lookup)
             .map_err(|e| DropinError::Expand(e, file.clone()))?;
         let Value::Object(mut m) = tree else {
@@ -357,6 +393,27 @@ pub fn merge(
             origins.0.insert(name.clone(), file.clone());
             added.insert(name, server);
         }
+        let clients = match m.remove("mcpProxy") {
+            Some(Value::Object(mut p)) => match p.remove("options") {
+                Some(Value::Object(mut o)) => match o.remove("clients") {
+                    Some(Value::Object(c)) => c,
+                    _ => unreachable!("built with clients above"),
+                },
+                _ => unreachable!("built with options above"),
+            },
+            _ => Map::new(),
+        };
+        for (name, client) in clients {
+            if let Some(first) = origins.1.get(&name) {
+                return Err(DropinError::DuplicateClient {
+                    name,
+                    first: first.clone(),
+                    second: file,
+                });
+            }
+            origins.1.insert(name.clone(), file.clone());
+            added_clients.insert(name, client);
+        }
     }
     let Value::Object(root) = main else {
         // The main file is not an object: let typing report it.
@@ -369,11 +426,30 @@ pub fn merge(
     {
         servers.extend(added);
     }
+    if !added_clients.is_empty() {
+        // Each level not an object: typing reports the main file's error.
+        let mut at = root
+            .entry("mcpProxy")
+            .or_insert_with(|| Value::Object(Map::new()));
+        for key in ["options", "clients"] {
+            let Value::Object(m) = at else {
+                return Ok(origins);
+            };
+            at = m.entry(key).or_insert_with(|| Value::Object(Map::new()));
+        }
+        if let Value::Object(clients) = at {
+            clients.extend(added_clients);
+        }
+    }
     Ok(origins)
 }
 
-/// The `mcpServers` object of one drop-in, or why it is not one.
-fn servers_of(v: &mut Value, file: &str) -> Result<Map<String, Value>, DropinError> {
+/// A drop-in's `mcpServers` and its `mcpProxy.options.clients`.
+type Parts = (Map<String, Value>, Map<String, Value>);
+
+/// The `mcpServers` object and the `mcpProxy.options.clients` object of one
+/// drop-in, or why it is not one.
+fn parts_of(v: &mut Value, file: &str) -> Result<Parts, DropinError> {
     let shape = |found: String| DropinError::Shape {
         file: file.into(),
         found,
@@ -381,13 +457,33 @@ fn servers_of(v: &mut Value, file: &str) -> Result<Map<String, Value>, DropinErr
     let Value::Object(root) = v else {
         return Err(shape(kind(v).into()));
     };
-    if let Some(other) = root.keys().find(|k| *k != "mcpServers") {
+    if let Some(other) = root.keys().find(|k| *k != "mcpServers" && *k != "mcpProxy") {
         return Err(shape(format!("the key {other:?}")));
     }
-    match root.remove("mcpServers") {
-        None => Ok(Map::new()),
-        Some(Value::Object(m)) => Ok(m),
-        Some(other) => Err(shape(format!("\"mcpServers\" as {}", kind(&other)))),
+    let servers = match root.remove("mcpServers") {
+        None => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(other) => return Err(shape(format!("\"mcpServers\" as {}", kind(&other)))),
+    };
+    // mcpProxy → options → clients, each an object holding only the next.
+    let mut at = match root.remove("mcpProxy") {
+        None => return Ok((servers, Map::new())),
+        Some(v) => v,
+    };
+    let mut path = "mcpProxy".to_string();
+    for key in ["options", "clients"] {
+        let Value::Object(mut m) = at else {
+            return Err(shape(format!("{path:?} as {}", kind(&at))));
+        };
+        if let Some(other) = m.keys().find(|k| *k != key) {
+            return Err(shape(format!("the key \"{path}.{other}\"")));
+        }
+        at = m.remove(key).unwrap_or_else(|| Value::Object(Map::new()));
+        path = format!("{path}.{key}");
+    }
+    match at {
+        Value::Object(m) => Ok((servers, m)),
+        other => Err(shape(format!("{path:?} as {}", kind(&other)))),
     }
 }
 
@@ -491,10 +587,10 @@ mod tests {
             e.starts_with("/etc/mcp-hub/conf.d/b.json: mcpServers.b"),
             "{e}"
         );
-        let f = files("{}", &[("b.json", r#"{"mcpProxy": {}}"#)]);
+        let f = files("{}", &[("b.json", r#"{"groups": {}}"#)]);
         assert_eq!(
             load(&f).unwrap_err(),
-            "/etc/mcp-hub/conf.d/b.json: a drop-in holds only \"mcpServers\" (an object of servers); found the key \"mcpProxy\""
+            "/etc/mcp-hub/conf.d/b.json: a drop-in holds only \"mcpServers\" (an object of servers) and \"mcpProxy\": {\"options\": {\"clients\": …}} (an object of named clients); found the key \"groups\""
         );
         let f = files("{}", &[("b.json", "{nope")]);
         assert!(load(&f)
@@ -583,12 +679,155 @@ mod tests {
         refused(&zz, "larger than 8 MiB together, the limit for a config");
     }
 
+    fn hash(token: &str) -> String {
+        crate::config::clients::sha256_hex(token)
+    }
+
+    #[test]
+    fn a_dropin_may_hold_named_clients_merged_by_name() {
+        let f = files(
+            &format!(
+                r#"{{"mcpProxy": {{"addr": ":9", "options": {{"authTokens": ["t"],
+                    "clients": {{"desk": {{"tokenSha256": "{}"}}}}}}}},
+                  "mcpServers": {{"fs": {{"command": "/bin/true"}}}}}}"#,
+                hash("d")
+            ),
+            &[
+                (
+                    "client-lap.json",
+                    &format!(
+                        r#"{{"mcpProxy": {{"options": {{"clients": {{"lap": {{"tokenSha256": "{}", "servers": ["fs"]}}}}}}}}}}"#,
+                        hash("l")
+                    ),
+                ),
+                // A client's token from a variable, expanded in its drop-in;
+                // servers and clients in one drop-in.
+                (
+                    "z.json",
+                    r#"{"mcpServers": {"z": {"command": "/bin/true"}},
+                        "mcpProxy": {"options": {"clients": {"zed": {"token": "${X}"}}}}}"#,
+                ),
+            ],
+        );
+        let c = load(&f).unwrap();
+        let names: Vec<&str> = c.hub.clients.iter().map(|c| &*c.name).collect();
+        assert_eq!(names, ["desk", "lap", "zed"]);
+        assert_eq!(c.hub.auth_tokens, ["t"]);
+        assert_eq!(c.hub.addr, ":9");
+        assert!(c.hub.clients[1].reaches_server("fs") && !c.hub.clients[1].reaches_server("z"));
+        assert!(c.hub.clients[2].holds(
+            &crate::config::clients::sha256("x-value"),
+            std::time::SystemTime::now()
+        ));
+        assert_eq!(c.origins.client("desk"), Some("/etc/mcp-hub/config.json"));
+        assert_eq!(
+            c.origins.client("lap"),
+            Some("/etc/mcp-hub/conf.d/client-lap.json")
+        );
+        assert_eq!(c.origins.client("zed"), Some("/etc/mcp-hub/conf.d/z.json"));
+        assert_eq!(c.origins.0["z"], "/etc/mcp-hub/conf.d/z.json");
+        // A main file with no mcpProxy at all takes them too.
+        let f = files(
+            "{}",
+            &[(
+                "client-lap.json",
+                &format!(
+                    r#"{{"mcpProxy": {{"options": {{"clients": {{"lap": {{"tokenSha256": "{}"}}}}}}}}}}"#,
+                    hash("l")
+                ),
+            )],
+        );
+        assert_eq!(&*load(&f).unwrap().hub.clients[0].name, "lap");
+    }
+
+    #[test]
+    fn a_client_defined_twice_names_both_files_and_errors_name_the_dropin() {
+        let client = |name: &str, token: &str| {
+            format!(
+                r#"{{"mcpProxy": {{"options": {{"clients": {{"{name}": {{"tokenSha256": "{}"}}}}}}}}}}"#,
+                hash(token)
+            )
+        };
+        let f = files(
+            &client("lap", "a"),
+            &[("client-lap.json", &client("lap", "b"))],
+        );
+        assert_eq!(
+            load(&f).unwrap_err(),
+            "mcpProxy.options.clients.lap: defined twice, in /etc/mcp-hub/config.json and in /etc/mcp-hub/conf.d/client-lap.json"
+        );
+        let f = files(
+            "{}",
+            &[
+                ("a.json", &client("lap", "a")),
+                ("b.json", &client("lap", "b")),
+            ],
+        );
+        assert_eq!(
+            load(&f).unwrap_err(),
+            "mcpProxy.options.clients.lap: defined twice, in /etc/mcp-hub/conf.d/a.json and in /etc/mcp-hub/conf.d/b.json"
+        );
+        // The same token as another file's client: the error names the second file.
+        let f = files(&client("a", "same"), &[("b.json", &client("b", "same"))]);
+        let e = load(&f).unwrap_err();
+        assert!(
+            e.starts_with("/etc/mcp-hub/conf.d/b.json: mcpProxy.options.clients.b:"),
+            "{e}"
+        );
+        for (text, want) in [
+            (
+                r#"{"mcpProxy": {"options": {"clients": {"lap": {"tokenSha256": "abc"}}}}}"#,
+                "/etc/mcp-hub/conf.d/c.json: mcpProxy.options.clients.lap.tokenSha256: must be 64 hex",
+            ),
+            (
+                r#"{"mcpProxy": {"options": {"clients": {"lap": {"token": "x", "rate": "lots"}}}}}"#,
+                "/etc/mcp-hub/conf.d/c.json: mcpProxy.options.clients.lap.rate:",
+            ),
+            (
+                r#"{"mcpProxy": {"options": {"clients": {"lap": {"token": "x", "bogus": 1}}}}}"#,
+                "/etc/mcp-hub/conf.d/c.json: mcpProxy.options.clients.lap",
+            ),
+            (
+                r#"{"mcpProxy": {"options": {"clients": {"lap": {"token": "${NOPE}"}}}}}"#,
+                "/etc/mcp-hub/conf.d/c.json: mcpProxy.options.clients.lap.token: environment variable NOPE",
+            ),
+            (
+                r#"{"mcpProxy": {"addr": ":1"}}"#,
+                "found the key \"mcpProxy.addr\"",
+            ),
+            (
+                r#"{"mcpProxy": {"options": {"authTokens": ["x"]}}}"#,
+                "found the key \"mcpProxy.options.authTokens\"",
+            ),
+            (
+                r#"{"mcpProxy": {"options": {"clients": []}}}"#,
+                "found \"mcpProxy.options.clients\" as an array",
+            ),
+            (r#"{"mcpProxy": 1}"#, "found \"mcpProxy\" as a number"),
+        ] {
+            let e = load(&files("{}", &[("c.json", text)])).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+            if want.starts_with("found") {
+                assert!(e.starts_with("/etc/mcp-hub/conf.d/c.json: a drop-in holds only"), "{e}");
+            }
+        }
+    }
+
     #[test]
     fn origins_match_the_longest_name() {
-        let o = Origins(BTreeMap::from([
-            ("a".to_string(), "one".to_string()),
-            ("a.b".to_string(), "two".to_string()),
-        ]));
+        let o = Origins(
+            BTreeMap::from([
+                ("a".to_string(), "one".to_string()),
+                ("a.b".to_string(), "two".to_string()),
+            ]),
+            BTreeMap::from([("lap".to_string(), "three".to_string())]),
+        );
+        assert_eq!(
+            o.file_for("mcpProxy.options.clients.lap.tokenSha256", "main"),
+            "three"
+        );
+        assert_eq!(o.file_for("mcpProxy.options.clients.lapx", "main"), "main");
+        assert_eq!(o.client("lap"), Some("three"));
         assert_eq!(o.file_for("mcpServers.a.b.command", "main"), "two");
         assert_eq!(o.file_for("mcpServers.a.command", "main"), "one");
         assert_eq!(o.file_for("mcpServers.ab", "main"), "main");
