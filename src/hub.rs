@@ -219,6 +219,10 @@ pub enum OpenError {
     Start(String),
     #[error("{0}")]
     Full(String),
+    /// A named client is at its own `maxSessions`: its least recently used
+    /// idle session may make room.
+    #[error("{0}")]
+    ClientFull(String),
 }
 
 /// One consistent view of the configuration in force. A request takes one and
@@ -280,6 +284,8 @@ pub struct ReloadSummary {
 pub struct Hub {
     current: RwLock<Arc<Snapshot>>,
     per_token: crate::session::TokenCounts,
+    /// When each named client last made a request, for `/status`.
+    seen: Mutex<std::collections::HashMap<Arc<str>, std::time::SystemTime>>,
     drivers: Mutex<Vec<JoinHandle<()>>>,
     started: Instant,
 }
@@ -308,6 +314,7 @@ impl Hub {
         Arc::new(Hub {
             current: RwLock::new(Arc::new(snapshot)),
             per_token: Default::default(),
+            seen: Default::default(),
             drivers: Mutex::new(drivers),
             started: Instant::now(),
         })
@@ -432,6 +439,50 @@ impl Hub {
         summary
     }
 
+    /// A slot for one more session of the caller `info` names. A named
+    /// client's sessions count against its own cap, so one client can never
+    /// use up another's; a plain token's against `maxSessionsPerToken`; a
+    /// caller with no token against its address's `maxSessionsPerAddress`;
+    /// and all of them against `maxSessions`.
+    fn session_slot(
+        &self,
+        info: &SessionInfo,
+    ) -> Result<Arc<crate::session::TokenSlot>, OpenError> {
+        let s = &self.current().settings;
+        let (key, max, which): (Arc<str>, usize, String) = match (&info.client, &info.secret, info.peer) {
+            (Some(c), _, _) => (
+                format!("client:{}", c.name).into(),
+                c.max_sessions,
+                format!("client {} already has {} sessions open (mcpProxy.options.clients.{}.maxSessions)", c.name, c.max_sessions, c.name),
+            ),
+            (None, Some(t), _) => (
+                t.0.clone(),
+                s.max_sessions_per_token,
+                format!("this token already has maxSessionsPerToken ({}) sessions open (mcpProxy.options.maxSessionsPerToken)", s.max_sessions_per_token),
+            ),
+            (None, None, Some(ip)) => (
+                format!("addr:{ip}").into(),
+                s.max_sessions_per_address,
+                format!("{ip} already has {} sessions open (mcpProxy.options.maxSessionsPerAddress)", s.max_sessions_per_address),
+            ),
+            (None, None, None) => ("-".into(), usize::MAX, String::new()),
+        };
+        self.per_token
+            .take(&key, max, s.max_sessions)
+            .map_err(|full| match full {
+                crate::session::Full::Caller if info.client.is_some() => {
+                    OpenError::ClientFull(format!("{which}; close some or raise it"))
+                }
+                crate::session::Full::Caller => {
+                    OpenError::Full(format!("{which}; close some or raise it"))
+                }
+                crate::session::Full::Total => OpenError::Full(format!(
+                    "the hub has {} sessions open (mcpProxy.options.maxSessions); try again later",
+                    s.max_sessions
+                )),
+            })
+    }
+
     /// Opens a client session on a server. `sink` receives what the server
     /// sends that belongs to no request. A shared upstream between restarts
     /// refuses at once (the route answers 503); a failed one gets an attempt.
@@ -446,27 +497,7 @@ impl Hub {
             return Err(OpenError::Disabled(cfg.name.clone()));
         }
         let mut info = info;
-        // A named client's sessions count against its own cap, so one
-        // client can never use up another's; other tokens count per token.
-        if let Some(c) = &info.client {
-            let max = c.max_sessions;
-            let key: Arc<str> = format!("client:{}", c.name).into();
-            info.slot = Some(self.per_token.take(&key, max).ok_or_else(|| {
-                OpenError::Full(format!(
-                    "client {} already has {max} sessions open (mcpProxy.options.clients.{}.maxSessions); close some or raise it",
-                    c.name, c.name
-                ))
-            })?);
-        } else if let Some(t) = &info.secret {
-            let max = self.current().settings.max_sessions_per_token;
-            info.slot = Some(
-                self.per_token
-                    .take(&t.0, max)
-                    .ok_or_else(|| OpenError::Full(format!(
-                        "this token already has maxSessionsPerToken ({max}) sessions open; close some or raise mcpProxy.options.maxSessionsPerToken"
-                    )))?,
-            );
-        }
+        info.slot = Some(self.session_slot(&info)?);
         if server.shared.is_some() {
             return Ok(server.shared_upstream()?.attach(sink, info, &server.sup));
         }
@@ -536,6 +567,17 @@ impl Hub {
             .collect()
     }
 
+    /// A named client made a request now.
+    pub fn seen(&self, client: &Arc<str>) {
+        let mut m = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get_mut(client) {
+            Some(t) => *t = std::time::SystemTime::now(),
+            None => {
+                m.insert(client.clone(), std::time::SystemTime::now());
+            }
+        }
+    }
+
     /// Per-server state; with `token`, only the servers that token is valid for.
     pub fn status(&self, token: Option<&str>) -> Value {
         let snap = self.current();
@@ -595,9 +637,32 @@ impl Hub {
                 json!({"name": g.cfg.name, "servers": members, "routes": g.cfg.routes()})
             })
             .collect();
+        // Named clients, for an operator's token (a global one, or a
+        // statusToken): never to a client, which must not learn the others.
+        let operator = token.is_none_or(|t| snap.settings.auth_tokens.iter().any(|x| x == t));
+        let clients: Option<Vec<Value>> = operator.then(|| {
+            let open: std::collections::HashMap<String, usize> = self
+                .per_token
+                .by_caller(|k| k.starts_with("client:"))
+                .into_iter()
+                .collect();
+            let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            snap.settings
+                .clients
+                .iter()
+                .map(|c| {
+                    json!({
+                        "name": &*c.name,
+                        "sessions": open.get(&format!("client:{}", c.name)).copied().unwrap_or(0),
+                        "lastUsed": seen.get(&c.name).map(|t| humantime::format_rfc3339_seconds(*t).to_string()),
+                    })
+                })
+                .collect()
+        });
         json!({
             "name": snap.settings.name,
             "version": env!("CARGO_PKG_VERSION"),
+            "clients": clients,
             "configVersion": snap.settings.version,
             "uptimeSecs": self.started.elapsed().as_secs(),
             "droppedMessages": crate::session::outbound::dropped_total(),

@@ -76,7 +76,8 @@ async fn journald_gets_the_fields() {
     let port = free_port();
     std::fs::write(
         &cfg,
-        json!({"mcpProxy": {"options": {"authTokens": [TOKEN], "logEnabled": true}},
+        json!({"mcpProxy": {"options": {"authTokens": [TOKEN], "logEnabled": true,
+                                        "clients": {"laptop": {"token": "laptop-token"}}}},
                                 "mcpServers": {"fx": fx(json!({}))}})
         .to_string(),
     )
@@ -134,6 +135,14 @@ kill $JD
         c.post(&traced).await.last()["result"]["content"][0]["text"],
         "3"
     );
+    // A named client's call names it.
+    let mut l = Mcp::at(&format!("http://127.0.0.1:{port}"), "fx");
+    l.token = "laptop-token".into();
+    l.initialize().await;
+    assert_eq!(
+        l.call_text(1, "echo", json!({"text": "mine"})).await,
+        "mine"
+    );
     sh.stdin.as_mut().unwrap().write_all(b"done\n").unwrap();
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
@@ -165,6 +174,12 @@ kill $JD
         .expect("an audit entry");
     assert_eq!(audit["MCP_SERVER"], "fx");
     assert_eq!(audit["MCP_METHOD"], "tools/call");
+    assert_eq!(audit["MCP_CLIENT"], "mcpProxy.options.authTokens[0]");
+    assert!(
+        ours.iter()
+            .any(|e| e["MCP_TOOL"] == "echo" && e["MCP_CLIENT"] == "laptop"),
+        "the named client's call names it in MCP_CLIENT"
+    );
     assert_eq!(
         audit["MCP_SESSION"].as_str().unwrap(),
         c.session.as_deref().unwrap()

@@ -201,9 +201,12 @@ pub async fn serve(app: Arc<App>, listeners: Vec<Listener>, drain: Duration) {
         };
         let app2 = app.clone();
         let conn_slot = slot.clone();
-        let svc = hyper::service::service_fn(move |req| {
+        let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             // Not evictable from its request head until its answer is sent.
             let busy = conn_slot.busy();
+            if let Some(ip) = ip {
+                req.extensions_mut().insert(crate::session::Peer(ip));
+            }
             let app = app2.clone();
             async move {
                 let resp = handle(app, req).await;
@@ -352,15 +355,25 @@ async fn route(
     }
     let Some(server) = snap.server(first) else {
         // Do not confirm which names exist to a caller without the global token.
-        caller(snap, &snap.settings.auth_tokens, req.headers(), |_| true)?;
+        caller(
+            snap,
+            &snap.settings.auth_tokens,
+            req.headers(),
+            |_| true,
+            |_| {},
+        )?;
         return Err(Rejection::UnknownServer(first.into()));
     };
     if rest == "healthz" {
         return Ok(openapi::healthz(&server, req.method()));
     }
-    let token = caller(snap, &server.cfg.auth_tokens, req.headers(), |c| {
-        c.reaches_server(first)
-    })
+    let token = caller(
+        snap,
+        &server.cfg.auth_tokens,
+        req.headers(),
+        |c| c.reaches_server(first),
+        |c| app.hub.seen(c),
+    )
     .map_err(|e| hidden(e, first))?;
     if server.cfg.disabled {
         return Err(Rejection::Disabled(first.into()));
@@ -391,12 +404,24 @@ async fn group(
 ) -> Result<Response<Body>, Rejection> {
     let (name, endpoint) = rest.split_once('/').unwrap_or((rest, ""));
     let Some(group) = snap.group(name) else {
-        caller(snap, &snap.settings.auth_tokens, req.headers(), |_| true)?;
+        caller(
+            snap,
+            &snap.settings.auth_tokens,
+            req.headers(),
+            |_| true,
+            |_| {},
+        )?;
         return Err(Rejection::UnknownServer(format!("g/{name}")));
     };
     let tokens = &group.cfg.auth_tokens;
-    let token = caller(snap, tokens, req.headers(), |c| c.reaches_group(name))
-        .map_err(|e| hidden(e, &format!("g/{name}")))?;
+    let token = caller(
+        snap,
+        tokens,
+        req.headers(),
+        |c| c.reaches_group(name),
+        |c| app.hub.seen(c),
+    )
+    .map_err(|e| hidden(e, &format!("g/{name}")))?;
     if openapi::handles(endpoint) {
         let auth = !tokens.is_empty() || !snap.settings.clients.is_empty();
         let path = format!("/{}", group.route);
@@ -456,6 +481,7 @@ fn caller(
     tokens: &[String],
     headers: &http::HeaderMap,
     reaches: impl Fn(&crate::config::clients::Client) -> bool,
+    seen: impl Fn(&std::sync::Arc<str>),
 ) -> Result<Option<crate::session::Token>, Denied> {
     use crate::session::{Secret, Token};
     let id = auth::identify(&snap.settings.clients, tokens, headers)
@@ -467,11 +493,14 @@ fn caller(
             secret: Secret(tokens[i].as_str().into()),
             client: None,
         }),
-        auth::Identity::Client(c, given) if reaches(&c) => Some(Token {
-            label: 0,
-            secret: Secret(given),
-            client: Some(c),
-        }),
+        auth::Identity::Client(c, given) if reaches(&c) => {
+            seen(&c.name);
+            Some(Token {
+                label: 0,
+                secret: Secret(given),
+                client: Some(c),
+            })
+        }
         auth::Identity::Client(..) => return Err(Denied::Hidden),
     })
 }

@@ -246,7 +246,7 @@ impl From<crate::hub::OpenError> for Rejection {
         use crate::hub::OpenError;
         match e {
             OpenError::Disabled(name) => Rejection::Disabled(name),
-            OpenError::Full(why) => Rejection::Busy(why),
+            OpenError::Full(why) | OpenError::ClientFull(why) => Rejection::Busy(why),
             e => Rejection::Unavailable(e.to_string()),
         }
     }

@@ -60,6 +60,19 @@ pub struct SessionInfo {
     /// The named client it is (`mcpProxy.options.clients`), whose tool rules
     /// the router applies.
     pub client: Option<Arc<Client>>,
+    /// The address it came from: a caller with no token counts against
+    /// `maxSessionsPerAddress`.
+    pub peer: Option<std::net::IpAddr>,
+}
+
+/// The address a request came from, in its extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::IpAddr);
+
+impl Peer {
+    pub fn of<B>(req: &http::Request<B>) -> Option<std::net::IpAddr> {
+        req.extensions().get::<Peer>().map(|p| p.0)
+    }
 }
 
 impl SessionInfo {
@@ -136,43 +149,81 @@ impl Token {
             modern: false,
             transport: Default::default(),
             client: self.client.clone(),
+            peer: None,
         }
     }
 }
 
-/// Open sessions per token, for `maxSessionsPerToken`.
+/// Open sessions per caller (a named client, a token, an address), and in
+/// all: `maxSessions` and the per-caller caps.
 #[derive(Default)]
-pub struct TokenCounts(Arc<Mutex<std::collections::HashMap<Arc<str>, usize>>>);
+pub struct TokenCounts(Arc<Mutex<Counts>>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    by: std::collections::HashMap<Arc<str>, usize>,
+    total: usize,
+}
+
+/// Which cap a session did not fit under.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Full {
+    Caller,
+    Total,
+}
 
 impl TokenCounts {
-    /// A slot for one more session, unless the token has `max` already.
-    pub fn take(&self, token: &Arc<str>, max: usize) -> Option<Arc<TokenSlot>> {
+    /// A slot for one more session of `caller`, unless it has `max` already
+    /// or the hub has `total` in all.
+    pub fn take(
+        &self,
+        caller: &Arc<str>,
+        max: usize,
+        total: usize,
+    ) -> Result<Arc<TokenSlot>, Full> {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(token.clone()).or_default();
+        if m.total >= total {
+            return Err(Full::Total);
+        }
+        let n = m.by.entry(caller.clone()).or_default();
         if *n >= max {
-            return None;
+            return Err(Full::Caller);
         }
         *n += 1;
-        Some(Arc::new(TokenSlot {
+        m.total += 1;
+        Ok(Arc::new(TokenSlot {
             counts: self.0.clone(),
-            token: token.clone(),
+            token: caller.clone(),
         }))
+    }
+
+    /// Open sessions per caller key (`client:NAME`, `addr:IP`, or a token).
+    pub fn by_caller(&self, keep: impl Fn(&str) -> bool) -> Vec<(String, usize)> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> =
+            m.by.iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, n)| (k.to_string(), *n))
+                .collect();
+        v.sort();
+        v
     }
 }
 
 #[derive(Debug)]
 pub struct TokenSlot {
-    counts: Arc<Mutex<std::collections::HashMap<Arc<str>, usize>>>,
+    counts: Arc<Mutex<Counts>>,
     token: Arc<str>,
 }
 
 impl Drop for TokenSlot {
     fn drop(&mut self) {
         let mut m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&self.token) {
+        m.total = m.total.saturating_sub(1);
+        if let Some(n) = m.by.get_mut(&self.token) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&self.token);
+                m.by.remove(&self.token);
             }
         }
     }

@@ -108,12 +108,15 @@ pub async fn open(
     }
     let id = new_session_id();
     let (tx, rx) = outbound::channel(route.key(), &id);
-    let info = SessionInfo::for_token(
-        token.as_ref(),
-        &id,
-        route.token_source(),
-        crate::metrics::Transport::Sse,
-    );
+    let info = SessionInfo {
+        peer: crate::session::Peer::of(&req),
+        ..SessionInfo::for_token(
+            token.as_ref(),
+            &id,
+            route.token_source(),
+            crate::metrics::Transport::Sse,
+        )
+    };
     let session = match route.open(app, Arc::new(Sink(tx.clone())), info).await {
         Ok(s) => s,
         Err(e) => return Err(e.into()),

@@ -58,6 +58,9 @@ impl Registry {
 struct StreamSession {
     id: String,
     server: String,
+    /// Whose session it is (a named client's key), so a client at its
+    /// `maxSessions` can make room by closing its own idle ones.
+    owner: Option<String>,
     session: OnceLock<ClientSession>,
     /// The session-wide queue; its reader is the open GET stream, or parked
     /// here while none is open.
@@ -226,6 +229,7 @@ async fn post_admitted(
     token: Option<crate::session::Token>,
     admitted: &mut Option<crate::limits::Admitted>,
 ) -> Result<Response<Body>, Rejection> {
+    let peer = crate::session::Peer::of(&req);
     let headers = req.headers();
     let ctype = headers
         .get(header::CONTENT_TYPE)
@@ -276,7 +280,7 @@ async fn post_admitted(
         .any(|m| m.is_request() && m.method() == Some("initialize"));
     let (sess, new) = match sess {
         Some(s) => (s, false),
-        None if is_init => (create(app, &route, token).await?, true),
+        None if is_init => (create(app, &route, token, peer).await?, true),
         None => return Err(Rejection::NoSession),
     };
     sess.touch();
@@ -413,12 +417,17 @@ async fn create(
     app: &Arc<Ctx>,
     route: &Route,
     token: Option<crate::session::Token>,
+    peer: Option<std::net::IpAddr>,
 ) -> Result<Arc<StreamSession>, Rejection> {
     let id = new_session_id();
     let (ambient, parked) = outbound::channel(route.key(), &id);
     let sess = Arc::new(StreamSession {
         id,
         server: route.key().to_owned(),
+        owner: token
+            .as_ref()
+            .filter(|t| t.client.is_some())
+            .map(crate::session::Token::key),
         session: OnceLock::new(),
         ambient,
         parked: Arc::new(Mutex::new(Some(parked))),
@@ -426,21 +435,60 @@ async fn create(
         closed: std::sync::atomic::AtomicBool::new(false),
         last_active: Mutex::new(Instant::now()),
     });
-    let session = route
-        .open(
-            app,
-            Arc::new(Sink(Arc::downgrade(&sess))),
-            SessionInfo::for_token(
-                token.as_ref(),
-                &sess.id,
-                route.token_source(),
-                Default::default(),
-            ),
+    let info = SessionInfo {
+        peer,
+        ..SessionInfo::for_token(
+            token.as_ref(),
+            &sess.id,
+            route.token_source(),
+            Default::default(),
         )
-        .await?;
+    };
+    let sink = || Arc::new(Sink(Arc::downgrade(&sess)));
+    let session = match route.open(app, sink(), info.clone()).await {
+        // A named client at its cap makes room by closing its own least
+        // recently used idle session, never another client's.
+        Err(crate::hub::OpenError::ClientFull(_))
+            if sess.owner.as_deref().is_some_and(|o| evict_idle(app, o)) =>
+        {
+            route.open(app, sink(), info).await?
+        }
+        r => r?,
+    };
     let _ = sess.session.set(session);
     app.streamable.lock().insert(sess.id.clone(), sess.clone());
     Ok(sess)
+}
+
+/// Closes `owner`'s least recently used session with no open stream, if it
+/// has one; its slot is free when this returns.
+fn evict_idle(app: &Ctx, owner: &str) -> bool {
+    let victim = {
+        let mut map = app.streamable.lock();
+        let id = map
+            .values()
+            .filter(|s| s.owner.as_deref() == Some(owner) && s.idle() && !s.is_closed())
+            .min_by_key(|s| {
+                s.last_active
+                    .lock()
+                    .map(|t| *t)
+                    .unwrap_or_else(|_| Instant::now())
+            })
+            .map(|s| s.id.clone());
+        id.and_then(|id| map.remove(&id))
+    };
+    let Some(v) = victim else { return false };
+    crate::ratelimit::warn(
+        "evict-client-session",
+        format_args!(
+            "{owner} is at its maxSessions: closed its least recently used idle session {} to open a new one",
+            v.id
+        ),
+    );
+    v.close();
+    // The last holder: dropping it frees the session's slot.
+    drop(v);
+    true
 }
 
 pub async fn get(

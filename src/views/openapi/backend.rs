@@ -51,9 +51,10 @@ impl From<OpenError> for Unreachable {
     fn from(e: OpenError) -> Self {
         let status = match e {
             OpenError::Disabled(_) => StatusCode::NOT_FOUND,
-            OpenError::Unavailable(_) | OpenError::Start(_) | OpenError::Full(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            OpenError::Unavailable(_)
+            | OpenError::Start(_)
+            | OpenError::Full(_)
+            | OpenError::ClientFull(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Unreachable {
             status,
