@@ -30,6 +30,9 @@
 //! for N rounds (default 8), with medians and the median ratio B/A. Build the
 //! other binary from another checkout, e.g. a `git worktree` of the commit
 //! before a change.
+//! `--named-client [--rounds N]` runs the same A/B on one binary: A with the
+//! token in `authTokens`, B with it as a named client (`tokenSha256`), which
+//! gives what identifying a named client costs.
 //! The hub runs in shared session mode; request ids are unique across workers
 //! because the floor does not rewrite them.
 
@@ -65,6 +68,7 @@ struct Opts {
     fixture: String,
     floor: String,
     against: Option<String>,
+    named_client: bool,
     rounds: usize,
 }
 
@@ -76,9 +80,14 @@ fn opts() -> Opts {
         fixture: "target/release/mcp-fixture".into(),
         floor: "target/release/examples/floor".into(),
         against: None,
+        named_client: false,
         rounds: 8,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--named-client") {
+        args.remove(i);
+        o.named_client = true;
+    }
     for w in args.chunks(2) {
         match (w[0].as_str(), w.get(1)) {
             ("--seconds", Some(v)) => o.seconds = v.parse().expect("--seconds N"),
@@ -89,7 +98,7 @@ fn opts() -> Opts {
             ("--against", Some(v)) => o.against = Some(v.clone()),
             ("--rounds", Some(v)) => o.rounds = v.parse().expect("--rounds N"),
             _ => panic!(
-                "usage: loadgen [--seconds N] [--sessions N] [--hub PATH] [--fixture PATH] [--floor PATH] [--against OTHER_HUB [--rounds N]]"
+                "usage: loadgen [--seconds N] [--sessions N] [--hub PATH] [--fixture PATH] [--floor PATH] [--against OTHER_HUB | --named-client] [--rounds N]"
             ),
         }
     }
@@ -237,6 +246,18 @@ async fn main() {
     }
     let fixture = std::fs::canonicalize(&o.fixture).unwrap();
     let fixture = fixture.to_str().unwrap();
+    if o.named_client {
+        let plain = config(fixture, true, None);
+        let mut named = plain.clone();
+        let opts = &mut named["mcpProxy"]["options"];
+        opts["authTokens"] = json!([]);
+        opts["clients"] = json!({"bench": {
+            "tokenSha256": mcp_hub::config::clients::sha256_hex(TOKEN),
+            "maxSessions": 8192,
+        }});
+        println!("A: the token in authTokens; B: the same token as a named client (tokenSha256)");
+        return ab::run_configs(&o.hub, &plain, &o.hub, &named, o.rounds, o.seconds).await;
+    }
     if let Some(other) = &o.against {
         return ab::run(
             &o.hub,

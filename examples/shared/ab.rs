@@ -10,10 +10,23 @@ use super::{measure, Path};
 use std::time::Duration;
 
 pub async fn run(a: &str, b: &str, cfg: &serde_json::Value, rounds: usize, secs: u64) {
+    run_configs(a, cfg, b, cfg, rounds, secs).await
+}
+
+/// Like [`run`], each hub on its own config (the same binary on two
+/// configs compares what a config costs).
+pub async fn run_configs(
+    a: &str,
+    cfg_a: &serde_json::Value,
+    b: &str,
+    cfg_b: &serde_json::Value,
+    rounds: usize,
+    secs: u64,
+) {
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
-    let (ca, pa, addr_a) = hub::start_under(a, cfg, dir_a.path(), None);
-    let (cb, pb, addr_b) = hub::start_under(b, cfg, dir_b.path(), None);
+    let (ca, pa, addr_a) = hub::start_under(a, cfg_a, dir_a.path(), None);
+    let (cb, pb, addr_b) = hub::start_under(b, cfg_b, dir_b.path(), None);
     let _a = Reap { child: ca, pid: pa };
     let _b = Reap { child: cb, pid: pb };
     tokio::time::sleep(Duration::from_millis(300)).await;
