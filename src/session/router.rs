@@ -234,6 +234,8 @@ impl Router {
     pub fn attach_as(&mut self, sink: Arc<dyn Downstream>, caller: Caller, modern: bool) -> u64 {
         self.next_client += 1;
         self.clients.insert(self.next_client, sink);
+        // Era: a 2026-07-28 client's answers keep the modern result shapes
+        // (`input_required`), which a 2025 client must not be sent.
         if modern {
             self.modern_clients.insert(self.next_client);
         }
@@ -366,6 +368,7 @@ impl Router {
             return None;
         }
         self.subs.remove(uri);
+        // Era: a 2026-07-28 upstream has no unsubscribe; the listen carries the set.
         if self.modern_up {
             // Dropped from the next listen; the current one may still carry it.
             return None;
@@ -568,6 +571,8 @@ impl Router {
         if self.inflight.get(up).is_some_and(|e| e.progress.is_some()) {
             msg.set_progress_token(&to_raw(&up));
         }
+        // Era: a 2025 client's request to a 2026-07-28 upstream needs the
+        // envelope the upstream wants on every request, which it did not send.
         if self.modern_up && !client_modern {
             if let Some(ex) = self.inflight.get_mut(up) {
                 ex.retry = Some(msg.clone());
@@ -649,6 +654,8 @@ impl Router {
                 let Some(ex) = self.inflight.complete(up) else {
                     return vec![]; // answered already (timed out or cancelled)
                 };
+                // Era: a 2026-07-28 answer may be `input_required`, which a
+                // 2025 client cannot receive: the hub drives those rounds itself.
                 if self.modern_up && !ex.client_modern && msg.result_raw().is_some() {
                     let kind: Option<String> = msg.result_field("resultType");
                     match kind.as_deref() {
@@ -887,6 +894,7 @@ impl Router {
 
     /// A new upstream session: renew the subscriptions clients hold.
     pub fn resubscribe(&mut self) -> Vec<Effect> {
+        // Era: a 2026-07-28 upstream is told the set again by one listen.
         if self.modern_up {
             return self.relisten();
         }

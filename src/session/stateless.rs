@@ -60,6 +60,8 @@ impl Stateless {
             let _ = reply.push(m);
             return me;
         }
+        // Era: a 2025 upstream rejects the modern `_meta` keys; decided only
+        // now, once the link negotiated (the first-contact case).
         if !link.is_modern() {
             crate::mcp::strip_modern_meta(&mut msg);
         }

@@ -147,6 +147,7 @@ impl Router {
     /// The hub's one `subscriptions/listen` toward a modern upstream, asked
     /// again when the set of URIs clients subscribed to changes.
     pub(super) fn relisten(&mut self) -> Vec<Effect> {
+        // Era: only a 2026-07-28 upstream has `subscriptions/listen`.
         if !self.modern_up {
             return vec![];
         }
