@@ -203,6 +203,22 @@ def status(hub) -> dict:
         return next(s for s in json.loads(r.read())["servers"] if s["name"] == SERVER)
 
 
+CLIENT_TOKEN = "laptop-observability-token"
+
+
+def named_client_list(hub):
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list",
+            "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                 "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                                 "io.modelcontextprotocol/clientCapabilities": {}}}}
+    req = urllib.request.Request(hub.url(f"/{SERVER}/mcp"), data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {CLIENT_TOKEN}", "Content-Type": "application/json",
+                                          "Accept": "application/json, text/event-stream",
+                                          "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200 and "echo" in r.read().decode()
+
+
 def raw_initialize(hub) -> str:
     """A 2025 streamable session made by hand and left open: the SDK clients close theirs."""
     body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -230,7 +246,8 @@ def observed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("observability")
     metrics_port = free_port()
     hub = Hub({SERVER: {"command": FIXTURE, "start": "eager"}},
-              {"options": {"metricsListen": f"127.0.0.1:{metrics_port}", "metricsTokens": [METRICS_TOKEN]}},
+              {"options": {"metricsListen": f"127.0.0.1:{metrics_port}", "metricsTokens": [METRICS_TOKEN],
+                           "clients": {"laptop": {"token": CLIENT_TOKEN}}}},
               tmp=tmp)
     prom = None
     try:
@@ -262,6 +279,9 @@ def observed(tmp_path_factory):
             time.sleep(0.1)
 
         run(calls(hub, "streamable-http", load, echo))
+        # A named client's stateless 2026-07-28 tools/list: a series of the
+        # per-client panel, and no session or tools/call the others count.
+        named_client_list(hub)
         session = raw_initialize(hub)
         load.initializes["streamable"] += 1
         # Two refused requests, for the auth failure counter.
@@ -450,7 +470,8 @@ def test_dashboard_is_portable():
     titles = " | ".join(p["title"] for p in dash["panels"])
     types = {p["type"] for p in dash["panels"]}
     assert {"state-timeline", "logs", "timeseries", "stat"} <= types, types
-    for wanted in ("calls/s", "error ratio", "duration", "transport", "up", "restarts", "memory", "CPU", "Auth"):
+    for wanted in ("calls/s", "error ratio", "duration", "transport", "up", "restarts", "memory", "CPU", "Auth",
+                   "named client"):
         assert wanted.lower() in titles.lower(), (wanted, titles)
 
 
