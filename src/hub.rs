@@ -285,7 +285,7 @@ pub struct Hub {
     current: RwLock<Arc<Snapshot>>,
     per_token: crate::session::TokenCounts,
     /// When each named client last made a request, for `/status`.
-    seen: Mutex<std::collections::HashMap<Arc<str>, std::time::SystemTime>>,
+    seen: papaya::HashMap<Arc<str>, std::sync::atomic::AtomicU64>,
     drivers: Mutex<Vec<JoinHandle<()>>>,
     started: Instant,
 }
@@ -569,11 +569,15 @@ impl Hub {
 
     /// A named client made a request now.
     pub fn seen(&self, client: &Arc<str>) {
-        let mut m = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        match m.get_mut(client) {
-            Some(t) => *t = std::time::SystemTime::now(),
+        // Per request, so lock-free and to the second.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let m = self.seen.pin();
+        match m.get(client) {
+            Some(t) => t.store(now, std::sync::atomic::Ordering::Relaxed),
             None => {
-                m.insert(client.clone(), std::time::SystemTime::now());
+                m.get_or_insert_with(client.clone(), || now.into());
             }
         }
     }
@@ -646,7 +650,7 @@ impl Hub {
                 .by_caller(|k| k.starts_with("client:"))
                 .into_iter()
                 .collect();
-            let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let seen = self.seen.pin();
             snap.settings
                 .clients
                 .iter()
@@ -654,7 +658,11 @@ impl Hub {
                     json!({
                         "name": &*c.name,
                         "sessions": open.get(&format!("client:{}", c.name)).copied().unwrap_or(0),
-                        "lastUsed": seen.get(&c.name).map(|t| humantime::format_rfc3339_seconds(*t).to_string()),
+                        "lastUsed": seen.get(&c.name).map(|t| {
+                            let at = std::time::UNIX_EPOCH
+                                + Duration::from_secs(t.load(std::sync::atomic::Ordering::Relaxed));
+                            humantime::format_rfc3339_seconds(at).to_string()
+                        }),
                     })
                 })
                 .collect()

@@ -56,11 +56,13 @@ impl Scrape {
             .map(|(k, v)| (*k, v.get()))
             .collect();
         http.sort();
-        let clients = metrics
+        let mut clients: Vec<_> = metrics
             .clients
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default();
+            .pin()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get()))
+            .collect();
+        clients.sort();
         Scrape {
             clients,
             servers,

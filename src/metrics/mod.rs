@@ -368,7 +368,7 @@ pub struct Metrics {
     auth: [AtomicU64; 2],
     /// Requests of named clients, by (client, outcome). Bounded: a client
     /// label is a configured name (a reload drops the removed ones).
-    clients: Mutex<std::collections::BTreeMap<(Arc<str>, &'static str), u64>>,
+    clients: papaya::HashMap<(Arc<str>, &'static str), hist::Counter, Hasher>,
 }
 
 /// What became of a named client's request, for `mcphub_client_requests_total`.
@@ -416,7 +416,7 @@ impl Default for Metrics {
             servers: Mutex::default(),
             http: papaya::HashMap::with_hasher(Hasher::default()),
             auth: Default::default(),
-            clients: Mutex::default(),
+            clients: papaya::HashMap::with_hasher(Hasher::default()),
         }
     }
 }
@@ -469,14 +469,18 @@ impl Metrics {
 
     /// A named client's request and what became of it.
     pub fn client(&self, name: &Arc<str>, outcome: ClientOutcome) {
-        let mut m = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry((name.clone(), outcome.as_str())).or_default() += 1;
+        // Lock-free, as the HTTP counter: every request of a named client counts.
+        let m = self.clients.pin();
+        let key = (name.clone(), outcome.as_str());
+        match m.get(&key) {
+            Some(n) => n.inc(),
+            None => m.get_or_insert_with(key, hist::Counter::default).inc(),
+        }
     }
 
     /// At a reload: drops the series of clients `keep` refuses.
     pub fn retain_clients(&self, keep: impl Fn(&str) -> bool) {
-        let mut m = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|(name, _), _| keep(name));
+        self.clients.pin().retain(|(name, _), _| keep(name));
     }
 
     pub fn auth_failed(&self, why: AuthFailure) {
