@@ -177,10 +177,12 @@ pub struct RawGroup {
     pub separator: Option<String>,
     pub auth_tokens: Option<Vec<String>>,
     pub tool_filter: Option<ToolFilter>,
+    /// The group's OpenAPI view (default: `mcpProxy.options.openapi`).
+    pub openapi: Option<RawOpenApi>,
 }
 
 /// `"openapi": {"operationIds": "exact" | "mcpo", "maxListSize", "maxListPages",
-/// "maxDocumentSize"}` as written.
+/// "maxDocumentSize", "resources", "prompts"}` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawOpenApi {
@@ -188,4 +190,8 @@ pub struct RawOpenApi {
     pub max_list_size: Option<Size>,
     pub max_list_pages: Option<u64>,
     pub max_document_size: Option<Size>,
+    /// Serve the server's resources as operations too (default false).
+    pub resources: Option<bool>,
+    /// Serve the server's prompts as operations too (default false).
+    pub prompts: Option<bool>,
 }
