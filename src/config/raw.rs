@@ -167,6 +167,17 @@ pub struct Server {
     pub ping_interval: Option<String>,
     /// `false`, or a sandbox profile (validated in `sandbox::profile`).
     pub sandbox: Option<serde_json::Value>,
+    /// A package runner's install options (see `config::install`).
+    pub install: Option<RawInstall>,
+}
+
+/// `"install": {"python": ">=3.12" | "/usr/bin/python3.12", "overrides": [...]}`
+/// as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstall {
+    pub python: Option<String>,
+    pub overrides: Option<Vec<String>>,
 }
 
 /// One group (`groups.<name>`) as written.

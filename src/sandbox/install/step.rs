@@ -20,6 +20,28 @@ pub(super) struct Stepper<'a> {
     pub cwd: Option<&'a Path>,
     /// Host paths the package manager reads (local packages).
     pub reads: Vec<PathBuf>,
+    /// Host paths it executes besides the system's (a configured Python's prefix).
+    pub execs: Vec<PathBuf>,
+}
+
+/// Lines that start a resolver's explanation of a dependency conflict (uv,
+/// pip, npm), which the last lines of a long output may have cut off.
+const RESOLVER_MARKERS: &[&str] = &[
+    "No solution found",
+    "ResolutionImpossible",
+    "Cannot install",
+    "conflicting dependencies",
+    "ERESOLVE",
+    "Could not resolve dependency",
+];
+
+/// The resolver's message in `lines`, from its first line on (at most
+/// `STDERR_LINES`), when there is one.
+pub(super) fn resolver_message(lines: &[String]) -> Option<Vec<String>> {
+    let start = lines
+        .iter()
+        .position(|l| RESOLVER_MARKERS.iter().any(|m| l.contains(m)))?;
+    Some(lines[start..].iter().take(STDERR_LINES).cloned().collect())
 }
 
 impl Stepper<'_> {
@@ -40,7 +62,9 @@ impl Stepper<'_> {
         let profile = profile::Profile {
             read: self.reads.clone(),
             write: vec![self.dir.to_path_buf()],
-            exec: vec![self.dir.to_path_buf()],
+            exec: std::iter::once(self.dir.to_path_buf())
+                .chain(self.execs.iter().cloned())
+                .collect(),
             ..profile::Profile::default()
         };
         let (uid, gid) = profile::run_as();
@@ -102,9 +126,13 @@ impl Stepper<'_> {
                 .map(str::to_string)
                 .collect();
             let tail = lines[lines.len().saturating_sub(STDERR_LINES)..].to_vec();
+            // A conflict's explanation comes first, whole, even when more
+            // output followed it; then what a fix looks like.
+            let resolver = resolver_message(&lines).filter(|r| !tail.starts_with(r));
             return Err(InstallError::Step {
                 what,
                 status: out.status.to_string(),
+                resolver,
                 stderr: tail,
             });
         }
