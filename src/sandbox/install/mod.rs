@@ -96,13 +96,13 @@ pub enum InstallError {
 /// and, for a dependency conflict, how to settle it.
 fn step_resolver(resolver: &Option<Vec<String>>, stderr: &[String]) -> String {
     let mut s = String::new();
-    if let Some(r) = resolver {
-        s.push_str(&format!("; the resolver said:\n{}\n", r.join("\n")));
-    }
     if resolver.is_some() || step::resolver_message(stderr).is_some() {
         s.push_str(
-            "(a dependency conflict: pin the package it names with the server's install.overrides, e.g. [\"pkg==1.2\"])",
+            ", a dependency conflict: settle it by pinning the package it names in the server's install.overrides, e.g. [\"pkg==1.2\"]",
         );
+    }
+    if let Some(r) = resolver {
+        s.push_str(&format!("; the resolver said:\n{}\n", r.join("\n")));
     }
     s
 }

@@ -126,9 +126,9 @@ impl Stepper<'_> {
                 .map(str::to_string)
                 .collect();
             let tail = lines[lines.len().saturating_sub(STDERR_LINES)..].to_vec();
-            // A conflict's explanation comes first, whole, even when more
-            // output followed it; then what a fix looks like.
-            let resolver = resolver_message(&lines).filter(|r| !tail.starts_with(r));
+            // A conflict's explanation is shown whole even when more output
+            // followed it and the tail lost its start.
+            let resolver = resolver_message(&lines).filter(|r| !tail.contains(&r[0]));
             return Err(InstallError::Step {
                 what,
                 status: out.status.to_string(),
@@ -143,5 +143,37 @@ impl Stepper<'_> {
             }
         }
         Ok(stdout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_off_conflict_is_shown_whole_with_the_fix() {
+        let mut lines: Vec<String> = vec!["Using Python 3.11".into()];
+        lines.push("  × No solution found when resolving dependencies:".into());
+        lines.push("  ╰─▶ Because a depends on b>=5 and you require b<5 …".into());
+        lines.extend((0..30).map(|i| format!("noise {i}")));
+        let r = resolver_message(&lines).unwrap();
+        assert!(r[0].contains("No solution found") && r.len() == STDERR_LINES);
+        let tail = lines[lines.len() - STDERR_LINES..].to_vec();
+        let e = InstallError::Step {
+            what: "`uv pip install`".into(),
+            status: "exit status: 1".into(),
+            resolver: Some(r),
+            stderr: tail,
+        }
+        .to_string();
+        assert!(
+            e.contains("install.overrides") && e.contains("the resolver said:"),
+            "{e}"
+        );
+        assert!(
+            e.contains("Because a depends on b>=5") && e.contains("noise 29"),
+            "{e}"
+        );
+        assert!(resolver_message(&["all fine".to_string()]).is_none());
     }
 }
