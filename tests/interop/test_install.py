@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import HERE, hub_binary
+from conftest import HERE, TOKEN, Hub, hub_binary
 
 CA = "/etc/ssl/certs/ca-certificates.crt"
 UVX = str(HERE / ".venv" / "bin" / "uvx")
@@ -86,6 +86,18 @@ def test_an_override_settles_a_conflict_and_shows_in_the_lock(setup):
     assert code == 0, out
     pkg = json.loads(out)["package"]
     assert "click==8.0.4" in pkg["pinned"] and pkg["python"] == rec["python"], pkg
+
+    # /status shows the same, from the record (nothing is started for it).
+    hub = Hub({"dotenv": server(["click==8.0.4"])}, proxy={"options": {"stateDir": str(state)}},
+              tmp=state.parent)
+    try:
+        import urllib.request
+        req = urllib.request.Request(hub.url("/status"), headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            st = next(s for s in json.load(r)["servers"] if s["name"] == "dotenv")
+        assert "click==8.0.4" in st["sandbox"]["package"]["pinned"], st
+    finally:
+        hub.stop()
 
 
 def test_an_npm_override_pins_a_dependency(tmp_path):
