@@ -39,7 +39,7 @@ fn check_lists_servers_of_the_lan_config() {
     assert!(out.contains("config OK: 7 server(s)"));
     let (ok, out, _) = check(&repo("config/demo.json"), &[]);
     assert!(
-        ok && out.contains("demo-private") && out.contains("per-client"),
+        ok && out.contains("demo_private") && out.contains("per-client"),
         "{out}"
     );
 }

@@ -578,12 +578,12 @@ async fn client_config_writes_each_client_file_idempotently() {
     assert!(cmd.output().unwrap().status.success());
     let v = read_json(&project.path().join(".vscode/mcp.json"));
     assert!(v["servers"].is_object(), "{v}");
-    // Open WebUI: the import JSON; there is no file to write.
+    // Open WebUI: the import JSON (one server: one object); --write needs a directory.
     let (ok, out, _) = op.cli_env(&["client-config", "open-webui"], &env);
     assert!(ok);
     let o: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(o[0]["type"], "mcp");
-    assert_eq!(o[0]["auth_type"], "bearer");
+    assert_eq!(o["type"], "mcp");
+    assert_eq!(o["auth_type"], "bearer");
     let (ok, _, err) = op.cli_env(&["client-config", "open-webui", "--write"], &env);
     assert!(!ok && err.contains("Import"), "{err}");
     let (ok, _, err) = op.cli_env(&["client-config", "codex", "--server", "nope"], &env);

@@ -94,10 +94,25 @@ async fn the_document_hoists_defs_filters_tools_and_names_operations() {
         body_schema(&doc, "/tools/structured_add")["required"],
         json!(["a", "b"])
     );
-    // Resources and prompts are described too.
-    assert!(doc["paths"]["/resources"]["get"].is_object());
-    assert!(doc["paths"]["/resources/read"]["get"].is_object());
-    assert!(doc["paths"]["/prompts/test_prompt_with_arguments"]["post"].is_object());
+    // Tools only, as MCPO: exactly one operation per listed (unfiltered)
+    // tool, and no resource or prompt operation.
+    let mut m = Mcp::new(&hub, "fx");
+    m.initialize().await;
+    let r = m.post(&req(json!(2), "tools/list", json!({}))).await;
+    let mut listed: Vec<String> = r.last()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("/tools/{}", t["name"].as_str().unwrap()))
+        .collect();
+    listed.sort();
+    let mut ops: Vec<String> = paths.keys().cloned().collect();
+    ops.sort();
+    assert_eq!(ops, listed);
+    assert!(doc["info"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("openapi.resources"));
     // Every operationId is unique.
     let mut ids: Vec<&str> = paths
         .values()
@@ -124,7 +139,8 @@ async fn the_document_hoists_defs_filters_tools_and_names_operations() {
 async fn calls_answer_as_mcpo_does_and_errors_map_by_code() {
     let hub = Hub::start(
         json!({"options": {"logEnabled": true, "maxBodySize": "64KiB"}}),
-        json!({"fx": fx(json!({"sandbox": false, "options": {"toolFilter": {"mode": "block", "list": ["crash"]}}}))}),
+        json!({"fx": fx(json!({"sandbox": false, "options": {"toolFilter": {"mode": "block", "list": ["crash"]},
+                                                              "openapi": {"resources": true, "prompts": true}}}))}),
     );
     let call = |tool: &str, args: Value| {
         let path = format!("/fx/tools/{tool}");
@@ -217,7 +233,7 @@ async fn calls_answer_as_mcpo_does_and_errors_map_by_code() {
     );
     assert!(hub.log_contains("tools/call \"test_error_handling\": tool-error"));
 
-    // Resources and prompts.
+    // Resources and prompts, opted in.
     let (status, list) = get(&hub, "/fx/resources").await;
     assert_eq!(status, 200);
     assert_eq!(list["resources"][0]["uri"], "test://static-text");
@@ -471,6 +487,80 @@ async fn cors_answers_only_the_configured_origins() {
 /// `/g/<group>/openapi.json`: the group's prefixed tools as operations, each
 /// call reaching its own server, the group's tokens (a member's token alone
 /// does not open it), and a member that is down left out of the document.
+/// Resources and prompts are operations only where the config opts in, and
+/// their routes answer 404 elsewhere, as an unknown tool does.
+#[tokio::test]
+async fn resources_and_prompts_only_when_opted_in() {
+    let on = json!({"resources": true, "prompts": true});
+    let hub = Hub::start(
+        json!({"options": {"groups": {
+            "plain": {"servers": ["fx"]},
+            "rich": {"servers": ["fx"], "openapi": on},
+        }}}),
+        json!({
+            "fx": fx(json!({"sandbox": false})),
+            "rp": fx(json!({"sandbox": false, "options": {"openapi": on}})),
+            "res": fx(json!({"sandbox": false, "options": {"openapi": {"resources": true}}})),
+        }),
+    );
+    let kinds = |doc: &Value| {
+        let p = doc["paths"].as_object().unwrap();
+        (
+            p.keys().any(|k| k.starts_with("/resources")),
+            p.keys().any(|k| k.starts_with("/prompts")),
+        )
+    };
+    for (base, want) in [
+        ("/fx", (false, false)),
+        ("/rp", (true, true)),
+        ("/res", (true, false)),
+        ("/g/plain", (false, false)),
+        ("/g/rich", (true, true)),
+    ] {
+        let (status, doc) = get(&hub, &format!("{base}/openapi.json")).await;
+        assert_eq!(status, 200, "{base}: {doc}");
+        assert_eq!(kinds(&doc), want, "{base}: {:?}", doc["paths"]);
+        let (res, pr) = want;
+        let code = |on: bool| if on { 200 } else { 404 };
+        assert_eq!(
+            get(&hub, &format!("{base}/resources")).await.0,
+            code(res),
+            "{base}"
+        );
+        assert_eq!(
+            get(&hub, &format!("{base}/prompts")).await.0,
+            code(pr),
+            "{base}"
+        );
+    }
+    let (_, doc) = get(&hub, "/rp/openapi.json").await;
+    assert!(doc["paths"]["/resources/read"]["get"].is_object());
+    assert!(doc["paths"]["/prompts/test_prompt_with_arguments"]["post"].is_object());
+    // The calling side refuses what the document leaves out.
+    let (status, body) = get(&hub, "/fx/resources/read?uri=test://static-text").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["detail"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("openapi.resources"),
+        "{body}"
+    );
+    let args = json!({"arg1": "A1", "arg2": "B2"});
+    let (status, _) = post(&hub, "/fx/prompts/test_prompt_with_arguments", args.clone()).await;
+    assert_eq!(status, 404);
+    let (status, p) = post(&hub, "/rp/prompts/test_prompt_with_arguments", args).await;
+    assert_eq!(status, 200, "{p}");
+    // The docs page says why they are missing.
+    let r = client()
+        .get(hub.url("/fx/docs"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("Tools only"));
+}
+
 #[tokio::test]
 async fn a_group_is_one_tool_server_with_prefixed_operations() {
     let hub = Hub::start(

@@ -69,6 +69,32 @@ pub fn check_report(cfg: &Config) -> String {
     out
 }
 
+/// What each package-runner server with `install` options will install
+/// with (`Ok`: the interpreter picked and why, the overrides), or why it
+/// cannot (`Err`, naming the config path).
+fn installs(cfg: &Config) -> Vec<(String, Result<String, String>)> {
+    cfg.servers
+        .values()
+        .filter(|s| !s.disabled)
+        .filter_map(|s| match &s.upstream {
+            config::Upstream::Stdio(spec) => {
+                crate::sandbox::install::check(&s.name, spec).map(|r| (s.name.clone(), r))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn installs_json(list: &[(String, Result<String, String>)]) -> serde_json::Value {
+    json!(list
+        .iter()
+        .map(|(name, r)| match r {
+            Ok(line) => json!({"server": name, "ok": true, "install": line}),
+            Err(e) => json!({"server": name, "ok": false, "error": e}),
+        })
+        .collect::<Vec<_>>())
+}
+
 /// Tests the grants; prints each problem. True when every grant is usable.
 fn grants(cfg: &Config, u: &GrantUser, only: Option<&str>) -> anyhow::Result<grant::Report> {
     let user = grant::server_user(u.run_as.as_deref()).map_err(anyhow::Error::msg)?;
@@ -91,7 +117,8 @@ fn credential_note(cfg: &Config) -> Option<String> {
 pub fn check(ctx: &Ctx, u: &GrantUser) -> anyhow::Result<bool> {
     let (files, cfg) = ctx.load()?;
     let report = grants(&cfg, u, None)?;
-    let ok = report.problems.is_empty();
+    let installs = installs(&cfg);
+    let ok = report.problems.is_empty() && installs.iter().all(|(_, r)| r.is_ok());
     if ctx.json() {
         out::json(&json!({
             "ok": ok,
@@ -109,6 +136,7 @@ pub fn check(ctx: &Ctx, u: &GrantUser) -> anyhow::Result<bool> {
                 "at": p.at, "path": p.path, "user": p.user, "blocker": p.blocker, "fix": p.fix_line(),
             })).collect::<Vec<_>>(),
             "grantsUntested": report.untested,
+            "installs": installs_json(&installs),
         }));
     } else {
         print!("{}", check_report(&cfg));
@@ -132,6 +160,12 @@ pub fn check(ctx: &Ctx, u: &GrantUser) -> anyhow::Result<bool> {
         for p in &report.problems {
             eprintln!("error: {p}");
         }
+        for (name, r) in &installs {
+            match r {
+                Ok(line) => println!("{name}: install: {line}"),
+                Err(e) => eprintln!("error: {e}"),
+            }
+        }
     }
     Ok(ok)
 }
@@ -151,10 +185,13 @@ pub fn doctor(ctx: &Ctx, u: &GrantUser) -> anyhow::Result<bool> {
         None => grant::Report::default(),
     };
     ok &= grant_report.problems.is_empty();
+    let installs = cfg.as_ref().map(installs).unwrap_or_default();
+    ok &= installs.iter().all(|(_, r)| r.is_ok());
     if ctx.json() {
         out::json(&json!({
             "ok": ok,
             "report": report,
+            "installs": installs_json(&installs),
             "grantProblems": grant_report.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             "grantsUntested": grant_report.untested,
         }));
@@ -166,6 +203,12 @@ pub fn doctor(ctx: &Ctx, u: &GrantUser) -> anyhow::Result<bool> {
     }
     for p in &grant_report.problems {
         println!("{}: grant NOT usable: {p}", p.server);
+    }
+    for (name, r) in &installs {
+        match r {
+            Ok(line) => println!("{name}: install: {line}"),
+            Err(e) => println!("{name}: install NOT possible: {e}"),
+        }
     }
     Ok(ok)
 }

@@ -6,8 +6,9 @@
 //! Tokens are never written as literals, only as the reference each client
 //! resolves itself: `${VAR}` (Claude Code, Gemini CLI), `${env:VAR}` (Cursor),
 //! `${input:mcp-hub-token}` with a password prompt (VS Code),
-//! `bearer_token_env_var` (Codex). Open WebUI gets its connection-import JSON,
-//! with the key left for the operator to paste.
+//! `bearer_token_env_var` (Codex). Open WebUI gets its connection-import JSON
+//! (`openwebui`), with the key left for the operator to paste unless
+//! `--with-token`.
 //!
 //! `--write` merges idempotently: it sets only the entries of the chosen
 //! servers (and VS Code's input), leaves every other entry of the file as it
@@ -53,9 +54,19 @@ pub struct ClientArgs {
     /// The client to configure
     #[arg(value_enum)]
     pub client: Client,
-    /// Only this server (repeatable; default: every enabled server)
+    /// Only this server (repeatable; default: every enabled server, and for
+    /// open-webui every group too)
     #[arg(long = "server", value_name = "NAME")]
     pub servers: Vec<String>,
+    /// open-webui: only this group (repeatable)
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+    /// open-webui: also an OpenAPI connection (<url>/<name>, path openapi.json) per server and group
+    #[arg(long)]
+    pub openapi: bool,
+    /// open-webui: put the config's token in as the key (the output then holds a secret)
+    #[arg(long = "with-token")]
+    pub with_token: bool,
     /// The hub's URL as clients reach it (default: mcpProxy.baseURL, else the listen address)
     #[arg(long = "url-base", value_name = "URL")]
     pub url_base: Option<String>,
@@ -69,9 +80,10 @@ pub struct ClientArgs {
     /// Streamable HTTP (/mcp, the default) or legacy SSE (/sse)
     #[arg(long, value_enum, default_value = "http")]
     pub transport: Transport,
-    /// Merge the entries into the client's own config file (keeps a backup)
-    #[arg(long)]
-    pub write: bool,
+    /// Merge the entries into the client's own config file (keeps a backup);
+    /// open-webui: write one importable file per server and group into DIR
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub write: Option<Option<PathBuf>>,
     /// With --write: the user's file, or the project's (in the current directory).
     /// Default: project for vscode, user for the others
     #[arg(long, value_enum, requires = "write")]
@@ -123,10 +135,7 @@ impl Client {
             (Client::Codex, Scope::Project) => {
                 bail!("codex reads its servers from ~/.codex/config.toml only: use --scope user")
             }
-            (Client::OpenWebui, _) => bail!(
-                "Open WebUI keeps its connections in its database: import the printed JSON \
-                 (Settings → External Tools → Import) instead of --write"
-            ),
+            (Client::OpenWebui, _) => unreachable!("open-webui is written by openwebui::run"),
         })
     }
 
@@ -254,23 +263,6 @@ fn codex_merge(doc: &mut toml_edit::DocumentMut, servers: &[Server], var: &str) 
     }
 }
 
-fn open_webui(servers: &[Server]) -> Value {
-    Value::Array(
-        servers
-            .iter()
-            .map(|s| {
-                json!({
-                    "type": "mcp", "url": s.url, "path": "",
-                    "auth_type": if s.auth { "bearer" } else { "none" },
-                    "key": "",
-                    "config": {"enable": true},
-                    "info": {"id": s.name, "name": s.name, "description": format!("{} via mcp-hub", s.name)},
-                })
-            })
-            .collect(),
-    )
-}
-
 /// Merges `snippet` into an existing JSON file's text.
 fn json_merge(
     client: Client,
@@ -333,12 +325,45 @@ pub fn client_config(ctx: &Ctx, a: ClientArgs) -> anyhow::Result<bool> {
     if sse && a.client == Client::Codex {
         bail!("codex speaks streamable HTTP only: leave out --transport sse");
     }
+    if a.client == Client::OpenWebui {
+        if sse {
+            bail!("Open WebUI's MCP connections speak streamable HTTP only: leave out --transport sse");
+        }
+        let dir = match &a.write {
+            None => None,
+            Some(Some(d)) => Some(d.as_path()),
+            Some(None) => bail!(
+                "Open WebUI keeps its connections in its database: give --write a directory for one \
+                 file per server and group to Import (Admin Settings → External Tools → + → Import)"
+            ),
+        };
+        let r = super::openwebui::Request {
+            servers: &a.servers,
+            groups: &a.groups,
+            base: &base,
+            openapi: a.openapi,
+            with_token: a.with_token,
+            dir,
+        };
+        return super::openwebui::run(ctx, &cfg, &r);
+    }
+    if !a.groups.is_empty() || a.openapi || a.with_token {
+        bail!("--group, --openapi and --with-token are for open-webui only");
+    }
+    let write = match &a.write {
+        None => false,
+        Some(None) => true,
+        Some(Some(d)) => bail!(
+            "--write takes no directory for {:?} (it merges into the client's own file): drop {}",
+            a.client,
+            d.display()
+        ),
+    };
     let servers = selected(&cfg, &a, &base)?;
     let var = &a.token_env;
-    if !a.write {
+    if !write {
         let text = match a.client {
             Client::Codex => codex_snippet(&servers, var),
-            Client::OpenWebui => serde_json::to_string_pretty(&open_webui(&servers))?,
             c => serde_json::to_string_pretty(&json_snippet(c, &servers, sse, var))?,
         };
         if ctx.json() {
@@ -355,7 +380,6 @@ pub fn client_config(ctx: &Ctx, a: ClientArgs) -> anyhow::Result<bool> {
                         "VS Code asks for the token once and keeps it in its secret storage"
                             .to_string()
                     }
-                    Client::OpenWebui => "paste the token as each connection's key".to_string(),
                     _ => format!("set {var} to the hub's token in the client's environment"),
                 };
                 out::note(format!("note: {how}"));

@@ -50,7 +50,7 @@ pub struct AddArgs {
     #[arg(long = "memory-max", value_name = "SIZE")]
     pub memory_max: Option<String>,
     /// A remote server's URL (instead of a command)
-    #[arg(long, conflicts_with_all = ["env", "cwd", "read", "write", "exec", "network", "memory_max"])]
+    #[arg(long, conflicts_with_all = ["env", "cwd", "read", "write", "exec", "network", "memory_max", "install_python", "overrides"])]
     pub url: Option<String>,
     /// A remote server's transport (default: sse for a URL ending in /sse, else streamable-http)
     #[arg(long, requires = "url", value_parser = ["sse", "streamable-http"])]
@@ -58,6 +58,13 @@ pub struct AddArgs {
     /// A header sent to a remote server (repeatable), e.g. 'Authorization: Bearer ${PG_TOKEN}'
     #[arg(long = "header", value_name = "'K: V'", requires = "url")]
     pub headers: Vec<String>,
+    /// Package runners: the Python to install with, a version spec (">=3.12") or a path
+    #[arg(long = "install-python", value_name = "SPEC")]
+    pub install_python: Option<String>,
+    /// Package runners: a requirement that wins over the package's own (repeatable),
+    /// e.g. 'mcp<2' (uvx, pipx run) or 'minimist@1.2.8' (npx)
+    #[arg(long = "override", value_name = "REQ")]
+    pub overrides: Vec<String>,
     /// Replace conf.d/NAME.json if it exists (the old file is backed up)
     #[arg(long)]
     pub force: bool,
@@ -183,6 +190,16 @@ fn entry(a: &AddArgs) -> anyhow::Result<Value> {
         if !sb.is_empty() {
             e.insert("sandbox".into(), Value::Object(sb));
         }
+        let mut install = Map::new();
+        if let Some(p) = &a.install_python {
+            install.insert("python".into(), json!(p));
+        }
+        if !a.overrides.is_empty() {
+            install.insert("overrides".into(), json!(a.overrides));
+        }
+        if !install.is_empty() {
+            e.insert("install".into(), Value::Object(install));
+        }
     }
     if let Some(s) = &a.session {
         e.insert("session".into(), json!(s));
@@ -295,6 +312,13 @@ pub fn add(ctx: &Ctx, a: AddArgs) -> anyhow::Result<bool> {
         )
     })?;
     check_command(&new_cfg, &name).context("not written")?;
+    if let Some(crate::config::Upstream::Stdio(spec)) =
+        new_cfg.servers.get(&name).map(|s| &s.upstream)
+    {
+        if let Some(Err(e)) = crate::sandbox::install::check(&name, spec) {
+            bail!("not written: {e}");
+        }
+    }
 
     // Grants: usable by the servers' user, or fixed with --grant.
     let user = grant::server_user(a.user.run_as.as_deref()).map_err(anyhow::Error::msg)?;

@@ -194,6 +194,16 @@ pub fn show(ctx: &Ctx, a: NameArg) -> anyhow::Result<bool> {
                 .collect::<serde_json::Map<_, _>>());
             v["cwd"] = json!(spec.cwd);
             v["home"] = json!(spec.home);
+            if !spec.install.is_default() {
+                v["install"] = json!({
+                    "python": spec.install.python.as_ref().map(|p| p.to_string()),
+                    "overrides": spec.install.overrides,
+                });
+            }
+            // The install as recorded: version, interpreter and every pinned package.
+            if let Some(p) = crate::sandbox::install::describe(spec) {
+                v["package"] = p;
+            }
             v["sandbox"] = match &spec.sandbox {
                 None => json!({"enabled": false}),
                 Some(p) => json!({

@@ -18,6 +18,7 @@ mod hubapi;
 mod inspect;
 mod lock;
 mod logs;
+mod openwebui;
 mod out;
 mod reload;
 mod restore;

@@ -34,8 +34,8 @@ pub struct GroupConfig {
     pub token_source: String,
     /// Applied to the prefixed names, on top of each member's own filter.
     pub tool_filter: Option<ToolFilter>,
-    /// How `/g/<group>/openapi.json` names its operations: the global
-    /// `mcpProxy.options.openapi` (a group has no options of its own).
+    /// `/g/<group>/openapi.json`'s settings: the group's own `openapi`
+    /// block, else the global `mcpProxy.options.openapi`.
     pub openapi: super::openapi::OpenApi,
 }
 
@@ -139,6 +139,10 @@ fn validate_one(
         None => None,
         Some(f) => Some(ToolFilter::from_raw(f, &format!("{path}.toolFilter"))?),
     };
+    let openapi = match &g.openapi {
+        Some(raw) => super::openapi::validate(raw, &format!("{path}.openapi"))?,
+        None => ctx.openapi,
+    };
     let cfg = GroupConfig {
         name: name.into(),
         servers: g.servers,
@@ -146,7 +150,7 @@ fn validate_one(
         auth_tokens,
         token_source,
         tool_filter,
-        openapi: ctx.openapi,
+        openapi,
     };
     warnings.extend(naming_warnings(&cfg, path, ctx));
     Ok(cfg)

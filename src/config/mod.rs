@@ -12,6 +12,7 @@ pub mod dropin;
 pub mod edit;
 mod expand;
 pub mod groups;
+pub mod install;
 mod metrics;
 pub mod openapi;
 mod raw;
@@ -166,6 +167,9 @@ pub struct StdioSpec {
     pub sandbox: Option<Profile>,
     /// The server's private HOME inside its sandbox: `<stateDir>/<name>`.
     pub home: PathBuf,
+    /// A package runner's install options (`install`), boxed: most servers
+    /// have none, and `Upstream`'s variants stay of a size.
+    pub install: Box<install::InstallOptions>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -727,6 +731,7 @@ fn validate_server(
                 cwd: s.cwd.as_ref().map(PathBuf::from),
                 sandbox,
                 home: state_dir.join(name),
+                install: Box::new(install::validate(s.install.as_ref(), path)?),
             })
         }
         (None, Some(u)) => {
@@ -736,6 +741,12 @@ fn validate_server(
                 return Err(invalid(
                     format!("{path}.url"),
                     format!("{u:?} must be http:// or https://"),
+                ));
+            }
+            if s.install.is_some() {
+                return Err(invalid(
+                    format!("{path}.install"),
+                    "only applies to a \"command\" server (a package runner: uvx, npx, pipx run)",
                 ));
             }
             if s.sandbox.is_some() {

@@ -1,7 +1,12 @@
 //! The `openapi` option (in `mcpProxy.options` or a server's `options`): how
 //! the OpenAPI facade names its operations, and how much of a server's lists
 //! it reads and serves. Read as written here, validated into [`OpenApi`]; a
-//! server's own block replaces the global one, as every TBXark option does.
+//! server's (or group's) own block replaces the global one, as every TBXark
+//! option does.
+//!
+//! The view carries tools only unless `resources` / `prompts` say otherwise:
+//! that is what MCPO serves, and Open WebUI hands every operation to the model
+//! as a tool, so resource and prompt operations would read as tools it may call.
 
 pub use super::raw::RawOpenApi as Raw;
 use super::raw::Size;
@@ -37,6 +42,10 @@ pub struct OpenApi {
     pub max_list_pages: usize,
     /// Bytes of one `openapi.json`.
     pub max_document_size: usize,
+    /// Resources are operations (`/resources`, `/resources/read`).
+    pub resources: bool,
+    /// Prompts are operations (`/prompts`, `/prompts/<name>`).
+    pub prompts: bool,
 }
 
 impl Default for OpenApi {
@@ -46,6 +55,8 @@ impl Default for OpenApi {
             max_list_size: MAX_LIST_SIZE,
             max_list_pages: MAX_LIST_PAGES,
             max_document_size: MAX_DOCUMENT_SIZE,
+            resources: false,
+            prompts: false,
         }
     }
 }
@@ -57,6 +68,11 @@ pub fn resolve(own: Option<&Raw>, global: Option<&Raw>, path: &str) -> Result<Op
         (None, Some(r)) => (r, "mcpProxy.options.openapi".to_string()),
         (None, None) => return Ok(OpenApi::default()),
     };
+    validate(raw, &at)
+}
+
+/// One block as written, at config path `at` (a group's own `openapi`).
+pub fn validate(raw: &Raw, at: &str) -> Result<OpenApi, Invalid> {
     let operation_ids = match raw.operation_ids.as_deref() {
         None | Some("exact") => OperationIds::Exact,
         Some("mcpo") => OperationIds::Mcpo,
@@ -86,6 +102,8 @@ pub fn resolve(own: Option<&Raw>, global: Option<&Raw>, path: &str) -> Result<Op
         max_list_size: sized(&raw.max_list_size, "maxListSize", MAX_LIST_SIZE)?,
         max_list_pages,
         max_document_size: sized(&raw.max_document_size, "maxDocumentSize", MAX_DOCUMENT_SIZE)?,
+        resources: raw.resources.unwrap_or(false),
+        prompts: raw.prompts.unwrap_or(false),
     })
 }
 
@@ -160,6 +178,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("openapi.maxListPages"), "{e}");
+        // Tools only unless a block opts in; a group's own block wins over the global one.
+        let views = r#"{"mcpProxy": {"options": {"openapi": {"prompts": true}}},
+            "mcpServers": {"a": {"command": "x"},
+                           "b": {"command": "x", "options": {"openapi": {"resources": true}}}},
+            "groups": {"g1": {"servers": ["a"]},
+                       "g2": {"servers": ["a"], "openapi": {"resources": true, "prompts": false}}}}"#;
+        let c = super::super::parse(views, "t.json", &none).unwrap();
+        let rp = |o: OpenApi| (o.resources, o.prompts);
+        assert_eq!(rp(OpenApi::default()), (false, false));
+        assert_eq!(rp(c.servers["a"].openapi), (false, true));
+        assert_eq!(rp(c.servers["b"].openapi), (true, false));
+        assert_eq!(rp(c.groups["g1"].openapi), (false, true));
+        assert_eq!(rp(c.groups["g2"].openapi), (true, false));
+        let bad = r#"{"mcpServers": {"a": {"command": "x"}},
+            "groups": {"g": {"servers": ["a"], "openapi": {"operationIds": "x"}}}}"#;
+        let e = super::super::parse(bad, "t.json", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("groups.g.openapi.operationIds"), "{e}");
         let bad = r#"{"mcpServers": {"a": {"command": "x", "options": {"openapi": {"operationIds": "fast"}}}}}"#;
         let e = super::super::parse(bad, "t.json", &none)
             .unwrap_err()

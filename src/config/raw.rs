@@ -173,6 +173,17 @@ pub struct Server {
     pub ping_interval: Option<String>,
     /// `false`, or a sandbox profile (validated in `sandbox::profile`).
     pub sandbox: Option<serde_json::Value>,
+    /// A package runner's install options (see `config::install`).
+    pub install: Option<RawInstall>,
+}
+
+/// `"install": {"python": ">=3.12" | "/usr/bin/python3.12", "overrides": [...]}`
+/// as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstall {
+    pub python: Option<String>,
+    pub overrides: Option<Vec<String>>,
 }
 
 /// One group (`groups.<name>`) as written.
@@ -183,10 +194,12 @@ pub struct RawGroup {
     pub separator: Option<String>,
     pub auth_tokens: Option<Vec<String>>,
     pub tool_filter: Option<ToolFilter>,
+    /// The group's OpenAPI view (default: `mcpProxy.options.openapi`).
+    pub openapi: Option<RawOpenApi>,
 }
 
 /// `"openapi": {"operationIds": "exact" | "mcpo", "maxListSize", "maxListPages",
-/// "maxDocumentSize"}` as written.
+/// "maxDocumentSize", "resources", "prompts"}` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawOpenApi {
@@ -194,6 +207,10 @@ pub struct RawOpenApi {
     pub max_list_size: Option<Size>,
     pub max_list_pages: Option<u64>,
     pub max_document_size: Option<Size>,
+    /// Serve the server's resources as operations too (default false).
+    pub resources: Option<bool>,
+    /// Serve the server's prompts as operations too (default false).
+    pub prompts: Option<bool>,
 }
 
 /// One named client (`mcpProxy.options.clients.<name>`) as written.

@@ -95,7 +95,7 @@ fn claude_desktop_file_loads() {
 fn errors_name_the_path() {
     assert_eq!(
         parse_err(r#"{"mcpServers": {"a": {"command": "x", "comand": "y"}}}"#),
-        "test.json: mcpServers.a.comand: unknown field `comand`, expected one of `transportType`, `type`, `command`, `args`, `env`, `cwd`, `url`, `headers`, `maxResponseSize`, `timeout`, `options`, `session`, `start`, `idleTimeout`, `maxClients`, `protocol`, `initTimeout`, `pingInterval`, `sandbox`"
+        "test.json: mcpServers.a.comand: unknown field `comand`, expected one of `transportType`, `type`, `command`, `args`, `env`, `cwd`, `url`, `headers`, `maxResponseSize`, `timeout`, `options`, `session`, `start`, `idleTimeout`, `maxClients`, `protocol`, `initTimeout`, `pingInterval`, `sandbox`, `install`"
     );
     assert!(
         parse_err(r#"{"mcpServers": {"a": {"command": "x", "timeout": "30q"}}}"#)

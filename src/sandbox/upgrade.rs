@@ -52,7 +52,7 @@ pub fn run(cfg: &Config, name: &str, op: Op) -> Result<String, InstallError> {
             let same = record
                 .as_ref()
                 .map(|r| &r.current)
-                .filter(|c| c.requested == pkg.identity());
+                .filter(|c| c.requested == super::install::requested(spec, &pkg));
             let source = same.map_or(Source::Spec, Source::Lockfile);
             let new = install::install(name, spec, &pkg, Some(source))?;
             let line = format!(

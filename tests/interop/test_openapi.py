@@ -79,6 +79,7 @@ def side_by_side(tmp_path_factory):
         "everything": server,
         "everything-pc": {**server, "session": "per-client"},
         "everything-mcpo": {**server, "options": {"openapi": {"operationIds": "mcpo"}}},
+        "everything-full": {**server, "options": {"openapi": {"resources": True, "prompts": True}}},
     }, proxy={"options": {"authTokens": [KEY], "logEnabled": True}}, tmp=tmp)
     port = free_port()
     mcpo = Proc("mcpo", [str(MCPO), "--host", "127.0.0.1", "--port", str(port), "--api-key", KEY,
@@ -114,6 +115,8 @@ def test_both_specs_validate_and_list_the_same_tools(side_by_side):
     # The same client capabilities, the same tools.
     assert set(tool_ops(pc, "/tools/")) == set(mcpo_tools)
     assert set(tool_ops(ours, "/tools/")) == set(mcpo_tools) | CAPABILITY_TOOLS
+    # Tools only by default, as MCPO: no resource or prompt operations.
+    assert all(p.startswith("/tools/") for p in ours["paths"]), list(ours["paths"])
     # operationId: the exact tool name by default, MCPO's names when asked.
     for name, op in tool_ops(ours, "/tools/").items():
         assert op["operationId"] == name
@@ -272,7 +275,8 @@ def fill(schema: dict) -> dict:
 
 def test_an_open_webui_style_client_calls_every_operation(side_by_side):
     hub, _ = side_by_side
-    url = hub.url("/everything")
+    # The server that opts in to resources and prompts: every kind of operation.
+    url = hub.url("/everything-full")
     doc = spec(url)
     tools = to_tools(doc)
     names = [t["name"] for t in tools]

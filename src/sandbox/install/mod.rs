@@ -28,10 +28,21 @@
 //!
 //! - `step`: one package manager run in the install sandbox
 //! - `npm`, `python`: the installs of each runner family and what they found
+//! - `interp`: the Python a venv is made with, when `install.python` says
+//!
+//! The server's `install` options (`config::install`) take part: an
+//! interpreter from the machine (never downloaded), and overrides that win
+//! over the package's own dependency ranges. The record keeps what was
+//! actually installed (`pinned`), which `show`, `doctor` and `/status` show.
 
+mod interp;
 mod npm;
+mod options;
 mod python;
 mod step;
+
+pub use interp::Picked;
+pub use options::{check, python_for, requested};
 
 use super::runner::{self, Kind, Package};
 use super::{profile, SandboxError};
@@ -67,16 +78,33 @@ pub enum InstallError {
     Runner(String),
     #[error("{0}: {1}")]
     Io(PathBuf, std::io::Error),
-    #[error("{what} failed ({status}); its last stderr lines:\n{}", stderr.join("\n"))]
+    #[error("{what} failed ({status}){}; its last stderr lines:\n{}", step_resolver(resolver, stderr), stderr.join("\n"))]
     Step {
         what: String,
         status: String,
+        /// The resolver's own explanation, when it is not already in `stderr`.
+        resolver: Option<Vec<String>>,
         stderr: Vec<String>,
     },
     #[error("{0}")]
     Result(String),
     #[error("{0}")]
     Sandbox(String),
+}
+
+/// For a failed step: the resolver's message (when the tail lacks its start)
+/// and, for a dependency conflict, how to settle it.
+fn step_resolver(resolver: &Option<Vec<String>>, stderr: &[String]) -> String {
+    let mut s = String::new();
+    if resolver.is_some() || step::resolver_message(stderr).is_some() {
+        s.push_str(
+            ", a dependency conflict: settle it by pinning the package it names in the server's install.overrides, e.g. [\"pkg==1.2\"]",
+        );
+    }
+    if let Some(r) = resolver {
+        s.push_str(&format!("; the resolver said:\n{}\n", r.join("\n")));
+    }
+    s
 }
 
 impl From<SandboxError> for InstallError {
@@ -112,6 +140,17 @@ pub struct Installed {
     pub installed_at: u64,
     /// The hub's variables passed to the package manager (names only).
     pub env_passed: Vec<String>,
+    /// The interpreter a Python venv was made with, when `install.python`
+    /// chose it: `3.11.2 /usr/bin/python3.11`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
+    /// `install.overrides` as applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    /// Every package the lockfile pins, `name==version` (Python) or
+    /// `name@version` (npm, top level of node_modules).
+    #[serde(default)]
+    pub pinned: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -155,15 +194,25 @@ pub fn describe(spec: &crate::config::StdioSpec) -> Option<serde_json::Value> {
     };
     let current = read_record(&spec.home)
         .map(|r| r.current)
-        .filter(|c| c.requested == pkg.identity());
+        .filter(|c| c.requested == requested(spec, &pkg));
     Some(match current {
-        Some(c) => serde_json::json!({
-            "package": c.package,
-            "version": c.version,
-            "dir": pkg_dir(&spec.home).join(&c.dir),
-            "lockfileSha256": c.lockfile_sha256,
-            "envPassed": c.env_passed,
-        }),
+        Some(c) => {
+            let mut v = serde_json::json!({
+                "package": c.package,
+                "version": c.version,
+                "dir": pkg_dir(&spec.home).join(&c.dir),
+                "lockfileSha256": c.lockfile_sha256,
+                "envPassed": c.env_passed,
+                "pinned": c.pinned,
+            });
+            if let Some(p) = &c.python {
+                v["python"] = p.clone().into();
+            }
+            if !c.overrides.is_empty() {
+                v["overrides"] = c.overrides.clone().into();
+            }
+            v
+        }
         None => serde_json::json!({"package": pkg.spec, "version": null,
             "note": "not installed yet: installs at the first start or with `mcp-hub install`"}),
     })
@@ -199,10 +248,9 @@ pub fn ensure(
 ) -> Result<Ready, InstallError> {
     let _lock = lock(&spec.home)?;
     let record = read_record(&spec.home);
-    let current = record
-        .as_ref()
-        .map(|r| &r.current)
-        .filter(|c| c.requested == pkg.identity() && pkg_dir(&spec.home).join(&c.program).exists());
+    let current = record.as_ref().map(|r| &r.current).filter(|c| {
+        c.requested == requested(spec, pkg) && pkg_dir(&spec.home).join(&c.program).exists()
+    });
     let current = match current {
         Some(c) => c.clone(),
         None => {
@@ -296,6 +344,8 @@ pub fn install(
                 version,
                 program,
                 lockfile,
+                python,
+                pinned,
             },
             env_passed,
         )| {
@@ -308,7 +358,7 @@ pub fn install(
             let lock = std::fs::read(&lockfile).unwrap_or_default();
             Installed {
                 dir: name.clone(),
-                requested: pkg.identity(),
+                requested: requested(spec, pkg),
                 kind: pkg.kind,
                 package,
                 version,
@@ -319,6 +369,9 @@ pub fn install(
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
                 env_passed,
+                python: python.map(|p| format!("{} {}", p.version, p.path.display())),
+                overrides: spec.install.overrides.clone(),
+                pinned,
             }
         },
     );
@@ -339,6 +392,10 @@ struct Found {
     version: String,
     program: PathBuf,
     lockfile: PathBuf,
+    /// The interpreter `install.python` chose.
+    python: Option<Picked>,
+    /// What the lockfile pins.
+    pinned: Vec<String>,
 }
 
 /// One install in the making, for the package manager modules.
@@ -346,6 +403,8 @@ struct Ctx<'a> {
     spec: &'a crate::config::StdioSpec,
     pkg: &'a Package,
     dir: &'a Path,
+    /// The interpreter `install.python` chose (Python runners).
+    python: Option<Picked>,
     /// The package manager's cache (removed after the install).
     cache: PathBuf,
     /// PATH, to find the runner.
@@ -388,10 +447,20 @@ fn install_into(
         .filter(|s| s.starts_with('/'))
         .filter_map(|s| std::fs::canonicalize(s).ok())
         .collect();
+    let python = python_for(server, spec, pkg).map_err(InstallError::Result)?;
+    // An interpreter outside the system directories must be runnable in the
+    // install sandbox: its installation prefix (`/opt/py/bin/python` → `/opt/py`).
+    let execs = python
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(&p.path).ok())
+        .filter(|p| !["/usr/", "/bin/", "/lib"].iter().any(|d| p.starts_with(d)))
+        .filter_map(|p| p.parent()?.parent().map(Path::to_path_buf))
+        .collect();
     let ctx = Ctx {
         spec,
         pkg,
         dir,
+        python,
         cache: dir.join(".cache"),
         path: env
             .get("PATH")
@@ -403,6 +472,7 @@ fn install_into(
             home: &home,
             cwd: spec.cwd.as_deref(),
             reads,
+            execs,
         },
     };
     let found = match pkg.kind {
@@ -483,6 +553,9 @@ mod tests {
             lockfile_sha256: sha256_hex(b""),
             installed_at: 1,
             env_passed: vec!["HTTPS_PROXY".into()],
+            python: None,
+            overrides: vec![],
+            pinned: vec![format!("pkg@{version}")],
         };
         let first = Record {
             current: one("v2", "1.0.0"),

@@ -1,6 +1,9 @@
 //! The npm install of `npx`/`npm exec` servers: `npm install --save-exact`
 //! into the install directory (package.json and package-lock.json pin every
 //! version), or `npm ci` from an earlier install's lockfile.
+//!
+//! `install.overrides` (`name@range`) go into the generated package.json's
+//! `overrides`, which npm applies to every dependency's dependency.
 
 use super::{copy, pkg_dir, read_json, write, Ctx, Found, InstallError, Source};
 use crate::sandbox::runner::{self, Package};
@@ -20,7 +23,17 @@ pub(super) fn install(
     let common = ["--prefix", &d, "--no-audit", "--no-fund", "--loglevel=warn"];
     match from {
         Source::Spec => {
-            write(&dir.join("package.json"), b"{\"private\": true}\n")?;
+            let mut manifest = serde_json::json!({"private": true});
+            let overrides = overrides(&ctx.spec.install.overrides).map_err(|e| {
+                InstallError::Result(format!("mcpServers.{}.install.{e}", ctx.step.server))
+            })?;
+            if !overrides.is_empty() {
+                manifest["overrides"] = serde_json::Value::Object(overrides);
+            }
+            write(
+                &dir.join("package.json"),
+                format!("{manifest}\n").as_bytes(),
+            )?;
             let mut argv = vec![npm, "install".into(), "--save-exact".into()];
             argv.extend(common.iter().map(|s| s.to_string()));
             argv.push(pkg.spec.clone());
@@ -38,6 +51,52 @@ pub(super) fn install(
         }
     }
     result(pkg, dir)
+}
+
+/// `install.overrides` as package.json's `overrides`: each `name@range`
+/// (`@scope/name@range` too). The error starts at `overrides[i]`.
+pub(super) fn overrides(
+    list: &[String],
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let mut out = serde_json::Map::new();
+    for (i, o) in list.iter().enumerate() {
+        let o = o.trim();
+        let split = o
+            .char_indices()
+            .skip(1)
+            .find(|&(_, c)| c == '@')
+            .map(|(at, _)| (&o[..at], &o[at + 1..]));
+        match split {
+            Some((name, range)) if !name.is_empty() && !range.is_empty() => {
+                out.insert(name.into(), range.into());
+            }
+            _ => {
+                return Err(format!(
+                    "overrides[{i}]: {o:?} is not name@version for npm (e.g. \"minimist@1.2.8\")"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every package node_modules holds at its top level, `name@version`.
+fn pinned(dir: &Path) -> Vec<String> {
+    let Ok(lock) = read_json(&dir.join("package-lock.json")) else {
+        return vec![];
+    };
+    let mut out: Vec<String> = lock["packages"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("node_modules/")?;
+            (!name.contains("/node_modules/"))
+                .then(|| format!("{name}@{}", v["version"].as_str().unwrap_or("?")))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// npm: the package's name (from the install's package.json for a path or
@@ -88,6 +147,8 @@ fn result(pkg: &Package, dir: &Path) -> Result<Found, InstallError> {
         version,
         program,
         lockfile: dir.join("package-lock.json"),
+        python: None,
+        pinned: pinned(dir),
     })
 }
 

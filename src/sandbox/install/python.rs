@@ -2,6 +2,11 @@
 //! install`, `pipx run` with `python -m venv` + `pip install` (pipx itself is
 //! not needed). The lockfile is the venv's `pip freeze`; a reinstall installs
 //! exactly that with `-r`.
+//!
+//! `install.python` makes the venv with the interpreter `interp` picked (uv:
+//! `--python <path> --no-python-downloads`). `install.overrides` go to uv as
+//! `--override <file>` (they win over the dependencies' own ranges), to pip
+//! as `-c <file>` (constraints: they choose among the versions allowed).
 
 use super::{copy, pkg_dir, write, Ctx, Found, InstallError, Source};
 use crate::sandbox::profile;
@@ -29,8 +34,19 @@ pub(super) fn install(
                 dir.join("python").display().to_string(),
             );
             env.insert("UV_LINK_MODE".into(), "copy".into());
+            let mut create = vec![uv.clone(), "venv".into(), "--quiet".into()];
+            if let Some(p) = &ctx.python {
+                // The machine's interpreter, or an error: never a download.
+                env.insert("UV_PYTHON_DOWNLOADS".into(), "never".into());
+                create.extend([
+                    "--python".into(),
+                    p.path.display().to_string(),
+                    "--no-python-downloads".into(),
+                ]);
+            }
+            create.push(v);
             (
-                vec![uv.clone(), "venv".into(), "--quiet".into(), v],
+                create,
                 vec![
                     uv.clone(),
                     "pip".into(),
@@ -44,8 +60,12 @@ pub(super) fn install(
             env.insert("PIP_CACHE_DIR".into(), cache);
             env.insert("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into());
             let pip = venv.join("bin/pip").display().to_string();
+            let base = match &ctx.python {
+                Some(p) => p.path.display().to_string(),
+                None => pipx_python(ctx, env),
+            };
             (
-                vec![pipx_python(ctx, env), "-m".into(), "venv".into(), v],
+                vec![base, "-m".into(), "venv".into(), v],
                 vec![pip.clone(), "install".into(), "--no-input".into()],
                 vec![pip, "freeze".into()],
             )
@@ -53,6 +73,17 @@ pub(super) fn install(
     ctx.step.run(&create, env, false)?;
     let lockfile = dir.join("requirements.lock");
     let mut argv = installer;
+    let overrides = &ctx.spec.install.overrides;
+    if !overrides.is_empty() {
+        let file = dir.join("overrides.txt");
+        write(&file, format!("{}\n", overrides.join("\n")).as_bytes())?;
+        let flag = if pkg.kind == Kind::Uv {
+            "--override"
+        } else {
+            "-c"
+        };
+        argv.extend([flag.into(), file.display().to_string()]);
+    }
     match from {
         Source::Spec => {
             argv.push(pkg.spec.clone());
@@ -66,7 +97,20 @@ pub(super) fn install(
     ctx.step.run(&argv, env, false)?;
     let frozen = ctx.step.run(&freeze, env, true)?;
     write(&lockfile, frozen.as_bytes())?;
-    result(pkg, dir, &frozen)
+    let mut found = result(pkg, dir, &frozen)?;
+    found.python = ctx.python.clone();
+    found.pinned = pinned(&frozen);
+    Ok(found)
+}
+
+/// A freeze's requirements, one per package (comments and options left out).
+fn pinned(frozen: &str) -> Vec<String> {
+    frozen
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('-'))
+        .map(str::to_string)
+        .collect()
 }
 
 /// pipx's own choice: PIPX_DEFAULT_PYTHON, else the python pipx runs with,
@@ -118,5 +162,7 @@ fn result(pkg: &Package, dir: &Path, frozen: &str) -> Result<Found, InstallError
         version,
         program,
         lockfile: dir.join("requirements.lock"),
+        python: None,
+        pinned: vec![],
     })
 }

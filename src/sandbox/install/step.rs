@@ -20,6 +20,28 @@ pub(super) struct Stepper<'a> {
     pub cwd: Option<&'a Path>,
     /// Host paths the package manager reads (local packages).
     pub reads: Vec<PathBuf>,
+    /// Host paths it executes besides the system's (a configured Python's prefix).
+    pub execs: Vec<PathBuf>,
+}
+
+/// Lines that start a resolver's explanation of a dependency conflict (uv,
+/// pip, npm), which the last lines of a long output may have cut off.
+const RESOLVER_MARKERS: &[&str] = &[
+    "No solution found",
+    "ResolutionImpossible",
+    "Cannot install",
+    "conflicting dependencies",
+    "ERESOLVE",
+    "Could not resolve dependency",
+];
+
+/// The resolver's message in `lines`, from its first line on (at most
+/// `STDERR_LINES`), when there is one.
+pub(super) fn resolver_message(lines: &[String]) -> Option<Vec<String>> {
+    let start = lines
+        .iter()
+        .position(|l| RESOLVER_MARKERS.iter().any(|m| l.contains(m)))?;
+    Some(lines[start..].iter().take(STDERR_LINES).cloned().collect())
 }
 
 impl Stepper<'_> {
@@ -40,7 +62,9 @@ impl Stepper<'_> {
         let profile = profile::Profile {
             read: self.reads.clone(),
             write: vec![self.dir.to_path_buf()],
-            exec: vec![self.dir.to_path_buf()],
+            exec: std::iter::once(self.dir.to_path_buf())
+                .chain(self.execs.iter().cloned())
+                .collect(),
             ..profile::Profile::default()
         };
         let (uid, gid) = profile::run_as();
@@ -102,9 +126,13 @@ impl Stepper<'_> {
                 .map(str::to_string)
                 .collect();
             let tail = lines[lines.len().saturating_sub(STDERR_LINES)..].to_vec();
+            // A conflict's explanation is shown whole even when more output
+            // followed it and the tail lost its start.
+            let resolver = resolver_message(&lines).filter(|r| !tail.contains(&r[0]));
             return Err(InstallError::Step {
                 what,
                 status: out.status.to_string(),
+                resolver,
                 stderr: tail,
             });
         }
@@ -115,5 +143,37 @@ impl Stepper<'_> {
             }
         }
         Ok(stdout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_off_conflict_is_shown_whole_with_the_fix() {
+        let mut lines: Vec<String> = vec!["Using Python 3.11".into()];
+        lines.push("  × No solution found when resolving dependencies:".into());
+        lines.push("  ╰─▶ Because a depends on b>=5 and you require b<5 …".into());
+        lines.extend((0..30).map(|i| format!("noise {i}")));
+        let r = resolver_message(&lines).unwrap();
+        assert!(r[0].contains("No solution found") && r.len() == STDERR_LINES);
+        let tail = lines[lines.len() - STDERR_LINES..].to_vec();
+        let e = InstallError::Step {
+            what: "`uv pip install`".into(),
+            status: "exit status: 1".into(),
+            resolver: Some(r),
+            stderr: tail,
+        }
+        .to_string();
+        assert!(
+            e.contains("install.overrides") && e.contains("the resolver said:"),
+            "{e}"
+        );
+        assert!(
+            e.contains("Because a depends on b>=5") && e.contains("noise 29"),
+            "{e}"
+        );
+        assert!(resolver_message(&["all fine".to_string()]).is_none());
     }
 }

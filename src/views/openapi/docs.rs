@@ -146,6 +146,14 @@ pub fn render(about: &About<'_>, tools: &[Value], extras: &Extras) -> Response<B
         }
         h.push_str("</ul>");
     }
+    if !extras.resources && extras.prompts.is_none() {
+        // Say why they are missing: MCPO's view is tools only, and so is this
+        // one unless the config opts in.
+        h.push_str(
+            "<p>Tools only: resources and prompts are served here when the config sets \
+             <code>\"openapi\": {\"resources\": true, \"prompts\": true}</code>.</p>",
+        );
+    }
     h.push_str("</body></html>");
     let mut r = Response::new(full(h));
     *r.status_mut() = StatusCode::OK;

@@ -1,8 +1,11 @@
 //! The OpenAPI facade of one server, for Open WebUI's tool servers (MCPO's
 //! job): `GET /<name>/openapi.json`, one `POST /<name>/tools/<tool>` per
-//! tool, `GET /<name>/docs`, `GET /<name>/resources`,
-//! `GET /<name>/resources/read?uri=`, `GET /<name>/prompts`,
-//! `POST /<name>/prompts/<prompt>`, and the open `GET /<name>/healthz`.
+//! tool, `GET /<name>/docs`, and the open `GET /<name>/healthz`. With
+//! `openapi.resources` also `GET /<name>/resources` and
+//! `GET /<name>/resources/read?uri=`; with `openapi.prompts` also
+//! `GET /<name>/prompts` and `POST /<name>/prompts/<prompt>`. Tools only by
+//! default, as MCPO: Open WebUI offers every operation to the model as a tool.
+//! A route left out of the document answers 404, as an unknown tool does.
 //!
 //! - `backend`: the seam. The facade needs one thing of what it fronts:
 //!   "send this JSON-RPC request, give me its answer" ([`Backend`]). For a
@@ -82,6 +85,23 @@ pub async fn serve<B: Backend>(
     rest: &str,
 ) -> Result<Response<Body>, Rejection> {
     let method = req.method().clone();
+    let view = b.settings();
+    let off = |what: &str, key: &str| {
+        let (status, body) = call::detail(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{:?}'s OpenAPI view has no {what} (openapi.{key} is false)",
+                b.name()
+            ),
+        );
+        Ok(json_response(status, &body))
+    };
+    if !view.resources && (rest == "resources" || rest == "resources/read") {
+        return off("resources", "resources");
+    }
+    if !view.prompts && (rest == "prompts" || rest.starts_with("prompts/")) {
+        return off("prompts", "prompts");
+    }
     let reply = match (rest, &method) {
         ("openapi.json", &Method::GET) => return Ok(document(b, settings, path, auth).await),
         ("docs", &Method::GET) => return Ok(page(b, settings, path, auth).await),
@@ -236,12 +256,17 @@ async fn gather<B: Backend>(b: &B) -> Result<(Vec<Value>, spec::Extras), Reply> 
     let (cache, key) = b.cache();
     let fresh = std::sync::Arc::new(cache::Tools::from_values(stamp, &tools));
     *cache.slot(key).lock().await = Some(fresh);
-    // Prompts and resources are described when the server has them.
-    let prompts = list_all(b, "prompts/list", "prompts", None).await.ok();
-    let resources = b
-        .send("resources/list", json!({}))
-        .await
-        .is_ok_and(|m| !m.is_error());
+    // Prompts and resources are described when the view includes them and
+    // the server has them; otherwise they are not even asked for.
+    let view = b.settings();
+    let prompts = match view.prompts {
+        true => list_all(b, "prompts/list", "prompts", None).await.ok(),
+        false => None,
+    };
+    let resources = view.resources
+        && b.send("resources/list", json!({}))
+            .await
+            .is_ok_and(|m| !m.is_error());
     Ok((tools, spec::Extras { resources, prompts }))
 }
 

@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document of one backend, made from its `tools/list` (after
-//! the tool filter, which the session layer applied) and, when it has them,
-//! its prompts and resources.
+//! the tool filter, which the session layer applied) and, when the view opts
+//! in (`openapi.resources`, `openapi.prompts`) and it has them, its prompts
+//! and resources.
 //!
 //! Tool schemas are JSON Schema documents of their own: their `$ref`s point
 //! into themselves (`#/$defs/x`, sometimes `#` or `#/properties/…`). In an
@@ -15,7 +16,8 @@ use crate::config::openapi::OperationIds;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 
-/// What the document describes besides tools.
+/// What the document describes besides tools: nothing unless the view's
+/// settings ask for it (the caller leaves these empty then).
 #[derive(Default)]
 pub struct Extras {
     pub resources: bool,
@@ -399,7 +401,7 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
         "info": {
             "title": about.name,
             "version": env!("CARGO_PKG_VERSION"),
-            "description": format!("The MCP server {:?} through mcp-hub: one operation per tool. Human-readable: {}/docs", about.name, about.base),
+            "description": description(about, extras),
         },
         "servers": [{"url": about.base}],
         "paths": paths,
@@ -410,6 +412,21 @@ pub fn build(about: &About<'_>, tools: &[Value], extras: &Extras) -> Value {
             json!({"bearer": {"type": "http", "scheme": "bearer"}});
     }
     doc
+}
+
+/// `info.description`: what the operations are, so that a reader of the
+/// document knows why resources or prompts are (not) in it.
+fn description(about: &About<'_>, extras: &Extras) -> String {
+    let more = match (extras.resources, extras.prompts.is_some()) {
+        (false, false) => " Resources and prompts are not served here (openapi.resources, openapi.prompts turn them on).",
+        (true, false) => " Also the server's resources (openapi.resources).",
+        (false, true) => " Also the server's prompts (openapi.prompts).",
+        (true, true) => " Also the server's resources and prompts (openapi.resources, openapi.prompts).",
+    };
+    format!(
+        "The MCP server {:?} through mcp-hub: one operation per tool.{more} Human-readable: {}/docs",
+        about.name, about.base
+    )
 }
 
 /// Whether a tool's input schema names any parameter (or is more than a
