@@ -159,3 +159,64 @@ fn write_makes_one_file_per_server_and_group() {
     let (ok, _, err) = run(&cfg, &["--write"]);
     assert!(!ok && err.contains("Import"), "{err}");
 }
+
+/// `--client NAME`: only what the named client may reach, under its own
+/// token's variable; never its token (the config holds only the hash).
+#[test]
+fn a_named_client_gets_its_own_servers_and_token_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let cfg = json!({
+        "mcpProxy": {"addr": "127.0.0.1:9", "options": {"clients": {
+            "lap-top": {"token": "x", "servers": ["beta"], "groups": ["all"]},
+            "nobody": {"token": "y", "servers": []},
+        }}},
+        "mcpServers": {"alpha": {"command": fixture()}, "beta": {"command": fixture()}},
+        "groups": {"all": {"servers": ["alpha", "beta"]}},
+    });
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(hub_bin())
+            .args(["--config", path.to_str().unwrap(), "client-config"])
+            .args(args)
+            .args(["--url-base", BASE])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, out, err) = cli(&["claude-code", "--client", "lap-top"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let servers = v["mcpServers"].as_object().unwrap();
+    assert_eq!(servers.keys().collect::<Vec<_>>(), ["beta"], "{v}");
+    assert!(out.contains("${MCP_HUB_TOKEN_LAP_TOP}"), "{out}");
+    // Open WebUI: its server and its group, with the key left to paste.
+    let (ok, out, err) = cli(&["open-webui", "--client", "lap-top"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let urls: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [format!("{BASE}/beta/mcp"), format!("{BASE}/g/all/mcp")]
+    );
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["auth_type"] == "bearer" && e["key"] == ""));
+    let (ok, _, err) = cli(&["open-webui", "--client", "lap-top", "--with-token"]);
+    assert!(!ok && err.contains("only its hash"), "{err}");
+    let (ok, _, err) = cli(&["claude-code", "--client", "nobody"]);
+    assert!(!ok && err.contains("may reach no enabled server"), "{err}");
+    let (ok, _, err) = cli(&["claude-code", "--client", "ghost"]);
+    assert!(!ok && err.contains("no named client \"ghost\""), "{err}");
+}

@@ -67,6 +67,10 @@ pub struct ClientArgs {
     /// open-webui: put the config's token in as the key (the output then holds a secret)
     #[arg(long = "with-token")]
     pub with_token: bool,
+    /// For this named client (`mcp-hub client list`): only what it may reach,
+    /// and its own token's variable (MCP_HUB_TOKEN_<NAME> unless --token-env)
+    #[arg(long = "client", value_name = "NAME")]
+    pub named: Option<String>,
     /// The hub's URL as clients reach it (default: mcpProxy.baseURL, else the listen address)
     #[arg(long = "url-base", value_name = "URL")]
     pub url_base: Option<String>,
@@ -209,7 +213,8 @@ fn selected(cfg: &Config, a: &ClientArgs, base: &str) -> anyhow::Result<Vec<Serv
             Ok(Server {
                 name: n,
                 url: if sse { sse_url } else { mcp },
-                auth: !s.auth_tokens.is_empty(),
+                // With named clients configured, every route wants a token.
+                auth: !s.auth_tokens.is_empty() || !cfg.hub.clients.is_empty(),
             })
         })
         .collect()
@@ -318,8 +323,56 @@ fn json_merge(
     Ok(Value::Object(root))
 }
 
+/// Narrows `a` to what the named client may reach, and names its token's
+/// variable after it.
+fn for_named(cfg: &Config, a: &mut ClientArgs, name: &str) -> anyhow::Result<()> {
+    let c = cfg
+        .hub
+        .clients
+        .iter()
+        .find(|c| &*c.name == name)
+        .ok_or_else(|| anyhow!("no named client {name:?}; `mcp-hub client list` shows them"))?;
+    if a.with_token {
+        bail!("client {name}'s token is not in the config (only its hash is): leave out --with-token and paste the token `mcp-hub client add` printed");
+    }
+    if a.servers.is_empty() && a.groups.is_empty() {
+        a.servers = cfg
+            .servers
+            .values()
+            .filter(|s| !s.disabled && c.reaches_server(&s.name))
+            .map(|s| s.name.clone())
+            .collect();
+        if a.client == Client::OpenWebui {
+            a.groups = cfg
+                .groups
+                .keys()
+                .filter(|g| c.reaches_group(g))
+                .cloned()
+                .collect();
+        }
+    }
+    if a.servers.is_empty() && a.groups.is_empty() {
+        bail!(
+            "client {name} may reach no enabled server (mcpProxy.options.clients.{name}.servers)"
+        );
+    }
+    if a.token_env == DEFAULT_TOKEN_ENV {
+        a.token_env = format!(
+            "{DEFAULT_TOKEN_ENV}_{}",
+            name.to_ascii_uppercase().replace('-', "_")
+        );
+    }
+    Ok(())
+}
+
+const DEFAULT_TOKEN_ENV: &str = "MCP_HUB_TOKEN";
+
 pub fn client_config(ctx: &Ctx, a: ClientArgs) -> anyhow::Result<bool> {
     let (_, cfg) = ctx.load()?;
+    let mut a = a;
+    if let Some(name) = a.named.clone() {
+        for_named(&cfg, &mut a, &name)?;
+    }
     let base = ctx.public_base(&cfg, a.url_base.as_deref())?;
     let sse = a.transport == Transport::Sse;
     if sse && a.client == Client::Codex {

@@ -139,8 +139,10 @@ fn targets(cfg: &Config, r: &Request<'_>) -> anyhow::Result<Vec<Target>> {
     if servers.is_empty() && groups.is_empty() {
         bail!("the config has no enabled servers; add one with `mcp-hub add`");
     }
+    // With named clients configured, every route wants a token.
+    let named = !cfg.hub.clients.is_empty();
     let key = |list: &[String], what: &str| -> anyhow::Result<Option<String>> {
-        match (list.is_empty(), r.with_token) {
+        match (list.is_empty() && !named, r.with_token) {
             (true, _) => Ok(None),
             (false, false) => Ok(Some(String::new())),
             (false, true) => readable(list, what),
