@@ -16,7 +16,7 @@ and pinned to 2026-07-28, and restricted mode refusing a DELETE. Without the
 overrides the install fails with the resolver's explanation; with no Python
 >= 3.12 on the server's PATH `mcp-hub check` fails naming what is missing. The
 same package, started by hand with its SSE flags (`--transport sse --sse-host
---sse-port`), is a `url` upstream of the hub too.
+--sse-port`), is a `url` upstream too (`mcp-hub add pgsse --url …/sse`).
 
 This machine's Python >= 3.12 is found at run time (on PATH, under
 `pyenv root`, or uv's own); without one the test fails, never skips."""
@@ -284,7 +284,12 @@ def test_postgres_mcp_as_an_sse_upstream(installed, postgres, tmp_path):
                env={"DATABASE_URI": f"postgresql://postgres@127.0.0.1:{postgres}/maindb"})
     hub_dir = tmp_path / "hub"
     hub_dir.mkdir()
-    h = Hub({"pgsse": {"url": f"http://127.0.0.1:{port}/sse", "type": "sse"}}, tmp=hub_dir)
+    s = Setup(hub_dir)
+    code, out = s.cli("add", "pgsse", "--url", f"http://127.0.0.1:{port}/sse", "--no-test")
+    assert code == 0, out
+    entry = json.loads((hub_dir / "conf.d" / "pgsse.json").read_text())["mcpServers"]["pgsse"]
+    assert entry == {"url": f"http://127.0.0.1:{port}/sse", "transportType": "sse"}, entry
+    h = s.hub()
     try:
         async def go():
             async with connect(h, "pgsse", "streamable-http") as s:
