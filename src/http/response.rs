@@ -41,30 +41,6 @@ pub fn message_response(status: StatusCode, m: &Message) -> Response<Body> {
     bytes_response(status, m.to_bytes())
 }
 
-/// Reads a request body up to `maxBodySize` bytes (past it, 413) within
-/// `bodyReadTimeout` (past it, 408: a client trickling a byte a second must
-/// not hold a connection and its task forever).
-pub async fn read_body(
-    req: http::Request<hyper::body::Incoming>,
-    settings: &crate::config::HubSettings,
-) -> Result<Bytes, Rejection> {
-    let limit = settings.max_body;
-    let limited = http_body_util::Limited::new(req.into_body(), limit);
-    let collected = tokio::time::timeout(settings.body_read_timeout, limited.collect())
-        .await
-        .map_err(|_| Rejection::BodyTimeout(settings.body_read_timeout))?;
-    match collected {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Rejection::TooLarge(limit))
-        }
-        Err(e) => Err(Rejection::BodyRead(e.to_string())),
-    }
-}
-
 /// Why the hub refused a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {
@@ -112,6 +88,8 @@ pub enum Rejection {
     Busy(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("request bodies in flight exceed mcpProxy.options.maxBodiesInFlight ({}); retry", bytesize::ByteSize::b(*.0 as u64))]
+    Bodies(usize),
 }
 
 impl Rejection {
@@ -132,7 +110,7 @@ impl Rejection {
             ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Accept | AcceptStream(_) => StatusCode::NOT_ACCEPTABLE,
             StreamOpen => StatusCode::CONFLICT,
-            Busy(_) | Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Busy(_) | Unavailable(_) | Bodies(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -146,7 +124,7 @@ impl Rejection {
             TooLarge(_) | ContentType | Accept | NoSession | UnknownSession(_) | StreamOpen => {
                 Some(INVALID_REQUEST)
             }
-            Busy(_) | Unavailable(_) => Some(UPSTREAM_ERROR),
+            Busy(_) | Unavailable(_) | Bodies(_) => Some(UPSTREAM_ERROR),
             _ => None,
         }
     }
@@ -185,6 +163,10 @@ impl Rejection {
             }
             Rejection::Method(allow) => {
                 h.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            // Room frees as soon as the bodies ahead are handed on.
+            Rejection::Bodies(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
@@ -230,5 +212,10 @@ mod tests {
         assert_eq!(Rejection::TooLarge(5).rpc_code(), Some(INVALID_REQUEST));
         assert_eq!(Rejection::Busy("x".into()).status(), 503);
         assert_eq!(Rejection::Host("x".into()).rpc_code(), None);
+        let r = Rejection::Bodies(32 << 20);
+        assert!(r.to_string().contains("maxBodiesInFlight"), "{r}");
+        let r = r.into_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
     }
 }

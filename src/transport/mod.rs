@@ -123,19 +123,36 @@ impl ClientSession {
 /// Parses a request body. A large one (over 64 KiB) is parsed off the async
 /// workers, one at a time: a few megabytes of JSON (within `maxBodySize`)
 /// take long enough to hold up every other request on a 2-core machine,
-/// `/healthz` included.
-pub async fn parse(body: Bytes) -> Result<crate::jsonrpc::Incoming, crate::jsonrpc::BodyError> {
+/// `/healthz` included. Its turn lasts until its message is handed on (it is
+/// kept in `charge`): reading a large message's fields on the way (its tool
+/// name, its progress token) costs an async worker a scan of it each, so
+/// large messages take at most one worker at a time, and the others stay
+/// free for everything else.
+pub async fn parse(
+    body: Bytes,
+    charge: &mut crate::http::bodies::Charge,
+) -> Result<crate::jsonrpc::Incoming, crate::jsonrpc::BodyError> {
     const INLINE: usize = 64 << 10;
     if body.len() <= INLINE {
         return crate::jsonrpc::parse_body(&body);
     }
-    // One large parse at a time: the others wait their turn instead of
+    // One large body at a time: the others wait their turn instead of
     // taking every core (and each its own parsed copy) at once.
     static LARGE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-    let _turn = LARGE.acquire().await;
-    tokio::task::spawn_blocking(move || crate::jsonrpc::parse_body(&body))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    if let Ok(turn) = LARGE.acquire().await {
+        charge.hold(turn);
+    }
+    tokio::task::spawn_blocking(move || {
+        // What the session reads of each message is found here too.
+        let mut parsed = crate::jsonrpc::parse_body(&body)?;
+        match &mut parsed {
+            crate::jsonrpc::Incoming::Single(m) => m.warm(),
+            crate::jsonrpc::Incoming::Batch(v) => v.iter_mut().for_each(Message::warm),
+        }
+        Ok(parsed)
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// The hub's own request on a client's session (the `initialize` it makes

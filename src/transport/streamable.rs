@@ -18,7 +18,7 @@
 //! offered (events carry no ids), which the spec allows.
 
 use super::{sse_response, ClientSession, Ctx, Route, SseStream};
-use crate::http::response::read_body;
+use crate::http::bodies::read_body;
 use crate::http::response::{bytes_response, empty, message_response, Body, Rejection};
 use crate::hub::Snapshot;
 use crate::jsonrpc::{Id, Incoming, Message, UPSTREAM_ERROR};
@@ -233,8 +233,9 @@ pub async fn post(
         Some(_) => Some(lookup(app, &route, headers)?),
         None => None,
     };
-    let body = read_body(req, &snap.settings).await?;
-    let (msgs, batch) = match super::parse(body).await? {
+    // Held until the body's messages are handed on (see `http::bodies`).
+    let (body, mut charge) = read_body(req, &snap.settings).await?;
+    let (msgs, batch) = match super::parse(body, &mut charge).await? {
         // Modern: the request names its version in `_meta` and needs no
         // session, on a server and on a group alike.
         Incoming::Single(m)
@@ -242,7 +243,7 @@ pub async fn post(
                 && (matches!(mcp::classify(&m), mcp::Era::Modern(_))
                     || modern_headers.claims_modern()) =>
         {
-            return super::modern::post(app, snap, route, modern_headers, m, token).await;
+            return super::modern::post(app, snap, route, modern_headers, m, token, charge).await;
         }
         Incoming::Single(m) => (vec![m], false),
         Incoming::Batch(v) => (v, true),
@@ -287,6 +288,8 @@ pub async fn post(
             session.notify(m).await;
         }
     }
+    // Handed on: the answers are not the body's to wait for.
+    drop(charge);
 
     let mut got: Vec<Message> = Vec::new();
     let mut streaming = !acc.json;
