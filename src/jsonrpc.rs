@@ -394,6 +394,13 @@ impl Message {
         self.set_params(params);
     }
 
+    /// Replaces `params` with a rewrite that keeps `name` and
+    /// `_meta.progressToken` as they were (the modern keys stripped), so
+    /// what was found in them ahead stays found.
+    pub fn set_params_keeping_known(&mut self, params: Box<RawValue>) {
+        self.params = Some(params);
+    }
+
     pub fn request(id: Id, method: &str, params: Value) -> Message {
         Message {
             id: Some(id),

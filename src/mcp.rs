@@ -226,8 +226,10 @@ pub fn strip_modern_meta(m: &mut Message) {
     else {
         return;
     };
+    // Only `io.modelcontextprotocol/` keys of `_meta` went: its name and
+    // progress token are as they were.
     if let Ok(p) = RawValue::from_string(params) {
-        m.set_params_raw(p);
+        m.set_params_keeping_known(p);
     }
 }
 
