@@ -405,7 +405,12 @@ fn huge_meta(modern: bool) -> Value {
 #[tokio::test]
 async fn a_huge_meta_costs_the_modern_path_no_more_than_the_legacy_one() {
     let peak_growth = |modern: bool| async move {
-        let hub = hub();
+        // A budget that admits all 16 at once: this compares the paths, and a
+        // busy machine must not turn a slow answer into a refusal.
+        let hub = Hub::start(
+            json!({"options": {"maxBodiesInFlight": "1GiB"}}),
+            json!({"fx": fx(json!({}))}),
+        );
         let mut c = Mcp::new(&hub, "fx");
         c.initialize().await;
         c.call_text(1, "echo", json!({"text": "warm"})).await;
@@ -532,4 +537,73 @@ async fn bodies_in_flight_are_bounded_together() {
             );
         }
     }
+}
+
+/// A body that finds `maxBodiesInFlight` taken waits, unread, until its
+/// `bodyReadTimeout`, then is refused with 503 and `Retry-After`, naming the
+/// limit; a small body still fits in the eighth kept for small ones. The
+/// budget is held by a large call to a server that takes 3 s to start: its
+/// body counts until its message is handed on.
+#[tokio::test]
+async fn a_body_over_the_budget_is_refused_naming_the_limit() {
+    // Unsandboxed: under the sandbox this shell could not run the fixture (127).
+    let late = json!({"command": "sh", "sandbox": false,
+                      "args": ["-c", format!("sleep 3; exec {}", fixture())]});
+    let hub = Hub::start(
+        json!({"options": {"maxBodiesInFlight": "1MiB", "bodyReadTimeout": "1s"}}),
+        json!({"fx": fx(json!({})), "late": late}),
+    );
+    let echo = |text: String| {
+        modern(
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": text}}),
+        )
+    };
+    let headers = [V, ("mcp-method", "tools/call"), ("mcp-name", "echo")];
+    let to = |server: &str, body: &Value| {
+        let mut r = reqwest::Client::new()
+            .post(hub.url(&format!("/{server}/mcp")))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        let body = body.to_string();
+        async move {
+            let resp = r.body(body).send().await.unwrap();
+            let code = resp.status().as_u16();
+            let retry = resp.headers().get("retry-after").cloned();
+            (code, resp.text().await.unwrap(), retry)
+        }
+    };
+    // 300 KB (600 KB charged) held until `late` is up to take it.
+    let held = tokio::spawn(to("late", &echo("h".repeat(300_000))));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // 200 KB more (400 KB charged) do not fit beside it.
+    let t = std::time::Instant::now();
+    let (code, text, retry) = to("fx", &echo("x".repeat(200_000))).await;
+    assert_eq!(code, 503, "{text}");
+    assert!(t.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(retry.unwrap(), "1");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let why = v["error"]["message"].as_str().unwrap();
+    assert!(
+        why.contains("mcpProxy.options.maxBodiesInFlight (1.0 MiB)"),
+        "{why}"
+    );
+    // A small one still gets in at once.
+    let t = std::time::Instant::now();
+    let (code, text, _) = to("fx", &echo("small".into())).await;
+    assert_eq!(code, 200, "{text}");
+    assert!(t.elapsed() < std::time::Duration::from_millis(500));
+    // And the held one is answered once its server is up (on a stream:
+    // the start took a while).
+    let (code, text, _) = held.await.unwrap();
+    assert_eq!(code, 200, "{text}");
+    assert!(
+        text.contains(&"h".repeat(300_000)),
+        "{}",
+        text.get(..300).unwrap_or(&text)
+    );
 }
