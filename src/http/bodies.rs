@@ -24,7 +24,7 @@
 use super::response::Rejection;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -124,35 +124,12 @@ impl Default for Budget {
 pub struct Charge {
     bytes: usize,
     budget: Option<&'static Budget>,
-    /// A large body's turn at being parsed and handed on (see
-    /// `transport::parse`), given back with the charge or after [`TURN`].
-    turn: Option<Arc<Mutex<Option<Turn>>>>,
 }
-
-type Turn = tokio::sync::SemaphorePermit<'static>;
-
-/// The longest a large body keeps its turn: a hand-on that waits (for a
-/// server that is starting, or one that does not read its stdin) must not
-/// hold up every other large body of the hub; it keeps its bytes' charge.
-pub const TURN: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Charge {
     /// Bytes this charge holds.
     pub fn bytes(&self) -> usize {
         self.bytes
-    }
-
-    /// Keeps `turn` until the body's message is handed on, for [`TURN`] at most.
-    pub fn hold(&mut self, turn: Turn) {
-        let slot = Arc::new(Mutex::new(Some(turn)));
-        let lapse = Arc::downgrade(&slot);
-        tokio::spawn(async move {
-            tokio::time::sleep(TURN).await;
-            if let Some(slot) = lapse.upgrade() {
-                slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            }
-        });
-        self.turn = Some(slot);
     }
 }
 
@@ -297,22 +274,6 @@ mod tests {
         b.grow(&mut small, SMALL * FACTOR, limit, soon(10))
             .await
             .unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_turn_is_given_back_with_its_charge_or_after_a_while() {
-        static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-        let mut c = Charge::default();
-        c.hold(TURNS.acquire().await.unwrap());
-        assert!(TURNS.try_acquire().is_err());
-        drop(c);
-        assert!(TURNS.try_acquire().is_ok());
-        tokio::time::pause();
-        let mut c = Charge::default();
-        c.hold(TURNS.acquire().await.unwrap());
-        tokio::time::sleep(TURN + std::time::Duration::from_millis(10)).await;
-        assert!(TURNS.try_acquire().is_ok());
-        drop(c);
     }
 
     #[tokio::test]

@@ -123,25 +123,20 @@ impl ClientSession {
 /// Parses a request body. A large one (over 64 KiB) is parsed off the async
 /// workers, one at a time: a few megabytes of JSON (within `maxBodySize`)
 /// take long enough to hold up every other request on a 2-core machine,
-/// `/healthz` included. Its turn lasts until its message is handed on (it is
-/// kept in `charge`): reading a large message's fields on the way (its tool
-/// name, its progress token) costs an async worker a scan of it each, so
-/// large messages take at most one worker at a time, and the others stay
-/// free for everything else.
-pub async fn parse(
-    body: Bytes,
-    charge: &mut crate::http::bodies::Charge,
-) -> Result<crate::jsonrpc::Incoming, crate::jsonrpc::BodyError> {
+/// `/healthz` included. What the session reads of each message on its way
+/// up (its tool name, its progress token) is found in the same pass, so a
+/// large message costs the async workers no scan of it there.
+pub async fn parse(body: Bytes) -> Result<crate::jsonrpc::Incoming, crate::jsonrpc::BodyError> {
     const INLINE: usize = 64 << 10;
     if body.len() <= INLINE {
         return crate::jsonrpc::parse_body(&body);
     }
-    // One large body at a time: the others wait their turn instead of
-    // taking every core (and each its own parsed copy) at once.
+    // One large parse at a time: the others wait their turn instead of
+    // taking every core (and each its own parsed copy) at once. Only the
+    // parse: a hand-on that waits (on a child that stopped reading) must not
+    // hold up every other large body of the hub.
     static LARGE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-    if let Ok(turn) = LARGE.acquire().await {
-        charge.hold(turn);
-    }
+    let _turn = LARGE.acquire().await;
     tokio::task::spawn_blocking(move || {
         // What the session reads of each message is found here too.
         let mut parsed = crate::jsonrpc::parse_body(&body)?;

@@ -181,8 +181,8 @@ pub async fn post(
         ));
     };
     // Held until every message is handed on (see `http::bodies`).
-    let (body, mut _charge) = read_body(req, &snap.settings).await?;
-    let msgs = match super::parse(body, &mut _charge).await? {
+    let (body, _charge) = read_body(req, &snap.settings).await?;
+    let msgs = match super::parse(body).await? {
         Incoming::Single(m) => vec![m],
         Incoming::Batch(v) => v,
     };

@@ -234,8 +234,8 @@ pub async fn post(
         None => None,
     };
     // Held until the body's messages are handed on (see `http::bodies`).
-    let (body, mut charge) = read_body(req, &snap.settings).await?;
-    let (msgs, batch) = match super::parse(body, &mut charge).await? {
+    let (body, charge) = read_body(req, &snap.settings).await?;
+    let (msgs, batch) = match super::parse(body).await? {
         // Modern: the request names its version in `_meta` and needs no
         // session, on a server and on a group alike.
         Incoming::Single(m)
