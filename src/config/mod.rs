@@ -35,8 +35,8 @@ pub use metrics::MetricsSettings;
 pub const DEFAULT_ADDR: &str = ":9090";
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 /// The default `maxBodiesInFlight`: with each body counted twice, 8 MiB of
-/// bodies at once (one large body is handed on at a time anyway), which kept
-/// a debug hub under 64 MiB with 16 clients sending 3 MB each.
+/// bodies at once (large ones are parsed one at a time anyway), which kept a
+/// debug hub under 64 MiB with 16 clients sending 3 MB each.
 pub const DEFAULT_MAX_BODIES_IN_FLIGHT: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_CLIENTS: usize = 16;
 pub const DEFAULT_PER_CLIENT_IDLE: Duration = Duration::from_secs(300);
