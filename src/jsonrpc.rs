@@ -134,6 +134,30 @@ pub struct Message {
     error: Option<Box<RawValue>>,
     /// Top-level keys the hub does not know, in order, as written.
     extra: Vec<(Box<str>, Box<RawValue>)>,
+    /// What the hub reads of `params` on every request, when it was found
+    /// ahead ([`Message::warm`]; boxed: every message carries the slot, few
+    /// fill it).
+    known: Option<Box<Known>>,
+}
+
+/// `params.name` and `params._meta.progressToken`, found in one pass and
+/// kept: the session reads them under its router's lock, and a large
+/// request's are found off the async workers when it is parsed
+/// ([`Message::warm`]).
+#[derive(Clone, Debug, Default)]
+struct Known {
+    name: Option<Box<RawValue>>,
+    progress: Option<Box<RawValue>>,
+}
+
+impl Known {
+    fn of(params: &RawValue) -> Known {
+        let (name, progress) = member::name_and_progress(params.get());
+        Known {
+            name: name.map(ToOwned::to_owned),
+            progress: progress.map(ToOwned::to_owned),
+        }
+    }
 }
 
 impl PartialEq for Message {
@@ -169,6 +193,7 @@ impl Message {
             result: None,
             error: None,
             extra: Vec::new(),
+            known: Default::default(),
         };
         let mut version = false;
         for (k, v) in map {
@@ -266,7 +291,26 @@ impl Message {
 
     /// One top-level field of `params`, parsed as `T`.
     pub fn param<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        if key == "name" {
+            return serde_json::from_str(self.known()?.name.as_deref()?.get()).ok();
+        }
         field(self.params.as_deref()?, key)
+    }
+
+    /// What the hub reads of `params`: as found ahead, or found now.
+    fn known(&self) -> Option<std::borrow::Cow<'_, Known>> {
+        if let Some(k) = &self.known {
+            return Some(std::borrow::Cow::Borrowed(k));
+        }
+        Some(std::borrow::Cow::Owned(Known::of(self.params.as_deref()?)))
+    }
+
+    /// Finds what the hub reads of `params` now, so a large message (parsed
+    /// off the async workers) costs them no scan of it later.
+    pub fn warm(&mut self) {
+        if let Some(p) = &self.params {
+            self.known = Some(Box::new(Known::of(p)));
+        }
     }
 
     /// One top-level field of `result`, parsed as `T`.
@@ -281,8 +325,16 @@ impl Message {
 
     /// `params._meta.progressToken`, as raw JSON, when a request asks for progress.
     pub fn progress_token(&self) -> Option<Box<RawValue>> {
-        let meta: IndexMap<String, Box<RawValue>> = field(self.params.as_deref()?, "_meta")?;
-        meta.get("progressToken").cloned()
+        match self.known()? {
+            std::borrow::Cow::Borrowed(k) => k.progress.clone(),
+            std::borrow::Cow::Owned(k) => k.progress,
+        }
+    }
+
+    /// `params` changed: what was found in it is found again when asked.
+    fn set_params(&mut self, params: Box<RawValue>) {
+        self.params = Some(params);
+        self.known = None;
     }
 
     /// Replaces `params._meta.progressToken`; everything else stays as written.
@@ -299,7 +351,7 @@ impl Message {
         }) else {
             return;
         };
-        self.params = Some(edited);
+        self.set_params(edited);
     }
 
     /// Sets one top-level field of `params` (a notification's `progressToken`
@@ -310,7 +362,7 @@ impl Message {
             m.insert(key.into(), value.to_owned());
             Some(())
         }) {
-            self.params = Some(edited);
+            self.set_params(edited);
         }
     }
 
@@ -318,7 +370,7 @@ impl Message {
     pub fn remove_param(&mut self, key: &str) {
         let Some(p) = &self.params else { return };
         if let Some(edited) = edit(p, |m| m.shift_remove(key).map(|_| ())) {
-            self.params = Some(edited);
+            self.set_params(edited);
         }
     }
 
@@ -339,6 +391,13 @@ impl Message {
     }
 
     pub fn set_params_raw(&mut self, params: Box<RawValue>) {
+        self.set_params(params);
+    }
+
+    /// Replaces `params` with a rewrite that keeps `name` and
+    /// `_meta.progressToken` as they were (the modern keys stripped), so
+    /// what was found in them ahead stays found.
+    pub fn set_params_keeping_known(&mut self, params: Box<RawValue>) {
         self.params = Some(params);
     }
 
@@ -350,6 +409,7 @@ impl Message {
             result: None,
             error: None,
             extra: Vec::new(),
+            known: Default::default(),
         }
     }
 
@@ -361,6 +421,7 @@ impl Message {
             result: None,
             error: None,
             extra: Vec::new(),
+            known: Default::default(),
         }
     }
 
@@ -376,6 +437,7 @@ impl Message {
             result: Some(result),
             error: None,
             extra: Vec::new(),
+            known: Default::default(),
         }
     }
 
@@ -404,6 +466,7 @@ impl Message {
             result: None,
             error: Some(raw_of(&e)),
             extra: Vec::new(),
+            known: Default::default(),
         }
     }
 
@@ -470,8 +533,7 @@ impl Message {
 
 /// Parses one top-level field of a raw JSON object as `T`.
 fn field<T: DeserializeOwned>(obj: &RawValue, key: &str) -> Option<T> {
-    let map: IndexMap<&str, &RawValue> = serde_json::from_str(obj.get()).ok()?;
-    serde_json::from_str(map.get(key)?.get()).ok()
+    serde_json::from_str(member(obj.get(), key)?.get()).ok()
 }
 
 /// Edits a raw JSON object through its top-level fields; `None` when it is
@@ -584,6 +646,9 @@ pub fn salvage_id(bytes: &[u8]) -> Option<Id> {
     let n = &rest[..end];
     (!n.is_empty() && n != "-").then(|| Id::Num(n.into()))
 }
+
+mod member;
+pub use member::member;
 
 #[cfg(test)]
 mod tests;

@@ -76,8 +76,10 @@ pub fn trace_id(m: &Message) -> Option<String> {
     if !m.params_raw()?.get().contains("traceparent") {
         return None;
     }
-    let meta: indexmap::IndexMap<String, Box<RawValue>> = m.param("_meta")?;
-    let tp: String = serde_json::from_str(meta.get("traceparent")?.get()).ok()?;
+    // Read in place: a `_meta` of many keys is not built into a map.
+    let meta = crate::jsonrpc::member(m.params_raw()?.get(), "_meta")?;
+    let tp: String =
+        serde_json::from_str(crate::jsonrpc::member(meta.get(), "traceparent")?.get()).ok()?;
     traceparent_id(&tp).map(str::to_string)
 }
 
@@ -224,8 +226,10 @@ pub fn strip_modern_meta(m: &mut Message) {
     else {
         return;
     };
+    // Only `io.modelcontextprotocol/` keys of `_meta` went: its name and
+    // progress token are as they were.
     if let Ok(p) = RawValue::from_string(params) {
-        m.set_params_raw(p);
+        m.set_params_keeping_known(p);
     }
 }
 

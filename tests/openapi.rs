@@ -895,3 +895,29 @@ async fn a_body_of_millions_of_wrong_items_stays_small() {
         (200, json!(10_000))
     );
 }
+
+/// A server of 10,000 tools: its `tools/list` answer (one stdout line of
+/// 1.5 MB) is parsed off the async workers, and so is the document built of
+/// it, so `/healthz` answers within 200 ms throughout (it was held 1.3 s in
+/// a debug build when the line was parsed on the async workers).
+#[tokio::test]
+async fn a_document_of_ten_thousand_tools_does_not_hold_healthz() {
+    let env = json!({"FIXTURE_EXTRA_TOOLS": "10000:100"});
+    let hub = Hub::start(
+        json!({}),
+        json!({"fx": fx(json!({"sandbox": false, "env": env}))}),
+    );
+    // Started (lazily, by a first document), so the builds measured below
+    // are only the list and the document.
+    assert_eq!(get(&hub, "/fx/openapi.json").await.0, 200);
+    let calm = hub.healthz_worst().await;
+    let ((status, doc), worst) = hub.healthz_during(get(&hub, "/fx/openapi.json")).await;
+    assert_eq!(status, 200, "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() > 10_000, "{} paths", paths.len());
+    eprintln!("/healthz worst {worst:?} while the document was built (calm: {calm:?})");
+    assert!(
+        worst < Duration::from_millis(200),
+        "/healthz took {worst:?}"
+    );
+}

@@ -36,6 +36,10 @@ pub use metrics::MetricsSettings;
 
 pub const DEFAULT_ADDR: &str = ":9090";
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+/// The default `maxBodiesInFlight`: with each body counted twice, 8 MiB of
+/// bodies at once (large ones are parsed one at a time anyway), which kept a
+/// debug hub under 64 MiB with 16 clients sending 3 MB each.
+pub const DEFAULT_MAX_BODIES_IN_FLIGHT: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_CLIENTS: usize = 16;
 pub const DEFAULT_PER_CLIENT_IDLE: Duration = Duration::from_secs(300);
 
@@ -106,6 +110,8 @@ pub struct HubSettings {
     pub allowed_hosts: Option<Vec<String>>,
     pub cors_origins: Vec<String>,
     pub max_body: usize,
+    /// `maxBodiesInFlight`: the hub-wide budget of request bodies in flight.
+    pub max_bodies_in_flight: usize,
     pub sse_keep_alive: Duration,
     pub session_idle_timeout: Duration,
     pub shutdown_timeout: Duration,
@@ -455,6 +461,12 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
         .map(|z| size(z, "mcpProxy.options.maxBodySize"))
         .transpose()?
         .unwrap_or(DEFAULT_MAX_BODY);
+    let max_bodies_in_flight = opts
+        .max_bodies_in_flight
+        .as_ref()
+        .map(|z| size(z, "mcpProxy.options.maxBodiesInFlight"))
+        .transpose()?
+        .unwrap_or(DEFAULT_MAX_BODIES_IN_FLIGHT);
     for (i, o) in opts.allowed_origins.iter().flatten().enumerate() {
         check_origin(o).map_err(|m| invalid(format!("mcpProxy.options.allowedOrigins[{i}]"), m))?;
     }
@@ -508,6 +520,7 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
         allowed_hosts,
         cors_origins,
         max_body,
+        max_bodies_in_flight,
         sse_keep_alive: opt_duration(
             &opts.sse_keep_alive,
             "mcpProxy.options.sseKeepAlive",

@@ -42,6 +42,9 @@ pub struct ProxyOptions {
     pub allowed_hosts: Option<Vec<String>>,
     pub cors: Option<Cors>,
     pub max_body_size: Option<Size>,
+    /// Request bodies being read, parsed and handed on at once, over all
+    /// clients (default 16 MiB; each body counts twice, see `http::bodies`).
+    pub max_bodies_in_flight: Option<Size>,
     pub sse_keep_alive: Option<String>,
     pub session_idle_timeout: Option<String>,
     pub shutdown_timeout: Option<String>,

@@ -11,6 +11,7 @@
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
+pub mod bodies;
 pub mod conns;
 pub mod metrics;
 pub mod origin;

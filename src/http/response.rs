@@ -76,30 +76,6 @@ pub fn message_response(status: StatusCode, m: &Message) -> Response<Body> {
     bytes_response(status, m.to_bytes())
 }
 
-/// Reads a request body up to `maxBodySize` bytes (past it, 413) within
-/// `bodyReadTimeout` (past it, 408: a client trickling a byte a second must
-/// not hold a connection and its task forever).
-pub async fn read_body(
-    req: http::Request<hyper::body::Incoming>,
-    settings: &crate::config::HubSettings,
-) -> Result<Bytes, Rejection> {
-    let limit = settings.max_body;
-    let limited = http_body_util::Limited::new(req.into_body(), limit);
-    let collected = tokio::time::timeout(settings.body_read_timeout, limited.collect())
-        .await
-        .map_err(|_| Rejection::BodyTimeout(settings.body_read_timeout))?;
-    match collected {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Rejection::TooLarge(limit))
-        }
-        Err(e) => Err(Rejection::BodyRead(e.to_string())),
-    }
-}
-
 /// Why the hub refused a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {
@@ -149,6 +125,8 @@ pub enum Rejection {
     Limited(#[from] crate::limits::Refused),
     #[error("{0}")]
     Unavailable(String),
+    #[error("request bodies in flight exceed mcpProxy.options.maxBodiesInFlight ({}); retry", bytesize::ByteSize::b(*.0 as u64))]
+    Bodies(usize),
 }
 
 impl Rejection {
@@ -170,7 +148,7 @@ impl Rejection {
             Accept | AcceptStream(_) => StatusCode::NOT_ACCEPTABLE,
             StreamOpen => StatusCode::CONFLICT,
             Limited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Busy(_) | Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Busy(_) | Unavailable(_) | Bodies(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -184,7 +162,7 @@ impl Rejection {
             TooLarge(_) | ContentType | Accept | NoSession | UnknownSession(_) | StreamOpen => {
                 Some(INVALID_REQUEST)
             }
-            Busy(_) | Unavailable(_) => Some(UPSTREAM_ERROR),
+            Busy(_) | Unavailable(_) | Bodies(_) => Some(UPSTREAM_ERROR),
             Limited(_) => Some(RATE_LIMITED),
             _ => None,
         }
@@ -227,6 +205,10 @@ impl Rejection {
             }
             Rejection::Limited(l) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(l.retry_after()));
+            }
+            // Room frees as soon as the bodies ahead are handed on.
+            Rejection::Bodies(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
@@ -272,5 +254,10 @@ mod tests {
         assert_eq!(Rejection::TooLarge(5).rpc_code(), Some(INVALID_REQUEST));
         assert_eq!(Rejection::Busy("x".into()).status(), 503);
         assert_eq!(Rejection::Host("x".into()).rpc_code(), None);
+        let r = Rejection::Bodies(32 << 20);
+        assert!(r.to_string().contains("maxBodiesInFlight"), "{r}");
+        let r = r.into_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
     }
 }

@@ -319,17 +319,10 @@ impl Audit {
     }
 }
 
-/// The tool a `tools/call` names, borrowed from the message where it can be:
-/// read on every call for the metrics, so without building a map of params.
+/// The tool a `tools/call` names: read on every call for the metrics, so
+/// found once per message (a large one's off the async workers).
 fn tool_name(msg: &Message) -> Option<std::borrow::Cow<'_, str>> {
-    #[derive(serde::Deserialize)]
-    struct Params<'a> {
-        #[serde(borrow)]
-        name: Option<std::borrow::Cow<'a, str>>,
-    }
-    serde_json::from_str::<Params>(msg.params_raw()?.get())
-        .ok()?
-        .name
+    msg.param::<String>("name").map(std::borrow::Cow::Owned)
 }
 
 /// Where a session sends messages for its client.

@@ -199,6 +199,7 @@ pub async fn post(
     h: Headers,
     msg: Message,
     token: Option<Token>,
+    charge: crate::http::bodies::Charge,
 ) -> Result<Response<Body>, Rejection> {
     let Ok(Kind::Request { id, method }) = msg.kind() else {
         // The core defines no client notification over HTTP but cancellation,
@@ -236,7 +237,7 @@ pub async fn post(
             format!("{method} does not exist in protocol {version}"),
             None,
         )),
-        _ => Ok(call(ctx, keepalive, server, msg, asked, token).await),
+        _ => Ok(call(ctx, keepalive, server, msg, asked, token, charge).await),
     }
 }
 
@@ -423,6 +424,7 @@ async fn call(
     mut msg: Message,
     asked: Asked,
     token: Option<Token>,
+    charge: crate::http::bodies::Charge,
 ) -> Response<Body> {
     let Some(id) = msg.id().cloned() else {
         return error(None, INVALID_REQUEST, "a request needs an id", None);
@@ -508,6 +510,8 @@ async fn call(
             (Carrier::Session(session), rx)
         }
     };
+    // The body's message is handed on: its bytes no longer count.
+    drop(charge);
     let round = Round {
         ctx: ctx.clone(),
         server: server.key().to_owned(),

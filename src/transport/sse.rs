@@ -15,7 +15,7 @@
 //! and its session ended.
 
 use super::{sse_response, ClientSession, Ctx, Route, SseStream};
-use crate::http::response::read_body;
+use crate::http::bodies::read_body;
 use crate::http::response::{empty, Body, Rejection};
 use crate::hub::Snapshot;
 use crate::jsonrpc::{Incoming, Message};
@@ -184,7 +184,8 @@ pub async fn post(
             "unknown or expired session; open /sse again",
         ));
     };
-    let body = read_body(req, &snap.settings).await?;
+    // Held until every message is handed on (see `http::bodies`).
+    let (body, _charge) = read_body(req, &snap.settings).await?;
     let msgs = match super::parse(body).await? {
         Incoming::Single(m) => vec![m],
         Incoming::Batch(v) => v,

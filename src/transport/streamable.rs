@@ -18,7 +18,7 @@
 //! offered (events carry no ids), which the spec allows.
 
 use super::{sse_response, ClientSession, Ctx, Route, SseStream};
-use crate::http::response::read_body;
+use crate::http::bodies::read_body;
 use crate::http::response::{bytes_response, empty, message_response, Body, Rejection};
 use crate::hub::Snapshot;
 use crate::jsonrpc::{Id, Incoming, Message, UPSTREAM_ERROR};
@@ -254,7 +254,8 @@ async fn post_admitted(
         Some(_) => Some(lookup(app, &route, headers)?),
         None => None,
     };
-    let body = read_body(req, &snap.settings).await?;
+    // Held until the body's messages are handed on (see `http::bodies`).
+    let (body, charge) = read_body(req, &snap.settings).await?;
     let parsed = super::parse(body).await?;
     let all = match &parsed {
         Incoming::Single(m) => std::slice::from_ref(m),
@@ -269,7 +270,7 @@ async fn post_admitted(
                 && (matches!(mcp::classify(&m), mcp::Era::Modern(_))
                     || modern_headers.claims_modern()) =>
         {
-            return super::modern::post(app, snap, route, modern_headers, m, token).await;
+            return super::modern::post(app, snap, route, modern_headers, m, token, charge).await;
         }
         Incoming::Single(m) => (vec![m], false),
         Incoming::Batch(v) => (v, true),
@@ -314,6 +315,8 @@ async fn post_admitted(
             session.notify(m).await;
         }
     }
+    // Handed on: the answers are not the body's to wait for.
+    drop(charge);
 
     let mut got: Vec<Message> = Vec::new();
     let mut streaming = !acc.json;

@@ -144,6 +144,8 @@ pub async fn spawn(server: &str, spec: &StdioSpec) -> Result<Upstream, SpawnErro
             server: server.to_string(),
             inner: BufReader::with_capacity(64 * 1024, stdout),
             line: Lines::new(),
+            ready: false,
+            parsing: None,
         }),
         process: Some(Process {
             child,
@@ -189,42 +191,86 @@ impl Stdin {
 
 /// Reads messages from the child's stdout in the task that consumes them, so a
 /// response costs no extra task hand-off. Lines that are not JSON-RPC are logged
-/// and skipped; a line over [`MAX_LINE`] is dropped.
+/// and skipped; a line over [`MAX_LINE`] is dropped. A line over [`INLINE`]
+/// (a list of 10,000 tools is about a megabyte) is parsed off the async
+/// workers, one hub-wide at a time, so it does not hold up every other
+/// request (`/healthz` included); the next line is read only once it is
+/// handed on, so the link's messages stay in order.
 pub struct Reader {
     server: String,
     inner: BufReader<ChildStdout>,
     line: Lines,
+    /// `line` holds a whole line not yet handed on.
+    ready: bool,
+    /// A large line being parsed off the async workers.
+    parsing: Option<tokio::task::JoinHandle<Option<Received>>>,
 }
+
+/// A stdout line this long or shorter is parsed where it is read.
+const INLINE: usize = 64 * 1024;
 
 impl Reader {
     /// The next message, or `None` at EOF. Cancel-safe: a partial line stays in
-    /// the buffer for the next call.
+    /// the buffer for the next call, and so does a large line's parse.
     pub async fn recv(&mut self) -> Option<Received> {
+        // One large line at a time over the hub: many cannot take every
+        // blocking thread (or every core) at once.
+        static LARGE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
         loop {
-            if !self.line.fill(&mut self.inner, &self.server).await {
-                return None;
-            }
-            let parsed = {
-                let text = trim_ascii(&self.line.buf);
-                if text.is_empty() {
-                    None
-                } else {
-                    Some(Message::parse(text).map_err(|e| {
-                        let shown = String::from_utf8_lossy(&text[..text.len().min(200)]);
-                        let shown = crate::logsafe::Escaped(&shown);
-                        tracing::warn!(mcp_server = %self.server, "child wrote a stdout line that is not JSON-RPC ({e}): {shown}");
-                        (crate::jsonrpc::salvage_id(text), e.to_string())
-                    }))
+            if let Some(parsing) = &mut self.parsing {
+                let judged = parsing.await;
+                self.parsing = None;
+                match judged.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())) {
+                    Some(r) => return Some(r),
+                    None => continue,
                 }
-            };
+            }
+            if !self.ready {
+                if !self.line.fill(&mut self.inner, &self.server).await {
+                    return None;
+                }
+                self.ready = true;
+            }
+            if trim_ascii(&self.line.buf).len() > INLINE {
+                let Ok(turn) = LARGE.acquire().await else {
+                    return None;
+                };
+                let line = std::mem::replace(&mut self.line.buf, Vec::with_capacity(LINE_START));
+                self.ready = false;
+                let server = self.server.clone();
+                self.parsing = Some(tokio::task::spawn_blocking(move || {
+                    let _turn = turn;
+                    judge(&server, trim_ascii(&line))
+                }));
+                continue;
+            }
+            let judged = judge(&self.server, trim_ascii(&self.line.buf));
             self.line.done();
-            match parsed {
-                Some(Ok(m)) => return Some(Received::Msg(m)),
-                Some(Err((id, why))) => return Some(Received::Garbage { id, why }),
-                None => {}
+            self.ready = false;
+            if judged.is_some() {
+                return judged;
             }
         }
     }
+}
+
+/// One stdout line as a message, as garbage (logged), or nothing (blank).
+fn judge(server: &str, text: &[u8]) -> Option<Received> {
+    if text.is_empty() {
+        return None;
+    }
+    Some(match Message::parse(text) {
+        Ok(m) => Received::Msg(m),
+        Err(e) => {
+            let shown = String::from_utf8_lossy(&text[..text.len().min(200)]);
+            let shown = crate::logsafe::Escaped(&shown);
+            tracing::warn!(mcp_server = %server, "child wrote a stdout line that is not JSON-RPC ({e}): {shown}");
+            Received::Garbage {
+                id: crate::jsonrpc::salvage_id(text),
+                why: e.to_string(),
+            }
+        }
+    })
 }
 
 /// The capacity a stdout line buffer starts with and goes back to.

@@ -568,6 +568,43 @@ impl Hub {
         worst
     }
 
+    /// Runs `work` while `GET /healthz` is polled every 10 ms (each must be
+    /// 200); its output and the slowest answer meanwhile. The poller has a
+    /// thread and a runtime of its own, so what `work` costs the test process
+    /// is not counted against the hub.
+    pub async fn healthz_during<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+    ) -> (T, Duration) {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let url = self.url("/healthz");
+        let stop = done.clone();
+        let poller = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let http = reqwest::Client::new();
+                let mut worst = Duration::ZERO;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let r = http.get(&url).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    worst = worst.max(t.elapsed());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                worst
+            })
+        });
+        let out = work.await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let worst = tokio::task::spawn_blocking(move || poller.join().unwrap())
+            .await
+            .unwrap();
+        (out, worst)
+    }
+
     /// The log lines that contain every one of `needles`.
     pub fn log_lines_with(&self, needles: &[&str]) -> Vec<String> {
         self.logs

@@ -110,12 +110,13 @@ pub async fn serve<B: Backend>(
         ("resources/read", &Method::GET) => read(b, req.uri().query()).await,
         (r, &Method::POST) if r.starts_with("tools/") => {
             let name = decode(&r["tools/".len()..]);
-            let body = crate::http::response::read_body(req, settings).await?;
+            // The charge is held through the call: the body becomes its message.
+            let (body, _charge) = crate::http::bodies::read_body(req, settings).await?;
             tool(b, &name, body).await
         }
         (r, &Method::POST) if r.starts_with("prompts/") => {
             let name = decode(&r["prompts/".len()..]);
-            let body = crate::http::response::read_body(req, settings).await?;
+            let (body, _charge) = crate::http::bodies::read_body(req, settings).await?;
             prompt(b, &name, &body).await
         }
         (r, _) if r.starts_with("tools/") || r.starts_with("prompts/") => {
