@@ -8,6 +8,8 @@
 //! `/<name>/docs`, `/<name>/resources[/read]`, `/<name>/prompts[/<p>]`
 //! (token), `/<name>/healthz` (open), `/metrics` (token; see `metrics`). A group of servers has the MCP and
 //! OpenAPI routes under `/g/<group>/` (with the group's tokens).
+//! With `mcpProxy.options.oidc`, `/.well-known/oauth-protected-resource[/<route>]`
+//! (open; RFC 9728) and tokens of the identity provider (`crate::oidc`).
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
@@ -300,6 +302,19 @@ async fn handle_routed(app: Arc<App>, req: Request<Incoming>) -> Response<Body> 
         Ok(r) => r,
         Err(rej) => rej.into_response(),
     };
+    // Every 401 tells an OAuth client where this route's metadata is (MCP
+    // authorization, RFC 9728 §5.1), whichever check refused it.
+    if let (Some(o), StatusCode::UNAUTHORIZED) = (&snap.oidc, resp.status()) {
+        let error = resp
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("invalid_token"))
+            .then_some("invalid_token");
+        if let Ok(v) = HeaderValue::from_str(&o.challenge(uri.path(), error)) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+    }
     if let Some(o) = cors_origin {
         let h = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&o) {
@@ -342,8 +357,24 @@ async fn route(
     if first == "metrics" && rest.is_empty() {
         return metrics::serve(&app.hub, snap, req.method(), req.headers());
     }
-    // OAuth discovery: the hub uses configured bearer tokens, and says so
-    // with a 404 rather than a 401 that would start an OAuth flow.
+    // OAuth discovery: with an identity provider configured, the protected
+    // resource metadata of the hub and of each route (RFC 9728). Without
+    // one the hub uses configured bearer tokens, and says so with a 404
+    // rather than a 401 that would start an OAuth flow.
+    if let (".well-known", Some(o)) = (first, &snap.oidc) {
+        let route = rest
+            .strip_prefix("oauth-protected-resource")
+            .filter(|r| r.is_empty() || r.starts_with('/'));
+        if let (Some(route), &Method::GET | &Method::HEAD) = (route, req.method()) {
+            let mut r = response::json_response(StatusCode::OK, &o.metadata(route));
+            // Browser-based clients read it cross-origin, with no credentials.
+            r.headers_mut().insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            return Ok(r);
+        }
+    }
     if first == ".well-known" {
         return Err(Rejection::NoRoute {
             path: req.uri().path().into(),
@@ -359,9 +390,11 @@ async fn route(
             snap,
             &snap.settings.auth_tokens,
             req.headers(),
+            None,
             |_| true,
             |_| {},
-        )?;
+        )
+        .await?;
         return Err(Rejection::UnknownServer(first.into()));
     };
     if rest == "healthz" {
@@ -371,15 +404,19 @@ async fn route(
         snap,
         &server.cfg.auth_tokens,
         req.headers(),
+        Some(&format!("/{first}")),
         |c| c.reaches_server(first),
         |c| app.hub.seen(c),
     )
+    .await
     .map_err(|e| hidden(e, first))?;
     if server.cfg.disabled {
         return Err(Rejection::Disabled(first.into()));
     }
     if openapi::handles(rest) {
-        let auth = !server.cfg.auth_tokens.is_empty() || !snap.settings.clients.is_empty();
+        let auth = !server.cfg.auth_tokens.is_empty()
+            || !snap.settings.clients.is_empty()
+            || snap.oidc.is_some();
         let backend = openapi::ServerBackend {
             hub: &app.hub,
             facades: &app.facades,
@@ -408,9 +445,11 @@ async fn group(
             snap,
             &snap.settings.auth_tokens,
             req.headers(),
+            None,
             |_| true,
             |_| {},
-        )?;
+        )
+        .await?;
         return Err(Rejection::UnknownServer(format!("g/{name}")));
     };
     let tokens = &group.cfg.auth_tokens;
@@ -418,12 +457,14 @@ async fn group(
         snap,
         tokens,
         req.headers(),
+        Some(&format!("/g/{name}")),
         |c| c.reaches_group(name),
         |c| app.hub.seen(c),
     )
+    .await
     .map_err(|e| hidden(e, &format!("g/{name}")))?;
     if openapi::handles(endpoint) {
-        let auth = !tokens.is_empty() || !snap.settings.clients.is_empty();
+        let auth = !tokens.is_empty() || !snap.settings.clients.is_empty() || snap.oidc.is_some();
         let path = format!("/{}", group.route);
         let backend = openapi::GroupBackend {
             hub: &app.hub,
@@ -475,17 +516,35 @@ async fn facade_admit(
 
 /// The caller of a route whose own tokens are `tokens`. A named client the
 /// route is not for is told [`Denied::Hidden`]: the route answers it as an
-/// unknown one, so nothing is revealed.
-fn caller(
+/// unknown one, so nothing is revealed. With an identity provider, a token
+/// that is none of the configured ones and looks like a JWT is checked
+/// against it, for the route under `prefix` (`/fetch`, `/g/all`).
+async fn caller(
     snap: &Snapshot,
     tokens: &[String],
     headers: &http::HeaderMap,
+    prefix: Option<&str>,
     reaches: impl Fn(&crate::config::clients::Client) -> bool,
     seen: impl Fn(&std::sync::Arc<str>),
 ) -> Result<Option<crate::session::Token>, Denied> {
     use crate::session::{Secret, Token};
-    let id = auth::identify(&snap.settings.clients, tokens, headers)
-        .map_err(|e| Denied::Auth(refusal(e)))?;
+    let id = match (
+        &snap.oidc,
+        auth::identify(&snap.settings.clients, tokens, headers),
+    ) {
+        // Configured tokens first, as without a provider; then the provider.
+        (Some(o), Ok(auth::Identity::Open) | Err(auth::AuthError::Invalid)) => {
+            match auth::bearer(headers) {
+                None => return Err(Denied::Auth(refusal(auth::AuthError::Missing))),
+                Some(t) if crate::oidc::looks_like_jwt(t) => match o.verify(t, prefix).await {
+                    Ok(c) => auth::Identity::Client(c, t.into()),
+                    Err(r) => return Err(Denied::Auth(oidc_refusal(r, o))),
+                },
+                Some(_) => return Err(Denied::Auth(refusal(auth::AuthError::Invalid))),
+            }
+        }
+        (_, r) => r.map_err(|e| Denied::Auth(refusal(e)))?,
+    };
     Ok(match id {
         auth::Identity::Open => None,
         auth::Identity::Token(i) => Some(Token {
@@ -494,7 +553,11 @@ fn caller(
             client: None,
         }),
         auth::Identity::Client(c, given) if reaches(&c) => {
-            seen(&c.name);
+            // `/status` lists named clients; signed-in callers are many and
+            // come and go, so they are not kept there.
+            if c.subject.is_none() {
+                seen(&c.name);
+            }
             Some(Token {
                 label: 0,
                 secret: Secret(given),
@@ -503,6 +566,23 @@ fn caller(
         }
         auth::Identity::Client(..) => return Err(Denied::Hidden),
     })
+}
+
+/// A token the identity provider's check refused, as the caller is told.
+fn oidc_refusal(r: crate::oidc::Refusal, o: &crate::oidc::Oidc) -> Rejection {
+    use crate::metrics::AuthFailure;
+    use crate::oidc::Refusal;
+    match r {
+        Refusal::Invalid(_) | Refusal::Audience => {
+            crate::metrics::global().auth_failed(AuthFailure::Invalid);
+            Rejection::InvalidToken
+        }
+        Refusal::Unavailable => Rejection::Unavailable(
+            "the identity provider's keys are not loaded yet; try again shortly".into(),
+        ),
+        Refusal::Scope => Rejection::InsufficientScope(o.cfg.scopes.join(" ")),
+        Refusal::NoRule { .. } => Rejection::NoRule,
+    }
 }
 
 /// Why [`caller`] turned a request away.

@@ -473,7 +473,7 @@ impl Router {
                     );
                     if let Some(c) = self.callers.get(&client).and_then(|c| c.client.as_ref()) {
                         crate::metrics::global()
-                            .client(&c.name, crate::metrics::ClientOutcome::Denied);
+                            .client(&c.label, crate::metrics::ClientOutcome::Denied);
                     }
                     match audit {
                         Some(a) => a.finish(&self.server, "denied"),
