@@ -74,15 +74,21 @@ impl Entry {
 /// A client over one of its limits.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
-    #[error("client {client} is over its rate of {count}/{per}s (mcpProxy.options.clients.{client}.rate); retry in {}s", retry_after.as_secs().max(1))]
+    #[error("client {client} is over its rate of {count}/{per}s ({policy}.rate); retry in {}s", retry_after.as_secs().max(1))]
     Rate {
         client: Arc<str>,
+        /// Where its limits are written.
+        policy: Arc<str>,
         count: u32,
         per: u64,
         retry_after: Duration,
     },
-    #[error("client {client} has {max} requests in flight (mcpProxy.options.clients.{client}.maxConcurrent); retry when one is answered")]
-    Concurrent { client: Arc<str>, max: usize },
+    #[error("client {client} has {max} requests in flight ({policy}.maxConcurrent); retry when one is answered")]
+    Concurrent {
+        client: Arc<str>,
+        policy: Arc<str>,
+        max: usize,
+    },
 }
 
 impl Refused {
@@ -131,6 +137,7 @@ impl Limits {
             let n = NonZeroU32::new(requests).unwrap_or(NonZeroU32::MIN);
             let refused = |retry_after| Refused::Rate {
                 client: client.name.clone(),
+                policy: client.policy.clone(),
                 count: r.count,
                 per: r.per.as_secs(),
                 retry_after,
@@ -167,6 +174,7 @@ impl Limits {
                         count(crate::metrics::ClientOutcome::Concurrent);
                         return Err(Refused::Concurrent {
                             client: client.name.clone(),
+                            policy: client.policy.clone(),
                             max: *max,
                         });
                     }

@@ -8,6 +8,8 @@ after the hub has its keys."""
 
 import asyncio
 import json
+import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -50,7 +52,7 @@ class Setup:
     """A provider and a hub that trusts it, each on a port chosen first: the
     provider's tokens name the hub's URL as their audience."""
 
-    def __init__(self, tmp, alg="RS256", rules=None):
+    def __init__(self, tmp, alg="RS256", rules=None, extra_servers=None):
         self.op_port, self.hub_port, self.cb_port = free_port(), free_port(), free_port()
         self.issuer = f"http://127.0.0.1:{self.op_port}"
         self.hub_url = f"http://127.0.0.1:{self.hub_port}"
@@ -58,10 +60,11 @@ class Setup:
         self.op = Proc("oidc", [node22(), str(HERE / "oidc_provider.mjs"), str(self.op_port), self.hub_url,
                                 self.redirect, alg], self.op_port, tmp)
         fixture = {"command": FIXTURE, "sandbox": False, "options": {"logEnabled": True}}
-        servers = {"fetch": fixture, "fs": dict(fixture)}
+        servers = {"fetch": fixture, "fs": dict(fixture), **(extra_servers or {})}
         rules = rules or [
             {"claim": "groups", "value": "mcp-admins", "servers": "*"},
-            {"claim": "groups", "value": "family", "servers": ["fetch"], "rate": "600/min"},
+            {"claim": "groups", "value": "family", "servers": ["fetch"], "rate": "600/min",
+             "tools": {"fetch": {"mode": "allow", "list": ["echo"]}}},
         ]
         proxy = {"baseURL": self.hub_url,
                  "options": {"oidc": {"issuer": self.issuer, "scopes": ["mcp"],
@@ -253,6 +256,21 @@ def test_metadata_and_the_401_that_points_at_it(setup):
 
 
 def test_rules_from_the_groups_claim(setup):
+    async def family_session():
+        provider = ClientCredentialsOAuthProvider(
+            server_url=f"{setup.hub_url}/fetch/mcp", storage=Memory(), client_id="cc-family",
+            client_secret="cc-family-secret", scope="mcp", issuer=setup.issuer)
+        http_client = create_mcp_http_client(auth=provider)
+        async with streamable_http_client(f"{setup.hub_url}/fetch/mcp", http_client=http_client) as streams:
+            async with ClientSession(streams[0], streams[1]) as session:
+                await session.initialize()
+                assert {t.name for t in (await session.list_tools()).tools} == {"echo"}
+                with pytest.raises(Exception) as refused:
+                    await session.call_tool("add", {"a": 1, "b": 2})
+                # The refusal names the rule that made the policy.
+                assert "mcpProxy.options.oidc.rules[1].tools.fetch" in str(refused.value)
+
+    run(family_session())
     family = setup.cc_token("cc-family")
     assert http(setup, "POST", "/fetch/mcp", family, initialize())[0] == 200
     fs_family = setup.cc_token("cc-family", f"{setup.hub_url}/fs/mcp")
@@ -330,3 +348,52 @@ def test_the_provider_going_away_keeps_the_keys(tmp_path):
             run(list_and_call(f"{s.hub_url}/fetch/mcp", provider))
     finally:
         s.stop()
+
+
+def test_the_callers_token_never_reaches_an_upstream(tmp_path):
+    """A remote upstream that records the request head the hub sends it (then
+    fails it): the hub's own configured header goes up, the caller's token
+    does not."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    heads = []
+
+    def record():
+        listener.settimeout(60)
+        try:
+            while len(heads) < 4:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.settimeout(10)
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    heads.append(data.split(b"\r\n\r\n")[0].decode("latin-1"))
+                    conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        except OSError:
+            pass
+
+    threading.Thread(target=record, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/mcp"
+    remote = {"remote": {"url": url, "type": "streamable-http",
+                         "headers": {"Authorization": "Bearer upstream-own-token"}}}
+    s = Setup(tmp_path, extra_servers=remote)
+    try:
+        token = s.cc_token("cc-admin", s.hub_url)
+        status = http(s, "POST", "/remote/mcp", token, initialize())[0]
+        assert status != 401, status
+        deadline = time.time() + 20
+        while not heads and time.time() < deadline:
+            time.sleep(0.1)
+        assert heads, "the hub never called the upstream"
+        for head in heads:
+            assert token not in head
+            assert token.split(".")[1] not in head
+            assert "Bearer upstream-own-token" in head
+    finally:
+        s.stop()
+        listener.close()
