@@ -13,6 +13,7 @@
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
+mod caller;
 pub mod conns;
 pub mod metrics;
 pub mod origin;
@@ -24,6 +25,7 @@ use crate::hub::{Hub, Snapshot};
 use crate::systemd::listen::Listener;
 use crate::transport::{self, sse, streamable, Route};
 use crate::views::openapi;
+use caller::{authorize, caller, hidden};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -305,15 +307,7 @@ async fn handle_routed(app: Arc<App>, req: Request<Incoming>) -> Response<Body> 
     // Every 401 tells an OAuth client where this route's metadata is (MCP
     // authorization, RFC 9728 §5.1), whichever check refused it.
     if let (Some(o), StatusCode::UNAUTHORIZED) = (&snap.oidc, resp.status()) {
-        let error = resp
-            .headers()
-            .get(header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("invalid_token"))
-            .then_some("invalid_token");
-        if let Ok(v) = HeaderValue::from_str(&o.challenge(uri.path(), error)) {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
+        caller::challenge(o, uri.path(), &mut resp);
     }
     if let Some(o) = cors_origin {
         let h = resp.headers_mut();
@@ -362,16 +356,7 @@ async fn route(
     // one the hub uses configured bearer tokens, and says so with a 404
     // rather than a 401 that would start an OAuth flow.
     if let (".well-known", Some(o)) = (first, &snap.oidc) {
-        let route = rest
-            .strip_prefix("oauth-protected-resource")
-            .filter(|r| r.is_empty() || r.starts_with('/'));
-        if let (Some(route), &Method::GET | &Method::HEAD) = (route, req.method()) {
-            let mut r = response::json_response(StatusCode::OK, &o.metadata(route));
-            // Browser-based clients read it cross-origin, with no credentials.
-            r.headers_mut().insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
+        if let Some(r) = caller::metadata(o, req.method(), rest) {
             return Ok(r);
         }
     }
@@ -512,123 +497,6 @@ async fn facade_admit(
         return Ok(None);
     };
     Ok(Some(app.ctx.limits.admit(c, 1).await?))
-}
-
-/// The caller of a route whose own tokens are `tokens`. A named client the
-/// route is not for is told [`Denied::Hidden`]: the route answers it as an
-/// unknown one, so nothing is revealed. With an identity provider, a token
-/// that is none of the configured ones and looks like a JWT is checked
-/// against it, for the route under `prefix` (`/fetch`, `/g/all`).
-async fn caller(
-    snap: &Snapshot,
-    tokens: &[String],
-    headers: &http::HeaderMap,
-    prefix: Option<&str>,
-    reaches: impl Fn(&crate::config::clients::Client) -> bool,
-    seen: impl Fn(&std::sync::Arc<str>),
-) -> Result<Option<crate::session::Token>, Denied> {
-    use crate::session::{Secret, Token};
-    let id = match (
-        &snap.oidc,
-        auth::identify(&snap.settings.clients, tokens, headers),
-    ) {
-        // Configured tokens first, as without a provider; then the provider.
-        (Some(o), Ok(auth::Identity::Open) | Err(auth::AuthError::Invalid)) => {
-            match auth::bearer(headers) {
-                None => return Err(Denied::Auth(refusal(auth::AuthError::Missing))),
-                Some(t) if crate::oidc::looks_like_jwt(t) => match o.verify(t, prefix).await {
-                    Ok(c) => auth::Identity::Client(c, t.into()),
-                    Err(r) => return Err(Denied::Auth(oidc_refusal(r, o))),
-                },
-                Some(_) => return Err(Denied::Auth(refusal(auth::AuthError::Invalid))),
-            }
-        }
-        (_, r) => r.map_err(|e| Denied::Auth(refusal(e)))?,
-    };
-    Ok(match id {
-        auth::Identity::Open => None,
-        auth::Identity::Token(i) => Some(Token {
-            label: i,
-            secret: Secret(tokens[i].as_str().into()),
-            client: None,
-        }),
-        auth::Identity::Client(c, given) if reaches(&c) => {
-            // `/status` lists named clients; signed-in callers are many and
-            // come and go, so they are not kept there.
-            if c.subject.is_none() {
-                seen(&c.name);
-            }
-            Some(Token {
-                label: 0,
-                secret: Secret(given),
-                client: Some(c),
-            })
-        }
-        auth::Identity::Client(..) => return Err(Denied::Hidden),
-    })
-}
-
-/// A token the identity provider's check refused, as the caller is told.
-fn oidc_refusal(r: crate::oidc::Refusal, o: &crate::oidc::Oidc) -> Rejection {
-    use crate::metrics::AuthFailure;
-    use crate::oidc::Refusal;
-    match r {
-        Refusal::Invalid(_) | Refusal::Audience => {
-            crate::metrics::global().auth_failed(AuthFailure::Invalid);
-            Rejection::InvalidToken
-        }
-        Refusal::Unavailable => Rejection::Unavailable(
-            "the identity provider's keys are not loaded yet; try again shortly".into(),
-        ),
-        Refusal::Scope => Rejection::InsufficientScope(o.cfg.scopes.join(" ")),
-        Refusal::NoRule { .. } => Rejection::NoRule,
-    }
-}
-
-/// Why [`caller`] turned a request away.
-enum Denied {
-    Auth(Rejection),
-    Hidden,
-}
-
-impl From<Denied> for Rejection {
-    fn from(d: Denied) -> Rejection {
-        match d {
-            Denied::Auth(r) => r,
-            // Only the routes that hide themselves ask with a real `reaches`.
-            Denied::Hidden => Rejection::UnknownServer(String::new()),
-        }
-    }
-}
-
-/// A route a named client may not reach answers as an unknown one.
-fn hidden(d: Denied, route: &str) -> Rejection {
-    match d {
-        Denied::Auth(r) => r,
-        Denied::Hidden => Rejection::UnknownServer(route.into()),
-    }
-}
-
-fn refusal(e: auth::AuthError) -> Rejection {
-    use crate::metrics::AuthFailure;
-    let (why, rejection) = match e {
-        auth::AuthError::Missing => (AuthFailure::Missing, Rejection::MissingToken),
-        auth::AuthError::Invalid => (AuthFailure::Invalid, Rejection::InvalidToken),
-    };
-    crate::metrics::global().auth_failed(why);
-    rejection
-}
-
-fn authorize(tokens: &[String], headers: &http::HeaderMap) -> Result<Option<usize>, Rejection> {
-    use crate::metrics::AuthFailure;
-    auth::check(tokens, headers).map_err(|e| {
-        let (why, rejection) = match e {
-            auth::AuthError::Missing => (AuthFailure::Missing, Rejection::MissingToken),
-            auth::AuthError::Invalid => (AuthFailure::Invalid, Rejection::InvalidToken),
-        };
-        crate::metrics::global().auth_failed(why);
-        rejection
-    })
 }
 
 /// CORS preflight: answered without a token (browsers send none), and only with
