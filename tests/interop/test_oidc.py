@@ -74,7 +74,12 @@ class Setup:
         except Exception:
             self.op.stop()
             raise
-        self.wait_for_keys()
+        try:
+            self.wait_for_keys()
+        except Exception:
+            # Nothing of a failed setup may outlive the test.
+            self.stop()
+            raise
 
     def wait_for_keys(self):
         """Until the hub has fetched the provider's keys (503 before)."""
