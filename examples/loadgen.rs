@@ -33,6 +33,11 @@
 //! `--named-client [--rounds N]` runs the same A/B on one binary: A with the
 //! token in `authTokens`, B with it as a named client (`tokenSha256`), which
 //! gives what identifying a named client costs.
+//! `--oidc [--rounds N]` likewise: A with a JWT access token in `authTokens`
+//! (a plain static token of the same length), B with `mcpProxy.options.oidc`
+//! trusting a stand-in issuer served by this program (`shared/issuer.rs`),
+//! so B checks the same token as a signed-in caller: once against the
+//! issuer's keys, then from the hub's cache of checked tokens.
 //! The hub runs in shared session mode; request ids are unique across workers
 //! because the floor does not rewrite them.
 
@@ -53,12 +58,22 @@ mod client;
 mod hub;
 #[path = "shared/idle.rs"]
 mod idle;
+#[path = "shared/issuer.rs"]
+mod issuer;
 #[path = "shared/probe.rs"]
 mod probe;
 #[path = "shared/report.rs"]
 mod report;
 
 const TOKEN: &str = "bench-token";
+
+/// The bearer token the bench clients send: [`TOKEN`], or in `--oidc` mode
+/// the stand-in issuer's access token.
+static BEARER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn bearer() -> &'static str {
+    BEARER.get().map_or(TOKEN, String::as_str)
+}
 const LEVELS: [usize; 2] = [1, 64];
 
 struct Opts {
@@ -69,6 +84,7 @@ struct Opts {
     floor: String,
     against: Option<String>,
     named_client: bool,
+    oidc: bool,
     rounds: usize,
 }
 
@@ -81,12 +97,17 @@ fn opts() -> Opts {
         floor: "target/release/examples/floor".into(),
         against: None,
         named_client: false,
+        oidc: false,
         rounds: 8,
     };
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = args.iter().position(|a| a == "--named-client") {
         args.remove(i);
         o.named_client = true;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--oidc") {
+        args.remove(i);
+        o.oidc = true;
     }
     for w in args.chunks(2) {
         match (w[0].as_str(), w.get(1)) {
@@ -98,7 +119,7 @@ fn opts() -> Opts {
             ("--against", Some(v)) => o.against = Some(v.clone()),
             ("--rounds", Some(v)) => o.rounds = v.parse().expect("--rounds N"),
             _ => panic!(
-                "usage: loadgen [--seconds N] [--sessions N] [--hub PATH] [--fixture PATH] [--floor PATH] [--against OTHER_HUB | --named-client] [--rounds N]"
+                "usage: loadgen [--seconds N] [--sessions N] [--hub PATH] [--fixture PATH] [--floor PATH] [--against OTHER_HUB | --named-client | --oidc] [--rounds N]"
             ),
         }
     }
@@ -257,6 +278,23 @@ async fn main() {
         }});
         println!("A: the token in authTokens; B: the same token as a named client (tokenSha256)");
         return ab::run_configs(&o.hub, &plain, &o.hub, &named, o.rounds, o.seconds).await;
+    }
+    if o.oidc {
+        let audience = "http://bench.hub";
+        let idp = issuer::start(audience).await;
+        BEARER.set(idp.token.clone()).unwrap();
+        let mut plain = config(fixture, true, None);
+        plain["mcpProxy"]["options"]["authTokens"] = json!([idp.token]);
+        let mut signed_in = config(fixture, true, None);
+        let opts = &mut signed_in["mcpProxy"]["options"];
+        opts["authTokens"] = json!([]);
+        opts["oidc"] = json!({"issuer": idp.url, "audience": audience, "scopes": ["mcp"],
+                              "rules": [{"claim": "groups", "value": "bench", "servers": "*", "maxSessions": 8192}]});
+        println!(
+            "A: a JWT ({} bytes) in authTokens; B: the same token checked as the identity provider's (mcpProxy.options.oidc)",
+            idp.token.len()
+        );
+        return ab::run_configs(&o.hub, &plain, &o.hub, &signed_in, o.rounds, o.seconds).await;
     }
     if let Some(other) = &o.against {
         return ab::run(

@@ -230,6 +230,8 @@ pub enum OpenError {
 pub struct Snapshot {
     pub settings: HubSettings,
     pub policy: Policy,
+    /// The identity provider, when `mcpProxy.options.oidc` is set.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
     servers: IndexMap<String, Arc<Server>>,
     groups: IndexMap<String, Arc<GroupEntry>>,
 }
@@ -307,6 +309,11 @@ impl Hub {
             .collect();
         let snapshot = Snapshot {
             policy: Policy::new(&config.hub),
+            oidc: config
+                .hub
+                .oidc
+                .clone()
+                .map(|o| crate::oidc::Oidc::new(o, None)),
             settings: config.hub,
             servers,
             groups,
@@ -382,8 +389,10 @@ impl Hub {
             summary.removed.push(name.clone());
         }
         crate::metrics::global().retain_servers(|n| servers.contains_key(n));
-        crate::metrics::global()
-            .retain_clients(|n| config.hub.clients.iter().any(|c| &*c.name == n));
+        crate::metrics::global().retain_clients(|n| {
+            config.hub.clients.iter().any(|c| &*c.label == n)
+                || (n == "oidc" && config.hub.oidc.is_some())
+        });
         if old.settings.addr != config.hub.addr {
             tracing::warn!("mcpProxy.addr changed; the listening address changes only on restart");
         }
@@ -415,8 +424,15 @@ impl Hub {
                 retired_groups.push(g.clone());
             }
         }
+        // The provider's keys outlive a reload with the same issuer.
+        let oidc = match (&config.hub.oidc, &old.oidc) {
+            (Some(new), Some(prev)) if prev.cfg == *new => Some(prev.clone()),
+            (Some(new), prev) => Some(crate::oidc::Oidc::new(new.clone(), prev.as_deref())),
+            (None, _) => None,
+        };
         let snapshot = Snapshot {
             policy: Policy::new(&config.hub),
+            oidc,
             settings: config.hub,
             servers,
             groups,
@@ -451,9 +467,9 @@ impl Hub {
         let s = &self.current().settings;
         let (key, max, which): (Arc<str>, usize, String) = match (&info.client, &info.secret, info.peer) {
             (Some(c), _, _) => (
-                format!("client:{}", c.name).into(),
+                c.caller_key().into(),
                 c.max_sessions,
-                format!("client {} already has {} sessions open (mcpProxy.options.clients.{}.maxSessions)", c.name, c.max_sessions, c.name),
+                format!("client {} already has {} sessions open ({}.maxSessions)", c.name, c.max_sessions, c.policy),
             ),
             (None, Some(t), _) => (
                 t.0.clone(),

@@ -3,7 +3,7 @@
 //! POSTs, answers matched by id), and a 2026-07-28 caller (no session; every
 //! call carries the `_meta` envelope and the `Mcp-*` headers).
 
-use super::TOKEN;
+use super::bearer;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
@@ -40,7 +40,7 @@ impl Conn {
             .method(method)
             .uri(&self.path)
             .header("host", &self.addr)
-            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("authorization", format!("Bearer {}", bearer()))
             .header("accept", "application/json, text/event-stream");
         if let Some(s) = &self.session {
             req = req.header("mcp-session-id", s);

@@ -31,6 +31,17 @@ pub struct Client {
     pub rate: Option<Rate>,
     pub max_concurrent: Option<usize>,
     pub max_sessions: usize,
+    /// Its `client` label in the metrics: a named client's name; `oidc` for
+    /// every caller signed in through the identity provider, so the number
+    /// of series stays bounded however many people sign in.
+    pub label: Arc<str>,
+    /// For a caller signed in through the identity provider, its token's
+    /// `sub` (audit lines and the journal's MCP_SUBJECT); `None` for a
+    /// named client.
+    pub subject: Option<Arc<str>>,
+    /// Where its policy is written, for refusals: `mcpProxy.options.clients.<name>`
+    /// or `mcpProxy.options.oidc.rules[<i>]`.
+    pub policy: Arc<str>,
 }
 
 impl Client {
@@ -50,8 +61,18 @@ impl Client {
     pub fn rule_for(&self, server: &str) -> Option<ToolRule> {
         self.tools.get(server).map(|f| ToolRule {
             filter: f.clone(),
-            path: format!("mcpProxy.options.clients.{}.tools.{server}", self.name).into(),
+            path: format!("{}.tools.{server}", self.policy).into(),
         })
+    }
+
+    /// What tells this caller from every other in per-caller tables
+    /// (sessions, limits): a named client and a signed-in person of the same
+    /// name are two callers.
+    pub fn caller_key(&self) -> String {
+        match self.subject {
+            None => format!("client:{}", self.name),
+            Some(_) => format!("oidc:{}", self.name),
+        }
     }
 
     /// Whether `sha` (a presented token's hash) is this client's, now.
@@ -198,56 +219,102 @@ pub fn validate(
             })?;
             previous.push((k, until));
         }
-        for (i, s) in c.servers.iter().flatten().enumerate() {
-            if s != "*" && !(known.servers)(s) {
-                warnings.push(format!("{path}.servers[{i}]: no server {s:?} is defined"));
-            }
-        }
-        for (i, g) in c.groups.iter().flatten().enumerate() {
-            if g != "*" && !(known.groups)(g) {
-                warnings.push(format!("{path}.groups[{i}]: no group {g:?} is defined"));
-            }
-        }
-        let mut tools = BTreeMap::new();
-        for (server, f) in c.tools.unwrap_or_default() {
-            let at = format!("{path}.tools.{server}");
-            if !(known.servers)(&server) {
-                warnings.push(format!("{at}: no server {server:?} is defined"));
-            }
-            tools.insert(server, ToolFilter::from_raw(f, &at)?);
-        }
-        let rate = c
-            .rate
-            .as_deref()
-            .map(|r| Rate::parse(r).map_err(|m| invalid(format!("{path}.rate"), m)))
-            .transpose()?;
-        let max_concurrent = match c.max_concurrent {
-            Some(0) => {
-                return Err(invalid(
-                    format!("{path}.maxConcurrent"),
-                    "must be at least 1",
-                ))
-            }
-            n => n.map(|n| n as usize),
-        };
-        let max_sessions = match c.max_sessions {
-            Some(0) => return Err(invalid(format!("{path}.maxSessions"), "must be at least 1")),
-            Some(n) => n as usize,
-            None => default_max_sessions,
-        };
+        let p = policy(
+            &path,
+            RawPolicy {
+                servers: c.servers,
+                groups: c.groups,
+                tools: c.tools,
+                rate: c.rate,
+                max_concurrent: c.max_concurrent,
+                max_sessions: c.max_sessions,
+            },
+            default_max_sessions,
+            known,
+            warnings,
+        )?;
         out.push(Arc::new(Client {
             name: name.as_str().into(),
             key,
             previous,
-            servers: c.servers,
-            groups: c.groups.unwrap_or_default(),
-            tools,
-            rate,
-            max_concurrent,
-            max_sessions,
+            label: name.as_str().into(),
+            policy: path.into(),
+            ..p
         }));
     }
     Ok(out)
+}
+
+/// The policy keys a named client and an identity-provider rule share, as written.
+pub(super) struct RawPolicy {
+    pub servers: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub tools: Option<IndexMap<String, raw::ToolFilter>>,
+    pub rate: Option<String>,
+    pub max_concurrent: Option<u32>,
+    pub max_sessions: Option<u32>,
+}
+
+/// A policy validated at `path`, as a client with no name and no key (the
+/// caller fills those in).
+pub(super) fn policy(
+    path: &str,
+    c: RawPolicy,
+    default_max_sessions: usize,
+    known: &Known<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Client, Invalid> {
+    for (i, s) in c.servers.iter().flatten().enumerate() {
+        if s != "*" && !(known.servers)(s) {
+            warnings.push(format!("{path}.servers[{i}]: no server {s:?} is defined"));
+        }
+    }
+    for (i, g) in c.groups.iter().flatten().enumerate() {
+        if g != "*" && !(known.groups)(g) {
+            warnings.push(format!("{path}.groups[{i}]: no group {g:?} is defined"));
+        }
+    }
+    let mut tools = BTreeMap::new();
+    for (server, f) in c.tools.unwrap_or_default() {
+        let at = format!("{path}.tools.{server}");
+        if !(known.servers)(&server) {
+            warnings.push(format!("{at}: no server {server:?} is defined"));
+        }
+        tools.insert(server, ToolFilter::from_raw(f, &at)?);
+    }
+    let rate = c
+        .rate
+        .as_deref()
+        .map(|r| Rate::parse(r).map_err(|m| invalid(format!("{path}.rate"), m)))
+        .transpose()?;
+    let max_concurrent = match c.max_concurrent {
+        Some(0) => {
+            return Err(invalid(
+                format!("{path}.maxConcurrent"),
+                "must be at least 1",
+            ))
+        }
+        n => n.map(|n| n as usize),
+    };
+    let max_sessions = match c.max_sessions {
+        Some(0) => return Err(invalid(format!("{path}.maxSessions"), "must be at least 1")),
+        Some(n) => n as usize,
+        None => default_max_sessions,
+    };
+    Ok(Client {
+        name: "".into(),
+        key: [0; 32],
+        previous: Vec::new(),
+        servers: c.servers,
+        groups: c.groups.unwrap_or_default(),
+        tools,
+        rate,
+        max_concurrent,
+        max_sessions,
+        label: "".into(),
+        subject: None,
+        policy: path.into(),
+    })
 }
 
 #[cfg(test)]

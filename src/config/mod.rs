@@ -14,6 +14,7 @@ mod expand;
 pub mod groups;
 pub mod install;
 mod metrics;
+pub mod oidc;
 pub mod openapi;
 mod raw;
 
@@ -134,6 +135,9 @@ pub struct HubSettings {
     pub hub_id: Option<String>,
     /// Who may read `/metrics`, and where else it is served.
     pub metrics: MetricsSettings,
+    /// The identity provider whose access tokens the hub accepts (`None`:
+    /// none, and `/.well-known/` answers 404).
+    pub oidc: Option<std::sync::Arc<oidc::OidcConfig>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -577,6 +581,7 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
             })
             .transpose()?,
         metrics: metrics::validate(opts.metrics_tokens, opts.metrics_listen)?,
+        oidc: None,
     };
     if hub.body_read_timeout.is_zero() {
         return Err(invalid(
@@ -594,6 +599,7 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
     let mut servers = IndexMap::new();
     let options_groups = opts.groups;
     let raw_clients = opts.clients;
+    let raw_oidc = opts.oidc;
     for (name, s) in raw.mcp_servers {
         let path = format!("mcpServers.{name}");
         let inherited = Inherited {
@@ -616,13 +622,21 @@ fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config, Invalid> {
         &mut warnings,
     )?;
     let mut hub = hub;
+    let known = clients::Known {
+        servers: &|s| servers.contains_key(s),
+        groups: &|g| groups.contains_key(g),
+    };
     hub.clients = clients::validate(
         raw_clients,
         hub.max_sessions_per_token,
-        &clients::Known {
-            servers: &|s| servers.contains_key(s),
-            groups: &|g| groups.contains_key(g),
-        },
+        &known,
+        &mut warnings,
+    )?;
+    hub.oidc = oidc::validate(
+        raw_oidc,
+        hub.base_url.as_ref(),
+        hub.max_sessions_per_token,
+        &known,
         &mut warnings,
     )?;
     Ok(Config {

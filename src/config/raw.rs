@@ -78,6 +78,8 @@ pub struct ProxyOptions {
     pub max_sessions: Option<u32>,
     /// Open sessions at most from one address, for callers with no token (default 1024).
     pub max_sessions_per_address: Option<u32>,
+    /// Sign-in with the LAN's identity provider (see `config::oidc`).
+    pub oidc: Option<RawOidc>,
 }
 
 /// Options TBXark knows, valid at both levels.
@@ -240,4 +242,40 @@ pub struct RawClient {
 pub struct RawPreviousToken {
     pub token_sha256: String,
     pub until: String,
+}
+
+/// `mcpProxy.options.oidc` as written: the identity provider whose access
+/// tokens the hub accepts, and the rules that turn a token's claims into a
+/// named client's policy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawOidc {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    /// The claim naming the caller (default "sub").
+    pub client: Option<String>,
+    pub rules: Option<Vec<RawOidcRule>>,
+}
+
+/// One rule of `oidc.rules`: a claim value, and the policy keys of a named client.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawOidcRule {
+    pub claim: Option<String>,
+    pub value: Option<String>,
+    pub servers: Option<RawServers>,
+    pub groups: Option<Vec<String>>,
+    pub tools: Option<IndexMap<String, ToolFilter>>,
+    pub rate: Option<String>,
+    pub max_concurrent: Option<u32>,
+    pub max_sessions: Option<u32>,
+}
+
+/// `"*"` or a list of server names.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawServers {
+    All(String),
+    List(Vec<String>),
 }

@@ -8,10 +8,13 @@
 //! `/<name>/docs`, `/<name>/resources[/read]`, `/<name>/prompts[/<p>]`
 //! (token), `/<name>/healthz` (open), `/metrics` (token; see `metrics`). A group of servers has the MCP and
 //! OpenAPI routes under `/g/<group>/` (with the group's tokens).
+//! With `mcpProxy.options.oidc`, `/.well-known/oauth-protected-resource[/<route>]`
+//! (open; RFC 9728) and tokens of the identity provider (`crate::oidc`).
 //! A trailing slash routes the same; nothing redirects.
 
 pub mod auth;
 pub mod bodies;
+mod caller;
 pub mod conns;
 pub mod metrics;
 pub mod origin;
@@ -23,6 +26,7 @@ use crate::hub::{Hub, Snapshot};
 use crate::systemd::listen::Listener;
 use crate::transport::{self, sse, streamable, Route};
 use crate::views::openapi;
+use caller::{authorize, caller, hidden};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -301,6 +305,11 @@ async fn handle_routed(app: Arc<App>, req: Request<Incoming>) -> Response<Body> 
         Ok(r) => r,
         Err(rej) => rej.into_response(),
     };
+    // Every 401 tells an OAuth client where this route's metadata is (MCP
+    // authorization, RFC 9728 §5.1), whichever check refused it.
+    if let (Some(o), StatusCode::UNAUTHORIZED) = (&snap.oidc, resp.status()) {
+        caller::challenge(o, uri.path(), &mut resp);
+    }
     if let Some(o) = cors_origin {
         let h = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&o) {
@@ -343,8 +352,15 @@ async fn route(
     if first == "metrics" && rest.is_empty() {
         return metrics::serve(&app.hub, snap, req.method(), req.headers());
     }
-    // OAuth discovery: the hub uses configured bearer tokens, and says so
-    // with a 404 rather than a 401 that would start an OAuth flow.
+    // OAuth discovery: with an identity provider configured, the protected
+    // resource metadata of the hub and of each route (RFC 9728). Without
+    // one the hub uses configured bearer tokens, and says so with a 404
+    // rather than a 401 that would start an OAuth flow.
+    if let (".well-known", Some(o)) = (first, &snap.oidc) {
+        if let Some(r) = caller::metadata(o, req.method(), rest) {
+            return Ok(r);
+        }
+    }
     if first == ".well-known" {
         return Err(Rejection::NoRoute {
             path: req.uri().path().into(),
@@ -360,9 +376,11 @@ async fn route(
             snap,
             &snap.settings.auth_tokens,
             req.headers(),
+            None,
             |_| true,
             |_| {},
-        )?;
+        )
+        .await?;
         return Err(Rejection::UnknownServer(first.into()));
     };
     if rest == "healthz" {
@@ -372,15 +390,19 @@ async fn route(
         snap,
         &server.cfg.auth_tokens,
         req.headers(),
+        Some(&format!("/{first}")),
         |c| c.reaches_server(first),
         |c| app.hub.seen(c),
     )
+    .await
     .map_err(|e| hidden(e, first))?;
     if server.cfg.disabled {
         return Err(Rejection::Disabled(first.into()));
     }
     if openapi::handles(rest) {
-        let auth = !server.cfg.auth_tokens.is_empty() || !snap.settings.clients.is_empty();
+        let auth = !server.cfg.auth_tokens.is_empty()
+            || !snap.settings.clients.is_empty()
+            || snap.oidc.is_some();
         let backend = openapi::ServerBackend {
             hub: &app.hub,
             facades: &app.facades,
@@ -409,9 +431,11 @@ async fn group(
             snap,
             &snap.settings.auth_tokens,
             req.headers(),
+            None,
             |_| true,
             |_| {},
-        )?;
+        )
+        .await?;
         return Err(Rejection::UnknownServer(format!("g/{name}")));
     };
     let tokens = &group.cfg.auth_tokens;
@@ -419,12 +443,14 @@ async fn group(
         snap,
         tokens,
         req.headers(),
+        Some(&format!("/g/{name}")),
         |c| c.reaches_group(name),
         |c| app.hub.seen(c),
     )
+    .await
     .map_err(|e| hidden(e, &format!("g/{name}")))?;
     if openapi::handles(endpoint) {
-        let auth = !tokens.is_empty() || !snap.settings.clients.is_empty();
+        let auth = !tokens.is_empty() || !snap.settings.clients.is_empty() || snap.oidc.is_some();
         let path = format!("/{}", group.route);
         let backend = openapi::GroupBackend {
             hub: &app.hub,
@@ -472,84 +498,6 @@ async fn facade_admit(
         return Ok(None);
     };
     Ok(Some(app.ctx.limits.admit(c, 1).await?))
-}
-
-/// The caller of a route whose own tokens are `tokens`. A named client the
-/// route is not for is told [`Denied::Hidden`]: the route answers it as an
-/// unknown one, so nothing is revealed.
-fn caller(
-    snap: &Snapshot,
-    tokens: &[String],
-    headers: &http::HeaderMap,
-    reaches: impl Fn(&crate::config::clients::Client) -> bool,
-    seen: impl Fn(&std::sync::Arc<str>),
-) -> Result<Option<crate::session::Token>, Denied> {
-    use crate::session::{Secret, Token};
-    let id = auth::identify(&snap.settings.clients, tokens, headers)
-        .map_err(|e| Denied::Auth(refusal(e)))?;
-    Ok(match id {
-        auth::Identity::Open => None,
-        auth::Identity::Token(i) => Some(Token {
-            label: i,
-            secret: Secret(tokens[i].as_str().into()),
-            client: None,
-        }),
-        auth::Identity::Client(c, given) if reaches(&c) => {
-            seen(&c.name);
-            Some(Token {
-                label: 0,
-                secret: Secret(given),
-                client: Some(c),
-            })
-        }
-        auth::Identity::Client(..) => return Err(Denied::Hidden),
-    })
-}
-
-/// Why [`caller`] turned a request away.
-enum Denied {
-    Auth(Rejection),
-    Hidden,
-}
-
-impl From<Denied> for Rejection {
-    fn from(d: Denied) -> Rejection {
-        match d {
-            Denied::Auth(r) => r,
-            // Only the routes that hide themselves ask with a real `reaches`.
-            Denied::Hidden => Rejection::UnknownServer(String::new()),
-        }
-    }
-}
-
-/// A route a named client may not reach answers as an unknown one.
-fn hidden(d: Denied, route: &str) -> Rejection {
-    match d {
-        Denied::Auth(r) => r,
-        Denied::Hidden => Rejection::UnknownServer(route.into()),
-    }
-}
-
-fn refusal(e: auth::AuthError) -> Rejection {
-    use crate::metrics::AuthFailure;
-    let (why, rejection) = match e {
-        auth::AuthError::Missing => (AuthFailure::Missing, Rejection::MissingToken),
-        auth::AuthError::Invalid => (AuthFailure::Invalid, Rejection::InvalidToken),
-    };
-    crate::metrics::global().auth_failed(why);
-    rejection
-}
-
-fn authorize(tokens: &[String], headers: &http::HeaderMap) -> Result<Option<usize>, Rejection> {
-    use crate::metrics::AuthFailure;
-    auth::check(tokens, headers).map_err(|e| {
-        let (why, rejection) = match e {
-            auth::AuthError::Missing => (AuthFailure::Missing, Rejection::MissingToken),
-            auth::AuthError::Invalid => (AuthFailure::Invalid, Rejection::InvalidToken),
-        };
-        crate::metrics::global().auth_failed(why);
-        rejection
-    })
 }
 
 /// CORS preflight: answered without a token (browsers send none), and only with

@@ -83,6 +83,11 @@ pub enum Rejection {
     MissingToken,
     #[error("invalid bearer token")]
     InvalidToken,
+    /// A good identity provider token without the scopes configured (the scopes).
+    #[error("the token lacks the scope {0:?} (mcpProxy.options.oidc.scopes)")]
+    InsufficientScope(String),
+    #[error("no rule of mcpProxy.options.oidc.rules admits this caller")]
+    NoRule,
     #[error("origin {0:?} is not allowed; add it to mcpProxy.options.allowedOrigins")]
     Origin(String),
     #[error("host {0:?} is not allowed; add it to mcpProxy.options.allowedHosts")]
@@ -134,7 +139,7 @@ impl Rejection {
         use Rejection::*;
         match self {
             MissingToken | InvalidToken => StatusCode::UNAUTHORIZED,
-            Origin(_) | Host(_) => StatusCode::FORBIDDEN,
+            Origin(_) | Host(_) | InsufficientScope(_) | NoRule => StatusCode::FORBIDDEN,
             UnknownServer(_) | Disabled(_) | NoRoute { .. } | UnknownSession(_) => {
                 StatusCode::NOT_FOUND
             }
@@ -199,6 +204,14 @@ impl Rejection {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"mcp-hub\", error=\"invalid_token\""),
                 );
+            }
+            Rejection::InsufficientScope(scope) => {
+                // RFC 6750 §3.1: the scope to ask for; a scope holds no quote.
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "Bearer realm=\"mcp-hub\", error=\"insufficient_scope\", scope=\"{scope}\""
+                )) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
             }
             Rejection::Method(allow) => {
                 h.insert(header::ALLOW, HeaderValue::from_static(allow));

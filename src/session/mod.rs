@@ -130,7 +130,7 @@ impl Token {
     /// client's lists differ by its rules): never the token's value.
     pub fn key(&self) -> String {
         match &self.client {
-            Some(c) => format!("client:{}", c.name),
+            Some(c) => c.caller_key(),
             None => format!("token:{}", self.label),
         }
     }
@@ -138,7 +138,7 @@ impl Token {
     /// The session's view of it: named by its place in the config.
     pub fn info(&self, id: &str, source: &str) -> SessionInfo {
         let token = match &self.client {
-            Some(c) => format!("mcpProxy.options.clients.{}", c.name),
+            Some(c) => c.policy.to_string(),
             None => format!("{source}[{}]", self.label),
         };
         SessionInfo {
@@ -234,6 +234,11 @@ impl Drop for TokenSlot {
 /// its name still holds its token (and takes that client's new rules).
 fn still_valid(cfg: &ServerConfig, clients: &[Arc<Client>], caller: &mut router::Caller) -> bool {
     if let Some(old) = &caller.client {
+        // Signed in through the identity provider: not among `clients`; its
+        // token is checked again on every request.
+        if old.subject.is_some() {
+            return true;
+        }
         let now = std::time::SystemTime::now();
         let held = caller
             .secret
@@ -308,6 +313,8 @@ impl Audit {
             token,
             // MCP_CLIENT in the journal: who called, by name.
             mcp_client = self.info.caller(),
+            // MCP_SUBJECT: the identity provider's `sub` of a signed-in caller.
+            mcp_subject = self.info.client.as_ref().and_then(|c| c.subject.as_deref()),
             // TRACE_ID in the journal; absent when the client sent no trace context.
             trace_id = self.trace.as_deref(),
             "tools/call {:?}: {outcome} in {ms} ms ({} {})",
@@ -368,7 +375,7 @@ impl Core {
         let method = msg.method().unwrap_or("");
         let tool = (method == "tools/call").then(|| tool_name(msg)).flatten();
         if let Some(c) = &info.client {
-            crate::metrics::global().client(&c.name, crate::metrics::ClientOutcome::Admitted);
+            crate::metrics::global().client(&c.label, crate::metrics::ClientOutcome::Admitted);
         }
         crate::metrics::Call::start(
             &self.meter,

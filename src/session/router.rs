@@ -141,10 +141,11 @@ impl Caller {
 pub const POLICY_DENIED: i64 = -32003;
 
 impl Router {
-    /// The named client's rule for this server's tools, if it has one.
-    fn rule_of(&self, client: u64) -> Option<(&str, &ToolFilter)> {
+    /// The named client's rule for this server's tools, if it has one:
+    /// the client's name, where its policy is written, and the rule.
+    fn rule_of(&self, client: u64) -> Option<(&str, &str, &ToolFilter)> {
         let c = self.callers.get(&client)?.client.as_ref()?;
-        Some((&c.name, c.tools.get(&*self.server)?))
+        Some((&c.name, &c.policy, c.tools.get(&*self.server)?))
     }
 
     /// A router counting into series of its own (tests).
@@ -465,15 +466,15 @@ impl Router {
                         err(id, INVALID_PARAMS, format!("Unknown tool: {name}")),
                     );
                 }
-                if let Some((who, _)) = rule.filter(|(_, f)| !f.allows(&name)) {
+                if let Some((who, policy, _)) = rule.filter(|(_, _, f)| !f.allows(&name)) {
                     // The operator's rule, named, so the caller's admin can find it.
                     let why = format!(
-                        "tool {name:?} is not allowed for client {who} (mcpProxy.options.clients.{who}.tools.{})",
+                        "tool {name:?} is not allowed for client {who} ({policy}.tools.{})",
                         self.server
                     );
                     if let Some(c) = self.callers.get(&client).and_then(|c| c.client.as_ref()) {
                         crate::metrics::global()
-                            .client(&c.name, crate::metrics::ClientOutcome::Denied);
+                            .client(&c.label, crate::metrics::ClientOutcome::Denied);
                     }
                     match audit {
                         Some(a) => a.finish(&self.server, "denied"),
@@ -485,7 +486,7 @@ impl Router {
                             mcp_method = "tools/call",
                             mcp_tool = %crate::logsafe::Escaped(&name),
                             outcome = "denied",
-                            "tools/call {name:?}: denied by mcpProxy.options.clients.{who}.tools.{}",
+                            "tools/call {name:?}: denied by {policy}.tools.{}",
                             self.server
                         ),
                     }
@@ -680,7 +681,7 @@ impl Router {
                     a.finish(&self.server, Audit::outcome_of(&msg));
                 }
                 if &*ex.method == "tools/list" {
-                    let rule = self.rule_of(ex.client).map(|(_, f)| f);
+                    let rule = self.rule_of(ex.client).map(|(_, _, f)| f);
                     let server = self.tool_filter.as_ref();
                     if let (true, Some(r)) = (server.is_some() || rule.is_some(), msg.result_raw())
                     {

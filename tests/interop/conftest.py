@@ -30,14 +30,14 @@ def node22() -> str:
 
 class Hub:
     def __init__(self, servers: dict, proxy: dict | None = None, tmp: pathlib.Path | None = None,
-                 env: dict | None = None):
+                 env: dict | None = None, listen: str = "127.0.0.1:0"):
         proxy = dict(proxy or {})
         proxy.setdefault("options", {}).setdefault("authTokens", [TOKEN])
         self.config = tmp / "config.json"
         self.config.write_text(json.dumps({"mcpProxy": proxy, "mcpServers": servers}, indent=2))
         self.logs: list[str] = []
         self.proc = subprocess.Popen(
-            [hub_binary(), "--config", str(self.config), "serve", "--listen", "127.0.0.1:0"],
+            [hub_binary(), "--config", str(self.config), "serve", "--listen", listen],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
