@@ -11,6 +11,8 @@
 //! an error when the upstream dies, times out, is cancelled or cannot start.
 
 pub mod ask;
+mod audit;
+mod caller;
 pub mod hold;
 pub mod inflight;
 pub mod outbound;
@@ -22,6 +24,8 @@ use crate::jsonrpc::{to_raw, Message, UPSTREAM_ERROR};
 use crate::supervisor::Supervisor;
 use crate::upstream::link::{self, Handler, Link};
 use crate::upstream::{Outbox, Received};
+pub use audit::Audit;
+pub use caller::{Full, Peer, Secret, SessionInfo, Token, TokenCounts, TokenSlot};
 use outbound::Outbound;
 use router::{Effect, Router};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,192 +45,6 @@ pub fn new_id() -> String {
         s.push(HEX[(x & 15) as usize] as char);
     }
     s
-}
-
-/// Who a session is, for logs: the downstream session id, and the config path
-/// of the token that opened it (never the token itself, which only `secret`
-/// holds, to check it against a reloaded config).
-#[derive(Debug, Default, Clone)]
-pub struct SessionInfo {
-    pub id: String,
-    pub token: Option<String>,
-    pub secret: Option<Secret>,
-    /// Counts the session against `maxSessionsPerToken` while it lives.
-    pub slot: Option<Arc<TokenSlot>>,
-    /// The client speaks 2026-07-28 itself (one transient session per request).
-    pub modern: bool,
-    /// How the client reached the hub, for metrics.
-    pub transport: crate::metrics::Transport,
-    /// The named client it is (`mcpProxy.options.clients`), whose tool rules
-    /// the router applies.
-    pub client: Option<Arc<Client>>,
-    /// The address it came from: a caller with no token counts against
-    /// `maxSessionsPerAddress`.
-    pub peer: Option<std::net::IpAddr>,
-}
-
-/// The address a request came from, in its extensions.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub std::net::IpAddr);
-
-impl Peer {
-    pub fn of<B>(req: &http::Request<B>) -> Option<std::net::IpAddr> {
-        req.extensions().get::<Peer>().map(|p| p.0)
-    }
-}
-
-impl SessionInfo {
-    /// A session's (or a stateless call's, with an empty `id`) view of the
-    /// token it came with, if any: named by its place in the config at
-    /// `source`, never by its value.
-    pub fn for_token(
-        token: Option<&Token>,
-        id: &str,
-        source: &str,
-        transport: crate::metrics::Transport,
-    ) -> SessionInfo {
-        let info = match token {
-            Some(t) => t.info(id, source),
-            None => SessionInfo {
-                id: id.into(),
-                ..Default::default()
-            },
-        };
-        SessionInfo { transport, ..info }
-    }
-
-    /// Who called, for audit lines and metrics: a named client's name, a
-    /// token's place in the config, or `anonymous`.
-    pub fn caller(&self) -> &str {
-        match (&self.client, &self.token) {
-            (Some(c), _) => &c.name,
-            (None, Some(t)) => t,
-            (None, None) => "anonymous",
-        }
-    }
-}
-
-/// A token's value; never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub Arc<str>);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
-
-/// The token a request came with: its index in the route's list (or the
-/// named client holding it), and its value.
-#[derive(Debug, Clone)]
-pub struct Token {
-    pub label: usize,
-    pub secret: Secret,
-    pub client: Option<Arc<Client>>,
-}
-
-impl Token {
-    /// What tells this caller from another in a per-caller table (a named
-    /// client's lists differ by its rules): never the token's value.
-    pub fn key(&self) -> String {
-        match &self.client {
-            Some(c) => c.caller_key(),
-            None => format!("token:{}", self.label),
-        }
-    }
-
-    /// The session's view of it: named by its place in the config.
-    pub fn info(&self, id: &str, source: &str) -> SessionInfo {
-        let token = match &self.client {
-            Some(c) => c.policy.to_string(),
-            None => format!("{source}[{}]", self.label),
-        };
-        SessionInfo {
-            id: id.into(),
-            token: Some(token),
-            secret: Some(self.secret.clone()),
-            slot: None,
-            modern: false,
-            transport: Default::default(),
-            client: self.client.clone(),
-            peer: None,
-        }
-    }
-}
-
-/// Open sessions per caller (a named client, a token, an address), and in
-/// all: `maxSessions` and the per-caller caps.
-#[derive(Default)]
-pub struct TokenCounts(Arc<Mutex<Counts>>);
-
-#[derive(Debug, Default)]
-struct Counts {
-    by: std::collections::HashMap<Arc<str>, usize>,
-    total: usize,
-}
-
-/// Which cap a session did not fit under.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Full {
-    Caller,
-    Total,
-}
-
-impl TokenCounts {
-    /// A slot for one more session of `caller`, unless it has `max` already
-    /// or the hub has `total` in all.
-    pub fn take(
-        &self,
-        caller: &Arc<str>,
-        max: usize,
-        total: usize,
-    ) -> Result<Arc<TokenSlot>, Full> {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if m.total >= total {
-            return Err(Full::Total);
-        }
-        let n = m.by.entry(caller.clone()).or_default();
-        if *n >= max {
-            return Err(Full::Caller);
-        }
-        *n += 1;
-        m.total += 1;
-        Ok(Arc::new(TokenSlot {
-            counts: self.0.clone(),
-            token: caller.clone(),
-        }))
-    }
-
-    /// Open sessions per caller key (`client:NAME`, `addr:IP`, or a token).
-    pub fn by_caller(&self, keep: impl Fn(&str) -> bool) -> Vec<(String, usize)> {
-        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> =
-            m.by.iter()
-                .filter(|(k, _)| keep(k))
-                .map(|(k, n)| (k.to_string(), *n))
-                .collect();
-        v.sort();
-        v
-    }
-}
-
-#[derive(Debug)]
-pub struct TokenSlot {
-    counts: Arc<Mutex<Counts>>,
-    token: Arc<str>,
-}
-
-impl Drop for TokenSlot {
-    fn drop(&mut self) {
-        let mut m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        m.total = m.total.saturating_sub(1);
-        if let Some(n) = m.by.get_mut(&self.token) {
-            *n -= 1;
-            if *n == 0 {
-                m.by.remove(&self.token);
-            }
-        }
-    }
 }
 
 /// Whether a session opened as `caller` may stay under `cfg`'s tokens and
@@ -258,72 +76,6 @@ fn still_valid(cfg: &ServerConfig, clients: &[Arc<Client>], caller: &mut router:
             .secret
             .as_ref()
             .is_some_and(|s| cfg.auth_tokens.iter().any(|t| *t == *s.0))
-}
-
-/// One audited `tools/call` (with `logEnabled`): started when the call goes up,
-/// logged when its answer comes back, times out, or is lost.
-pub struct Audit {
-    tool: String,
-    started: Instant,
-    info: Arc<SessionInfo>,
-    /// The W3C trace id the client sent in `_meta.traceparent`.
-    trace: Option<String>,
-}
-
-impl Audit {
-    pub fn start(cfg: &ServerConfig, msg: &Message, info: &Arc<SessionInfo>) -> Option<Audit> {
-        if !cfg.log_enabled || msg.method() != Some("tools/call") {
-            return None;
-        }
-        let tool: String = msg.param("name").unwrap_or_default();
-        Some(Audit {
-            trace: crate::mcp::trace_id(msg),
-            tool,
-            started: Instant::now(),
-            info: info.clone(),
-        })
-    }
-
-    /// `ok`, `tool-error` (a result with isError) or `error` (a JSON-RPC error).
-    pub fn outcome_of(answer: &Message) -> &'static str {
-        if answer.is_error() {
-            "error"
-        } else if answer.result_field::<bool>("isError") == Some(true) {
-            "tool-error"
-        } else {
-            "ok"
-        }
-    }
-
-    pub fn finish(self, server: &str, outcome: &str) {
-        let ms = self.started.elapsed().as_millis() as u64;
-        let token = self.info.token.as_deref().unwrap_or("none");
-        tracing::info!(
-            target: "mcp_hub::audit",
-            mcp_server = server,
-            // A stateless (2026-07-28) call has no session to name.
-            mcp_session = (!self.info.id.is_empty())
-                .then(|| tracing::field::display(&self.info.id)),
-            mcp_method = "tools/call",
-            // The name is the client's: escaped, and quoted in the message,
-            // so it cannot forge log lines.
-            mcp_tool = %crate::logsafe::Escaped(&self.tool),
-            duration_ms = ms,
-            outcome,
-            token,
-            // MCP_CLIENT in the journal: who called, by name.
-            mcp_client = self.info.caller(),
-            // MCP_SUBJECT: the identity provider's `sub` of a signed-in caller.
-            mcp_subject = self.info.client.as_ref().and_then(|c| c.subject.as_deref()),
-            // TRACE_ID in the journal; absent when the client sent no trace context.
-            trace_id = self.trace.as_deref(),
-            "tools/call {:?}: {outcome} in {ms} ms ({} {})",
-            self.tool,
-            // A named client by its name; a plain token by its place.
-            if self.info.client.is_some() { "client" } else { "token" },
-            self.info.caller()
-        );
-    }
 }
 
 /// The tool a `tools/call` names: read on every call for the metrics, so
