@@ -16,8 +16,7 @@ pub mod validate;
 use crate::config::clients::{sha256, Client};
 use crate::config::oidc::OidcConfig;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use validate::looks_like_jwt;
@@ -53,7 +52,8 @@ struct Checked {
 pub struct Oidc {
     pub cfg: Arc<OidcConfig>,
     keys: Arc<jwks::Keys>,
-    cache: Mutex<HashMap<[u8; 32], Arc<Checked>>>,
+    /// Read on every request of a signed-in caller: lock-free.
+    cache: papaya::HashMap<[u8; 32], Arc<Checked>>,
 }
 
 impl Oidc {
@@ -73,7 +73,7 @@ impl Oidc {
         Arc::new(Oidc {
             cfg,
             keys,
-            cache: Mutex::new(HashMap::new()),
+            cache: papaya::HashMap::new(),
         })
     }
 
@@ -86,12 +86,7 @@ impl Oidc {
         }
         let hash = sha256(token);
         let now = now();
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
-            .cloned();
+        let cached = self.cache.pin().get(&hash).cloned();
         let checked = match cached {
             Some(c) if c.exp + validate::LEEWAY >= now => c,
             _ => {
@@ -190,7 +185,7 @@ impl Oidc {
     /// then, if still full, all (the next request of each re-checks, which
     /// costs a signature check, not a refusal).
     fn remember(&self, hash: [u8; 32], c: Arc<Checked>, now: u64) {
-        let mut m = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let m = self.cache.pin();
         if m.len() >= CACHE_MAX {
             m.retain(|_, c| c.exp + validate::LEEWAY >= now);
             if m.len() >= CACHE_MAX {
@@ -202,7 +197,7 @@ impl Oidc {
 
     /// Tokens remembered now (tests).
     pub fn cached(&self) -> usize {
-        self.cache.lock().map(|m| m.len()).unwrap_or(0)
+        self.cache.len()
     }
 
     /// The `WWW-Authenticate` challenge of a 401 on `path`: where the
