@@ -357,7 +357,13 @@ impl Message {
     /// Sets one top-level field of `params` (a notification's `progressToken`
     /// or `requestId`); everything else stays as written.
     pub fn set_param(&mut self, key: &str, value: &RawValue) {
-        let Some(p) = &self.params else { return };
+        let Some(p) = &self.params else {
+            // A message sent with no params (a bare notification) gets them.
+            let mut m = IndexMap::new();
+            m.insert(key.to_owned(), value.to_owned());
+            self.set_params(raw_of(&m));
+            return;
+        };
         if let Some(edited) = edit(p, |m| {
             m.insert(key.into(), value.to_owned());
             Some(())

@@ -393,9 +393,26 @@ async fn doc_lacks(hub: &Hub, op: &str) -> bool {
 #[tokio::test]
 async fn a_per_client_server_keeps_one_facade_session_per_token() {
     let hub = Hub::start(
-        json!({"options": {"authTokens": [TOKEN, "second-token"]}}),
+        json!({"options": {"authTokens": [TOKEN, "second-token"], "statusTokens": ["ops-token"]}}),
         json!({"pc": fx(json!({"sandbox": false, "session": "per-client", "idleTimeout": "1s"}))}),
     );
+    // The operator's view: the server's sessions, and the hub's live client state.
+    let status = || async {
+        let s: Value = client()
+            .get(hub.url("/status"))
+            .bearer_auth("ops-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sessions = s["servers"][0]["sessions"].as_u64().unwrap();
+        (
+            sessions,
+            s["clientState"]["facadeSessions"].as_u64().unwrap(),
+        )
+    };
     let pid = |token: &'static str| {
         let url = hub.url("/pc/tools/pid");
         async move {
@@ -419,12 +436,15 @@ async fn a_per_client_server_keeps_one_facade_session_per_token() {
     let other = pid("second-token").await;
     assert_ne!(other, first);
     assert_eq!(pid("second-token").await, other);
-    // idleTimeout reaps it; the next call opens a new one.
+    assert_eq!(status().await.1, 2, "one facade session per token");
+    // idleTimeout reaps it, the registry of live state forgets it, and the
+    // next call opens a new one.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while hub.server_status("pc").await["sessions"].as_u64() != Some(0) {
+    while status().await != (0, 0) {
         assert!(
             Instant::now() < deadline,
-            "the facade sessions were not reaped"
+            "the facade sessions were not reaped: {:?}",
+            status().await
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

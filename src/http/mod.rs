@@ -47,21 +47,17 @@ pub struct App {
     started: std::time::Instant,
     pub conns: Arc<Conns>,
     pub shutdown: watch::Receiver<bool>,
-    /// The OpenAPI facade's sessions on per-client servers.
-    pub facades: crate::views::openapi::Facades,
 }
 
 impl App {
     pub fn new(hub: Arc<Hub>, shutdown: watch::Receiver<bool>) -> Arc<App> {
         let ctx = Arc::new(transport::Ctx {
             endpoint: Arc::new(HubEndpoint(hub.clone())),
-            sse: sse::Registry::default(),
-            streamable: streamable::Registry::default(),
-            holds: transport::hold::Table::new(hub.current().settings.hub_id.as_deref()),
+            live: transport::live::Live::new(hub.current().settings.hub_id.as_deref()),
             limits: Default::default(),
             shutdown: shutdown.clone(),
         });
-        streamable::spawn_expiry(ctx.clone());
+        transport::live::spawn_expiry(ctx.clone());
         Arc::new(App {
             last_request: std::sync::atomic::AtomicU64::new(0),
             started: std::time::Instant::now(),
@@ -69,7 +65,6 @@ impl App {
             conns: Arc::default(),
             hub,
             shutdown,
-            facades: Default::default(),
         })
     }
 }
@@ -104,6 +99,13 @@ impl transport::Endpoint for HubEndpoint {
                 ))),
             }
         })
+    }
+
+    fn shared(
+        &self,
+        server: &Arc<crate::hub::Server>,
+    ) -> Result<Arc<crate::session::Upstream>, crate::hub::OpenError> {
+        server.shared_upstream()
     }
 
     fn current(&self) -> Arc<Snapshot> {
@@ -347,7 +349,12 @@ async fn route(
                 authorize(&all, req.headers())?.map(|i| all[i].clone())
             }
         };
-        return Ok(status::status(&app.hub, req.method(), scope.as_deref()));
+        return Ok(status::status(
+            &app.hub,
+            &app.ctx.live,
+            req.method(),
+            scope.as_deref(),
+        ));
     }
     if first == "metrics" && rest.is_empty() {
         return metrics::serve(&app.hub, snap, req.method(), req.headers());
@@ -405,7 +412,7 @@ async fn route(
             || snap.oidc.is_some();
         let backend = openapi::ServerBackend {
             hub: &app.hub,
-            facades: &app.facades,
+            facades: &app.ctx.live.facades,
             server,
             token,
         };
@@ -454,7 +461,7 @@ async fn group(
         let path = format!("/{}", group.route);
         let backend = openapi::GroupBackend {
             hub: &app.hub,
-            facades: &app.facades,
+            facades: &app.ctx.live.facades,
             group,
             token,
         };

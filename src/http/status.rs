@@ -13,10 +13,26 @@ pub fn healthz(method: &Method) -> Response<Body> {
     json_response(StatusCode::OK, &json!({"status": "ok"}))
 }
 
-/// `token`: show only the servers it is valid for (`None`: every server).
-pub fn status(hub: &Hub, method: &Method, token: Option<&str>) -> Response<Body> {
+/// `token`: show only the servers it is valid for (`None`: every server,
+/// and the hub's live client state by kind, which is the operator's).
+pub fn status(
+    hub: &Hub,
+    live: &crate::transport::live::Live<crate::transport::Session>,
+    method: &Method,
+    token: Option<&str>,
+) -> Response<Body> {
     if method != Method::GET {
         return Rejection::Method("GET").into_response();
     }
-    json_response(StatusCode::OK, &hub.status(token))
+    let mut body = hub.status(token);
+    if token.is_none() {
+        let c = live.counts();
+        body["clientState"] = json!({
+            "sseSessions": c.sse,
+            "streamableSessions": c.streamable,
+            "heldCalls": c.held,
+            "facadeSessions": c.facades,
+        });
+    }
+    json_response(StatusCode::OK, &body)
 }

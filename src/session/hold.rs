@@ -252,6 +252,15 @@ impl<C> Table<C> {
     pub fn clear(&self) {
         self.lock().clear();
     }
+
+    /// Calls held now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
 }
 
 #[cfg(test)]

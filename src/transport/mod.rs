@@ -8,23 +8,82 @@
 //! escapes newlines in strings), so each event is `event:` + one `data:` line.
 
 pub mod hold;
+pub mod live;
 pub mod modern;
 pub mod sse;
 pub mod streamable;
 
 /// What a transport needs, and nothing more: an endpoint that opens sessions,
-/// its own session registries, and the shutdown signal. The HTTP layer owns
-/// one and hands it to every request it routes here, with the one snapshot
-/// of the config that request is served under.
+/// the registry of live client state ([`live`]), and the shutdown signal.
+/// The HTTP layer owns one and hands it to every request it routes here, with
+/// the one snapshot of the config that request is served under.
 pub struct Ctx {
     pub endpoint: std::sync::Arc<dyn Endpoint>,
-    pub sse: sse::Registry,
-    pub streamable: streamable::Registry,
-    /// Modern calls waiting for their client's answers (MRTR).
-    pub holds: hold::Table,
+    /// Sessions, held calls and facade sessions, with their one expiry task.
+    pub live: live::Live<Session>,
     /// Named clients' rates and requests in flight.
     pub limits: crate::limits::Limits,
     pub shutdown: watch::Receiver<bool>,
+}
+
+/// A client's session as the registry of live state ([`live`]) holds it,
+/// by the transport that made it.
+#[derive(Clone)]
+pub enum Session {
+    Sse(sse::Conn),
+    Streamable(std::sync::Arc<streamable::StreamSession>),
+}
+
+impl live::Entry for Session {
+    fn kind(&self) -> live::Kind {
+        match self {
+            Session::Sse(_) => live::Kind::Sse,
+            Session::Streamable(_) => live::Kind::Streamable,
+        }
+    }
+
+    fn expired(&self, now: std::time::Instant, idle_timeout: Duration) -> bool {
+        match self {
+            // The stream's guard removes it when the client leaves; a queue
+            // closed for a client that fell behind (or an upstream that
+            // ended) goes here even while the stream body lingers.
+            Session::Sse(c) => !c.out.is_open(),
+            Session::Streamable(s) => {
+                s.is_closed()
+                    || (s.idle() && now.saturating_duration_since(s.last_active()) >= idle_timeout)
+            }
+        }
+    }
+
+    /// An SSE session is never idle: its stream is its life.
+    fn idle_of(&self, owner: &str) -> Option<std::time::Instant> {
+        match self {
+            Session::Streamable(s)
+                if s.owner.as_deref() == Some(owner) && s.idle() && !s.is_closed() =>
+            {
+                Some(s.last_active())
+            }
+            _ => None,
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            // Closing the queue ends the stream; the registry's handle on
+            // the session goes with the entry (the stream's guard holds none).
+            Session::Sse(c) => c.out.close(),
+            Session::Streamable(s) => s.close(),
+        }
+    }
+
+    fn expire(&self) {
+        if let Session::Streamable(s) = self {
+            if !s.is_closed() {
+                tracing::info!(mcp_server = %s.server, mcp_session = %s.id, "session expired");
+            }
+        }
+        self.close()
+    }
 }
 
 /// Lets the requests among `msgs` through the named client's limits
@@ -58,6 +117,13 @@ pub trait Endpoint: Send + Sync {
                 + 'a,
         >,
     >;
+
+    /// The shared upstream a stateless request on `server` runs on, as an
+    /// exchange with no session.
+    fn shared(
+        &self,
+        server: &std::sync::Arc<crate::hub::Server>,
+    ) -> Result<std::sync::Arc<crate::session::Upstream>, crate::hub::OpenError>;
 
     /// The config in force now, for work no request carries (expiry).
     fn current(&self) -> std::sync::Arc<crate::hub::Snapshot>;

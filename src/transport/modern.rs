@@ -436,7 +436,7 @@ async fn call(
     let state: Option<String> = msg.param("requestState");
     let resumed = match state.as_deref().filter(|s| hold::is_handle(s)) {
         Some(state) => {
-            match ctx.holds.resume(
+            match ctx.live.holds.resume(
                 state,
                 token.as_ref().map(|t| &t.secret),
                 server.key(),
@@ -475,7 +475,7 @@ async fn call(
             let Route::Server(s) = &server else {
                 unreachable!("shared() is a server's")
             };
-            let up = match s.shared_upstream() {
+            let up = match ctx.endpoint.shared(s) {
                 Ok(up) => up,
                 Err(e) => return Rejection::from(e).into_response(),
             };
@@ -640,7 +640,7 @@ impl Round {
                         self.caps.clone(),
                         self.log,
                     );
-                    let answer = match self.ctx.holds.hold(held) {
+                    let answer = match self.ctx.live.holds.hold(held) {
                         Ok(handle) => Message::response(
                             self.id.clone(),
                             json!({"resultType": "input_required",

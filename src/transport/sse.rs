@@ -24,20 +24,15 @@ use crate::session::new_id as new_session_id;
 use crate::session::outbound::{self, Outbound};
 use crate::session::{Downstream, SessionInfo};
 use http::{Request, Response, StatusCode};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-
-#[derive(Default)]
-pub struct Registry {
-    sessions: Mutex<HashMap<String, Conn>>,
-}
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 #[derive(Clone)]
-struct Conn {
+pub struct Conn {
     server: String,
     session: Arc<ClientSession>,
     /// The stream's queue: closed once the client left or fell behind.
-    out: Outbound,
+    pub(super) out: Outbound,
     /// Keeps one session's messages in order across concurrent POSTs.
     gate: Arc<tokio::sync::Mutex<()>>,
 }
@@ -64,14 +59,7 @@ struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         // The last handle on the session goes with it, which closes the session.
-        let removed = self
-            .app
-            .sse
-            .sessions
-            .lock()
-            .map(|mut m| m.remove(&self.id))
-            .ok()
-            .flatten();
+        let removed = self.app.live.remove(&self.id);
         if removed.is_some() {
             tracing::debug!(mcp_server = %self.server, mcp_session = %self.id, "SSE session ended");
         }
@@ -122,17 +110,15 @@ pub async fn open(
         Err(e) => return Err(e.into()),
     };
     let name = route.key().to_owned();
-    if let Ok(mut m) = app.sse.sessions.lock() {
-        m.insert(
-            id.clone(),
-            Conn {
-                server: name.clone(),
-                session: Arc::new(session),
-                out: tx,
-                gate: Arc::default(),
-            },
-        );
-    }
+    app.live.insert(
+        id.clone(),
+        super::Session::Sse(Conn {
+            server: name.clone(),
+            session: Arc::new(session),
+            out: tx,
+            gate: Arc::default(),
+        }),
+    );
     tracing::debug!(mcp_server = %name, mcp_session = %id, "SSE session opened");
     let first = VecDeque::from([super::event(
         "endpoint",
@@ -173,12 +159,10 @@ pub async fn post(
     let Some(id) = id else {
         return Err(Rejection::NoSessionParam);
     };
-    let conn = app
-        .sse
-        .sessions
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&id).cloned());
+    let conn = match app.live.get(&id) {
+        Some(super::Session::Sse(c)) => Some(c),
+        _ => None,
+    };
     let Some(conn) = conn.filter(|c| c.server == route.key()) else {
         return Err(Rejection::UnknownSession(
             "unknown or expired session; open /sse again",

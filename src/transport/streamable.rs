@@ -28,39 +28,19 @@ use crate::session::new_id as new_session_id;
 use crate::session::outbound::{self, Outbound, Refused};
 use crate::session::{Downstream, SessionInfo};
 use http::{header, HeaderMap, Request, Response, StatusCode};
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Instant;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
-#[derive(Default)]
-pub struct Registry {
-    sessions: Mutex<HashMap<String, Arc<StreamSession>>>,
-}
-
-impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<StreamSession>>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Open sessions, for tests and status.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-}
-
-struct StreamSession {
-    id: String,
-    server: String,
+pub struct StreamSession {
+    pub(super) id: String,
+    pub(super) server: String,
     /// Whose session it is (a named client's key), so a client at its
     /// `maxSessions` can make room by closing its own idle ones.
-    owner: Option<String>,
+    pub(super) owner: Option<String>,
     session: OnceLock<ClientSession>,
     /// The session-wide queue; its reader is the open GET stream, or parked
     /// here while none is open.
@@ -79,7 +59,14 @@ impl StreamSession {
         }
     }
 
-    fn is_closed(&self) -> bool {
+    pub(super) fn last_active(&self) -> Instant {
+        self.last_active
+            .lock()
+            .map(|t| *t)
+            .unwrap_or_else(|_| Instant::now())
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
         self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
@@ -95,7 +82,7 @@ impl StreamSession {
     }
 
     /// No open stream: the session may expire.
-    fn idle(&self) -> bool {
+    pub(super) fn idle(&self) -> bool {
         let parked = self.parked.lock().map(|p| p.is_some()).unwrap_or(true);
         let posts = self
             .posts
@@ -105,7 +92,7 @@ impl StreamSession {
         parked && posts
     }
 
-    fn close(&self) {
+    pub(super) fn close(&self) {
         self.shut();
         if let Some(s) = self.session.get() {
             s.close();
@@ -189,11 +176,14 @@ fn lookup(app: &Ctx, route: &Route, headers: &HeaderMap) -> Result<Arc<StreamSes
     let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(Rejection::NoSession);
     };
-    let found = app.streamable.lock().get(id).cloned();
+    let found = match app.live.get(id) {
+        Some(super::Session::Streamable(s)) => Some(s),
+        _ => None,
+    };
     match found {
         Some(s) if s.server == route.key() && !s.is_closed() => Ok(s),
         Some(s) if s.server == route.key() => {
-            app.streamable.lock().remove(id);
+            app.live.remove(id);
             s.close();
             Err(Rejection::UnknownSession(
                 "session ended (the server restarted or went idle); initialize again",
@@ -357,7 +347,7 @@ async fn post_admitted(
     if new && !streaming {
         if let Some(err) = got.iter().find(|m| m.is_response() && m.is_error()) {
             // No session for a failed initialize; the client may retry.
-            app.streamable.lock().remove(&sess.id);
+            app.live.remove(&sess.id);
             sess.close();
             let status = if err.error_code() == Some(UPSTREAM_ERROR) {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -459,28 +449,17 @@ async fn create(
         r => r?,
     };
     let _ = sess.session.set(session);
-    app.streamable.lock().insert(sess.id.clone(), sess.clone());
+    app.live
+        .insert(sess.id.clone(), super::Session::Streamable(sess.clone()));
     Ok(sess)
 }
 
 /// Closes `owner`'s least recently used session with no open stream, if it
 /// has one; its slot is free when this returns.
 fn evict_idle(app: &Ctx, owner: &str) -> bool {
-    let victim = {
-        let mut map = app.streamable.lock();
-        let id = map
-            .values()
-            .filter(|s| s.owner.as_deref() == Some(owner) && s.idle() && !s.is_closed())
-            .min_by_key(|s| {
-                s.last_active
-                    .lock()
-                    .map(|t| *t)
-                    .unwrap_or_else(|_| Instant::now())
-            })
-            .map(|s| s.id.clone());
-        id.and_then(|id| map.remove(&id))
+    let Some(super::Session::Streamable(v)) = app.live.take_idle_of(owner) else {
+        return false;
     };
-    let Some(v) = victim else { return false };
     crate::ratelimit::warn(
         "evict-client-session",
         format_args!(
@@ -539,52 +518,8 @@ pub async fn delete(
         return Err(Rejection::Method("POST"));
     }
     let sess = lookup(app, &route, req.headers())?;
-    app.streamable.lock().remove(&sess.id);
+    app.live.remove(&sess.id);
     sess.close();
     tracing::info!(mcp_server = %route.key(), mcp_session = %sess.id, "session deleted by client");
     Ok(empty(StatusCode::OK))
-}
-
-/// `sessionIdleTimeout` is read on every pass, so a reload changes it at once.
-pub fn spawn_expiry(app: Arc<Ctx>) {
-    let every = Duration::from_millis(250);
-    tokio::spawn(async move {
-        let mut shutdown = app.shutdown.clone();
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => {
-                    app.holds.clear();
-                    let all: Vec<_> = app.streamable.lock().drain().map(|(_, s)| s).collect();
-                    for s in all {
-                        s.close();
-                    }
-                    return;
-                }
-            }
-            app.holds.expire();
-            let timeout = app.endpoint.current().settings.session_idle_timeout;
-            let expired: Vec<Arc<StreamSession>> = {
-                let mut map = app.streamable.lock();
-                let ids: Vec<String> = map
-                    .iter()
-                    .filter(|(_, s)| {
-                        let last = s
-                            .last_active
-                            .lock()
-                            .map(|t| *t)
-                            .unwrap_or_else(|_| Instant::now());
-                        (last.elapsed() >= timeout && s.idle()) || s.is_closed()
-                    })
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                ids.iter().filter_map(|k| map.remove(k)).collect()
-            };
-            for s in expired {
-                tracing::info!(mcp_server = %s.server, mcp_session = %s.id, "session expired");
-                s.close();
-            }
-        }
-    });
 }

@@ -76,6 +76,10 @@ impl Endpoint for Memory {
         Box::pin(async move { Ok(ClientSession::Server(self.up.attach(sink, info, &self.sup))) })
     }
 
+    fn shared(&self, _server: &Arc<crate::hub::Server>) -> Result<Arc<Upstream>, OpenError> {
+        Ok(self.up.clone())
+    }
+
     fn current(&self) -> Arc<Snapshot> {
         self.hub.current()
     }
@@ -94,12 +98,19 @@ fn config() -> crate::config::Config {
 struct Harness {
     base: String,
     http: reqwest::Client,
+    ctx: Arc<Ctx>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// Serves `/<name>/{sse,message,mcp}` through the transports on a loopback port.
 async fn harness() -> Harness {
     let hub = Hub::new(config());
     let cfg: Arc<ServerConfig> = hub.current().server("fx").unwrap().cfg.clone();
+    harness_with(hub, cfg).await
+}
+
+/// The harness on `hub`'s config, `cfg` being the shared upstream's.
+async fn harness_with(hub: Arc<Hub>, cfg: Arc<ServerConfig>) -> Harness {
     let sup = Arc::new(Supervisor::new("fx"));
     let connect: Connector = Arc::new(|| {
         Box::pin(async {
@@ -109,21 +120,20 @@ async fn harness() -> Harness {
         })
     });
     let (up, _task) = Upstream::spawn_with(cfg, sup.clone(), Kind::Shared, Some(connect));
-    let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    // Kept alive for the test's life: dropping the sender would end the streams.
-    std::mem::forget(_stop);
+    // Held by the harness: dropping the sender would end the streams.
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Ctx {
         endpoint: Arc::new(Memory {
             hub: hub.clone(),
             up,
             sup,
         }),
-        sse: Default::default(),
-        streamable: Default::default(),
-        holds: Default::default(),
+        live: super::live::Live::new(None),
         limits: Default::default(),
         shutdown,
     });
+    super::live::spawn_expiry(ctx.clone());
+    let served = ctx.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -131,7 +141,7 @@ async fn harness() -> Harness {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let ctx = ctx.clone();
+            let ctx = served.clone();
             let hub = hub.clone();
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let (ctx, snap) = (ctx.clone(), hub.current());
@@ -160,6 +170,8 @@ async fn harness() -> Harness {
     Harness {
         base,
         http: reqwest::Client::new(),
+        ctx,
+        stop,
     }
 }
 
@@ -204,6 +216,14 @@ impl Events {
                 return t;
             }
             let chunk = self.body.next().await.expect("the stream ended").unwrap();
+            self.seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Reads to the end of the stream.
+    async fn rest(&mut self) {
+        use futures_util::StreamExt;
+        while let Some(Ok(chunk)) = self.body.next().await {
             self.seen.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
@@ -431,4 +451,65 @@ fn frames_events() {
         &event("endpoint", b"/x/message?sessionId=1")[..],
         b"event: endpoint\ndata: /x/message?sessionId=1\n\n"
     );
+}
+
+/// Every kind of client state lives in one registry, ended by one task: an
+/// idle streamable session expires, an SSE session whose stream is open
+/// stays, and shutdown ends what is left.
+#[tokio::test]
+async fn one_registry_one_expiry_task_and_shutdown_ends_everything() {
+    let server = json!({"command": "/bin/true", "sandbox": false});
+    let text = json!({"mcpProxy": {"options": {"sessionIdleTimeout": "1s"}},
+        "mcpServers": {"fx": server}})
+    .to_string();
+    let hub = Hub::new(crate::config::parse(&text, "t", &|_| None).unwrap());
+    let cfg = hub.current().server("fx").unwrap().cfg.clone();
+    let h = harness_with(hub, cfg).await;
+    let init = rpc(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    let r = h.post("/fx/mcp", init, &[]).await;
+    assert_eq!(r.status(), 200);
+    let sid = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let sse = h
+        .http
+        .get(format!("{}/fx/sse", h.base))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let mut events = Events::new(sse);
+    let sse_id = events
+        .until(|seen| {
+            seen.lines()
+                .find_map(|l| l.strip_prefix("data: /fx/message?sessionId="))
+                .filter(|id| id.len() == 32)
+                .map(str::to_owned)
+        })
+        .await;
+    let c = h.ctx.live.counts();
+    assert_eq!((c.sse, c.streamable), (1, 1), "{c:?}");
+    // One id space: each id names the session of the transport that made it.
+    assert!(matches!(h.ctx.live.get(&sid), Some(Session::Streamable(_))));
+    assert!(matches!(h.ctx.live.get(&sse_id), Some(Session::Sse(_))));
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let c = h.ctx.live.counts();
+    assert_eq!(
+        (c.sse, c.streamable),
+        (1, 0),
+        "the idle streamable session expired; the open SSE stream stays: {c:?}"
+    );
+    let ping = rpc(2, "ping", json!({}));
+    let r = h.post("/fx/mcp", ping, &[("mcp-session-id", &sid)]).await;
+    assert_eq!(r.status(), 404, "an expired session is unknown");
+
+    h.stop.send(true).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), events.rest()).await;
+    assert!(ended.is_ok(), "shutdown ends the SSE stream");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.ctx.live.counts(), super::live::Counts::default());
 }

@@ -90,6 +90,56 @@ pub struct Facades {
     pub tools: super::cache::Cache,
 }
 
+impl Facades {
+    /// Facade sessions open now.
+    pub fn len(&self) -> usize {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.values()
+            .filter(|slot| match slot.try_lock() {
+                Ok(held) => held.as_ref().is_some_and(|f| f.session().is_some()),
+                // Being opened or used.
+                Err(_) => true,
+            })
+            .count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets the slots of sessions that ended (their upstream stopped,
+    /// was evicted or restarted), so a hub that served many tokens keeps
+    /// no slot per token it will never see again. A slot in use (locked,
+    /// or cloned by a request about to lock it) stays.
+    pub fn sweep(&self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|_, slot| {
+            if Arc::strong_count(slot) > 1 {
+                return true;
+            }
+            match slot.try_lock() {
+                Ok(held) => held.as_ref().is_some_and(|f| f.session().is_some()),
+                Err(_) => true,
+            }
+        });
+    }
+
+    /// Shutdown: every facade session ends.
+    pub fn clear(&self) {
+        let all: Vec<Slot> = {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            open.drain().map(|(_, s)| s).collect()
+        };
+        for slot in all {
+            if let Ok(mut held) = slot.try_lock() {
+                if let Some(f) = held.take() {
+                    drop(f.session.lock().ok().and_then(|mut s| s.take()));
+                }
+            }
+        }
+    }
+}
+
 /// One key's session; the async lock makes concurrent first requests wait
 /// for one start rather than each start a child.
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Facade>>>>;
