@@ -1,6 +1,8 @@
-//! MCP 2026-07-28 on `/<name>/mcp` beside the 2025 sessions: every header and
-//! `_meta` rejection, discover, the hints on results, no session, and the
-//! routes a modern client must find closed.
+//! MCP 2026-07-28 on `/<name>/mcp` through the real binary: what needs it
+//! (OAuth discovery and the 401 a modern client meets, held calls against
+//! `maxClients` and the per-token cap, memory and body budgets under load).
+//! The transport's own rules (headers, `_meta`, versions, discover, listen)
+//! are unit tests of `transport::modern`.
 
 mod common;
 use common::*;
@@ -14,26 +16,6 @@ fn modern(method: &str, mut params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
 }
 
-async fn post(
-    hub: &Hub,
-    body: &Value,
-    headers: &[(&str, &str)],
-) -> (u16, Value, reqwest::header::HeaderMap) {
-    let mut r = reqwest::Client::new()
-        .post(hub.url("/fx/mcp"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream");
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    let resp = r.json(body).send().await.unwrap();
-    let code = resp.status().as_u16();
-    let h = resp.headers().clone();
-    let v = resp.json().await.unwrap_or(Value::Null);
-    (code, v, h)
-}
-
 const V: (&str, &str) = ("mcp-protocol-version", "2026-07-28");
 
 fn hub() -> Hub {
@@ -41,181 +23,10 @@ fn hub() -> Hub {
 }
 
 #[tokio::test]
-async fn a_modern_call_needs_no_session_and_gets_result_type() {
-    let hub = hub();
-    let body = modern(
-        "tools/call",
-        json!({"name": "echo", "arguments": {"text": "hi"}}),
-    );
-    let (code, v, h) = post(
-        &hub,
-        &body,
-        &[V, ("mcp-method", "tools/call"), ("mcp-name", "echo")],
-    )
-    .await;
-    assert_eq!(code, 200, "{v}");
-    assert!(
-        h.get("mcp-session-id").is_none(),
-        "no session for a modern request"
-    );
-    assert_eq!(v["id"], json!(7));
-    assert_eq!(v["result"]["content"][0]["text"], json!("hi"));
-    assert_eq!(v["result"]["resultType"], json!("complete"));
-    assert!(
-        v["result"].get("ttlMs").is_none(),
-        "tools/call is not cacheable"
-    );
-    let (code, v, _) = post(
-        &hub,
-        &modern("tools/list", json!({})),
-        &[V, ("mcp-method", "tools/list")],
-    )
-    .await;
-    assert_eq!(code, 200);
-    assert_eq!(v["result"]["ttlMs"], json!(0));
-    assert_eq!(v["result"]["cacheScope"], json!("private"));
-    // The base64 sentinel in Mcp-Name is decoded before comparing ("echo").
-    let (code, _, _) = post(
-        &hub,
-        &body,
-        &[
-            V,
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "=?base64?ZWNobw==?="),
-        ],
-    )
-    .await;
-    assert_eq!(code, 200);
-}
-
-#[tokio::test]
-async fn discover_is_answered_from_the_upstream() {
-    let hub = hub();
-    let (code, v, _) = post(
-        &hub,
-        &modern("server/discover", json!({})),
-        &[V, ("mcp-method", "server/discover")],
-    )
-    .await;
-    assert_eq!(code, 200, "{v}");
-    let r = &v["result"];
-    assert_eq!(r["supportedVersions"], json!(["2026-07-28"]));
-    assert_eq!(
-        r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
-        json!("mcp-fixture")
-    );
-    assert_eq!(r["cacheScope"], json!("private"));
-}
-
-#[tokio::test]
-async fn header_and_meta_rejections() {
-    let hub = hub();
-    let call = modern("tools/call", json!({"name": "echo", "arguments": {}}));
-    // Missing Mcp-Method.
-    let (code, v, _) = post(&hub, &call, &[V, ("mcp-name", "echo")]).await;
-    assert_eq!((code, v["error"]["code"].clone()), (400, json!(-32020)));
-    // Mcp-Method that differs from the body.
-    let (code, v, _) = post(
-        &hub,
-        &call,
-        &[V, ("mcp-method", "tools/list"), ("mcp-name", "echo")],
-    )
-    .await;
-    assert_eq!((code, v["error"]["code"].clone()), (400, json!(-32020)));
-    // Mcp-Name missing, then different.
-    let (code, v, _) = post(&hub, &call, &[V, ("mcp-method", "tools/call")]).await;
-    assert_eq!((code, v["error"]["code"].clone()), (400, json!(-32020)));
-    let (code, v, _) = post(
-        &hub,
-        &call,
-        &[V, ("mcp-method", "tools/call"), ("mcp-name", "other")],
-    )
-    .await;
-    assert_eq!((code, v["error"]["code"].clone()), (400, json!(-32020)));
-    // MCP-Protocol-Version missing or not the body's.
-    let (code, v, _) = post(
-        &hub,
-        &call,
-        &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
-    )
-    .await;
-    assert_eq!((code, v["error"]["code"].clone()), (400, json!(-32020)));
-    // Required _meta key missing.
-    let mut no_caps = call.clone();
-    no_caps["params"]["_meta"]
-        .as_object_mut()
-        .unwrap()
-        .remove("io.modelcontextprotocol/clientCapabilities");
-    let (code, v, _) = post(
-        &hub,
-        &no_caps,
-        &[V, ("mcp-method", "tools/call"), ("mcp-name", "echo")],
-    )
-    .await;
-    assert_eq!((code, v["error"]["code"].clone()), (400, json!(-32602)));
-    // A version the hub does not serve: -32022 naming what it does.
-    let mut future = call.clone();
-    future["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
-    let (code, v, _) = post(
-        &hub,
-        &future,
-        &[
-            ("mcp-protocol-version", "2099-01-01"),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "echo"),
-        ],
-    )
-    .await;
-    assert_eq!((code, v["error"]["code"].clone()), (400, json!(-32022)));
-    assert_eq!(v["error"]["data"]["requested"], json!("2099-01-01"));
-    assert!(v["error"]["data"]["supported"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("2026-07-28")));
-    // Methods the era removed.
-    let (code, v, _) = post(
-        &hub,
-        &modern("ping", json!({})),
-        &[V, ("mcp-method", "ping")],
-    )
-    .await;
-    assert_eq!((code, v["error"]["code"].clone()), (404, json!(-32601)));
-}
-
-#[tokio::test]
-async fn the_legacy_path_answers_an_unknown_version_with_32022() {
-    let hub = hub();
-    let (code, v, _) = post(
-        &hub,
-        &req(json!(1), "initialize", init_params("2025-11-25")),
-        &[("mcp-protocol-version", "2031-01-01")],
-    )
-    .await;
-    assert_eq!(code, 400);
-    assert_eq!(v["error"]["code"], json!(-32022));
-    assert_eq!(v["error"]["data"]["requested"], json!("2031-01-01"));
-}
-
-#[tokio::test]
 async fn closed_routes_for_modern_clients() {
     let hub = hub();
     let http = reqwest::Client::new();
-    // GET and DELETE without a legacy session: 405.
-    let r = http
-        .get(hub.url("/fx/mcp"))
-        .bearer_auth(TOKEN)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 405);
-    let r = http
-        .delete(hub.url("/fx/mcp"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 405);
+    // (GET and DELETE without a session, 405, are the transport's: its unit tests.)
     // OAuth discovery finds nothing, without a token, so clients keep their bearer header.
     for p in [
         "/.well-known/oauth-protected-resource",
@@ -232,52 +43,6 @@ async fn closed_routes_for_modern_clients() {
     assert_eq!(r.status(), 401);
     let challenge = r.headers()["www-authenticate"].to_str().unwrap();
     assert!(challenge.starts_with("Bearer") && !challenge.contains("resource_metadata"));
-}
-
-#[tokio::test]
-async fn a_listen_stream_is_acknowledged_and_tagged() {
-    let hub = hub();
-    let mut body = modern(
-        "subscriptions/listen",
-        json!({"notifications": {"toolsListChanged": true}}),
-    );
-    body["id"] = json!("L1");
-    let resp = reqwest::Client::new()
-        .post(hub.url("/fx/mcp"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "subscriptions/listen")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let mut events = Answer::from_response(resp);
-    let ack = events.next().await;
-    assert_eq!(
-        ack["method"],
-        json!("notifications/subscriptions/acknowledged")
-    );
-    assert_eq!(
-        ack["params"]["notifications"]["toolsListChanged"],
-        json!(true)
-    );
-    assert_eq!(
-        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
-        json!("L1")
-    );
-    // Another client makes the shared server change its tools.
-    let mut c = Mcp::new(&hub, "fx");
-    c.initialize().await;
-    c.call_text(1, "list_changed", json!({})).await;
-    let n = events.next().await;
-    assert_eq!(n["method"], json!("notifications/tools/list_changed"));
-    assert_eq!(
-        n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
-        json!("L1")
-    );
 }
 
 /// One modern `tools/call` of the fixture's eliciting tool, with the
@@ -345,36 +110,6 @@ async fn held_calls_do_not_lock_other_clients_out() {
     );
     let (_, v) = held_call(&hub, "fx", "other-token", 201).await;
     assert_eq!(v["result"]["resultType"], "input_required", "{v}");
-}
-
-#[tokio::test]
-async fn a_listen_with_too_many_subscriptions_is_refused_whole() {
-    let hub = hub();
-    let uris: Vec<String> = (0..100_000).map(|i| format!("test://static/{i}")).collect();
-    let body = modern(
-        "subscriptions/listen",
-        json!({"notifications": {"resourceSubscriptions": uris}}),
-    );
-    let (code, v, _) = post(&hub, &body, &[V, ("mcp-method", "subscriptions/listen")]).await;
-    assert_eq!(code, 400, "{v}");
-    assert_eq!(v["error"]["code"], -32602, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("at most 256"),
-        "{v}"
-    );
-    // Nothing was opened for it: the hub still answers at once.
-    let t = std::time::Instant::now();
-    let (code, _, _) = post(
-        &hub,
-        &modern("tools/list", json!({})),
-        &[V, ("mcp-method", "tools/list")],
-    )
-    .await;
-    assert_eq!(code, 200);
-    assert!(t.elapsed() < std::time::Duration::from_secs(2));
 }
 
 /// A `_meta` of 200,000 keys (about 3 MB), the rest of a `tools/call echo`.

@@ -1,10 +1,10 @@
-//! Shared and per-client sessions: id rewriting under concurrency, progress,
-//! server→client requests, fan-out, tool filtering, and session expiry.
+//! Shared and per-client sessions on real children: id rewriting under
+//! concurrency, server→client requests, tool filtering, a child per client,
+//! and the roots a shared upstream is offered. (Fan-out to GET streams,
+//! logging on a POST and expiry are transport rules: `transport::tests`.)
 
 mod common;
 use common::*;
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -103,76 +103,6 @@ async fn sampling_goes_to_the_asking_client_and_back() {
 }
 
 #[tokio::test]
-async fn list_changed_fans_out_to_every_client() {
-    let hub = Hub::start(json!({}), json!({"fx": fx(json!({}))}));
-    let mut a = Mcp::new(&hub, "fx");
-    a.initialize().await;
-    let mut b = Mcp::new(&hub, "fx");
-    b.initialize().await;
-    let get = b
-        .http
-        .get(&b.url)
-        .bearer_auth(TOKEN)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", b.session.clone().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get.status(), 200);
-    let mut stream = get.bytes_stream().eventsource();
-    let mut sse = LegacySse::connect(&hub, "fx").await;
-    sse.post(&req(json!(1), "initialize", init_params("2024-11-05")))
-        .await;
-    sse.next_message(10).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(a.call_text(1, "list_changed", json!({})).await, "sent");
-    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let n: Value = serde_json::from_str(&ev.data).unwrap();
-    assert_eq!(n["method"], "notifications/tools/list_changed");
-    assert_eq!(
-        sse.next_message(5).await["method"],
-        "notifications/tools/list_changed"
-    );
-    // `a` had no GET stream open: the notification waits for its next one.
-    let get = a
-        .http
-        .get(&a.url)
-        .bearer_auth(TOKEN)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", a.session.clone().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let mut stream = get.bytes_stream().eventsource();
-    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(ev.data.contains("notifications/tools/list_changed"));
-}
-
-#[tokio::test]
-async fn logging_during_a_call_streams_on_its_post() {
-    let hub = Hub::start(json!({}), json!({"fx": fx(json!({}))}));
-    let mut c = Mcp::new(&hub, "fx");
-    c.initialize().await;
-    let r = c.post(&call(4, "test_tool_with_logging", json!({}))).await;
-    assert!(r.sse);
-    let logs: Vec<&Value> = r
-        .messages
-        .iter()
-        .filter(|m| m["method"] == "notifications/message")
-        .collect();
-    assert_eq!(logs.len(), 3, "{:?}", r.messages);
-    assert_eq!(r.last()["id"], 4);
-}
-
-#[tokio::test]
 async fn tool_filter_hides_and_refuses() {
     let hub = Hub::start(
         json!({}),
@@ -227,20 +157,6 @@ async fn per_client_gets_its_own_child() {
     assert!(!pid_alive(pa), "DELETE stops the session's child");
     assert!(pid_alive(pb));
     assert_eq!(hub.server_status("pc").await["children"], 1);
-}
-
-#[tokio::test]
-async fn idle_sessions_expire() {
-    let hub = Hub::start(
-        json!({"options": {"sessionIdleTimeout": "1s"}}),
-        json!({"fx": fx(json!({}))}),
-    );
-    let mut c = Mcp::new(&hub, "fx");
-    c.initialize().await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let r = c.post(&call(1, "echo", json!({}))).await;
-    assert_eq!(r.status, 404, "an expired session is unknown");
-    assert!(hub.log_contains("session expired"));
 }
 
 #[tokio::test]
