@@ -38,6 +38,7 @@ fn run(cfg: &Path, args: &[&str]) -> (bool, String, String) {
         .args(["--url-base", BASE])
         .args(args)
         .env_remove("MCP_HUB_TOKEN")
+        .env_remove("OPEN_WEBUI_API_KEY")
         .output()
         .unwrap();
     (
@@ -219,4 +220,47 @@ fn a_named_client_gets_its_own_servers_and_token_reference() {
     assert!(!ok && err.contains("may reach no enabled server"), "{err}");
     let (ok, _, err) = cli(&["claude-code", "--client", "ghost"]);
     assert!(!ok && err.contains("no named client \"ghost\""), "{err}");
+}
+
+/// `--open-webui-url` goes with a bare `--write`, needs a key, and names the
+/// URL when Open WebUI cannot be reached (the rest is in the interop test
+/// against a real Open WebUI).
+#[test]
+fn open_webui_url_wants_write_a_key_and_names_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let url = {
+        // A port nothing listens on.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let (ok, _, err) = run(&cfg, &["--open-webui-url", &url]);
+    assert!(!ok && err.contains("add --write"), "{err}");
+    let d = dir.path().join("out");
+    let (ok, _, err) = run(
+        &cfg,
+        &["--write", d.to_str().unwrap(), "--open-webui-url", &url],
+    );
+    assert!(!ok && err.contains("not into a directory"), "{err}");
+    let (ok, _, err) = run(&cfg, &["--write", "--open-webui-url", &url]);
+    assert!(!ok && err.contains("OPEN_WEBUI_API_KEY"), "{err}");
+    let (ok, _, err) = run(
+        &cfg,
+        &["--write", "--open-webui-url", &url, "--open-webui-key", "k"],
+    );
+    assert!(
+        !ok && err.contains(&format!("cannot reach Open WebUI at {url}")),
+        "{err}"
+    );
+    let (ok, _, err) = run(
+        &cfg,
+        &[
+            "--write",
+            "--open-webui-url",
+            "ftp://x",
+            "--open-webui-key",
+            "k",
+        ],
+    );
+    assert!(!ok && err.contains("http or https"), "{err}");
 }

@@ -95,6 +95,20 @@ pub struct ClientArgs {
     /// With --write: print the diff, write nothing
     #[arg(long = "dry-run", requires = "write")]
     pub dry_run: bool,
+    /// open-webui, with --write: merge the connections straight into the Open WebUI
+    /// at URL through its admin API (by URL; other connections are kept; a backup
+    /// of the list goes to ~/.local/state/mcp-hub/open-webui/)
+    #[arg(long = "open-webui-url", value_name = "URL")]
+    pub open_webui_url: Option<String>,
+    /// With --open-webui-url: an Open WebUI admin's API key (Settings → Account → API Keys)
+    #[arg(
+        long = "open-webui-key",
+        value_name = "KEY",
+        env = "OPEN_WEBUI_API_KEY",
+        hide_env_values = true,
+        requires = "open_webui_url"
+    )]
+    pub open_webui_key: Option<String>,
 }
 
 /// The input VS Code prompts for, once, and keeps in its secret storage.
@@ -382,9 +396,25 @@ pub fn client_config(ctx: &Ctx, a: ClientArgs) -> anyhow::Result<bool> {
         if sse {
             bail!("Open WebUI's MCP connections speak streamable HTTP only: leave out --transport sse");
         }
+        let live = match (&a.open_webui_url, &a.write) {
+            (None, _) => None,
+            (Some(url), Some(None)) => Some(super::openwebui_api::Live {
+                url,
+                key: a.open_webui_key.as_deref().unwrap_or(""),
+                dry_run: a.dry_run,
+            }),
+            (Some(_), None) => {
+                bail!("--open-webui-url writes into Open WebUI: add --write (no directory)")
+            }
+            (Some(_), Some(Some(d))) => bail!(
+                "--open-webui-url writes into Open WebUI, not into a directory: drop {}",
+                d.display()
+            ),
+        };
         let dir = match &a.write {
             None => None,
             Some(Some(d)) => Some(d.as_path()),
+            Some(None) if live.is_some() => None,
             Some(None) => bail!(
                 "Open WebUI keeps its connections in its database: give --write a directory for one \
                  file per server and group to Import (Admin Settings → External Tools → + → Import)"
@@ -397,11 +427,12 @@ pub fn client_config(ctx: &Ctx, a: ClientArgs) -> anyhow::Result<bool> {
             openapi: a.openapi,
             with_token: a.with_token,
             dir,
+            live,
         };
         return super::openwebui::run(ctx, &cfg, &r);
     }
-    if !a.groups.is_empty() || a.openapi || a.with_token {
-        bail!("--group, --openapi and --with-token are for open-webui only");
+    if !a.groups.is_empty() || a.openapi || a.with_token || a.open_webui_url.is_some() {
+        bail!("--group, --openapi, --with-token and --open-webui-url are for open-webui only");
     }
     let write = match &a.write {
         None => false,

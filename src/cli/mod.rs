@@ -19,6 +19,7 @@ mod inspect;
 mod lock;
 mod logs;
 mod openwebui;
+mod openwebui_api;
 mod out;
 mod reload;
 mod restore;

@@ -32,6 +32,8 @@ pub struct Request<'a> {
     pub openapi: bool,
     pub with_token: bool,
     pub dir: Option<&'a Path>,
+    /// `--write --open-webui-url`: into a running Open WebUI instead.
+    pub live: Option<super::openwebui_api::Live<'a>>,
 }
 
 /// One server or group, as Open WebUI will reach it.
@@ -209,6 +211,18 @@ pub fn run(ctx: &Ctx, cfg: &Config, r: &Request<'_>) -> anyhow::Result<bool> {
     let kinds: &[bool] = if r.openapi { &[false, true] } else { &[false] };
     let mut written = Vec::new();
     let mut entries = Vec::new();
+    if let Some(live) = &r.live {
+        for t in &targets {
+            for &openapi in kinds {
+                entries.push(t.entry(openapi));
+            }
+        }
+        let keyless = super::openwebui_api::run(live, &entries, ctx.json())?;
+        if keyless || r.with_token {
+            key_note(&targets, r, "");
+        }
+        return Ok(true);
+    }
     for t in &targets {
         for &openapi in kinds {
             let e = t.entry(openapi);
@@ -251,15 +265,31 @@ pub fn run(ctx: &Ctx, cfg: &Config, r: &Request<'_>) -> anyhow::Result<bool> {
             }
         }
     }
+    let place = match r.dir {
+        Some(d) => format!("the files in {} hold", d.display()),
+        None => "this output holds".to_string(),
+    };
+    key_note(&targets, r, &place);
+    Ok(true)
+}
+
+/// Stderr's line about the key: where it went, or where to paste it.
+fn key_note(targets: &[Target], r: &Request<'_>, place: &str) {
     let needs_key = targets.iter().any(|t| t.key.is_some());
-    if needs_key && r.with_token {
-        let place = match r.dir {
-            Some(d) => format!("the files in {} hold", d.display()),
-            None => "this output holds".to_string(),
-        };
+    if needs_key && r.with_token && r.live.is_some() {
+        out::note(
+            "note: the connections hold the hub's token as their key (Open WebUI shows it to its admins)",
+        );
+    } else if needs_key && r.with_token {
         out::note(format!(
             "warning: {place} the hub's token in clear: keep it private and delete it once imported"
         ));
+    } else if needs_key && r.live.is_some() {
+        out::note(
+            "note: where a connection had no key yet, it is empty: paste the hub's token into its Key \
+             field (Admin Settings → External Tools → the connection's settings → Auth: Bearer); later \
+             runs keep a key that is there, or pass --with-token to put it in",
+        );
     } else if needs_key {
         out::note(
             "note: the key is empty: after the import, paste the hub's token into the connection's \
@@ -267,5 +297,4 @@ pub fn run(ctx: &Ctx, cfg: &Config, r: &Request<'_>) -> anyhow::Result<bool> {
              or pass --with-token to put it in",
         );
     }
-    Ok(true)
 }
