@@ -413,7 +413,10 @@ mod tests {
     fn new_urls_are_appended_and_others_kept() {
         let foreign = json!({"type": "openapi", "url": "http://x/tools", "path": "openapi.json",
                              "auth_type": "bearer", "key": "theirs", "config": {"enable": true}});
-        let (list, ch) = merge(std::slice::from_ref(&foreign), &[hub("http://hub/a/mcp", "")]);
+        let (list, ch) = merge(
+            std::slice::from_ref(&foreign),
+            &[hub("http://hub/a/mcp", "")],
+        );
         assert_eq!(list.len(), 2);
         assert_eq!(list[0], foreign);
         assert_eq!(list[1], hub("http://hub/a/mcp", ""));
@@ -426,7 +429,10 @@ mod tests {
         let mut stored = hub("http://hub/a/mcp", "tok");
         stored["forward_cookies"] = json!(false);
         stored["headers"] = Value::Null;
-        let (list, ch) = merge(std::slice::from_ref(&stored), &[hub("http://hub/a/mcp", "tok")]);
+        let (list, ch) = merge(
+            std::slice::from_ref(&stored),
+            &[hub("http://hub/a/mcp", "tok")],
+        );
         assert_eq!(list, vec![stored]);
         assert_eq!(ch[0].action, Action::Unchanged);
         assert!(ch[0].replaced.is_empty());
@@ -438,7 +444,10 @@ mod tests {
         stored["config"]["access_grants"] = json!([{"group": "g1"}]);
         stored["config"]["function_name_filter_list"] = json!("echo");
         stored["info"]["name"] = json!("renamed");
-        let (list, ch) = merge(std::slice::from_ref(&stored), &[hub("http://hub/a/mcp", "")]);
+        let (list, ch) = merge(
+            std::slice::from_ref(&stored),
+            &[hub("http://hub/a/mcp", "")],
+        );
         assert_eq!(list.len(), 1);
         assert_eq!(list[0]["key"], "pasted");
         assert_eq!(list[0]["config"]["access_grants"], json!([{"group": "g1"}]));

@@ -11,16 +11,22 @@
 //! diffed the same way: an unchanged group keeps its sessions, a changed or
 //! removed one ends them.
 
-use crate::config::{Config, GroupConfig, HubSettings, ServerConfig, SessionMode};
+use crate::config::{Config, GroupConfig, HubSettings, ServerConfig};
 use crate::http::origin::Policy;
 use crate::session::{Downstream, Session, SessionInfo, Upstream};
 use crate::supervisor::Supervisor;
 use crate::upstream::link::{Kind, LinkState};
 use indexmap::IndexMap;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
+
+mod reload;
+mod status;
+
+use reload::build;
+pub use reload::ReloadSummary;
 
 pub struct Server {
     pub cfg: Arc<ServerConfig>,
@@ -274,15 +280,6 @@ impl Snapshot {
     }
 }
 
-/// What a reload changed, for the log and STATUS=.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ReloadSummary {
-    pub kept: Vec<String>,
-    pub changed: Vec<String>,
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-}
-
 pub struct Hub {
     current: RwLock<Arc<Snapshot>>,
     per_token: crate::session::TokenCounts,
@@ -345,114 +342,6 @@ impl Hub {
             *by_state.entry(s.state()).or_default() += 1;
         }
         (sessions, by_state)
-    }
-
-    /// Applies a new, already validated config as a per-server diff.
-    pub fn reload(&self, config: Config) -> ReloadSummary {
-        let old = self.current();
-        let mut summary = ReloadSummary::default();
-        let mut drivers = Vec::new();
-        let mut servers = IndexMap::new();
-        for (name, cfg) in config.servers {
-            let server = match old.servers.get(&name) {
-                Some(prev) if same_upstream(&prev.cfg, &cfg) => {
-                    summary.kept.push(name.clone());
-                    let cfg = Arc::new(cfg);
-                    for up in prev.shared.iter().chain(prev.live_clients().iter()) {
-                        up.update(cfg.clone(), &config.hub.clients);
-                    }
-                    // A reload is a natural "try again" for a server that is failing.
-                    if let Some(sh) = &prev.shared {
-                        if matches!(sh.link.state(), LinkState::Failed(_)) {
-                            sh.link.retry_now();
-                        }
-                    }
-                    Arc::new(Server {
-                        cfg,
-                        sup: prev.sup.clone(),
-                        shared: prev.shared.clone(),
-                        clients: prev.clients.clone(),
-                    })
-                }
-                Some(_) => {
-                    summary.changed.push(name.clone());
-                    Arc::new(build(cfg, &mut drivers))
-                }
-                None => {
-                    summary.added.push(name.clone());
-                    Arc::new(build(cfg, &mut drivers))
-                }
-            };
-            servers.insert(name, server);
-        }
-        for name in old.servers.keys().filter(|n| !servers.contains_key(*n)) {
-            summary.removed.push(name.clone());
-        }
-        crate::metrics::global().retain_servers(|n| servers.contains_key(n));
-        crate::metrics::global().retain_clients(|n| {
-            config.hub.clients.iter().any(|c| &*c.label == n)
-                || (n == "oidc" && config.hub.oidc.is_some())
-        });
-        if old.settings.addr != config.hub.addr {
-            tracing::warn!("mcpProxy.addr changed; the listening address changes only on restart");
-        }
-        if old.settings.metrics.listen != config.hub.metrics.listen {
-            tracing::warn!("mcpProxy.options.metricsListen changed; it changes only on restart");
-        }
-        if old.settings.hub_id != config.hub.hub_id {
-            tracing::warn!(
-                "mcpProxy.options.hubId changed; the requestState prefix changes only on restart"
-            );
-        }
-        // A group whose config is unchanged keeps its sessions; one that
-        // changed or went away ends them (its clients initialize again).
-        let mut groups = IndexMap::new();
-        let mut retired_groups = Vec::new();
-        for (name, g) in config.groups {
-            let group = match old.groups.get(&name) {
-                Some(prev) if *prev.cfg == g => prev.clone(),
-                Some(prev) => {
-                    retired_groups.push(prev.clone());
-                    Arc::new(GroupEntry::new(g))
-                }
-                None => Arc::new(GroupEntry::new(g)),
-            };
-            groups.insert(name, group);
-        }
-        for (name, g) in &old.groups {
-            if !groups.contains_key(name) {
-                retired_groups.push(g.clone());
-            }
-        }
-        // The provider's keys outlive a reload with the same issuer.
-        let oidc = match (&config.hub.oidc, &old.oidc) {
-            (Some(new), Some(prev)) if prev.cfg == *new => Some(prev.clone()),
-            (Some(new), prev) => Some(crate::oidc::Oidc::new(new.clone(), prev.as_deref())),
-            (None, _) => None,
-        };
-        let snapshot = Snapshot {
-            policy: Policy::new(&config.hub),
-            oidc,
-            settings: config.hub,
-            servers,
-            groups,
-        };
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
-        if let Ok(mut d) = self.drivers.lock() {
-            d.extend(drivers);
-        }
-        for g in retired_groups {
-            g.retire("the group was changed or removed by a config reload");
-        }
-        // Only now, with the new snapshot in place, stop what went away.
-        for name in summary.changed.iter().chain(&summary.removed) {
-            if let Some(s) = old.servers.get(name) {
-                s.retire(&format!(
-                    "server {name:?} was changed or removed by a config reload"
-                ));
-            }
-        }
-        summary
     }
 
     /// A slot for one more session of the caller `info` names. A named
@@ -558,31 +447,6 @@ impl Hub {
         Ok(())
     }
 
-    /// What a `/metrics` scrape reads of each server: with `token`, only
-    /// the servers that token is valid for (as `/status` shows them).
-    pub fn upstream_readings(&self, token: Option<&str>) -> Vec<crate::metrics::UpstreamReading> {
-        let cgroups = match crate::sandbox::cgroup::known() {
-            Some(crate::sandbox::cgroup::State::Delegated { dir }) => Some(dir.clone()),
-            _ => None,
-        };
-        let snap = self.current();
-        let reachable = |s: &Server| {
-            token.is_none_or(|t| {
-                s.cfg.auth_tokens.is_empty() || s.cfg.auth_tokens.iter().any(|x| x == t)
-            })
-        };
-        snap.servers
-            .values()
-            .filter(|s| reachable(s))
-            .map(|s| crate::metrics::UpstreamReading {
-                name: s.cfg.name.clone(),
-                state: s.state(),
-                pid: s.sup.snapshot().pid,
-                cgroups: cgroups.clone(),
-            })
-            .collect()
-    }
-
     /// A named client made a request now.
     pub fn seen(&self, client: &Arc<str>) {
         // Per request, so lock-free and to the second.
@@ -596,103 +460,6 @@ impl Hub {
                 m.get_or_insert_with(client.clone(), || now.into());
             }
         }
-    }
-
-    /// Per-server state; with `token`, only the servers that token is valid for.
-    pub fn status(&self, token: Option<&str>) -> Value {
-        let snap = self.current();
-        let servers: Vec<Value> = snap
-            .servers
-            .values()
-            .filter(|s| {
-                token.is_none_or(|t| {
-                    s.cfg.auth_tokens.is_empty() || s.cfg.auth_tokens.iter().any(|x| x == t)
-                })
-            })
-            .map(|s| {
-                let st = s.sup.snapshot();
-                json!({
-                    "name": s.cfg.name,
-                    "kind": s.cfg.upstream.kind(),
-                    "session": s.cfg.session.as_str(),
-                    "state": s.state(),
-                    "maxClients": (s.cfg.session == SessionMode::PerClient).then_some(s.cfg.max_clients),
-                    "idleTimeoutSecs": s.cfg.idle_timeout.map(|d| d.as_secs()),
-                    "pid": st.pid,
-                    "children": st.children,
-                    "restarts": st.restarts,
-                    "sessions": st.sessions,
-                    "lastError": st.last_error,
-                    "lastStderr": st.last_stderr,
-                    "uptimeSecs": st.uptime_secs,
-                    "sandbox": sandbox_status(&s.cfg.upstream),
-                })
-            })
-            .collect();
-        // Groups the token may use (all, without one): their members' state is
-        // above. A member shows only if the token reaches it too, as in the
-        // group's own view: the group's token must not name the others.
-        let groups: Vec<Value> = snap
-            .groups
-            .values()
-            .filter(|g| {
-                token.is_none_or(|t| {
-                    g.cfg.auth_tokens.is_empty() || g.cfg.auth_tokens.iter().any(|x| x == t)
-                })
-            })
-            .map(|g| {
-                let members: Vec<&String> = g
-                    .cfg
-                    .servers
-                    .iter()
-                    .filter(|m| {
-                        token.is_none_or(|t| {
-                            snap.servers.get(m.as_str()).is_some_and(|s| {
-                                s.cfg.auth_tokens.is_empty()
-                                    || s.cfg.auth_tokens.iter().any(|x| x == t)
-                            })
-                        })
-                    })
-                    .collect();
-                json!({"name": g.cfg.name, "servers": members, "routes": g.cfg.routes()})
-            })
-            .collect();
-        // Named clients, for an operator's token (a global one, or a
-        // statusToken): never to a client, which must not learn the others.
-        let operator = token.is_none_or(|t| snap.settings.auth_tokens.iter().any(|x| x == t));
-        let clients: Option<Vec<Value>> = operator.then(|| {
-            let open: std::collections::HashMap<String, usize> = self
-                .per_token
-                .by_caller(|k| k.starts_with("client:"))
-                .into_iter()
-                .collect();
-            let seen = self.seen.pin();
-            snap.settings
-                .clients
-                .iter()
-                .map(|c| {
-                    json!({
-                        "name": &*c.name,
-                        "sessions": open.get(&format!("client:{}", c.name)).copied().unwrap_or(0),
-                        "lastUsed": seen.get(&c.name).map(|t| {
-                            let at = std::time::UNIX_EPOCH
-                                + Duration::from_secs(t.load(std::sync::atomic::Ordering::Relaxed));
-                            humantime::format_rfc3339_seconds(at).to_string()
-                        }),
-                    })
-                })
-                .collect()
-        });
-        json!({
-            "name": snap.settings.name,
-            "version": env!("CARGO_PKG_VERSION"),
-            "clients": clients,
-            "configVersion": snap.settings.version,
-            "uptimeSecs": self.started.elapsed().as_secs(),
-            "droppedMessages": crate::session::outbound::dropped_total(),
-            "servers": servers,
-            "groups": groups,
-        })
     }
 
     /// Stops every upstream gracefully (stdin EOF, SIGTERM, SIGKILL, the steps
@@ -716,45 +483,6 @@ impl Hub {
         if left > 0 {
             tracing::warn!("killed {left} process group(s) still running at exit");
         }
-    }
-}
-
-/// A server's sandbox as `/status` shows it: off (with a warning), or on with
-/// its limits and whether the host enforces them.
-fn sandbox_status(up: &crate::config::Upstream) -> Value {
-    let crate::config::Upstream::Stdio(spec) = up else {
-        return Value::Null;
-    };
-    let Some(p) = &spec.sandbox else {
-        return json!({"enabled": false, "warning": "sandbox disabled (\"sandbox\": false): the server runs with the hub's user and file system access"});
-    };
-    let limits = &p.limits;
-    let cgroup = crate::sandbox::cgroup::state();
-    let enforced = matches!(cgroup, crate::sandbox::cgroup::State::Delegated { .. });
-    json!({
-        "enabled": true,
-        "package": crate::sandbox::install::describe(spec),
-        "network": if p.network == crate::sandbox::profile::Network::None { "none" } else { "host" },
-        "memoryMax": limits.memory_max,
-        "pidsMax": limits.pids_max,
-        "cpuQuotaPercent": limits.cpu_quota,
-        "limits": if enforced || !limits.needs_cgroup() { "enforced".to_string() } else { cgroup.describe() },
-    })
-}
-
-fn build(cfg: ServerConfig, drivers: &mut Vec<JoinHandle<()>>) -> Server {
-    let cfg = Arc::new(cfg);
-    let sup = Arc::new(Supervisor::new(&cfg.name));
-    let shared = (cfg.session == SessionMode::Shared && !cfg.disabled).then(|| {
-        let (up, task) = Upstream::spawn(cfg.clone(), sup.clone(), Kind::Shared);
-        drivers.push(task);
-        up
-    });
-    Server {
-        cfg,
-        sup,
-        shared,
-        clients: Arc::default(),
     }
 }
 
@@ -795,19 +523,4 @@ async fn probe(cfg: &Arc<ServerConfig>, sup: &Arc<Supervisor>) -> Result<(), Str
     drop(session);
     let _ = task.await;
     r
-}
-
-/// True when a reload may keep the running upstream: what starts or reaches
-/// it is the same. Tokens, the tool filter, the OpenAPI naming, audit logging
-/// and the request timeout apply in place, with no restart.
-fn same_upstream(old: &ServerConfig, new: &ServerConfig) -> bool {
-    let mut probe = old.clone();
-    probe.auth_tokens = new.auth_tokens.clone();
-    probe.token_source = new.token_source.clone();
-    probe.tool_filter = new.tool_filter.clone();
-    probe.openapi = new.openapi;
-    probe.log_enabled = new.log_enabled;
-    probe.request_timeout = new.request_timeout;
-    probe.panic_if_invalid = new.panic_if_invalid;
-    probe == *new
 }
