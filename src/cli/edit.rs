@@ -49,8 +49,12 @@ pub struct AddArgs {
     /// Sandbox: memory limit (cgroup v2), e.g. 256M
     #[arg(long = "memory-max", value_name = "SIZE")]
     pub memory_max: Option<String>,
+    /// Sandbox: the browser profile (sandbox.browser), for a server that runs
+    /// Chromium (e.g. @playwright/mcp): its /etc files, fonts and a private /dev/shm
+    #[arg(long)]
+    pub browser: bool,
     /// A remote server's URL (instead of a command)
-    #[arg(long, conflicts_with_all = ["env", "cwd", "read", "write", "exec", "network", "memory_max", "install_python", "overrides"])]
+    #[arg(long, conflicts_with_all = ["env", "cwd", "read", "write", "exec", "network", "memory_max", "browser", "install_python", "overrides"])]
     pub url: Option<String>,
     /// A remote server's transport (default: sse for a URL ending in /sse, else streamable-http)
     #[arg(long, requires = "url", value_parser = ["sse", "streamable-http"])]
@@ -186,6 +190,9 @@ fn entry(a: &AddArgs) -> anyhow::Result<Value> {
         }
         if let Some(m) = &a.memory_max {
             sb.insert("memoryMax".into(), json!(m));
+        }
+        if a.browser {
+            sb.insert("browser".into(), json!(true));
         }
         if !sb.is_empty() {
             e.insert("sandbox".into(), Value::Object(sb));

@@ -58,7 +58,7 @@ NPM_BIN = NODE_MODULES / ".bin"
 CHROMIUM = "/usr/bin/chromium"
 TRANSPORTS = ["streamable-http", "sse"]
 # The recipes README.md must hold, each under `<!-- recipe: NAME -->`.
-SERVER_RECIPES = ["pg", "tsdb", "pgsse", "fs", "fetch", "fetch-lan", "playwright", "playwright-commands"]
+SERVER_RECIPES = ["pg", "tsdb", "pgsse", "fs", "fetch", "fetch-lan", "playwright"]
 CLIENT_RECIPES = ["claude-code", "vscode", "gemini", "codex", "open-webui"]
 # Placeholders, as README's Recipes section lists them.
 MAIN_URI = "postgresql://mcp@127.0.0.1:5432/maindb"
@@ -431,10 +431,7 @@ PAGE = """<!doctype html><html><head><title>recipe page</title></head>
 
 def test_playwright_recipe(rhub, tmp_path):
     assert os.path.exists(CHROMIUM), "Debian's chromium is not installed (scripts/test installs it)"
-    entry = json.loads(recipe("playwright", "json"))
-    (rhub.tmp / "conf.d").mkdir(exist_ok=True)
-    (rhub.tmp / "conf.d" / "playwright.json").write_text(json.dumps(entry, indent=2))
-    rhub.run_recipe(recipe("playwright-commands", "sh"))
+    rhub.run_recipe(recipe("playwright", "sh"))
     (tmp_path / "index.html").write_text(PAGE)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -453,10 +450,10 @@ def test_playwright_recipe(rhub, tmp_path):
         srv.shutdown()
     st = rhub.server("playwright")
     assert st["sandbox"]["enabled"] is True, st
+    entry = json.loads((rhub.tmp / "conf.d" / "playwright.json").read_text())["mcpServers"]["playwright"]
+    assert entry["sandbox"] == {"browser": True} and entry["session"] == "per-client", entry
 
 
-@pytest.mark.xfail(strict=True, reason="`mcp-hub add` has no option for the sandbox's browser profile "
-                   "(sandbox.browser), so the playwright recipe is a drop-in file, not an `add` line")
 def test_add_can_write_the_browser_profile(rhub):
     p = subprocess.run([hub_binary(), "add", "browser", "--dry-run", "--browser", "--session", "per-client", "--",
                         "npx", "-y", "@playwright/mcp", "--headless", "--isolated", "--executable-path", CHROMIUM],

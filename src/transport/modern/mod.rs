@@ -49,6 +49,13 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod listen;
+mod round;
+
+use listen::listen;
+pub use listen::MAX_LISTEN_URIS;
+use round::Round;
+
 /// The few request headers a modern request is checked against, copied
 /// before the body is read.
 pub struct Headers {
@@ -546,155 +553,6 @@ fn shared(route: &Route) -> bool {
     matches!(route, Route::Server(s) if s.cfg.session == crate::config::SessionMode::Shared)
 }
 
-/// The rest of one modern call after it was sent up.
-struct Round {
-    ctx: Arc<Ctx>,
-    server: String,
-    id: Id,
-    method: String,
-    progress: Option<Value>,
-    caps: Value,
-    log: bool,
-    token: Option<crate::session::Secret>,
-    binding: u64,
-}
-
-impl Round {
-    /// Moves what the upstream says for this call to the client's stream,
-    /// turning questions into `input_required` and holding the call.
-    async fn pump(self, session: Carrier, mut rx: Inbound, out: Outbound, first: Option<Message>) {
-        let mut first = Some(first);
-        loop {
-            let m = tokio::select! {
-                m = async { match first.take() { Some(f) => f, None => rx.recv().await } } => m,
-                _ = out.closed() => {
-                    // The client hung up: that is how a modern client cancels.
-                    session.cancel(&self.id, "the client closed the stream").await;
-                    return;
-                }
-            };
-            let Some(mut m) = m else {
-                let _ = out.push(Message::error(
-                    Some(self.id.clone()),
-                    UPSTREAM_ERROR,
-                    "the upstream ended before it answered",
-                ));
-                out.close();
-                return;
-            };
-            match m.kind() {
-                Ok(Kind::Response { .. }) => {
-                    m.set_id(self.id.clone());
-                    let _ = out.push(self.modernize(m));
-                    out.close();
-                    return;
-                }
-                Ok(Kind::Notification {
-                    method: "notifications/progress",
-                }) => {
-                    if let Some(t) = &self.progress {
-                        m.set_param("progressToken", &to_raw(t));
-                        let _ = out.push(m);
-                    }
-                }
-                Ok(Kind::Request { id, method }) => {
-                    let method = method.to_string();
-                    if !self.may_ask(&method) {
-                        session
-                            .answer(Message::error(
-                                Some(id),
-                                METHOD_NOT_FOUND,
-                                format!("the client did not declare the capability {method} needs"),
-                            ))
-                            .await;
-                        continue;
-                    }
-                    // Gather the questions already queued into one round.
-                    let mut asked = vec![(id, method, m.params_value())];
-                    while let (Some(next), _) = rx.try_recv() {
-                        match next.kind() {
-                            Ok(Kind::Request { id, method }) if self.may_ask(method) => {
-                                asked.push((id, method.to_string(), next.params_value()))
-                            }
-                            _ => {}
-                        }
-                    }
-                    let mut requests = serde_json::Map::new();
-                    let mut pending = vec![];
-                    for (id, method, params) in asked {
-                        let key = id.to_string();
-                        let mut r = json!({"method": method});
-                        if let Some(p) = params {
-                            r["params"] = p;
-                        }
-                        requests.insert(key.clone(), r);
-                        pending.push(key);
-                    }
-                    let held = Held::new(
-                        session,
-                        rx,
-                        self.token.clone(),
-                        &self.server,
-                        self.binding,
-                        pending,
-                        self.caps.clone(),
-                        self.log,
-                    );
-                    let answer = match self.ctx.live.holds.hold(held) {
-                        Ok(handle) => Message::response(
-                            self.id.clone(),
-                            json!({"resultType": "input_required",
-                                   "inputRequests": requests,
-                                   "requestState": handle}),
-                        ),
-                        Err(e) => {
-                            Message::error(Some(self.id.clone()), UPSTREAM_ERROR, e.to_string())
-                        }
-                    };
-                    let _ = out.push(answer);
-                    out.close();
-                    return;
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Whether this request's capabilities let the server ask `method`.
-    fn may_ask(&self, method: &str) -> bool {
-        let cap = match method {
-            "sampling/createMessage" => "sampling",
-            "elicitation/create" => "elicitation",
-            "roots/list" => "roots",
-            _ => return false,
-        };
-        self.caps.get(cap).is_some()
-    }
-
-    /// A legacy answer as a modern one: `resultType` and cache hints on
-    /// results; the retired error codes mapped to their modern meaning.
-    fn modernize(&self, mut m: Message) -> Message {
-        if let Some(r) = m.result_raw() {
-            if let Some(r) = mcp::modernize_result(&self.method, r) {
-                m.set_result_raw(r);
-            }
-            return m;
-        }
-        match m.error_code() {
-            // Resource not found is invalid params now.
-            Some(-32002) => {
-                let msg = m
-                    .error_raw()
-                    .and_then(|e| serde_json::from_str::<Value>(e.get()).ok())
-                    .and_then(|e| e.get("message").and_then(Value::as_str).map(str::to_string))
-                    .unwrap_or_else(|| "resource not found".into());
-                Message::error(Some(self.id.clone()), INVALID_PARAMS, msg)
-            }
-            _ => m,
-        }
-    }
-}
-
 /// The client's answer: JSON when the result is the first thing to say, else
 /// SSE ending with the result.
 async fn respond(mut rx: Inbound, ctx: &Ctx, keepalive: Duration) -> Response<Body> {
@@ -719,99 +577,6 @@ async fn respond(mut rx: Inbound, ctx: &Ctx, keepalive: Duration) -> Response<Bo
             done: Box::new(|m: &Message| m.is_response()),
             ended: false,
             guard: (),
-        },
-        &[],
-    )
-}
-
-/// The resources one `subscriptions/listen` may subscribe to. A client's
-/// listens are sessions, so `maxSessionsPerToken` bounds how many it keeps.
-pub const MAX_LISTEN_URIS: usize = 256;
-
-/// `subscriptions/listen`: acknowledged, then the change notifications asked
-/// for, each tagged with the listen's id, until the client closes the stream.
-async fn listen(
-    ctx: &Arc<Ctx>,
-    keepalive: Duration,
-    server: Route,
-    msg: Message,
-    caps: Value,
-    token: Option<Token>,
-) -> Response<Body> {
-    let Some(id) = msg.id().cloned() else {
-        return error(None, INVALID_REQUEST, "a request needs an id", None);
-    };
-    let n = msg.param::<Value>("notifications").unwrap_or(json!({}));
-    let flag = |k: &str| n.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let uris: Vec<String> = n
-        .get("resourceSubscriptions")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    if uris.len() > MAX_LISTEN_URIS {
-        // Each is a subscription upstream, held while the stream lives.
-        return error(
-            Some(id),
-            INVALID_PARAMS,
-            format!(
-                "{} resourceSubscriptions in one listen; at most {MAX_LISTEN_URIS}",
-                uris.len()
-            ),
-            None,
-        );
-    }
-    let filter = Filter {
-        id: id.clone(),
-        tools: flag("toolsListChanged"),
-        prompts: flag("promptsListChanged"),
-        resources: flag("resourcesListChanged"),
-        uris,
-    };
-    let mut honored = json!({
-        "toolsListChanged": filter.tools,
-        "promptsListChanged": filter.prompts,
-        "resourcesListChanged": filter.resources,
-    });
-    if !filter.uris.is_empty() {
-        honored["resourceSubscriptions"] = json!(filter.uris);
-    }
-    let uris = filter.uris.clone();
-    let (out, rx) = outbound::channel(server.key(), "listen");
-    let sink = Arc::new(Sink {
-        out: Mutex::new(Some(out.clone())),
-        log: false,
-        listen: Some(filter),
-    });
-    let (session, _) = match open(ctx, &server, sink, &caps, token.as_ref(), false).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    for (i, uri) in uris.iter().enumerate() {
-        let (tx, _rx) = outbound::channel(server.key(), "listen-subscribe");
-        session
-            .request(
-                Message::request(
-                    Id::Str(format!("mcp-hub-listen-{i}").into()),
-                    "resources/subscribe",
-                    json!({"uri": uri}),
-                ),
-                &tx,
-            )
-            .await;
-    }
-    let ack = Message::notification(
-        "notifications/subscriptions/acknowledged",
-        Some(json!({"notifications": honored, "_meta": {mcp::META_SUBSCRIPTION: id.to_value()}})),
-    );
-    sse_response(
-        SseStream {
-            first: VecDeque::from([super::message_event(&ack)]),
-            rx,
-            keepalive,
-            shutdown: ctx.shutdown.clone(),
-            done: Box::new(|_| false),
-            ended: false,
-            // The session lives as long as the stream: closing it unsubscribes.
-            guard: session,
         },
         &[],
     )
