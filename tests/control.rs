@@ -297,6 +297,20 @@ async fn failures_leave_every_config_file_unchanged() {
         "{out}"
     );
     assert_eq!(op.snapshot(), before);
+    // The upstream's era, written as given; an unknown one is refused.
+    let (ok, out, _) = op.cli(&[
+        "add",
+        "two",
+        "--dry-run",
+        "--protocol",
+        "legacy",
+        "--",
+        fixture(),
+    ]);
+    assert!(ok && out.contains("\"protocol\": \"legacy\""), "{out}");
+    let (ok, _, err) = op.cli(&["add", "two", "--protocol", "2024", "--", fixture()]);
+    assert!(!ok && err.contains("--protocol"), "{err}");
+    assert_eq!(op.snapshot(), before);
 
     // A broken drop-in: every command refuses, naming it; nothing changes.
     let broken = op.conf_d().join("50-broken.json");

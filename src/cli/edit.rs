@@ -34,6 +34,10 @@ pub struct AddArgs {
     /// One server process for all clients, or one per client session
     #[arg(long, value_parser = ["shared", "per-client"])]
     pub session: Option<String>,
+    /// The MCP era spoken upstream (default auto: probed with server/discover
+    /// at each start; legacy skips the probe for servers that log it as an error)
+    #[arg(long, value_parser = ["auto", "legacy", "2026-07-28"])]
+    pub protocol: Option<String>,
     /// Sandbox: a path the server may read (repeatable)
     #[arg(long = "read", value_name = "PATH")]
     pub read: Vec<String>,
@@ -210,6 +214,9 @@ fn entry(a: &AddArgs) -> anyhow::Result<Value> {
     }
     if let Some(s) = &a.session {
         e.insert("session".into(), json!(s));
+    }
+    if let Some(p) = &a.protocol {
+        e.insert("protocol".into(), json!(p));
     }
     Ok(Value::Object(e))
 }
