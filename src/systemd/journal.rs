@@ -35,9 +35,13 @@ pub fn init() {
             Err(e) => eprintln!("mcp-hub: the journal is not reachable ({e}); logging to stderr"),
         }
     }
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !ansi {
+        super::logwriter::set_plain();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_writer(super::logwriter::Stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .init();
 }

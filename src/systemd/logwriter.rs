@@ -16,8 +16,9 @@
 //! written) lines are written at once where they are logged.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// How long the first line of a batch waits for more before the batch is
 /// written: the most a line sits in memory when stderr keeps up.
@@ -185,6 +186,78 @@ impl Drop for Batching {
     }
 }
 
+/// Set when stderr gets the subscriber's plain (uncoloured) full format
+/// through this module, so a hot caller may format its own line so.
+static PLAIN: AtomicBool = AtomicBool::new(false);
+
+/// Stderr lines are the subscriber's plain full format, written here.
+pub fn plain() -> bool {
+    PLAIN.load(Ordering::Relaxed)
+}
+
+pub(super) fn set_plain() {
+    PLAIN.store(true, Ordering::Relaxed);
+}
+
+/// `now` as the subscriber writes it: `2026-01-31T23:59:59.123456Z`, UTC.
+pub fn timestamp(out: &mut String, now: SystemTime) {
+    use std::fmt::Write;
+    let since = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (the proleptic Gregorian
+    // calendar, in eras of 400 years).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rest / 3_600,
+        rest / 60 % 60,
+        rest % 60,
+        since.subsec_micros()
+    );
+}
+
+/// Writes into a `String` as the subscriber writes a message: the
+/// characters a terminal acts on (ESC, BEL, BS, FF, DEL and the C1
+/// controls) as escapes, the rest as it is.
+pub struct Sanitized<'a>(pub &'a mut String);
+
+impl std::fmt::Write for Sanitized<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        // C1 controls are U+0080..U+009F: 0xC2 0x80..=0x9F in UTF-8.
+        let clean = !s
+            .bytes()
+            .any(|b| matches!(b, 0x1b | 0x07 | 0x08 | 0x0c | 0x7f | 0xc2));
+        if clean {
+            self.0.push_str(s);
+            return Ok(());
+        }
+        for c in s.chars() {
+            match c {
+                '\x1b' => self.0.push_str("\\x1b"),
+                '\x07' => self.0.push_str("\\x07"),
+                '\x08' => self.0.push_str("\\x08"),
+                '\x0c' => self.0.push_str("\\x0c"),
+                '\x7f' => self.0.push_str("\\x7f"),
+                '\u{80}'..='\u{9f}' => write!(self.0, "\\u{{{:x}}}", c as u32)?,
+                c => self.0.push(c),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `MakeWriter` for the tracing subscriber: each event's line, which
 /// the subscriber formats whole into its own reused buffer, goes to
 /// [`write`] in one call.
@@ -223,6 +296,22 @@ mod tests {
     }
     /// Small, so loggers have to wait for room.
     static SMALL: Queue = Queue::new(4096, to_vec);
+
+    #[test]
+    fn timestamps_are_the_subscribers() {
+        let at = |secs: u64, micros: u64| {
+            let mut s = String::new();
+            timestamp(
+                &mut s,
+                SystemTime::UNIX_EPOCH + Duration::from_micros(secs * 1_000_000 + micros),
+            );
+            s
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(at(1_767_225_599, 999_999), "2025-12-31T23:59:59.999999Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
+    }
 
     #[test]
     fn every_line_is_written_once_in_order_in_few_writes_and_none_is_lost_at_the_end() {
