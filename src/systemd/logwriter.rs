@@ -3,17 +3,19 @@
 //! With `logEnabled` every `tools/call` logs an audit line. Written where it
 //! is logged, each line is one `write` to stderr, and when stderr is a pipe
 //! (a terminal multiplexer, a container runtime, a supervisor) each write
-//! also wakes the reader: at tens of thousands of calls a second that was a
-//! third of the hub's CPU per call. Here a line is appended to one buffer
-//! under a lock and a writer thread writes everything that gathered in
-//! [`LINGER`] with one `write`; it is woken once per batch, not per line.
+//! also wakes the reader: at tens of thousands of calls a second that was
+//! about a quarter of the hub's CPU per call. Here a line is appended to one
+//! buffer under a lock and a writer thread writes everything that gathered
+//! in [`LINGER`] with one `write`; it is woken once per batch, not per line.
 //!
 //! Nothing is dropped: a line that would take the buffer past
 //! [`MAX_PENDING`] waits, in the thread that logs it, until the writer has
 //! written what is there (as a `write` to a full stderr pipe would wait).
 //! Lines keep their order, whoever logs them. Before [`start`] and after its
 //! guard is dropped (at exit, SIGTERM included, after the last batch is
-//! written) lines are written at once where they are logged.
+//! written) lines are written at once where they are logged. A writer stuck
+//! on a stderr nobody reads holds up the exit as it holds up the loggers, as
+//! a direct write would.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
