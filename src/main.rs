@@ -34,6 +34,9 @@ fn main() -> ExitCode {
                 }
             };
             let watchdog = systemd::notify::watchdog_interval();
+            // Now threads may exist. Dropped at the end of main, after the
+            // last line: it writes what is still pending (SIGTERM included).
+            let _log = systemd::logwriter::start();
             let result = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -5,7 +5,8 @@
 //! and the journal socket answers; otherwise readable lines on stderr. A hub
 //! started from a terminal on a systemd machine thus logs to the terminal.
 //! `MCP_HUB_LOG_TARGET=journal|stderr` overrides the choice; `MCP_HUB_LOG`
-//! takes a tracing filter (default `info`).
+//! takes a tracing filter (default `info`). Lines on stderr go through
+//! [`super::logwriter`], which writes them in batches.
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -34,9 +35,13 @@ pub fn init() {
             Err(e) => eprintln!("mcp-hub: the journal is not reachable ({e}); logging to stderr"),
         }
     }
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !ansi {
+        super::logwriter::set_plain();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter())
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(super::logwriter::Stderr)
+        .with_ansi(ansi)
         .init();
 }
