@@ -62,6 +62,17 @@ class Hub:
     def url(self, path: str) -> str:
         return self.base + path
 
+    def wait_log(self, pred, timeout: float = 10.0) -> bool:
+        """Whether a log line matching `pred` arrives within `timeout`. The hub writes its
+        log from a thread of its own, so a line may land just after the answer it describes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if any(pred(line) for line in list(self.logs)):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()

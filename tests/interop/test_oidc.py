@@ -233,7 +233,7 @@ def test_auth_code_with_pkce_through_the_sdk(setup):
     # Her token's audience is /fetch/mcp: not good for /fs.
     assert http(setup, "POST", "/fs/mcp", token, initialize())[0] == 401
     # The caller is named by preferred_username in the audit line, with the subject.
-    assert any('mcp_subject="alice"' in line and "tools/call" in line for line in setup.hub.logs), \
+    assert setup.hub.wait_log(lambda line: 'mcp_subject="alice"' in line and "tools/call" in line), \
         "\n".join(setup.hub.logs[-20:])
 
 
@@ -285,7 +285,7 @@ def test_rules_from_the_groups_claim(setup):
     nobody = setup.cc_token("cc-nobody")
     status, body, _ = http(setup, "POST", "/fetch/mcp", nobody, initialize())
     assert status == 403 and "oidc.rules" in body
-    assert any("cc-nobody matches no rule" in line for line in setup.hub.logs)
+    assert setup.hub.wait_log(lambda line: "cc-nobody matches no rule" in line), "\n".join(setup.hub.logs[-20:])
     # A good token without the scope: 403 insufficient_scope, naming it.
     status, _, headers = http(setup, "POST", "/fetch/mcp", setup.mint(scope="openid"), initialize())
     assert status == 403

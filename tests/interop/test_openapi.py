@@ -184,7 +184,7 @@ def test_same_calls_give_the_same_bodies(side_by_side):
     assert http("POST", f"{base}/tools/echo", ARGS["echo"], token=None)[0] == 401
     assert http("POST", f"{mcpo}/echo", ARGS["echo"], token=None)[0] == 401
     # The hub's calls are audited like MCP clients' calls.
-    assert any('tools/call "echo": ok' in line for line in hub.logs), "no audit line"
+    assert hub.wait_log(lambda line: 'tools/call "echo": ok' in line), "no audit line"
 
 
 # An OpenAPI client as Open WebUI's tool-server integration is written

@@ -192,10 +192,10 @@ def test_audit_lines_and_metrics_name_the_client(policy_hub):
             with pytest.raises(MCPError):
                 await s.call_tool("get-tiny-image", {})
     run(go())
-    assert any("mcp_hub::audit" in l and "client laptop" in l and "echo" in l for l in policy_hub.logs), \
+    assert policy_hub.wait_log(lambda l: "mcp_hub::audit" in l and "client laptop" in l and "echo" in l), \
         "\n".join(policy_hub.logs[-30:])
-    assert any("mcp_hub::audit" in l and "denied" in l and "client laptop" in l and "get-tiny-image" in l
-               for l in policy_hub.logs), "\n".join(policy_hub.logs[-30:])
+    assert policy_hub.wait_log(lambda l: "mcp_hub::audit" in l and "denied" in l and "client laptop" in l
+                               and "get-tiny-image" in l), "\n".join(policy_hub.logs[-30:])
     status, text, _ = http(policy_hub, "GET", "/metrics", TOKEN)
     assert status == 200, text
     assert 'mcphub_client_requests_total{client="laptop",outcome="admitted"}' in text

@@ -417,6 +417,7 @@ def test_fetch_without_the_readabilipy_override_fails_on_html(fetch, site):
     assert r.is_error and "The fetch recipe reached this page." not in text_of(r), text_of(r)
     pinned = fetch.server("fetch_plain")["sandbox"]["package"]["pinned"]
     assert any(p.startswith("readabilipy==0.3.") for p in pinned), pinned
+    fetch.hub.wait_log(lambda l: "mcp_server=fetch_plain" in l and ("npm install" in l or "npm error" in l))
     log = "\n".join(l for l in fetch.hub.logs if "mcp_server=fetch_plain" in l)
     assert "npm install" in log or "npm error" in log, log[-3000:]
     subprocess.run([hub_binary(), "remove", "fetch_plain"], env=fetch.env, capture_output=True, timeout=60)

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -101,6 +102,17 @@ def post(base: str, body: dict, headers: dict | None = None, path: str = "/every
         return status, hdrs, raw  # a 202's "Accepted", a rejection's text
 
 
+def settle(measure, done, timeout: float = 10.0):
+    """`measure()` once `done(value)` holds, or its last value after `timeout`: a hub's
+    audit lines land a moment after the answers they count."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = measure()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
 def audited(hub: Hub, tool: str) -> list[str]:
     """The hub's audit lines for calls of `tool`."""
     return [line for line in hub.logs if "mcp_hub::audit" in line and f"mcp_tool={tool} " in line]
@@ -135,7 +147,8 @@ def test_modern_calls_are_balanced_round_robin(cluster):
     with ThreadPoolExecutor(8) as pool:
         failures = [f for f in pool.map(one, range(CALLS)) if f]
     assert failures == [], f"{len(failures)} of {CALLS} modern calls failed, e.g. {failures[:3]}"
-    served = {n: len(audited(h, "get-sum")) - before[n] for n, h in hubs.items()}
+    served = settle(lambda: {n: len(audited(h, "get-sum")) - before[n] for n, h in hubs.items()},
+                    lambda v: sum(v.values()) >= CALLS)
     print(f"\n{CALLS} modern tools/call through HAProxy, served per hub: {served}")
     assert sum(served.values()) == CALLS, served
     # Round-robin: each hub takes half, give or take the calls in flight.
@@ -162,7 +175,9 @@ def test_legacy_streamable_sessions_stay_on_one_hub(cluster):
         sessions.append((sid, session))
     owners = {}
     for sid, _ in sessions:
-        on = [n for n, h in hubs.items() if any(f"mcp_session={sid} " in line for line in audited(h, "echo"))]
+        on = settle(lambda: [n for n, h in hubs.items()
+                             if any(f"mcp_session={sid} " in line for line in audited(h, "echo"))],
+                    lambda v: len(v) >= 1)
         assert len(on) == 1, f"session {sid} was served by {on}"
         owners[sid] = on[0]
     print(f"\nlegacy sessions per hub: { {n: list(owners.values()).count(n) for n in hubs} }")
@@ -233,7 +248,8 @@ def test_mrtr_retries_reach_the_hub_holding_the_call(cluster):
     before = {n: len(audited(h, "trigger-elicitation-request")) for n, h in hubs.items()}
     run(go())
     assert len(asked) == 8
-    held = {n: len(audited(h, "trigger-elicitation-request")) - before[n] for n, h in hubs.items()}
+    held = settle(lambda: {n: len(audited(h, "trigger-elicitation-request")) - before[n] for n, h in hubs.items()},
+                  lambda v: sum(v.values()) >= 8)
     print(f"\nMRTR calls held and resumed per hub: {held}")
     assert sum(held.values()) == 8 and all(held.values()), held
 
