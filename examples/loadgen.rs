@@ -38,6 +38,9 @@
 //! trusting a stand-in issuer served by this program (`shared/issuer.rs`),
 //! so B checks the same token as a signed-in caller: once against the
 //! issuer's keys, then from the hub's cache of checked tokens.
+//! `--profile floor|streamable|sse|modern [--profile-out FILE]` runs that one
+//! path at c=64 for `--seconds` under `perf record -g` of the measured process
+//! (default file `perf.data`): a profile of one path, as the table cannot give.
 //! The hub runs in shared session mode; request ids are unique across workers
 //! because the floor does not rewrite them.
 
@@ -86,6 +89,8 @@ struct Opts {
     named_client: bool,
     oidc: bool,
     rounds: usize,
+    profile: Option<Path>,
+    profile_out: String,
 }
 
 fn opts() -> Opts {
@@ -99,6 +104,8 @@ fn opts() -> Opts {
         named_client: false,
         oidc: false,
         rounds: 8,
+        profile: None,
+        profile_out: "perf.data".into(),
     };
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = args.iter().position(|a| a == "--named-client") {
@@ -118,8 +125,18 @@ fn opts() -> Opts {
             ("--floor", Some(v)) => o.floor = v.clone(),
             ("--against", Some(v)) => o.against = Some(v.clone()),
             ("--rounds", Some(v)) => o.rounds = v.parse().expect("--rounds N"),
+            ("--profile", Some(v)) => {
+                o.profile = Some(match v.as_str() {
+                    "floor" => Path::Floor,
+                    "streamable" => Path::Streamable,
+                    "sse" => Path::Sse,
+                    "modern" => Path::Modern,
+                    _ => panic!("--profile floor|streamable|sse|modern"),
+                })
+            }
+            ("--profile-out", Some(v)) => o.profile_out = v.clone(),
             _ => panic!(
-                "usage: loadgen [--seconds N] [--sessions N] [--hub PATH] [--fixture PATH] [--floor PATH] [--against OTHER_HUB | --named-client | --oidc] [--rounds N]"
+                "usage: loadgen [--seconds N] [--sessions N] [--hub PATH] [--fixture PATH] [--floor PATH] [--against OTHER_HUB | --named-client | --oidc] [--rounds N] [--profile floor|streamable|sse|modern [--profile-out FILE]]"
             ),
         }
     }
@@ -230,6 +247,47 @@ async fn measure_probed(
     (stats, cost)
 }
 
+/// One path at c=64 for `--seconds`, with `perf record -g` on the measured
+/// process (the hub, with the audit line on, or the floor) for exactly that
+/// window: where its CPU goes on that path alone.
+async fn profile(o: &Opts, fixture: &str, path: Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proc, pid, floor_addr, hub_addr) = if path == Path::Floor {
+        let (floor, addr) = start_floor(o, None);
+        let pid = floor.pid;
+        (floor, pid, addr, String::new())
+    } else {
+        let (child, pid, addr) =
+            hub::start_under(&o.hub, &config(fixture, true, None), dir.path(), None);
+        (Reap { child, pid }, pid, String::new(), addr)
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Clients open and warm up before the recording starts.
+    let warm = measure(path, &floor_addr, &hub_addr, 64, 1).await;
+    let mut rec = Command::new("perf")
+        .args(["record", "-g", "-o", &o.profile_out, "-p", &pid.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run perf record (install linux-perf)");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = measure(path, &floor_addr, &hub_addr, 64, o.seconds).await;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(rec.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let _ = rec.wait();
+    println!(
+        "{} at c=64: {:.0} calls/s (warm-up {:.0}), p50 {:.0} µs; pid {pid} recorded in {} \
+         (perf report -i {} --no-children)",
+        path.name(),
+        s.per_sec,
+        warm.per_sec,
+        s.p50_us,
+        o.profile_out,
+        o.profile_out
+    );
+}
+
 /// The absolute path of `perf`, for the hub's config (it starts the child).
 fn perf_path() -> String {
     std::env::var("PATH")
@@ -295,6 +353,9 @@ async fn main() {
             idp.token.len()
         );
         return ab::run_configs(&o.hub, &plain, &o.hub, &signed_in, o.rounds, o.seconds).await;
+    }
+    if let Some(path) = o.profile {
+        return profile(&o, fixture, path).await;
     }
     if let Some(other) = &o.against {
         return ab::run(
