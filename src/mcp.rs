@@ -139,6 +139,57 @@ pub fn envelope(m: &Message) -> Option<Envelope<'_>> {
         .meta
 }
 
+/// What the hub reads of a request's params, in one pass: the envelope and
+/// the call's identity, each borrowed from the request. Every identity field
+/// is raw, so no value's type can fail the read; a repeated key can, and then
+/// [`params`] falls back to the envelope alone.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Params<'a> {
+    #[serde(rename = "_meta", borrow, default)]
+    pub meta: Option<Envelope<'a>>,
+    #[serde(borrow, default)]
+    pub name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub uri: Option<&'a RawValue>,
+    #[serde(rename = "taskId", borrow, default)]
+    pub task_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub arguments: Option<&'a RawValue>,
+    #[serde(rename = "requestState", borrow, default)]
+    pub request_state: Option<&'a RawValue>,
+    /// The whole read succeeded (not the envelope alone after a repeated key).
+    #[serde(skip)]
+    pub whole: bool,
+}
+
+impl Params<'_> {
+    /// A string param among those read (`name_param`'s), if it is one.
+    pub fn string(&self, key: &str) -> Option<String> {
+        let raw = match key {
+            "name" => self.name,
+            "uri" => self.uri,
+            "taskId" => self.task_id,
+            "requestState" => self.request_state,
+            _ => None,
+        }?;
+        serde_json::from_str(raw.get()).ok()
+    }
+}
+
+/// A request's [`Params`]; the default (nothing found) without params.
+pub fn params(m: &Message) -> Params<'_> {
+    let Some(raw) = m.params_raw() else {
+        return Params::default();
+    };
+    match serde_json::from_str::<Params>(raw.get()) {
+        Ok(p) => Params { whole: true, ..p },
+        Err(_) => Params {
+            meta: envelope(m),
+            ..Params::default()
+        },
+    }
+}
+
 /// Methods whose complete results carry cache hints (`ttlMs`, `cacheScope`).
 pub fn cacheable(method: &str) -> bool {
     matches!(

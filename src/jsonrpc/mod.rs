@@ -313,6 +313,15 @@ impl Message {
         }
     }
 
+    /// What the hub reads of `params` (`name`, `_meta.progressToken`), from
+    /// a caller that found them in a pass of its own: nothing is scanned for
+    /// them again.
+    pub fn know(&mut self, name: Option<Box<RawValue>>, progress: Option<Box<RawValue>>) {
+        if self.params.is_some() {
+            self.known = Some(Box::new(Known { name, progress }));
+        }
+    }
+
     /// One top-level field of `result`, parsed as `T`.
     pub fn result_field<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         field(self.result.as_deref()?, key)

@@ -124,12 +124,11 @@ fn random_prefix() -> String {
 }
 
 /// What a handle is bound to: the method and the call's identity (its name
-/// or URI, and its arguments), not its per-attempt envelope. Computed on
-/// every modern call, so it builds nothing: a hash of the three raw values as
-/// written, with the white space outside strings left out (a client that
-/// re-serializes the same call the same way gets the same binding).
+/// or URI, and its arguments), not its per-attempt envelope. A hash of the
+/// three raw values as written, with the white space outside strings left
+/// out (a client that re-serializes the same call the same way gets the same
+/// binding).
 pub fn binding(msg: &Message) -> u64 {
-    use std::hash::{Hash, Hasher};
     #[derive(serde::Deserialize, Default)]
     struct Identity<'a> {
         #[serde(borrow, default)]
@@ -143,9 +142,16 @@ pub fn binding(msg: &Message) -> u64 {
         .params_raw()
         .and_then(|p| serde_json::from_str(p.get()).ok())
         .unwrap_or_default();
+    binding_of(msg.method().unwrap_or(""), [id.name, id.uri, id.arguments])
+}
+
+/// [`binding`] of values already found: a modern call's are, in the one
+/// pass over its params (`mcp::params`), so it builds and scans nothing more.
+pub fn binding_of(method: &str, identity: [Option<&RawValue>; 3]) -> u64 {
+    use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    msg.method().unwrap_or("").hash(&mut h);
-    for v in [id.name, id.uri, id.arguments] {
+    method.hash(&mut h);
+    for v in identity {
         0xffu8.hash(&mut h);
         if let Some(v) = v {
             hash_compact(v.get(), &mut h);
@@ -159,8 +165,12 @@ fn hash_compact(json: &str, h: &mut impl std::hash::Hasher) {
     let (mut in_str, mut escaped) = (false, false);
     for b in json.bytes() {
         if in_str {
-            escaped = !escaped && b == b'\\';
-            if b == b'"' && !escaped {
+            // An escaped quote does not end the string.
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
                 in_str = false;
             }
         } else if b == b'"' {
@@ -274,6 +284,18 @@ mod tests {
         )
         .unwrap();
         binding(&m)
+    }
+
+    #[test]
+    fn white_space_after_an_escaped_quote_is_inside_the_string() {
+        // Read as ending at `\"`, the string's later space was dropped and
+        // these two calls were bound alike.
+        let a = bind("tools/call", r#"{"name":"x","arguments":{"s":"a\" b"}}"#);
+        let b = bind("tools/call", r#"{"name":"x","arguments":{"s":"a\"b"}}"#);
+        assert_ne!(a, b);
+        let c = bind("tools/call", r#"{"name":"x","arguments":{"s":"a\\"}}"#);
+        let d = bind("tools/call", r#"{"name":"x", "arguments": {"s": "a\\"}}"#);
+        assert_eq!(c, d, "an escaped backslash ends no escape");
     }
 
     #[test]

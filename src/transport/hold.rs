@@ -8,7 +8,7 @@ use crate::jsonrpc::Message;
 pub type Table = crate::session::hold::Table<Carrier>;
 /// One held call.
 pub type Held = crate::session::hold::Held<Carrier>;
-pub use crate::session::hold::{binding, is_handle};
+pub use crate::session::hold::{binding_of, is_handle};
 
 /// What a modern call runs on: a stateless exchange on a shared upstream,
 /// or a transient session (a per-client upstream, a group).

@@ -22,7 +22,6 @@ use crate::http::bodies::read_body;
 use crate::http::response::{bytes_response, empty, message_response, Body, Rejection};
 use crate::hub::Snapshot;
 use crate::jsonrpc::{Id, Incoming, Message, UPSTREAM_ERROR};
-use crate::mcp;
 use crate::mcp::LEGACY_VERSIONS as PROTOCOL_VERSIONS;
 use crate::session::new_id as new_session_id;
 use crate::session::outbound::{self, Outbound, Refused};
@@ -255,12 +254,12 @@ async fn post_admitted(
     let (msgs, batch) = match parsed {
         // Modern: the request names its version in `_meta` and needs no
         // session, on a server and on a group alike.
-        Incoming::Single(m)
-            if sess.is_none()
-                && (matches!(mcp::classify(&m), mcp::Era::Modern(_))
-                    || modern_headers.claims_modern()) =>
-        {
-            return super::modern::post(app, snap, route, modern_headers, m, token, charge).await;
+        Incoming::Single(mut m) if sess.is_none() => {
+            let read = super::modern::Read::of(modern_headers, &mut m);
+            if read.is_modern() {
+                return super::modern::post(app, snap, route, m, read, token, charge).await;
+            }
+            (vec![m], false)
         }
         Incoming::Single(m) => (vec![m], false),
         Incoming::Batch(v) => (v, true),

@@ -21,7 +21,8 @@
 //!   member's question to this request. The group speaks the 2025 era to its
 //!   members' sessions, which each speak their upstream's own.
 //!
-//! The envelope is read once, borrowed from the request (`mcp::Envelope`).
+//! A request's params are read once, where its era is decided ([`Read`]):
+//! the envelope and what names the call.
 //! Whether it goes up is the session layer's decision, taken after the link
 //! negotiated its era: a legacy upstream never sees the modern keys. Back
 //! toward the client every result gets `resultType`, and the six cacheable
@@ -111,28 +112,82 @@ fn render(m: &Message) -> Response<Body> {
     )
 }
 
-/// What a modern request asked for in its envelope, read once.
+/// What a request says of itself in its params, read in one pass
+/// (`mcp::params`) where its era is decided, and owned, so the message moves
+/// on with nothing left to find in it.
+pub struct Read {
+    headers: Headers,
+    /// `_meta`'s protocol version: the request is modern.
+    version: Option<String>,
+    caps: Option<Value>,
+    /// It set a log level: log messages go to its stream.
+    log: bool,
+    progress: Option<Value>,
+    /// The param `Mcp-Name` mirrors, as a string.
+    named: Option<String>,
+    /// `requestState`: a retry of a held call carries its handle.
+    state: Option<String>,
+    /// What a hold of this call is bound to (`hold::binding_of`).
+    binding: u64,
+}
+
+impl Read {
+    /// Reads `m`'s params, and leaves in it what the session layer reads of
+    /// them (`Message::know`), so they are not scanned again there.
+    pub fn of(headers: Headers, m: &mut Message) -> Read {
+        let p = mcp::params(m);
+        let method = m.method().unwrap_or("");
+        let named = mcp::name_param(method).and_then(|k| p.string(k));
+        let state = p.string("requestState");
+        let binding = hold::binding_of(method, [p.name, p.uri, p.arguments]);
+        let name = p.name.map(ToOwned::to_owned);
+        let whole = p.whole;
+        let env = p.meta.unwrap_or_default();
+        let progress = env.progress.map(ToOwned::to_owned);
+        let read = Read {
+            headers,
+            version: env.version.map(std::borrow::Cow::into_owned),
+            caps: env
+                .capabilities
+                .and_then(|c| serde_json::from_str(c.get()).ok()),
+            log: env.log_level.is_some(),
+            progress: env
+                .progress
+                .and_then(|p| serde_json::from_str(p.get()).ok()),
+            named,
+            state,
+            binding,
+        };
+        if whole {
+            m.know(name, progress);
+        }
+        read
+    }
+
+    /// Whether `_meta` names a protocol version, or the headers claim a
+    /// modern one (then a body without the envelope is refused as modern).
+    pub fn is_modern(&self) -> bool {
+        self.version.is_some() || self.headers.claims_modern()
+    }
+}
+
+/// What a modern request asked for, once its headers and `_meta` checked out.
 struct Asked {
     /// Its client capabilities (what the server may ask it).
     caps: Value,
     /// It set a log level: log messages go to its stream.
     log: bool,
     progress: Option<Value>,
+    state: Option<String>,
+    binding: u64,
 }
 
 /// Checks a modern request's headers and `_meta`; the error response if they fail.
-fn validate(
-    h: &Headers,
-    m: &Message,
-    env: &mcp::Envelope,
-    version: &str,
-) -> Result<Asked, Message> {
+fn validate(m: &Message, read: Read, version: &str) -> Result<Asked, Message> {
+    let h = &read.headers;
     let id = m.id().cloned();
     let method = m.method().unwrap_or("");
-    let caps = env
-        .capabilities
-        .and_then(|c| serde_json::from_str::<Value>(c.get()).ok());
-    let Some(caps) = caps.filter(Value::is_object) else {
+    let Some(caps) = read.caps.filter(Value::is_object) else {
         return Err(Message::error_with(
             id,
             INVALID_PARAMS,
@@ -178,9 +233,8 @@ fn validate(
         ));
     }
     if let Some(p) = mcp::name_param(method) {
-        let body: Option<String> = m.param(p);
         let given = header(&h.name).and_then(|v| mcp::decode_header(&v));
-        if given.is_none() || given != body {
+        if given.is_none() || given != read.named {
             return Err(Message::error_with(
                 id,
                 mcp::HEADER_MISMATCH,
@@ -191,10 +245,10 @@ fn validate(
     }
     Ok(Asked {
         caps,
-        log: env.log_level.is_some(),
-        progress: env
-            .progress
-            .and_then(|p| serde_json::from_str(p.get()).ok()),
+        log: read.log,
+        progress: read.progress,
+        state: read.state,
+        binding: read.binding,
     })
 }
 
@@ -203,8 +257,8 @@ pub async fn post(
     ctx: &Arc<Ctx>,
     snap: &crate::hub::Snapshot,
     server: Route,
-    h: Headers,
     msg: Message,
+    read: Read,
     token: Option<Token>,
     charge: crate::http::bodies::Charge,
 ) -> Result<Response<Body>, Rejection> {
@@ -213,9 +267,7 @@ pub async fn post(
         // which is closing the stream.
         return Ok(crate::http::response::empty(StatusCode::ACCEPTED));
     };
-    // The envelope is read once, here, borrowed from the request.
-    let env = mcp::envelope(&msg).unwrap_or_default();
-    let Some(version) = env.version.as_deref() else {
+    let Some(version) = read.version.clone() else {
         // The header claims 2026-07-28 but the body carries no version.
         return Ok(error(
             Some(id),
@@ -224,11 +276,10 @@ pub async fn post(
             None,
         ));
     };
-    let asked = match validate(&h, &msg, &env, version) {
+    let asked = match validate(&msg, read, &version) {
         Ok(a) => a,
         Err(e) => return Ok(render(&e)),
     };
-    let version = version.to_owned();
     let keepalive = snap.settings.sse_keep_alive;
     let caps = &asked.caps;
     match method {
@@ -437,11 +488,10 @@ async fn call(
         return error(None, INVALID_REQUEST, "a request needs an id", None);
     };
     let method = msg.method().unwrap_or("").to_string();
-    let binding = hold::binding(&msg);
+    let binding = asked.binding;
 
     // A retry of a held call: answer the server's questions and go on waiting.
-    let state: Option<String> = msg.param("requestState");
-    let resumed = match state.as_deref().filter(|s| hold::is_handle(s)) {
+    let resumed = match asked.state.as_deref().filter(|s| hold::is_handle(s)) {
         Some(state) => {
             match ctx.live.holds.resume(
                 state,
