@@ -426,6 +426,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn params_are_read_in_one_pass_or_fall_back_to_the_envelope() {
+        let m = |params: &str| {
+            Message::parse(
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#)
+                    .as_bytes(),
+            )
+            .unwrap()
+        };
+        let whole = m(
+            r#"{"name":"e\u0063ho","arguments":{"a":[1]},"requestState":"h1",
+            "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":7}}"#,
+        );
+        let p = params(&whole);
+        assert!(p.whole);
+        assert_eq!(p.string("name").as_deref(), Some("echo"));
+        assert_eq!(p.arguments.map(RawValue::get), Some(r#"{"a":[1]}"#));
+        assert_eq!(p.string("requestState").as_deref(), Some("h1"));
+        let env = p.meta.unwrap();
+        assert_eq!(env.version.as_deref(), Some("2026-07-28"));
+        assert_eq!(env.progress.map(RawValue::get), Some("7"));
+        // A name that is not a string is no string, and fails nothing else.
+        let odd =
+            m(r#"{"name":5,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#);
+        let p = params(&odd);
+        assert!(p.whole && p.string("name").is_none() && p.meta.is_some());
+        // A repeated key fails the one pass: the envelope is still read.
+        let twice = m(
+            r#"{"name":"a","name":"b","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#,
+        );
+        let p = params(&twice);
+        assert!(!p.whole && p.name.is_none());
+        assert_eq!(p.meta.unwrap().version.as_deref(), Some("2026-07-28"));
+        let bare = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap();
+        let p = params(&bare);
+        assert!(!p.whole && p.meta.is_none());
+    }
+
+    #[test]
     fn trace_ids_only_from_well_formed_traceparents() {
         let t = "4bf92f3577b34da6a3ce929d0e0e4736";
         assert_eq!(

@@ -449,11 +449,21 @@ fn defining(
         .0
         .get(name)
         .ok_or_else(|| anyhow!("no server named {name:?}; `mcp-hub list` shows them"))?;
+    origin_file(files, from)
+}
+
+/// The config file named by an origin (where something is defined) and its
+/// JSON, for rewriting.
+pub(super) fn origin_file(
+    files: &dropin::Files,
+    from: &str,
+) -> anyhow::Result<(PathBuf, Map<String, Value>)> {
     let path = PathBuf::from(from);
     let text = files
         .text(&path)
         .ok_or_else(|| anyhow!("{from}: not among the config files"))?;
-    Ok((path.clone(), rewritable(&path, text)?))
+    let root = rewritable(&path, text)?;
+    Ok((path, root))
 }
 
 /// Writes (or prints, with --dry-run) one file change, validates first,

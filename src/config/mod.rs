@@ -426,6 +426,11 @@ fn size(z: &raw::Size, path: &str) -> Result<usize, Invalid> {
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
+/// A size if one is given, else `default`.
+fn opt_size(z: &Option<raw::Size>, path: &str, default: usize) -> Result<usize, Invalid> {
+    z.as_ref().map_or(Ok(default), |z| size(z, path))
+}
+
 fn opt_duration(text: &Option<String>, path: &str, default: Duration) -> Result<Duration, Invalid> {
     text.as_deref().map_or(Ok(default), |t| duration(t, path))
 }

@@ -10,7 +10,7 @@
 
 pub use super::raw::RawOpenApi as Raw;
 use super::raw::Size;
-use super::{invalid, Invalid};
+use super::{invalid, opt_size, Invalid};
 
 /// The default of `maxListSize`: the bytes of one list (all its pages) the
 /// facade reads and keeps.
@@ -83,10 +83,8 @@ pub fn validate(raw: &Raw, at: &str) -> Result<OpenApi, Invalid> {
             ))
         }
     };
-    let sized = |z: &Option<Size>, key: &str, default: usize| {
-        z.as_ref()
-            .map_or(Ok(default), |z| super::size(z, &format!("{at}.{key}")))
-    };
+    let sized =
+        |z: &Option<Size>, key: &str, default: usize| opt_size(z, &format!("{at}.{key}"), default);
     let max_list_pages = match raw.max_list_pages {
         None => MAX_LIST_PAGES,
         Some(n @ 1..=10_000) => n as usize,

@@ -122,12 +122,11 @@ pub(super) fn validate_server(
             for (k, v) in &s.headers {
                 check_header(k, v).map_err(|m| invalid(format!("{path}.headers[{k:?}]"), m))?;
             }
-            let max_response = s
-                .max_response_size
-                .as_ref()
-                .map(|z| size(z, &format!("{path}.maxResponseSize")))
-                .transpose()?
-                .unwrap_or(inherited.max_body);
+            let max_response = opt_size(
+                &s.max_response_size,
+                &format!("{path}.maxResponseSize"),
+                inherited.max_body,
+            )?;
             match declared {
                 None | Some(("sse", _)) => Upstream::Sse {
                     url,

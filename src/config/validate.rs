@@ -6,9 +6,9 @@
 use super::checks::{check_hub_id, check_origin};
 use super::server::{validate_server, Inherited};
 use super::{
-    clients, count, duration, groups, invalid, metrics, oidc, openapi, opt_duration,
-    parse_listen_addr, raw, size, tokens, warn_unsupported, Config, HubSettings, Invalid,
-    DEFAULT_ADDR, DEFAULT_MAX_BODIES_IN_FLIGHT, DEFAULT_MAX_BODY,
+    clients, count, duration, groups, invalid, metrics, oidc, openapi, opt_duration, opt_size,
+    parse_listen_addr, raw, tokens, warn_unsupported, Config, HubSettings, Invalid, DEFAULT_ADDR,
+    DEFAULT_MAX_BODIES_IN_FLIGHT, DEFAULT_MAX_BODY,
 };
 use indexmap::IndexMap;
 use std::path::PathBuf;
@@ -45,18 +45,16 @@ pub(super) fn validate(raw: raw::File, default_state: PathBuf) -> Result<Config,
     let addr = proxy.addr.clone().unwrap_or_else(|| DEFAULT_ADDR.into());
     parse_listen_addr(&addr).map_err(|m| invalid("mcpProxy.addr", m))?;
 
-    let max_body = opts
-        .max_body_size
-        .as_ref()
-        .map(|z| size(z, "mcpProxy.options.maxBodySize"))
-        .transpose()?
-        .unwrap_or(DEFAULT_MAX_BODY);
-    let max_bodies_in_flight = opts
-        .max_bodies_in_flight
-        .as_ref()
-        .map(|z| size(z, "mcpProxy.options.maxBodiesInFlight"))
-        .transpose()?
-        .unwrap_or(DEFAULT_MAX_BODIES_IN_FLIGHT);
+    let max_body = opt_size(
+        &opts.max_body_size,
+        "mcpProxy.options.maxBodySize",
+        DEFAULT_MAX_BODY,
+    )?;
+    let max_bodies_in_flight = opt_size(
+        &opts.max_bodies_in_flight,
+        "mcpProxy.options.maxBodiesInFlight",
+        DEFAULT_MAX_BODIES_IN_FLIGHT,
+    )?;
     for (i, o) in opts.allowed_origins.iter().flatten().enumerate() {
         check_origin(o).map_err(|m| invalid(format!("mcpProxy.options.allowedOrigins[{i}]"), m))?;
     }

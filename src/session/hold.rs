@@ -16,7 +16,6 @@
 //! retry that lands on another hub, comes late or asks for something else
 //! gets a clear error, never someone else's call.
 
-use crate::jsonrpc::Message;
 use crate::session::outbound::Inbound;
 use crate::session::Secret;
 use serde_json::value::RawValue;
@@ -124,29 +123,10 @@ fn random_prefix() -> String {
 }
 
 /// What a handle is bound to: the method and the call's identity (its name
-/// or URI, and its arguments), not its per-attempt envelope. A hash of the
-/// three raw values as written, with the white space outside strings left
-/// out (a client that re-serializes the same call the same way gets the same
-/// binding).
-pub fn binding(msg: &Message) -> u64 {
-    #[derive(serde::Deserialize, Default)]
-    struct Identity<'a> {
-        #[serde(borrow, default)]
-        name: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        uri: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        arguments: Option<&'a RawValue>,
-    }
-    let id: Identity = msg
-        .params_raw()
-        .and_then(|p| serde_json::from_str(p.get()).ok())
-        .unwrap_or_default();
-    binding_of(msg.method().unwrap_or(""), [id.name, id.uri, id.arguments])
-}
-
-/// [`binding`] of values already found: a modern call's are, in the one
-/// pass over its params (`mcp::params`), so it builds and scans nothing more.
+/// or URI, and its arguments, as `mcp::params` found them), not its
+/// per-attempt envelope. A hash of the three raw values as written, with the
+/// white space outside strings left out (a client that re-serializes the
+/// same call the same way gets the same binding).
 pub fn binding_of(method: &str, identity: [Option<&RawValue>; 3]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -276,6 +256,7 @@ impl<C> Table<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jsonrpc::Message;
 
     fn bind(method: &str, params: &str) -> u64 {
         let m = Message::parse(
@@ -283,7 +264,8 @@ mod tests {
                 .as_bytes(),
         )
         .unwrap();
-        binding(&m)
+        let p = crate::mcp::params(&m);
+        binding_of(method, [p.name, p.uri, p.arguments])
     }
 
     #[test]

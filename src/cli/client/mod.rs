@@ -13,7 +13,7 @@
 //! so `TOKEN=$(mcp-hub client add NAME)` works; everything else goes to stderr.
 
 use super::ctx::Ctx;
-use super::edit::{pretty, rewritable, route_code, wait_for};
+use super::edit::{origin_file, pretty, route_code, wait_for};
 use super::hubapi::HubApi;
 use super::out;
 use super::reload::{self, Reloaded};
@@ -382,12 +382,7 @@ fn defining(
         .origins
         .client(name)
         .ok_or_else(|| anyhow!("no client named {name:?}; `mcp-hub client list` shows them"))?;
-    let path = PathBuf::from(from);
-    let text = files
-        .text(&path)
-        .ok_or_else(|| anyhow!("{from}: not among the config files"))?;
-    let root = rewritable(&path, text)?;
-    Ok((path, root))
+    origin_file(files, from)
 }
 
 /// `mcpProxy.options.clients` of a file's JSON.

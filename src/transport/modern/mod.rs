@@ -117,9 +117,12 @@ fn render(m: &Message) -> Response<Body> {
 /// on with nothing left to find in it.
 pub struct Read {
     headers: Headers,
-    /// `_meta`'s protocol version: the request is modern.
+    /// `_meta`'s protocol version: the request is modern. The fields below
+    /// are read only then.
     version: Option<String>,
-    caps: Option<Value>,
+    /// Its client capabilities (what the server may ask it); an object once
+    /// [`validate`] passed.
+    caps: Value,
     /// It set a log level: log messages go to its stream.
     log: bool,
     progress: Option<Value>,
@@ -135,30 +138,41 @@ impl Read {
     /// Reads `m`'s params, and leaves in it what the session layer reads of
     /// them (`Message::know`), so they are not scanned again there.
     pub fn of(headers: Headers, m: &mut Message) -> Read {
-        let p = mcp::params(m);
-        let method = m.method().unwrap_or("");
-        let named = mcp::name_param(method).and_then(|k| p.string(k));
-        let state = p.string("requestState");
-        let binding = hold::binding_of(method, [p.name, p.uri, p.arguments]);
-        let name = p.name.map(ToOwned::to_owned);
-        let whole = p.whole;
-        let env = p.meta.unwrap_or_default();
-        let progress = env.progress.map(ToOwned::to_owned);
-        let read = Read {
+        let mut p = mcp::params(m);
+        let known = p.whole.then(|| {
+            let progress = p.meta.as_ref().and_then(|e| e.progress);
+            (
+                p.name.map(ToOwned::to_owned),
+                progress.map(ToOwned::to_owned),
+            )
+        });
+        let env = p.meta.take().unwrap_or_default();
+        let mut read = Read {
             headers,
             version: env.version.map(std::borrow::Cow::into_owned),
-            caps: env
-                .capabilities
-                .and_then(|c| serde_json::from_str(c.get()).ok()),
-            log: env.log_level.is_some(),
-            progress: env
-                .progress
-                .and_then(|p| serde_json::from_str(p.get()).ok()),
-            named,
-            state,
-            binding,
+            caps: Value::Null,
+            log: false,
+            progress: None,
+            named: None,
+            state: None,
+            binding: 0,
         };
-        if whole {
+        // A 2025 request (an `initialize`) needs nothing more.
+        if read.version.is_some() {
+            let method = m.method().unwrap_or("");
+            read.caps = env
+                .capabilities
+                .and_then(|c| serde_json::from_str(c.get()).ok())
+                .unwrap_or_default();
+            read.log = env.log_level.is_some();
+            read.progress = env
+                .progress
+                .and_then(|p| serde_json::from_str(p.get()).ok());
+            read.named = mcp::name_param(method).and_then(|k| p.string(k));
+            read.state = p.string("requestState");
+            read.binding = hold::binding_of(method, [p.name, p.uri, p.arguments]);
+        }
+        if let Some((name, progress)) = known {
             m.know(name, progress);
         }
         read
@@ -171,30 +185,19 @@ impl Read {
     }
 }
 
-/// What a modern request asked for, once its headers and `_meta` checked out.
-struct Asked {
-    /// Its client capabilities (what the server may ask it).
-    caps: Value,
-    /// It set a log level: log messages go to its stream.
-    log: bool,
-    progress: Option<Value>,
-    state: Option<String>,
-    binding: u64,
-}
-
 /// Checks a modern request's headers and `_meta`; the error response if they fail.
-fn validate(m: &Message, read: Read, version: &str) -> Result<Asked, Message> {
+fn validate(m: &Message, read: &Read, version: &str) -> Result<(), Message> {
     let h = &read.headers;
     let id = m.id().cloned();
     let method = m.method().unwrap_or("");
-    let Some(caps) = read.caps.filter(Value::is_object) else {
+    if !read.caps.is_object() {
         return Err(Message::error_with(
             id,
             INVALID_PARAMS,
             format!("params._meta[\"{}\"] is required", mcp::META_CAPABILITIES),
             None,
         ));
-    };
+    }
     if let Some(h) = h.repeated {
         // Two values and one body: which one was meant is anybody's guess.
         return Err(Message::error_with(
@@ -243,13 +246,7 @@ fn validate(m: &Message, read: Read, version: &str) -> Result<Asked, Message> {
             ));
         }
     }
-    Ok(Asked {
-        caps,
-        log: read.log,
-        progress: read.progress,
-        state: read.state,
-        binding: read.binding,
-    })
+    Ok(())
 }
 
 /// A modern request (or notification) on `/<name>/mcp` or `/g/<group>/mcp`.
@@ -267,7 +264,7 @@ pub async fn post(
         // which is closing the stream.
         return Ok(crate::http::response::empty(StatusCode::ACCEPTED));
     };
-    let Some(version) = read.version.clone() else {
+    let Some(version) = read.version.as_deref() else {
         // The header claims 2026-07-28 but the body carries no version.
         return Ok(error(
             Some(id),
@@ -276,15 +273,13 @@ pub async fn post(
             None,
         ));
     };
-    let asked = match validate(&msg, read, &version) {
-        Ok(a) => a,
-        Err(e) => return Ok(render(&e)),
-    };
+    if let Err(e) = validate(&msg, &read, version) {
+        return Ok(render(&e));
+    }
     let keepalive = snap.settings.sse_keep_alive;
-    let caps = &asked.caps;
     match method {
-        "server/discover" => Ok(discover(ctx, &server, id, caps, token).await),
-        "subscriptions/listen" => Ok(listen(ctx, keepalive, server, msg, asked.caps, token).await),
+        "server/discover" => Ok(discover(ctx, &server, id, &read.caps, token).await),
+        "subscriptions/listen" => Ok(listen(ctx, keepalive, server, msg, read.caps, token).await),
         "initialize"
         | "ping"
         | "logging/setLevel"
@@ -295,7 +290,7 @@ pub async fn post(
             format!("{method} does not exist in protocol {version}"),
             None,
         )),
-        _ => Ok(call(ctx, keepalive, server, msg, asked, token, charge).await),
+        _ => Ok(call(ctx, keepalive, server, msg, read, token, charge).await),
     }
 }
 
@@ -480,7 +475,7 @@ async fn call(
     keepalive: Duration,
     server: Route,
     mut msg: Message,
-    asked: Asked,
+    read: Read,
     token: Option<Token>,
     charge: crate::http::bodies::Charge,
 ) -> Response<Body> {
@@ -488,16 +483,15 @@ async fn call(
         return error(None, INVALID_REQUEST, "a request needs an id", None);
     };
     let method = msg.method().unwrap_or("").to_string();
-    let binding = asked.binding;
 
     // A retry of a held call: answer the server's questions and go on waiting.
-    let resumed = match asked.state.as_deref().filter(|s| hold::is_handle(s)) {
+    let resumed = match read.state.as_deref().filter(|s| hold::is_handle(s)) {
         Some(state) => {
             match ctx.live.holds.resume(
                 state,
                 token.as_ref().map(|t| &t.secret),
                 server.key(),
-                binding,
+                read.binding,
             ) {
                 Ok(h) => Some(h),
                 Err(e) => return error(Some(id), INVALID_PARAMS, e.to_string(), None),
@@ -528,7 +522,7 @@ async fn call(
         }
         // The common case: a shared server, no log level asked for. An entry
         // in the upstream's in-flight table, and no session.
-        None if !asked.log && shared(&server) => {
+        None if !read.log && shared(&server) => {
             let Route::Server(s) = &server else {
                 unreachable!("shared() is a server's")
             };
@@ -547,11 +541,11 @@ async fn call(
             let (out, out_rx) = outbound::channel(server.key(), "modern");
             let sink = Arc::new(Sink {
                 out: Mutex::new(Some(out.clone())),
-                log: asked.log,
+                log: read.log,
                 listen: None,
             });
             let (session, _) =
-                match open(ctx, &server, sink, &asked.caps, token.as_ref(), false).await {
+                match open(ctx, &server, sink, &read.caps, token.as_ref(), false).await {
                     Ok(s) => s,
                     Err(r) => return r,
                 };
@@ -574,11 +568,11 @@ async fn call(
         server: server.key().to_owned(),
         id,
         method,
-        progress: asked.progress,
-        caps: asked.caps,
-        log: asked.log,
+        progress: read.progress,
+        caps: read.caps,
+        log: read.log,
         token: token.map(|t| t.secret),
-        binding,
+        binding: read.binding,
     };
     // The common case, the answer coming first, is answered from here: no
     // task and no second queue. (A client that hangs up drops this future,

@@ -470,3 +470,38 @@ async fn a_stateless_call_on_a_shared_server_runs_on_the_endpoints_upstream() {
     assert_eq!(r.status, 200, "{:?}", r.messages);
     assert_eq!(r.last()["result"]["content"][0]["text"], "x");
 }
+
+/// What `Read::of` leaves in the message for the session layer is what the
+/// session layer would have found in it: the tool name and the progress token.
+#[test]
+fn the_one_read_leaves_what_a_scan_of_the_params_finds() {
+    use crate::transport::modern::{Headers, Read};
+    for params in [
+        json!({"name": "echo", "arguments": {"s": "x"}, "_meta": {"progressToken": "p1",
+               "io.modelcontextprotocol/protocolVersion": "2026-07-28"}}),
+        json!({"name": "n\u{e9}", "_meta": {"progressToken": 12}}),
+        json!({"arguments": {}, "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}),
+        json!({"name": "echo"}),
+        json!({}),
+    ] {
+        let scanned = Message::from_value(rpc(1, "tools/call", params.clone())).unwrap();
+        let mut read = scanned.clone();
+        let r = Read::of(Headers::from(&http::HeaderMap::new()), &mut read);
+        assert_eq!(
+            r.is_modern(),
+            params["_meta"]
+                .get("io.modelcontextprotocol/protocolVersion")
+                .is_some()
+        );
+        assert_eq!(
+            read.param::<String>("name"),
+            scanned.param::<String>("name"),
+            "{params}"
+        );
+        assert_eq!(
+            read.progress_token().map(|t| t.get().to_string()),
+            scanned.progress_token().map(|t| t.get().to_string()),
+            "{params}"
+        );
+    }
+}
