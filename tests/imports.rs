@@ -7,6 +7,11 @@
 //! left out: a test may reach anywhere. So is a submodule's use of its own
 //! ancestors (`super::Thing` from a `mod.rs`): a module's face declaring what
 //! its parts share is Rust's structure, not a loop between parts.
+//!
+//! Below that, the rest of the pipeline's shape, read from the source the
+//! same way: no transport names the hub object, the hub's own requests all go
+//! through `session::ask` with its one rule for server requests, held calls
+//! live in one table, and every era branch outside the codecs says why.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -393,4 +398,208 @@ fn the_reader_finds_a_planted_cycle() {
         3,
         "a/inner.rs -> b.rs -> c.rs -> a/inner.rs"
     );
+}
+
+// The pipeline's shape beyond imports: what issue 19 made of the core, each
+// checked over the source so that a step back fails here.
+
+/// Every source file but test code, by its path under `src/`, with the text
+/// before any `#[cfg(test)] mod tests`.
+fn sources(src: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                if name != "tests" {
+                    stack.push(p);
+                }
+            } else if name.ends_with(".rs") && name != "tests.rs" {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let text = match text.find("#[cfg(test)]\nmod tests") {
+                    Some(at) => text[..at].to_string(),
+                    None => text,
+                };
+                out.push((p.strip_prefix(src).unwrap().to_path_buf(), text));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Transport files that name the hub object (`Hub`): a transport gets an
+/// endpoint and the request's one snapshot, nothing more.
+fn hub_in_transports(files: &[(PathBuf, String)]) -> Vec<PathBuf> {
+    files
+        .iter()
+        .filter(|(p, _)| p.starts_with("transport"))
+        .filter(|(_, t)| tokens(&code(t)).iter().any(|w| w == "Hub"))
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+/// Places other than the hold table that keep held calls in a map.
+fn held_maps(files: &[(PathBuf, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (p, t) in files {
+        if p == Path::new("session/hold.rs") {
+            continue;
+        }
+        for line in code(t).lines() {
+            let toks = tokens(line);
+            let has = |w: &str| toks.iter().any(|x| x == w);
+            if has("Held") && (has("HashMap") || has("BTreeMap") || has("Vec")) {
+                out.push(format!("{}: {}", p.display(), line.trim()));
+            }
+        }
+    }
+    out
+}
+
+/// Lines (1-based) of an era branch (`if`, `match`, `let … else` or a guard
+/// on `is_modern()`, `.modern`, `Era::Modern` or `Era::Legacy`) with no
+/// comment in the four lines above it to say why the eras differ there.
+fn uncommented_era_branches(text: &str) -> Vec<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let era = |l: &str| {
+        l.contains("is_modern()")
+            || l.contains(".modern ")
+            || l.contains(".modern)")
+            || l.contains(".modern;")
+            || l.contains(".modern {")
+            || l.contains("Era::Modern")
+            || l.contains("Era::Legacy")
+    };
+    let branch = |l: &str| {
+        let t = l.trim_start();
+        t.starts_with("if ")
+            || t.starts_with("} else if ")
+            || t.starts_with("match ")
+            || (t.starts_with("let ") && t.contains(" else"))
+            || (t.contains(" if ") && t.contains("=>"))
+    };
+    (0..lines.len())
+        .filter(|&i| era(lines[i]) && branch(lines[i]))
+        .filter(|&i| {
+            !lines[i.saturating_sub(4)..i]
+                .iter()
+                .any(|l| l.trim_start().starts_with("//"))
+        })
+        .map(|i| i + 1)
+        .collect()
+}
+
+fn src_files() -> Vec<(PathBuf, String)> {
+    let files = sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    assert!(files.len() > 50, "read only {} files", files.len());
+    files
+}
+
+#[test]
+fn no_transport_reaches_the_hub_object() {
+    let found = hub_in_transports(&src_files());
+    assert!(found.is_empty(), "transport files naming `Hub`: {found:?}");
+}
+
+#[test]
+fn the_hubs_own_requests_all_go_through_session_ask() {
+    // The six places issue 19 found the hub being its own one-shot client.
+    let sites = [
+        "hub/mod.rs",                   // the probe (`panicIfInvalid`)
+        "views/openapi/backend.rs",     // the facade's exchange
+        "views/group/mod.rs",           // a group's one-shot request
+        "views/group/session/mod.rs",   // a group's fan-out to a member
+        "transport/modern/mod.rs",      // a transient upstream's initialize
+        "views/group/session/route.rs", // a group relaying a client's call
+    ];
+    let files: HashMap<PathBuf, String> = src_files().into_iter().collect();
+    let missing: Vec<_> = sites
+        .iter()
+        .filter(|s| !code(&files[Path::new(s)]).contains("crate::session::ask("))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not sending through session::ask: {missing:?}"
+    );
+    // And one rule for what a server asks meanwhile.
+    let rules: Vec<_> = files
+        .iter()
+        .filter(|(_, t)| code(t).contains("enum OnServerRequest"))
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(rules, [PathBuf::from("session/ask.rs")]);
+}
+
+#[test]
+fn held_calls_live_in_one_table() {
+    let found = held_maps(&src_files());
+    assert!(
+        found.is_empty(),
+        "held calls kept outside session/hold.rs: {found:#?}"
+    );
+}
+
+#[test]
+fn every_era_branch_outside_the_codecs_says_why() {
+    // The codecs translate between the eras: every line of them is about it.
+    let codec = |p: &Path| {
+        p == Path::new("mcp.rs")
+            || p.starts_with("transport/modern")
+            || p == Path::new("metrics/labels.rs")
+    };
+    let mut report = Vec::new();
+    let mut branches = 0;
+    for (p, t) in src_files().iter().filter(|(p, _)| !codec(p)) {
+        branches += t
+            .lines()
+            .filter(|l| l.contains("is_modern()") || l.contains(".modern"))
+            .count();
+        for n in uncommented_era_branches(t) {
+            report.push(format!(
+                "{}:{n}: {}",
+                p.display(),
+                t.lines().nth(n - 1).unwrap().trim()
+            ));
+        }
+    }
+    assert!(
+        branches >= 5,
+        "found only {branches} era lines: the reader is broken"
+    );
+    assert!(
+        report.is_empty(),
+        "era branches with no comment saying why:\n{}",
+        report.join("\n")
+    );
+}
+
+#[test]
+fn the_shape_checks_find_what_is_planted() {
+    // Each checker must be able to fail.
+    let f = |p: &str, t: &str| (PathBuf::from(p), t.to_string());
+    let files = [
+        f(
+            "transport/sse.rs",
+            "use crate::hub::Snapshot; // not a Hub\nfn f(h: Arc<Hub>) {}",
+        ),
+        f(
+            "transport/live.rs",
+            "struct L { held: HashMap<String, Held<C>> }",
+        ),
+        f(
+            "session/hold.rs",
+            "struct Table { held: HashMap<String, Held<C>> }",
+        ),
+        f("transport/mod.rs", "use crate::hub::Snapshot; // Hub"),
+    ];
+    assert_eq!(
+        hub_in_transports(&files),
+        [PathBuf::from("transport/sse.rs")]
+    );
+    assert_eq!(held_maps(&files).len(), 1);
+    let text = "fn a() {\n    if info.modern {\n    }\n    // Era: why.\n    if link.is_modern() {\n    }\n    let y = x.is_modern();\n}\n";
+    assert_eq!(uncommented_era_branches(text), [2]);
 }
