@@ -1,6 +1,7 @@
 //! The configs the project ships load cleanly: the demo, the packaged default,
 //! the LAN example and every full hub config in README.md pass `mcp-hub check`
-//! without a single warning, so a first run shows nothing to worry about.
+//! without a single warning, so a first run shows nothing to worry about; and
+//! the demo, started as the README starts it, answers and logs no warning.
 
 mod common;
 use common::hub_bin;
@@ -86,4 +87,83 @@ fn readme_configs_load_without_warnings() {
         let err = check_output(path.to_str().unwrap());
         assert!(!err.contains("warning"), "README config #{i}: {err}\n{b}");
     }
+}
+
+/// The README's first command: the demo config starts, answers the README's
+/// `initialize` with its token, and logs no warning on the way.
+#[tokio::test]
+async fn the_demo_config_starts_and_answers_with_no_warning() {
+    use std::io::BufRead;
+    let mut child = Command::new(hub_bin())
+        .args([
+            "--config",
+            "config/demo.json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("MCP_HUB_DEMO_SERVER", common::fixture())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no `listening on` line: {lines:#?}"));
+        lines.push(line.clone());
+        if let Some(at) = line.find("listening on ") {
+            break line[at + 13..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/demo/mcp"))
+        .bearer_auth("demo-token")
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "curl", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body["result"]["serverInfo"]["name"], "mcp-fixture",
+        "{body}"
+    );
+    // What the start and the first session logged.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    lines.extend(rx.try_iter());
+    assert!(
+        lines.iter().any(|l| l.contains("session opened")),
+        "{lines:#?}"
+    );
+    let warned: Vec<_> = lines
+        .iter()
+        .filter(|l| {
+            l.contains(" WARN ") || l.contains("ERROR") || l.to_lowercase().contains("warning")
+        })
+        .collect();
+    assert!(warned.is_empty(), "{warned:#?}");
 }
