@@ -247,14 +247,16 @@ fn resolve(mods: &Modules, here: &[String], path: &[String]) -> Option<PathBuf> 
     None
 }
 
-/// Whether `a` is the file of a module that contains `b`'s (`x/mod.rs` or
-/// `lib.rs` for `x/y.rs`).
+/// Whether `a` is the file of a module that contains `b`'s (`x/mod.rs`,
+/// `x.rs` or `lib.rs` for `x/y.rs`).
 fn is_ancestor(a: &Path, b: &Path) -> bool {
     let dir = match a.file_name().and_then(|n| n.to_str()) {
-        Some("mod.rs" | "lib.rs") => a.parent(),
-        _ => None,
+        Some("mod.rs" | "lib.rs") => a.parent().map(Path::to_path_buf),
+        // A module's file beside its directory (`x.rs` and `x/`).
+        Some(_) => Some(a.with_extension("")),
+        None => None,
     };
-    dir.is_some_and(|d| b.starts_with(d) && b != a)
+    dir.is_some_and(|d| b.starts_with(&d) && b != a)
 }
 
 /// Strongly connected components with more than one file (Tarjan).
