@@ -32,6 +32,7 @@ pub mod body;
 pub mod cache;
 pub mod call;
 pub mod docs;
+mod schema;
 pub mod spec;
 
 pub use backend::{Backend, Facades, GroupBackend, ServerBackend, Unreachable};
