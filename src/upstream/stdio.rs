@@ -170,6 +170,9 @@ impl Stdin {
         let mut line = Vec::with_capacity(msg.weight() + 32);
         msg.write_to(&mut line);
         line.push(b'\n');
+        // The line is all that is written: a large message is not held twice
+        // while this waits its turn on the pipe.
+        drop(msg);
         let mut guard = self.0.lock().await;
         let w = guard.as_mut().ok_or(Closed)?;
         // One write of one whole line: no buffer to flush per message.
