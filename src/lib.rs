@@ -17,6 +17,7 @@ pub mod limits;
 pub mod logsafe;
 pub mod mcp;
 pub mod metrics;
+pub mod offload;
 pub mod oidc;
 pub mod ratelimit;
 pub mod sandbox;

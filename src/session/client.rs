@@ -120,7 +120,7 @@ impl Session {
         // start, an idle stop or a crash restart is decided like every other.
         // A per-client upstream is always initialized in the 2025 era.
         if self.info.modern && !(core.shared && link.is_modern()) {
-            crate::mcp::strip_modern_meta(&mut msg);
+            msg = super::strip_modern(msg).await;
         }
         let cfg = core.cfg();
         let audit = Audit::start(&cfg, &msg, &self.info);

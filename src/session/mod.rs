@@ -49,6 +49,21 @@ pub fn new_id() -> String {
     s
 }
 
+/// `msg` without the modern keys of its `_meta`, for a 2025 upstream
+/// (`mcp::strip_modern_meta`); a large message's off the async workers, as
+/// its parse was.
+pub async fn strip_modern(mut msg: Message) -> Message {
+    if msg.params_raw().map_or(0, |p| p.get().len()) <= crate::offload::INLINE {
+        crate::mcp::strip_modern_meta(&mut msg);
+        return msg;
+    }
+    crate::offload::run(move || {
+        crate::mcp::strip_modern_meta(&mut msg);
+        msg
+    })
+    .await
+}
+
 /// Whether a session opened as `caller` may stay under `cfg`'s tokens and
 /// the reloaded `clients`: a named client's session stays while a client of
 /// its name still holds its token (and takes that client's new rules).

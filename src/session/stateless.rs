@@ -63,7 +63,7 @@ impl Stateless {
         // Era: a 2025 upstream rejects the modern `_meta` keys; decided only
         // now, once the link negotiated (the first-contact case).
         if !link.is_modern() {
-            crate::mcp::strip_modern_meta(&mut msg);
+            msg = super::strip_modern(msg).await;
         }
         let cfg = core.cfg();
         let audit = Audit::start(&cfg, &msg, info);

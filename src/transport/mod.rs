@@ -203,34 +203,38 @@ impl ClientSession {
     }
 }
 
-/// Parses a request body. A large one (over 64 KiB) is parsed off the async
-/// workers, one at a time: a few megabytes of JSON (within `maxBodySize`)
-/// take long enough to hold up every other request on a 2-core machine,
-/// `/healthz` included. What the session reads of each message on its way
-/// up (its tool name, its progress token) is found in the same pass, so a
-/// large message costs the async workers no scan of it there.
+/// Parses a request body. A large one (over [`offload::INLINE`]) is parsed
+/// off the async workers, in its turn: a few megabytes of JSON (within
+/// `maxBodySize`) take long enough to hold up every other request on a
+/// 2-core machine, `/healthz` included. What the session reads of each
+/// message on its way up (its tool name, its progress token) is found in the
+/// same pass, so a large message costs the async workers no scan of it there.
 pub async fn parse(body: Bytes) -> Result<crate::jsonrpc::Incoming, crate::jsonrpc::BodyError> {
-    const INLINE: usize = 64 << 10;
-    if body.len() <= INLINE {
-        return crate::jsonrpc::parse_body(&body);
-    }
-    // One large parse at a time: the others wait their turn instead of
-    // taking every core (and each its own parsed copy) at once. Only the
-    // parse: a hand-on that waits (on a child that stopped reading) must not
-    // hold up every other large body of the hub.
-    static LARGE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-    let _turn = LARGE.acquire().await;
-    tokio::task::spawn_blocking(move || {
-        // What the session reads of each message is found here too.
+    Ok(parse_and(body, |_| ()).await?.0)
+}
+
+/// [`parse`], and `also` on what was parsed, in the same place: a large
+/// body's is off the async workers too.
+pub async fn parse_and<R: Send + 'static>(
+    body: Bytes,
+    also: impl FnOnce(&mut crate::jsonrpc::Incoming) -> R + Send + 'static,
+) -> Result<(crate::jsonrpc::Incoming, R), crate::jsonrpc::BodyError> {
+    if body.len() <= offload::INLINE {
         let mut parsed = crate::jsonrpc::parse_body(&body)?;
+        let r = also(&mut parsed);
+        return Ok((parsed, r));
+    }
+    offload::run(move || {
+        let mut parsed = crate::jsonrpc::parse_body(&body)?;
+        // What the session reads of each message is found here too.
         match &mut parsed {
             crate::jsonrpc::Incoming::Single(m) => m.warm(),
             crate::jsonrpc::Incoming::Batch(v) => v.iter_mut().for_each(Message::warm),
         }
-        Ok(parsed)
+        let r = also(&mut parsed);
+        Ok((parsed, r))
     })
     .await
-    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// The hub's own request on a client's session (the `initialize` it makes
@@ -249,6 +253,7 @@ impl crate::session::ask::Asker for ClientSession {
 
 use crate::http::response::Body;
 use crate::jsonrpc::Message;
+use crate::offload;
 use crate::session::outbound::Inbound;
 use bytes::Bytes;
 use futures_util::StreamExt;

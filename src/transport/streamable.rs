@@ -245,24 +245,28 @@ async fn post_admitted(
     };
     // Held until the body's messages are handed on (see `http::bodies`).
     let (body, charge) = read_body(req, &snap.settings).await?;
-    let parsed = super::parse(body).await?;
+    // Modern: the request names its version in `_meta` and needs no
+    // session, on a server and on a group alike. Its params are read where
+    // it is parsed (a large one's off the async workers).
+    let sessionless = sess.is_none();
+    let (parsed, read) = super::parse_and(body, move |p| match p {
+        Incoming::Single(m) if sessionless => Some(super::modern::Read::of(modern_headers, m)),
+        _ => None,
+    })
+    .await?;
     let all = match &parsed {
         Incoming::Single(m) => std::slice::from_ref(m),
         Incoming::Batch(v) => v.as_slice(),
     };
     *admitted = super::admit(app, token.as_ref(), all).await?;
-    let (msgs, batch) = match parsed {
-        // Modern: the request names its version in `_meta` and needs no
-        // session, on a server and on a group alike.
-        Incoming::Single(mut m) if sess.is_none() => {
-            let read = super::modern::Read::of(modern_headers, &mut m);
-            if read.is_modern() {
-                return super::modern::post(app, snap, route, m, read, token, charge).await;
-            }
-            (vec![m], false)
+    let (msgs, batch) = match (parsed, read) {
+        // Era: a modern request is answered on its own, with no session;
+        // anything else is a 2025 message of a session (or its initialize).
+        (Incoming::Single(m), Some(read)) if read.is_modern() => {
+            return super::modern::post(app, snap, route, m, read, token, charge).await;
         }
-        Incoming::Single(m) => (vec![m], false),
-        Incoming::Batch(v) => (v, true),
+        (Incoming::Single(m), _) => (vec![m], false),
+        (Incoming::Batch(v), _) => (v, true),
     };
     version?;
     let is_init = msgs

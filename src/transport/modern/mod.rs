@@ -553,7 +553,7 @@ async fn call(
             // layer's decision, taken once the upstream's era is known. A
             // group speaks 2025 to its members' sessions.
             if let Route::Group(_) = server {
-                mcp::strip_modern_meta(&mut msg);
+                msg = crate::session::strip_modern(msg).await;
             }
             stream = Some((out, out_rx));
             let (reply, rx) = outbound::channel(server.key(), "modern");
