@@ -333,8 +333,8 @@ impl<'de> serde::de::Visitor<'de> for Rewrite<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let out = self.out;
         out.push('{');
+        let open = out.len();
         let mut dropped = false;
-        let mut first = true;
         while let Some(Key(k)) = map.next_key::<Key>()? {
             let v: &'de RawValue = map.next_value()?;
             if !self.top
@@ -347,7 +347,7 @@ impl<'de> serde::de::Visitor<'de> for Rewrite<'_> {
                 continue;
             }
             let mark = out.len();
-            if !first {
+            if mark > open {
                 out.push(',');
             }
             match &k {
@@ -388,7 +388,6 @@ impl<'de> serde::de::Visitor<'de> for Rewrite<'_> {
             } else {
                 out.push_str(v.get());
             }
-            first = false;
         }
         out.push('}');
         Ok(dropped)

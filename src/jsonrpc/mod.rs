@@ -308,6 +308,9 @@ impl Message {
     /// Finds what the hub reads of `params` now, so a large message (parsed
     /// off the async workers) costs them no scan of it later.
     pub fn warm(&mut self) {
+        if self.known.is_some() {
+            return;
+        }
         if let Some(p) = &self.params {
             self.known = Some(Box::new(Known::of(p)));
         }

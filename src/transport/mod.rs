@@ -226,12 +226,14 @@ pub async fn parse_and<R: Send + 'static>(
     }
     offload::run(move || {
         let mut parsed = crate::jsonrpc::parse_body(&body)?;
-        // What the session reads of each message is found here too.
+        // `also` first: what it finds (a 2026-07-28 request's read) is not
+        // looked for again. What the session reads of each message is found
+        // here too.
+        let r = also(&mut parsed);
         match &mut parsed {
             crate::jsonrpc::Incoming::Single(m) => m.warm(),
             crate::jsonrpc::Incoming::Batch(v) => v.iter_mut().for_each(Message::warm),
         }
-        let r = also(&mut parsed);
         Ok((parsed, r))
     })
     .await

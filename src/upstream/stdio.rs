@@ -209,16 +209,13 @@ pub struct Reader {
     parsing: Option<tokio::task::JoinHandle<Option<Received>>>,
 }
 
-/// A stdout line this long or shorter is parsed where it is read.
-const INLINE: usize = 64 * 1024;
+// A stdout line this long or shorter is parsed where it is read.
+use crate::offload::INLINE;
 
 impl Reader {
     /// The next message, or `None` at EOF. Cancel-safe: a partial line stays in
     /// the buffer for the next call, and so does a large line's parse.
     pub async fn recv(&mut self) -> Option<Received> {
-        // One large line at a time over the hub: many cannot take every
-        // blocking thread (or every core) at once.
-        static LARGE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
         loop {
             if let Some(parsing) = &mut self.parsing {
                 let judged = parsing.await;
@@ -235,16 +232,14 @@ impl Reader {
                 self.ready = true;
             }
             if trim_ascii(&self.line.buf).len() > INLINE {
-                let Ok(turn) = LARGE.acquire().await else {
-                    return None;
-                };
+                // In its own task: the parse goes on if this call is
+                // cancelled, and the next call waits for it.
                 let line = std::mem::replace(&mut self.line.buf, Vec::with_capacity(LINE_START));
                 self.ready = false;
                 let server = self.server.clone();
-                self.parsing = Some(tokio::task::spawn_blocking(move || {
-                    let _turn = turn;
+                self.parsing = Some(tokio::spawn(crate::offload::run(move || {
                     judge(&server, trim_ascii(&line))
-                }));
+                })));
                 continue;
             }
             let judged = judge(&self.server, trim_ascii(&self.line.buf));

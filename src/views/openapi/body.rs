@@ -30,18 +30,11 @@ pub const MAX_MESSAGE: usize = 200;
 const MAX_LOC: usize = 32;
 /// Bodies up to this many values get every error (up to [`MAX_ERRORS`]).
 pub const FULL_CHECK_VALUES: u64 = 10_000;
-/// Bodies above this size are parsed off the async workers.
-const INLINE: usize = 64 << 10;
+// Bodies above this size are scanned and parsed off the async workers, one
+// at a time with the hub's other large messages.
+use crate::offload::INLINE;
 
 static BUDGET: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
-/// Large bodies are scanned and parsed one at a time, so they take one core
-/// at most and the hub's other requests keep the rest.
-static WORKER: Semaphore = Semaphore::const_new(1);
-
-async fn off_workers<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let _turn = WORKER.acquire().await.ok()?;
-    tokio::task::spawn_blocking(f).await.ok()
-}
 
 fn budget() -> Arc<Semaphore> {
     BUDGET
@@ -136,7 +129,10 @@ pub async fn check(body: Bytes, schema: Option<Arc<str>>) -> Result<Checked, Rep
     // Invalid JSON is left to the parse below, which says where.
     let tally = if body.len() > INLINE {
         let b = body.clone();
-        off_workers(move || estimate(&b)).await.flatten()
+        crate::offload::run_caught(move || estimate(&b))
+            .await
+            .ok()
+            .flatten()
     } else {
         estimate(&body)
     }
@@ -163,14 +159,12 @@ pub async fn check(body: Bytes, schema: Option<Arc<str>>) -> Result<Checked, Rep
         check_parsed(args, schema.as_deref(), tally.values)
     };
     let args = if large {
-        tokio::task::spawn_blocking(work)
-            .await
-            .unwrap_or_else(|_| {
-                Err(super::call::detail(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "checking the arguments failed",
-                ))
-            })?
+        crate::offload::run_caught(work).await.unwrap_or_else(|_| {
+            Err(super::call::detail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "checking the arguments failed",
+            ))
+        })?
     } else {
         work()?
     };
